@@ -1,0 +1,130 @@
+"""Shared command-line flags, declared once and validated up front (STYLE.md §4).
+
+Every script builds its parser with :func:`parser`, adds the shared groups it needs, and gets
+one clear error line and exit code 2 for bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import paths
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line naming it (not the whole usage block), exit 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        print(f"error: {self.prog}: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def parser(doc: str | None) -> Parser:
+    return Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+# --- value types: each names the bad value and what is allowed -----------------------------
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive integer (>= 1)")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be > 0")
+    return value
+
+
+def unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is outside [0, 1]")
+    return value
+
+
+def flatten(values: Sequence | None) -> list | None:
+    """``--layers 0,1 2`` and ``--layers 0 1 2`` both give [0, 1, 2]."""
+    if values is None:
+        return None
+    out = []
+    for value in values:
+        out.extend(value if isinstance(value, list) else [value])
+    return out
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def str_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+# --- shared flag groups --------------------------------------------------------------------
+def add_common(p: argparse.ArgumentParser, seed: int = 42) -> None:
+    p.add_argument("--results_path", type=Path, default=paths.DEFAULT_RESULTS,
+                   help="root of the results tree (default: results)")
+    p.add_argument("--seed", type=non_negative_int, default=seed, help="run seed")
+    p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda[:N]")
+    p.add_argument("--overwrite", action="store_true", help="redo finished work instead of skipping it")
+    p.add_argument("--verbose", action="store_true", help="debug logging")
+
+
+def add_model_path(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    p.add_argument("--model_path", default=default,
+                   help="trained classifier: a local folder (default: RESULTS/gpt2) or a hub id")
+
+
+def add_selection(p: argparse.ArgumentParser) -> None:
+    """Which sweep cells: causal models, layers and low-rank dimensions (default: all)."""
+    p.add_argument("--causal_model_type", choices=["arithmetic", "simple", "all"], default="all",
+                   help="family of causal models (arithmetic: XY XZ YZ; simple: X Y Z XYZ)")
+    p.add_argument("--causal_models", type=str_list, default=None,
+                   help="comma-separated names, e.g. XY,Z (overrides --causal_model_type)")
+    p.add_argument("--layers", type=int_list, nargs="+", default=None,
+                   help="layers, e.g. 0,1,2 (0 = embeddings; L = output of block L-1; default: all)")
+    p.add_argument("--low_rank_dimensions", type=int_list, nargs="+", default=None,
+                   help="low-rank dimensions k (default: the thesis list scaled by width)")
+
+
+def writable_dir(path: Path) -> Path:
+    """Create ``path`` if needed and prove we can write there; UsageError otherwise."""
+    from .runtime import UsageError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write_probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UsageError(f"--results_path {path} is not writable ({err.strerror}); "
+                         "choose a folder you can write to") from None
+    return path

@@ -1,0 +1,95 @@
+"""The one place that knows the results layout (DESIGN.md, "Results layout").
+
+Every stage receives only ``--results_path``; every file or folder under it is named here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_RESULTS = Path("results")
+
+# File names shared by every stage.
+METRICS = "metrics.json"
+RUN = "run.json"
+
+
+def results_root(results_path: str | Path | None = None) -> Path:
+    return Path(results_path) if results_path is not None else DEFAULT_RESULTS
+
+
+# --- stage 1: the arithmetic GPT-2 -------------------------------------------------------
+def gpt2_dir(root: Path) -> Path:
+    return Path(root) / "gpt2"
+
+
+def training_curve_png(root: Path) -> Path:
+    return gpt2_dir(root) / "training_curve.png"
+
+
+# --- stage 2-3: DAS cells and IIA -------------------------------------------------------
+def das_root(root: Path) -> Path:
+    return Path(root) / "das"
+
+
+def das_cell_dir(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> Path:
+    return das_root(root) / causal_model / f"layer_{layer}" / f"k_{low_rank_dimension}"
+
+
+def hidden_cache(root: Path) -> Path:
+    """Cached residual-stream states of all 1000 inputs at every layer (derived, re-creatable)."""
+    return das_root(root) / "hidden_states.pt"
+
+
+def iia_csv(root: Path) -> Path:
+    return Path(root) / "iia.csv"
+
+
+# --- stage 5: IIA graphs --------------------------------------------------------------
+def graph_npy(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> Path:
+    return Path(root) / "graphs" / causal_model / f"layer_{layer}_k_{low_rank_dimension}.npy"
+
+
+def graph_meta(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> Path:
+    return graph_npy(root, causal_model, layer, low_rank_dimension).with_suffix(".json")
+
+
+def graph_export(root: Path, causal_model: str, layer: int, low_rank_dimension: int,
+                 fmt: str) -> Path:
+    suffix = {"graphml": ".graphml", "node_link": ".node_link.json"}[fmt]
+    return graph_npy(root, causal_model, layer, low_rank_dimension).with_suffix(suffix)
+
+
+# --- stage 6: cliques -----------------------------------------------------------------
+def cliques_json(root: Path, finder: str, causal_model: str, layer: int,
+                 low_rank_dimension: int) -> Path:
+    return Path(root) / "cliques" / finder / f"{causal_model}_layer_{layer}_k_{low_rank_dimension}.json"
+
+
+# --- stage 7: decision trees ------------------------------------------------------------
+def tree_file(root: Path, causal_model: str, layer: int, low_rank_dimension: int,
+              suffix: str) -> Path:
+    """suffix is one of 'json', 'txt', 'png'."""
+    return Path(root) / "trees" / f"{causal_model}_layer_{layer}_k_{low_rank_dimension}.{suffix}"
+
+
+# --- stage 8: combined causal models -----------------------------------------------------
+def combination_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
+    return Path(root) / "combination" / f"layer_{layer}_k_{low_rank_dimension}.csv"
+
+
+def combination_assignment_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
+    return Path(root) / "combination" / f"layer_{layer}_k_{low_rank_dimension}_assignment.csv"
+
+
+# --- MLP part, plots, report --------------------------------------------------------------
+def mlp_dir(root: Path, experiment: str) -> Path:
+    """experiment: 'hierarchical_equality', 'pattern_matching' or 'wrong_causal_graph'."""
+    return Path(root) / "mlp" / experiment
+
+
+def plots_dir(root: Path) -> Path:
+    return Path(root) / "plots"
+
+
+def report_md(root: Path) -> Path:
+    return Path(root) / "REPORT.md"

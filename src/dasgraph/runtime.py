@@ -1,0 +1,210 @@
+"""Seeds, devices, run metadata, atomic writes and logging: what every stage shares.
+
+Every artifact is written through ``atomic_*`` (temporary name, then rename) so an interrupted
+run never leaves a half file that looks finished, and sits next to a ``run.json`` saying what
+made it (``write_run_json``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+LIBRARIES = ("torch", "transformers", "pyvene", "numpy", "networkx", "scikit-learn",
+             "pandas", "matplotlib", "seaborn", "tqdm")
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit code 2, nothing written."""
+
+
+# --- seeds -----------------------------------------------------------------------------
+def derive_seed(seed: int, *parts: object) -> int:
+    """A seed for one unit of work (a sweep cell, a graph): stable across processes.
+
+    Hashing the run seed with the unit's identity means a cell re-run alone draws exactly the
+    numbers it drew inside the full sweep, whatever ran before it.
+    """
+    text = "/".join([str(seed), *map(str, parts)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def set_seed(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def configure_determinism() -> None:
+    import torch
+
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+# --- devices -----------------------------------------------------------------------------
+def resolve_device(name: str = "auto") -> str:
+    """'auto' -> 'cuda' when available, else 'cpu'. Explicit names are checked, never assumed."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
+    if name not in ("cpu", "mps") and not name.startswith("cuda"):
+        raise UsageError(f"--device {name!r} is not a device; use auto, cpu or cuda[:N]")
+    return name
+
+
+# --- run metadata ------------------------------------------------------------------------
+def git_commit() -> str:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10)
+        commit = out.stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit + ("+dirty" if dirty and commit != "unknown" else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def run_record(args: Any, seed: int | None = None, device: str | None = None,
+               **extra: Any) -> dict[str, Any]:
+    """What made an artifact: command line, resolved arguments, seed, device, commit, versions."""
+    arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()} \
+        if args is not None else {}
+    return {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "arguments": arguments,
+        "seed": seed if seed is not None else arguments.get("seed"),
+        "device": device if device is not None else arguments.get("device"),
+        "git_commit": git_commit(),
+        "versions": library_versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }
+
+
+def write_run_json(directory: Path, args: Any, **kwargs: Any) -> Path:
+    path = Path(directory) / "run.json"
+    atomic_write_json(path, run_record(args, **kwargs))
+    return path
+
+
+# --- atomic writes -------------------------------------------------------------------------
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
+                               dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+@contextmanager
+def atomic_directory(final: Path, overwrite: bool = False) -> Iterator[Path]:
+    """Build a whole directory under a temporary name; swap it in only when complete.
+
+    A killed run leaves at most a hidden ``.name.partial-*`` folder, never a folder at the
+    final name that looks finished.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            if not overwrite:
+                raise UsageError(f"{final} already exists; pass --overwrite to replace it")
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+# --- logging --------------------------------------------------------------------------------
+def setup_logging(verbose: bool = False) -> None:
+    """Configured once, in a script's main. Quietens the chatty libraries we import."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", force=True)
+    for noisy in ("transformers", "pyvene", "matplotlib", "PIL", "urllib3", "httpx", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_main(body, argv=None) -> int:
+    """Run a stage's body; turn UsageError into one clear line on stderr and exit code 2."""
+    try:
+        body(argv)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
