@@ -120,6 +120,13 @@ def write_run_json(directory: Path, args: Any, **kwargs: Any) -> Path:
     return path
 
 
+def sidecar_run_json(artifact: Path, args: Any, **kwargs: Any) -> Path:
+    """``<artifact>.run.json`` beside a single-file artifact (CSV, NPY, PNG)."""
+    path = Path(str(artifact) + ".run.json")
+    atomic_write_json(path, run_record(args, **kwargs))
+    return path
+
+
 # --- atomic writes -------------------------------------------------------------------------
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
@@ -201,10 +208,16 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def run_main(body, argv=None) -> int:
-    """Run a stage's body; turn UsageError into one clear line on stderr and exit code 2."""
+    """Run a stage's body and return its exit code (so tests can call ``main([...])``).
+
+    UsageError becomes one clear line on stderr and exit code 2; argparse's own errors
+    (already printed as one line by ``cli.Parser``) keep their code.
+    """
     try:
         body(argv)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except SystemExit as stop:  # argparse: --help (0) or a bad flag (2)
+        return stop.code if isinstance(stop.code, int) else 2
     return 0
