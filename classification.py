@@ -1,0 +1,56 @@
+"""Stage 7: decision trees that say, in rules over X, Y, Z, which inputs sit inside cliques.
+
+For every clique file of one finder (results/cliques/{finder}/{cm}_layer_{L}_k_{k}.json):
+positives = inputs inside the cliques, negatives = as many other inputs (seeded draw); 19
+features (X, Y, Z, parities, pair and triple sums, divisibility by 3/5/7); GridSearchCV over
+max_depth 1-4; held-out accuracy by nested cross-validation. Writes
+results/trees/{cm}_layer_{L}_k_{k}.json (numbers, rules, run record), .txt (export_text) and
+.png (plot_tree). Finished files are skipped unless --overwrite.
+
+Example:
+    python classification.py --results_path results --clique_finder RemovalHeuristic \
+        --causal_models XY --layers 2,3
+"""
+from __future__ import annotations
+
+import logging
+
+from tqdm import tqdm
+
+from dasgraph import causal_models, cli, runtime, trees
+
+log = logging.getLogger(__name__)
+
+
+def parse_args(argv=None):
+    p = cli.parser(__doc__)
+    p.add_argument("--clique_finder", default="RemovalHeuristic",
+                   help="which clique folder to read: results/cliques/NAME (default: RemovalHeuristic)")
+    cli.add_common(p)
+    cli.add_selection(p)
+    args = p.parse_args(argv)
+    args.layers = cli.flatten(args.layers)
+    args.low_rank_dimensions = cli.flatten(args.low_rank_dimensions)
+    return args
+
+
+def _body(argv):
+    args = parse_args(argv)
+    runtime.setup_logging(args.verbose)
+    log.info("arguments: %s", vars(args))
+    models = causal_models.select(args.causal_model_type, args.causal_models)
+    files = trees.find_clique_files(args.results_path, args.clique_finder, models,
+                                    args.layers, args.low_rank_dimensions)
+    cli.writable_dir(args.results_path)
+    log.info("%d clique file(s) of %s", len(files), args.clique_finder)
+    for clique_file in tqdm(files, desc="trees", disable=len(files) < 2):
+        trees.run_clique_file(clique_file, args.results_path, args.clique_finder, args,
+                              args.seed, overwrite=args.overwrite)
+
+
+def main(argv=None) -> int:
+    return runtime.run_main(_body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,347 @@
+"""Combined causal models from IIA graphs (stage 8; THESIS.md §5, the CLeaR 2025 paper).
+
+A combined model splits the 1000 inputs into cells, each explained by one non-trivial causal
+model; what no model explains goes to the trivial model XYZ. The paper's greedy, at one
+(layer, k) and a faithfulness threshold λ::
+
+    remaining = all inputs
+    repeat while unused models remain and at least MIN_CELL_SIZE inputs remain:
+        pick an unused model by the selection rule
+        order the remaining inputs by degree in that model's graph restricted to them
+            (sum of IIA, descending; ties by node id)
+        grow the prefix while its mean pair IIA stays >= λ (stop at the first drop below)
+        if the prefix has >= MIN_CELL_SIZE inputs: it becomes the model's cell; remove them
+    leftover inputs -> XYZ
+
+Selection rules: ``mean_iia`` picks the unused model with the highest mean pair IIA over the
+remaining inputs (as in the published figures; a model whose prefix is too small is used up
+without a cell); ``largest_set`` grows every unused model and takes the largest cell (as the
+paper's text says; it stops when no model can make a cell). Ties go to the higher cell IIA,
+then to the earlier model in the model set.
+
+Strength = share of inputs in non-trivial cells. Cell faithfulness (``cell_iia``) = mean IIA
+over the unordered pairs inside the cell. A single input has no pairs, so it carries no
+evidence that a model explains it: cells need at least MIN_CELL_SIZE = 2 inputs, and a lone
+input stays with XYZ.
+
+Exactness: IIA values are multiples of 0.5, so degree and prefix sums are exact in float64,
+and ``sum / pairs >= λ`` is decided exactly for λ given in decimal (the distance between a
+mean and a decimal λ is at least 0.1 / pairs, far above rounding error).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import causal_models, graphs, paths, task
+from .runtime import UsageError, atomic_path, sidecar_run_json
+
+log = logging.getLogger(__name__)
+
+RULES = ("mean_iia", "largest_set")
+DEFAULT_LAMBDAS = (1.0, 0.95, 0.9, 0.8)
+MIN_CELL_SIZE = 2
+# The model sets of the published strength table (reference/published_strength_layer7_k256.csv):
+# every single non-trivial model, six pairs of a single-variable model with an arithmetic one,
+# and all six together. Names join models with "+", as the published file does.
+SINGLE_ORDER = ("X", "Y", "Z", "XY", "XZ", "YZ")
+PUBLISHED_PAIRS = (("X", "XY"), ("Y", "XY"), ("Y", "YZ"), ("Z", "YZ"), ("X", "XZ"), ("Z", "XZ"))
+
+
+def default_model_sets() -> list[tuple[str, ...]]:
+    return [(m,) for m in SINGLE_ORDER] + list(PUBLISHED_PAIRS) + [SINGLE_ORDER]
+
+
+def model_set_name(models: Sequence[str]) -> str:
+    return "+".join(models)
+
+
+def parse_model_set(text: str) -> tuple[str, ...]:
+    """'X,XY' -> ('X', 'XY'); UsageError for unknown, trivial or repeated names."""
+    models = tuple(part.strip() for part in text.replace("+", ",").split(",") if part.strip())
+    bad = [m for m in models if m not in causal_models.NON_TRIVIAL]
+    if not models or bad or len(set(models)) != len(models):
+        raise UsageError(f"--model_sets {text!r}: give distinct non-trivial models separated by "
+                         f"commas, from {', '.join(causal_models.NON_TRIVIAL)} "
+                         f"({causal_models.TRIVIAL} is the trivial model that takes the rest)")
+    return models
+
+
+# --- the greedy's two primitives, vectorised ------------------------------------------------
+def mean_pair_iia(graph: np.ndarray, nodes: np.ndarray) -> float:
+    """Mean IIA over the unordered pairs of ``nodes`` (NaN for fewer than two nodes)."""
+    nodes = np.asarray(nodes)
+    n = len(nodes)
+    if n < 2:
+        return float("nan")
+    return float(graph[np.ix_(nodes, nodes)].sum(dtype=np.float64) / (n * (n - 1)))
+
+
+def prefix_mean_iia(graph: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order ``nodes`` by degree inside ``graph[nodes][:, nodes]`` and give every prefix's mean.
+
+    graph: (1000, 1000) IIA graph; nodes: (n,) sorted node ids.
+    Returns (ordered, means): ordered (n,) node ids by degree descending, ties by node id;
+    means (n,) float64, means[m - 1] = mean pair IIA of the first m (means[0] = NaN).
+    O(n²): one pass to build the subgraph, one lower-triangle row sum, one cumulative sum.
+    """
+    nodes = np.asarray(nodes, dtype=np.int64)
+    sub = graph[np.ix_(nodes, nodes)].astype(np.float64)
+    order = np.lexsort((nodes, -sub.sum(axis=1)))          # last key is the primary one
+    ordered_sub = sub[np.ix_(order, order)]
+    # IIA between the m-th node and the m-1 before it; cumulated, the pair sum of each prefix
+    pair_sums = np.cumsum(np.tril(ordered_sub, -1).sum(axis=1))
+    sizes = np.arange(1, len(nodes) + 1, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = pair_sums / (sizes * (sizes - 1) / 2)
+    means[:1] = np.nan
+    return nodes[order], means
+
+
+def grown_size(means: np.ndarray, lam: float) -> int:
+    """Largest m such that every prefix of size 2..m has mean IIA >= λ (1 if even 2 fails)."""
+    below = np.flatnonzero(~(means[1:] >= lam))
+    return len(means) if len(below) == 0 else int(below[0]) + 1
+
+
+@dataclass
+class Cell:
+    causal_model: str
+    nodes: np.ndarray      # sorted node ids
+    iia: float             # mean pair IIA inside the cell (NaN when no graph / < 2 nodes)
+    step: int | None       # order in which the greedy made it (None for the XYZ remainder)
+
+
+@dataclass
+class Combination:
+    models: tuple[str, ...]
+    rule: str
+    lam: float
+    cells: list[Cell]          # non-trivial cells, in the order made
+    remainder: Cell            # the XYZ cell
+    n_inputs: int = task.N_INPUTS
+
+    @property
+    def strength(self) -> float:
+        return sum(len(c.nodes) for c in self.cells) / self.n_inputs
+
+    @property
+    def faithfulness(self) -> float:
+        """Size-weighted mean cell IIA over the non-trivial cells (NaN when there are none)."""
+        sizes = np.array([len(c.nodes) for c in self.cells], dtype=float)
+        return float(np.dot(sizes, [c.iia for c in self.cells]) / sizes.sum()) if len(sizes) \
+            else float("nan")
+
+    def assignment(self) -> np.ndarray:
+        """(1000,) model name per node id."""
+        out = np.full(self.n_inputs, causal_models.TRIVIAL, dtype=object)
+        for cell in self.cells:
+            out[cell.nodes] = cell.causal_model
+        return out
+
+
+class Combiner:
+    """Runs the greedy on one (layer, k)'s graphs, caching each (model, remaining set) order.
+
+    The ordering and prefix means depend only on the model and the remaining inputs, not on
+    λ, the rule or the model set, so every start from all 1000 inputs is computed once.
+    """
+
+    def __init__(self, graphs_: Mapping[str, np.ndarray], trivial_graph: np.ndarray | None = None,
+                 min_cell_size: int = MIN_CELL_SIZE):
+        self.graphs = dict(graphs_)
+        self.trivial_graph = trivial_graph
+        self.min_cell_size = max(2, int(min_cell_size))
+        self._cache: dict[tuple[str, bytes], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _prefix(self, model: str, remaining: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = (model, np.packbits(remaining).tobytes())
+        if key not in self._cache:
+            self._cache[key] = prefix_mean_iia(self.graphs[model], np.flatnonzero(remaining))
+        return self._cache[key]
+
+    def _grow(self, model: str, remaining: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
+        ordered, means = self._prefix(model, remaining)
+        m = grown_size(means, lam)
+        return (np.sort(ordered[:m]), float(means[m - 1])) if m >= self.min_cell_size \
+            else (ordered[:0], float("nan"))
+
+    def combine(self, models: Sequence[str], lam: float, rule: str) -> Combination:
+        if rule not in RULES:
+            raise ValueError(f"rule {rule!r} is not one of {RULES}")
+        missing = [m for m in models if m not in self.graphs]
+        if missing:
+            raise KeyError(f"no graph for {missing}")
+        remaining = np.ones(task.N_INPUTS, dtype=bool)
+        unused, cells = list(models), []
+        while unused and remaining.sum() >= self.min_cell_size:
+            if rule == "mean_iia":
+                # means[-1] is the mean over all remaining inputs; max() keeps the first of ties
+                model = max(unused, key=lambda m: _nan_low(self._prefix(m, remaining)[1][-1]))
+                nodes, iia = self._grow(model, remaining, lam)
+            else:
+                grown = {m: self._grow(m, remaining, lam) for m in unused}
+                model = max(unused, key=lambda m: (len(grown[m][0]), _nan_low(grown[m][1])))
+                nodes, iia = grown[model]
+                if len(nodes) == 0:
+                    break                       # no model can make a cell any more
+            unused.remove(model)
+            if len(nodes):
+                cells.append(Cell(model, nodes, iia, len(cells) + 1))
+                remaining[nodes] = False
+        left = np.flatnonzero(remaining)
+        trivial_iia = mean_pair_iia(self.trivial_graph, left) if self.trivial_graph is not None \
+            else float("nan")
+        return Combination(tuple(models), rule, float(lam), cells,
+                           Cell(causal_models.TRIVIAL, left, trivial_iia, None))
+
+
+def _nan_low(value: float) -> float:
+    return -np.inf if np.isnan(value) else value
+
+
+def combine(graphs_: Mapping[str, np.ndarray], models: Sequence[str], lam: float, rule: str,
+            trivial_graph: np.ndarray | None = None) -> Combination:
+    """One combined model: ``graphs_`` maps model name -> (1000, 1000) IIA graph."""
+    return Combiner(graphs_, trivial_graph).combine(models, lam, rule)
+
+
+# --- tables -----------------------------------------------------------------------------
+CELL_COLUMNS = ["layer", "low_rank_dimension", "models", "rule", "lambda", "strength",
+                "faithfulness", "n_cells", "step", "cell_model", "cell_size", "cell_iia"]
+
+
+def combination_tables(combiner: Combiner, model_sets: Iterable[Sequence[str]],
+                       lambdas: Sequence[float], rules: Sequence[str], layer: int,
+                       low_rank_dimension: int, progress: bool = False
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(cells, assignment) tidy tables for every model set × rule × λ.
+
+    cells: one row per cell, the XYZ remainder included (step empty); strength, faithfulness
+    and n_cells repeat on every row of a combination, so one row per combination reads as the
+    strength table. assignment: one row per combination × node (node_id, X, Y, Z, causal_model).
+    """
+    from tqdm import tqdm
+
+    jobs = [(tuple(s), r, float(lam)) for s in model_sets for r in rules for lam in lambdas]
+    xyz = task.all_inputs()
+    cell_rows, assign_parts = [], []
+    for models, rule, lam in tqdm(jobs, desc=f"layer {layer} k {low_rank_dimension}",
+                                  disable=not progress):
+        combo = combiner.combine(models, lam, rule)
+        head = {"layer": layer, "low_rank_dimension": low_rank_dimension,
+                "models": model_set_name(models), "rule": rule, "lambda": lam,
+                "strength": combo.strength, "faithfulness": combo.faithfulness,
+                "n_cells": len(combo.cells)}
+        for cell in [*combo.cells, combo.remainder]:
+            cell_rows.append({**head, "step": cell.step, "cell_model": cell.causal_model,
+                              "cell_size": len(cell.nodes), "cell_iia": cell.iia})
+        assign_parts.append(pd.DataFrame({
+            "layer": layer, "low_rank_dimension": low_rank_dimension,
+            "models": head["models"], "rule": rule, "lambda": lam,
+            "node_id": np.arange(task.N_INPUTS), "X": xyz[:, 0], "Y": xyz[:, 1], "Z": xyz[:, 2],
+            "causal_model": combo.assignment()}))
+    cells = pd.DataFrame(cell_rows, columns=CELL_COLUMNS).astype({"step": "Int64"})
+    return cells, pd.concat(assign_parts, ignore_index=True)
+
+
+def strength_table(cells: pd.DataFrame, rule: str = "mean_iia", percent: bool = True
+                   ) -> pd.DataFrame:
+    """Strength per model set × λ in the published file's shape.
+
+    Columns: models, lambda_1.0, lambda_0.95, ... (λ descending); rows in the order the model
+    sets first appear. Values in % (as published) unless ``percent=False``.
+    """
+    sub = cells[cells["rule"] == rule].drop_duplicates(["models", "lambda"])
+    if sub.empty:
+        raise ValueError(f"no rows for rule {rule!r}")
+    wide = sub.pivot(index="models", columns="lambda", values="strength")
+    wide = (wide[sorted(wide.columns, reverse=True)] * (100.0 if percent else 1.0)).round(6)
+    wide = wide.reindex(list(dict.fromkeys(sub["models"])))
+    wide.columns = [f"lambda_{float(lam)}" for lam in wide.columns]
+    return wide.reset_index().rename_axis(columns=None)
+
+
+# --- the stage: which (layer, k) cells, graphs in, CSVs out -----------------------------------
+@dataclass
+class GraphCell:
+    layer: int
+    low_rank_dimension: int
+    models: set[str] = field(default_factory=set)   # models with a graph here
+
+
+def find_graph_cells(root: Path, models: Iterable[str], layers: list[int] | None,
+                     low_rank_dimensions: list[int] | None) -> list[GraphCell]:
+    """(layer, k) pairs where any of ``models`` has a graph; UsageError when there are none."""
+    models = sorted(set(models))
+    found = graphs.find_graphs(root, models, layers, low_rank_dimensions)
+    cells: dict[tuple[int, int], GraphCell] = {}
+    for cm, layer, k in found:
+        cells.setdefault((layer, k), GraphCell(layer, k)).models.add(cm)
+    if not cells:
+        where = Path(root) / "graphs"
+        raise UsageError(f"no IIA graphs for {', '.join(models)} under {where}"
+                         f"{_selection_text(layers, low_rank_dimensions)}; run "
+                         "disentangle_causal_models.py first (e.g. --causal_models "
+                         f"{','.join(models)})")
+    return [cells[key] for key in sorted(cells)]
+
+
+def _selection_text(layers, ks) -> str:
+    parts = ([f"layers {layers}"] if layers else []) + ([f"k {ks}"] if ks else [])
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def usable_model_sets(cell: GraphCell, model_sets: Sequence[tuple[str, ...]],
+                      strict: bool) -> list[tuple[str, ...]]:
+    """Model sets whose graphs all exist at this cell; with ``strict`` a missing one is an error."""
+    usable = [s for s in model_sets if set(s) <= cell.models]
+    for s in model_sets:
+        missing = sorted(set(s) - cell.models)
+        if missing and strict:
+            raise UsageError(
+                f"no IIA graph for {', '.join(missing)} at layer {cell.layer}, k "
+                f"{cell.low_rank_dimension} (model set {model_set_name(s)}); run "
+                f"disentangle_causal_models.py first (--causal_models {','.join(missing)} "
+                f"--layers {cell.layer} --low_rank_dimensions {cell.low_rank_dimension})")
+        if missing:
+            log.warning("layer %d k %d: skipping model set %s (no graph for %s)", cell.layer,
+                        cell.low_rank_dimension, model_set_name(s), ", ".join(missing))
+    return usable
+
+
+def run_graph_cell(root: Path, cell: GraphCell, model_sets: Sequence[tuple[str, ...]],
+                   lambdas: Sequence[float], rules: Sequence[str], args: Any,
+                   strict: bool = False, overwrite: bool = False) -> pd.DataFrame | None:
+    """Combine at one (layer, k) and write its two CSVs (+ run records); returns the cells table.
+
+    Skips (returns None) when the CSV exists and not ``overwrite``, or when no model set has
+    all its graphs here.
+    """
+    out = paths.combination_csv(root, cell.layer, cell.low_rank_dimension)
+    if out.exists() and not overwrite:
+        log.info("%s exists; skipping (pass --overwrite to redo)", out)
+        return None
+    sets = usable_model_sets(cell, model_sets, strict)
+    if not sets:
+        return None
+    needed = sorted({m for s in sets for m in s})
+    loaded = {m: graphs.load_graph(root, m, cell.layer, cell.low_rank_dimension) for m in needed}
+    trivial = (graphs.load_graph(root, causal_models.TRIVIAL, cell.layer, cell.low_rank_dimension)
+               if paths.graph_npy(root, causal_models.TRIVIAL, cell.layer,
+                                  cell.low_rank_dimension).exists() else None)
+    table, assignment = combination_tables(Combiner(loaded, trivial), sets, lambdas, rules,
+                                           cell.layer, cell.low_rank_dimension, progress=True)
+    assign_out = paths.combination_assignment_csv(root, cell.layer, cell.low_rank_dimension)
+    for frame, path in ((assignment, assign_out), (table, out)):   # main CSV last: "done" marker
+        sidecar_run_json(path, args, trivial_graph=trivial is not None,
+                         min_cell_size=MIN_CELL_SIZE)
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
+        log.info("wrote %s", path)
+    return table

@@ -1,0 +1,214 @@
+"""Stage 8: the greedy combination on graphs with hand-computed answers, its invariants on
+random graphs, the two selection rules, and combine_causal_models.py end to end."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dasgraph import combine, paths
+
+REPO = Path(__file__).resolve().parents[1]
+N = 1000
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), REPO / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _graph(*blocks) -> np.ndarray:
+    """A valid IIA graph from (rows, cols, value) blocks: symmetric, zero diagonal, float32."""
+    g = np.zeros((N, N))
+    for rows, cols, value in blocks:
+        g[np.ix_(rows, cols)] = value
+    g = np.maximum(g, g.T)
+    np.fill_diagonal(g, 0)
+    return g.astype(np.float32)
+
+
+# Hand example. Model A (XY): nodes 0-9 pairwise IIA 1, node 10 at 0.5 with each of 0-9.
+# Model B (Z): nodes 10-14 pairwise IIA 1, node 15 at 0.5 with each of 10-14.
+#   A over all inputs: order 0..9 (degree 9.5), 10 (5), then 11, 12, ... (0) by id.
+#     prefix means: 10 -> 45/45 = 1; 11 -> 50/55 = 0.909; 12 -> 50/66 = 0.758.
+#   B's pair sum (12.5) < A's (50), so mean_iia takes A first; then B on what is left:
+#     λ = 1, 0.95: A = 0-9 (IIA 1); B = 10-14 (10/10 = 1; adding 15 gives 12.5/15 = 0.833).
+#     λ = 0.9:    A = 0-10 (0.909); B = 11-14 (6/6 = 1; adding 15 gives 8/10 = 0.8 < 0.9).
+#     λ = 0.8:    A = 0-10 (0.909); B = 11-15 (8/10 = 0.8; adding 16 gives 8/15).
+A = _graph((range(10), range(10), 1.0), ([10], range(10), 0.5))
+B = _graph((range(10, 15), range(10, 15), 1.0), ([15], range(10, 15), 0.5))
+HAND = {  # λ: (A cell, A IIA, B cell, B IIA)
+    1.0: (range(0, 10), 1.0, range(10, 15), 1.0),
+    0.95: (range(0, 10), 1.0, range(10, 15), 1.0),
+    0.9: (range(0, 11), 50 / 55, range(11, 15), 1.0),
+    0.8: (range(0, 11), 50 / 55, range(11, 16), 0.8),
+}
+
+
+@pytest.mark.parametrize("lam", list(HAND))
+@pytest.mark.parametrize("rule", combine.RULES)
+def test_hand_computed_combination(lam, rule):
+    a_nodes, a_iia, b_nodes, b_iia = HAND[lam]
+    combo = combine.combine({"XY": A, "Z": B}, ["XY", "Z"], lam, rule)
+    assert [c.causal_model for c in combo.cells] == ["XY", "Z"]
+    assert combo.cells[0].nodes.tolist() == list(a_nodes)
+    assert combo.cells[1].nodes.tolist() == list(b_nodes)
+    assert combo.cells[0].iia == pytest.approx(a_iia, abs=1e-12)
+    assert combo.cells[1].iia == pytest.approx(b_iia, abs=1e-12)
+    assert combo.strength == (len(a_nodes) + len(b_nodes)) / N
+    assert len(combo.remainder.nodes) == N - len(a_nodes) - len(b_nodes)
+    assignment = combo.assignment()
+    assert set(assignment[list(a_nodes)]) == {"XY"} and assignment[999] == "XYZ"
+
+
+def test_prefix_means_match_brute_force():
+    rng = np.random.default_rng(7)
+    upper = rng.choice([0.0, 0.5, 1.0], size=(N, N), p=[0.3, 0.3, 0.4])
+    g = np.triu(upper, 1)
+    g = (g + g.T).astype(np.float32)
+    nodes = np.sort(rng.choice(N, 40, replace=False))
+    ordered, means = combine.prefix_mean_iia(g, nodes)
+    degree = {n: g[n, nodes].sum() for n in nodes}
+    expected_order = sorted(nodes.tolist(), key=lambda n: (-degree[n], n))
+    assert ordered.tolist() == expected_order
+    for m in range(2, len(nodes) + 1):
+        prefix = ordered[:m]
+        pairs = [float(g[i, j]) for a, i in enumerate(prefix) for j in prefix[a + 1:]]
+        assert means[m - 1] == sum(pairs) / len(pairs)     # exact: IIA values are halves
+
+
+def test_growth_stops_at_the_first_drop_below_lambda():
+    means = np.array([np.nan, 1.0, 0.5, 1.0, 1.0])
+    assert combine.grown_size(means, 1.0) == 2
+    assert combine.grown_size(means, 0.5) == 5
+    assert combine.grown_size(np.array([np.nan, 0.0]), 0.5) == 1
+
+
+def _random_graph(rng, p_one, p_half):
+    upper = rng.choice([1.0, 0.5, 0.0], size=(N, N), p=[p_one, p_half, 1 - p_one - p_half])
+    g = np.triu(upper, 1)
+    # a planted dense block so that cells are not trivially small
+    block = rng.choice(N, 120, replace=False)
+    g[np.ix_(block, block)] = np.where(rng.random((120, 120)) < 0.95, 1.0, 0.5)
+    g = np.triu(g, 1)
+    return (g + g.T).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_cell_meets_lambda_on_random_graphs(seed):
+    rng = np.random.default_rng(seed)
+    models = ["X", "Y", "XY", "YZ"]
+    gs = {m: _random_graph(rng, rng.uniform(0.3, 0.8), 0.1) for m in models}
+    combiner = combine.Combiner(gs)
+    for lam in (1.0, 0.95, 0.9, 0.8, 0.6):
+        for rule in combine.RULES:
+            combo = combiner.combine(models, lam, rule)
+            seen = np.zeros(N, int)
+            for cell in combo.cells:
+                assert len(cell.nodes) >= 2
+                assert cell.iia >= lam
+                assert cell.iia == pytest.approx(combine.mean_pair_iia(gs[cell.causal_model],
+                                                                       cell.nodes), abs=1e-12)
+                seen[cell.nodes] += 1
+            seen[combo.remainder.nodes] += 1
+            assert (seen == 1).all(), "cells and the XYZ remainder partition the inputs"
+            assert combo.strength == pytest.approx((seen.sum() - len(combo.remainder.nodes)) / N)
+            assert len({c.causal_model for c in combo.cells}) == len(combo.cells)
+
+
+def test_the_two_rules_differ_on_a_constructed_case():
+    # X: block 0-9 at IIA 1, plus a matching of 0.5 edges among 100..999 that lifts its mean IIA
+    # above XY's. XY: block 0-10 at IIA 1 (larger). mean_iia takes X first (0-9) and leaves XY
+    # only node 10; largest_set takes XY's 11 first and leaves X nothing with IIA 1.
+    i = np.arange(100, N, 2)
+    gx = _graph((range(10), range(10), 1.0))
+    gx[i, i + 1] = gx[i + 1, i] = 0.5
+    gxy = _graph((range(11), range(11), 1.0))
+    gs = {"X": gx, "XY": gxy}
+    by_mean = combine.combine(gs, ["X", "XY"], 1.0, "mean_iia")
+    by_size = combine.combine(gs, ["X", "XY"], 1.0, "largest_set")
+    assert [(c.causal_model, c.nodes.tolist()) for c in by_mean.cells] == [("X", list(range(10)))]
+    assert [(c.causal_model, c.nodes.tolist()) for c in by_size.cells] == [("XY", list(range(11)))]
+    assert (by_mean.strength, by_size.strength) == (0.010, 0.011)
+
+
+def test_lone_inputs_are_not_cells_and_lambda_zero_takes_everything():
+    empty = combine.combine({"X": _graph()}, ["X"], 0.5, "mean_iia")
+    assert empty.cells == [] and empty.strength == 0 and len(empty.remainder.nodes) == N
+    everything = combine.combine({"X": _graph()}, ["X"], 0.0, "largest_set")
+    assert everything.strength == 1.0 and everything.cells[0].iia == 0.0
+
+
+def test_strength_table_has_the_published_shape():
+    combiner = combine.Combiner({"XY": A, "Z": B})
+    cells, assignment = combine.combination_tables(
+        combiner, [("Z",), ("XY",), ("XY", "Z")], [0.8, 1.0, 0.9, 0.95], combine.RULES, 3, 8)
+    table = combine.strength_table(cells, "mean_iia")
+    assert list(table.columns) == ["models", "lambda_1.0", "lambda_0.95", "lambda_0.9",
+                                   "lambda_0.8"]
+    assert table["models"].tolist() == ["Z", "XY", "XY+Z"]
+    row = table.set_index("models").loc["XY+Z"]
+    assert row.tolist() == pytest.approx([1.5, 1.5, 1.5, 1.6])
+    assert len(assignment) == 3 * 2 * 4 * N
+
+
+# --- combine_causal_models.py end to end --------------------------------------------------------
+def _save_graphs(root: Path, layer=3, k=8):
+    for cm, g in (("XY", A), ("Z", B)):
+        path = paths.graph_npy(root, cm, layer, k)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, g)
+
+
+def test_combine_end_to_end(tmp_path):
+    script = _script("combine_causal_models.py")
+    _save_graphs(tmp_path)
+    assert script.main(["--results_path", str(tmp_path), "--model_sets", "XY,Z",
+                        "--rule", "mean_iia"]) == 0
+    cells = pd.read_csv(paths.combination_csv(tmp_path, 3, 8))
+    assert set(cells["lambda"]) == {1.0, 0.95, 0.9, 0.8} and set(cells["rule"]) == {"mean_iia"}
+    at_09 = cells[cells["lambda"] == 0.9].set_index("cell_model")
+    assert at_09.loc["XY", "cell_size"] == 11 and at_09.loc["Z", "cell_size"] == 4
+    assert at_09.loc["XY", "cell_iia"] == pytest.approx(50 / 55)
+    assert at_09.loc["XYZ", "cell_size"] == 985 and (at_09["strength"] == 0.015).all()
+    assignment = pd.read_csv(paths.combination_assignment_csv(tmp_path, 3, 8))
+    one = assignment[assignment["lambda"] == 0.9].set_index("node_id")
+    assert len(one) == N and one.loc[10, "causal_model"] == "XY"
+    assert one.loc[596, ["X", "Y", "Z"]].tolist() == [6, 10, 7]
+    run = json.loads(Path(str(paths.combination_csv(tmp_path, 3, 8)) + ".run.json").read_text())
+    assert run["arguments"]["model_sets"] == ["XY,Z"]
+
+    # defaults: only the model sets whose graphs exist (XY and Z alone) are run
+    assert script.main(["--results_path", str(tmp_path), "--overwrite"]) == 0
+    cells = pd.read_csv(paths.combination_csv(tmp_path, 3, 8))
+    assert set(cells["models"]) == {"XY", "Z"} and set(cells["rule"]) == set(combine.RULES)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--lambdas", "1.5"], "outside [0, 1]"),
+    (["--lambdas", "-0.1"], "outside [0, 1]"),
+    (["--model_sets", "XY,X"], "disentangle_causal_models.py"),   # X has no graph
+    (["--model_sets", "XY,XYZ"], "non-trivial"),
+    (["--model_sets", "XY,W"], "non-trivial"),
+    (["--rule", "smallest"], "invalid choice"),
+    (["--layers", "5"], "disentangle_causal_models.py"),         # no graphs at layer 5
+])
+def test_combine_bad_input_exits_2(tmp_path, capsys, argv, needle):
+    script = _script("combine_causal_models.py")
+    _save_graphs(tmp_path)
+    assert script.main(["--results_path", str(tmp_path), *argv]) == 2
+    assert needle in capsys.readouterr().err
+    assert not paths.combination_csv(tmp_path, 3, 8).exists()
+
+
+def test_combine_without_graphs_names_the_stage_to_run(tmp_path, capsys):
+    script = _script("combine_causal_models.py")
+    assert script.main(["--results_path", str(tmp_path)]) == 2
+    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1 and "disentangle_causal_models.py" in errors[0]
