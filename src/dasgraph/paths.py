@@ -60,9 +60,13 @@ def graph_export(root: Path, causal_model: str, layer: int, low_rank_dimension: 
 
 
 # --- stage 6: cliques -----------------------------------------------------------------
+def cliques_dir(root: Path, finder: str) -> Path:
+    return Path(root) / "cliques" / finder
+
+
 def cliques_json(root: Path, finder: str, causal_model: str, layer: int,
                  low_rank_dimension: int) -> Path:
-    return Path(root) / "cliques" / finder / f"{causal_model}_layer_{layer}_k_{low_rank_dimension}.json"
+    return cliques_dir(root, finder) / f"{causal_model}_layer_{layer}_k_{low_rank_dimension}.json"
 
 
 # --- stage 7: decision trees ------------------------------------------------------------
@@ -75,6 +79,10 @@ def tree_file(root: Path, causal_model: str, layer: int, low_rank_dimension: int
 # --- stage 8: combined causal models -----------------------------------------------------
 def combination_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
     return Path(root) / "combination" / f"layer_{layer}_k_{low_rank_dimension}.csv"
+
+
+def combination_strength_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
+    return Path(root) / "combination" / f"layer_{layer}_k_{low_rank_dimension}_strength.csv"
 
 
 def combination_assignment_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:

@@ -1,0 +1,50 @@
+"""Stage 1: train GPT2ForSequenceClassification to classify X+Y+Z= (28 classes, sum - 3).
+
+Default: a small GPT-2 trained from scratch with a local tokenizer, offline, on a disjoint
+train / validation / test split of the 1000 inputs. ``--model_path gpt2`` (a hub id or a local
+folder) fine-tunes a pretrained model instead (needs the hub once, or a local copy).
+
+    python train_gpt2.py                          # embedded default -> results/gpt2/
+    python train_gpt2.py --model_path gpt2 --epochs 50 --batch_size 32 --device cuda
+"""
+from __future__ import annotations
+
+import logging
+
+from dasgraph import cli, runtime
+from dasgraph.training import TRAIN_DEFAULTS, run_training
+
+
+def parse_args(argv=None):
+    p = cli.parser(__doc__)
+    cli.add_common(p, seed=0)
+    cli.add_model_path(p, default=None)
+    p.add_argument("--epochs", type=cli.positive_int, default=None,
+                   help=f"epochs (default {TRAIN_DEFAULTS['scratch'].epochs} from scratch, "
+                        f"{TRAIN_DEFAULTS['pretrained'].epochs} fine-tuning)")
+    p.add_argument("--batch_size", type=cli.positive_int, default=None)
+    p.add_argument("--lr", type=cli.positive_float, default=None, help="peak learning rate (AdamW)")
+    p.add_argument("--weight_decay", type=cli.unit_float, default=None)
+    p.add_argument("--partial_sum_weight", type=float, default=None,
+                   help="weight of the auxiliary running-sum loss (X+Y at the second '+'); 0 = off")
+    p.add_argument("--n_layer", type=cli.positive_int, default=None, help="from scratch: blocks")
+    p.add_argument("--n_embd", type=cli.positive_int, default=None, help="from scratch: width")
+    p.add_argument("--n_head", type=cli.positive_int, default=None, help="from scratch: heads")
+    p.add_argument("--skip_existing", action="store_true",
+                   help="if a finished model is already there, keep it and exit 0")
+    return p.parse_args(argv)
+
+
+def _body(argv):
+    args = parse_args(argv)
+    runtime.setup_logging(args.verbose)
+    logging.getLogger(__name__).info("arguments: %s", vars(args))
+    run_training(args)
+
+
+def main(argv=None) -> int:
+    return runtime.run_main(_body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
