@@ -203,7 +203,8 @@ def setup_logging(verbose: bool = False) -> None:
     """Configured once, in a script's main. Quietens the chatty libraries we import."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", force=True)
+                        datefmt="%H:%M:%S", force=True, stream=sys.stdout)
+    # Log lines go to stdout; stderr keeps progress bars and the one-line error of bad input.
     for noisy in ("transformers", "pyvene", "matplotlib", "PIL", "urllib3", "httpx", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -1,0 +1,37 @@
+"""Shared fixtures: seeded torch, a tiny trained GPT-2 in a temporary results folder."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from dasgraph import paths
+
+torch.set_num_threads(2)
+
+TINY_TRAIN = ["--n_layer", "2", "--n_embd", "16", "--n_head", "2", "--epochs", "3",
+              "--batch_size", "100", "--device", "cpu"]
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_results(tmp_path_factory):
+    """A results folder holding a tiny (under-trained) GPT-2 trained through train_gpt2.main."""
+    import train_gpt2
+
+    root = tmp_path_factory.mktemp("tiny_results")
+    assert train_gpt2.main(["--results_path", str(root), *TINY_TRAIN]) == 0
+    return root
+
+
+@pytest.fixture
+def tiny_copy(tiny_results, tmp_path):
+    """A private copy of the tiny results folder, for tests that write into it."""
+    dst = tmp_path / "results"
+    shutil.copytree(paths.gpt2_dir(tiny_results), paths.gpt2_dir(dst))
+    return dst

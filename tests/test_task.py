@@ -1,0 +1,58 @@
+"""The arithmetic domain: inputs, node ids, the local tokenizer, the split."""
+import numpy as np
+import pytest
+
+from dasgraph import task
+
+
+def test_node_ids_follow_product_order():
+    inputs = task.all_inputs()
+    assert inputs.shape == (1000, 3)
+    assert inputs[0].tolist() == [1, 1, 1] and inputs[999].tolist() == [10, 10, 10]
+    assert inputs[123].tolist() == [2, 3, 4]          # 100*1 + 10*2 + 3
+    ids = task.node_id(inputs[:, 0], inputs[:, 1], inputs[:, 2])
+    assert np.array_equal(ids, np.arange(1000))
+    x, y, z = task.node_to_xyz(np.arange(1000))
+    assert np.array_equal(np.stack([x, y, z], 1), inputs)
+
+
+def test_labels_are_sum_minus_three():
+    lab = task.labels()
+    assert lab.min() == 0 and lab.max() == 27 and task.N_CLASSES == 28
+    assert lab[task.node_id(10, 9, 8)] == 27 - 3
+
+
+def test_tokenizer_gives_six_tokens_and_round_trips(tmp_path):
+    from transformers import AutoTokenizer
+
+    tok = task.build_tokenizer()
+    ids = task.encode_all(tok)
+    assert ids.shape == (1000, 6)
+    tok.save_pretrained(str(tmp_path))
+    loaded = AutoTokenizer.from_pretrained(str(tmp_path))
+    assert task.encode_all(loaded).equal(ids)
+    for prompt, row in zip(task.prompts(), ids):
+        assert loaded.decode(row).replace(" ", "") == prompt
+    # "10" is one token, as in GPT-2's BPE
+    assert len(loaded("10+10+10=")["input_ids"]) == 6
+
+
+def test_encode_rejects_a_tokenizer_with_the_wrong_shape():
+    class CharTokenizer:
+        def __call__(self, texts, add_special_tokens=False):
+            return {"input_ids": [[ord(c) for c in t] for t in texts]}
+
+    with pytest.raises(ValueError, match="exactly 6"):
+        task.encode_all(CharTokenizer())
+
+
+def test_split_is_disjoint_and_complete():
+    parts = task.split_nodes(seed=3)
+    sets = {k: set(v.tolist()) for k, v in parts.items()}
+    assert not sets["train"] & sets["validation"]
+    assert not sets["train"] & sets["test"]
+    assert not sets["validation"] & sets["test"]
+    assert set().union(*sets.values()) == set(range(1000))
+    assert len(sets["test"]) == 100
+    assert np.array_equal(task.split_nodes(3)["test"], parts["test"])
+    assert not np.array_equal(task.split_nodes(4)["test"], parts["test"])

@@ -1,0 +1,80 @@
+"""Stage 1 through its real CLI: a tiny training run, reloading, determinism, bad input."""
+import json
+import os
+
+import pytest
+import torch
+
+import train_gpt2
+from dasgraph import model as gpt2, paths, task
+
+from conftest import TINY_TRAIN
+
+
+def test_tiny_run_writes_a_loadable_self_describing_model(tiny_results):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out = paths.gpt2_dir(tiny_results)
+    metrics = json.loads((out / "metrics.json").read_text())
+    run = json.loads((out / "run.json").read_text())
+    assert {"train_accuracy", "validation_accuracy", "test_accuracy",
+            "all_inputs_accuracy"} <= metrics.keys()
+    assert len(metrics["history"]) == 3 and metrics["history"][0]["epoch"] == 1
+    assert run["seed"] == 0 and run["device"] == "cpu" and "torch" in run["versions"]
+    assert "git_commit" in run and run["arguments"]["epochs"] == 3
+    assert (out / "training_curve.png").stat().st_size > 1000
+    model = AutoModelForSequenceClassification.from_pretrained(str(out)).eval()
+    tok = AutoTokenizer.from_pretrained(str(out))
+    ids = task.encode_all(tok)
+    acc = gpt2.accuracy(model, ids, torch.as_tensor(task.labels()))
+    assert acc == pytest.approx(metrics["all_inputs_accuracy"], abs=1e-9)
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".gpt2.partial")]
+
+
+def test_same_seed_same_metrics_bit_for_bit(tiny_results, tmp_path):
+    assert train_gpt2.main(["--results_path", str(tmp_path), *TINY_TRAIN]) == 0
+    a = json.loads((paths.gpt2_dir(tiny_results) / "metrics.json").read_text())
+    b = json.loads((paths.gpt2_dir(tmp_path) / "metrics.json").read_text())
+    assert a["history"] == b["history"]
+    assert a["all_inputs_accuracy"] == b["all_inputs_accuracy"]
+
+
+def test_existing_model_needs_overwrite_or_skip(tiny_copy, capsys):
+    before = (paths.gpt2_dir(tiny_copy) / "metrics.json").read_text()
+    assert train_gpt2.main(["--results_path", str(tiny_copy), *TINY_TRAIN]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[0]
+    assert train_gpt2.main(["--results_path", str(tiny_copy), "--skip_existing", *TINY_TRAIN]) == 0
+    assert (paths.gpt2_dir(tiny_copy) / "metrics.json").read_text() == before
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--epochs", "0"], "--epochs"),
+    (["--batch_size", "-4"], "--batch_size"),
+    (["--epochs", "two"], "--epochs"),
+    (["--model_path", "./no/such/model"], "no/such/model"),
+    (["--n_embd", "30", "--n_head", "4"], "divisible"),
+    (["--device", "tpu"], "tpu"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, flags, needle):
+    code = train_gpt2.main(["--results_path", str(tmp_path / "r"), "--epochs", "1", *flags])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+    assert not paths.gpt2_dir(tmp_path / "r").exists()
+
+
+def test_unwritable_results_path(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert train_gpt2.main(["--results_path", str(blocker / "results"), "--epochs", "1"]) == 2
+    assert "--results_path" in capsys.readouterr().err
+
+
+def test_hub_id_fails_fast_and_clearly_offline(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code = train_gpt2.main(["--results_path", str(tmp_path), "--model_path",
+                            "mara589/arithmetic-gpt2", "--epochs", "1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "mara589/arithmetic-gpt2" in err and "offline" in err
