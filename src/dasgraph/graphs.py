@@ -61,3 +61,69 @@ def find_graphs(root: Path, causal_models: list[str] | None = None,
             if (not causal_models or c in causal_models) and (not layers or l in layers)
             and (not low_rank_dimensions or k in low_rank_dimensions)]
     return sorted(keep, key=lambda t: (t[0], t[1], t[2]))
+
+
+# --- computing graphs ------------------------------------------------------------------------
+def correctness_matrix(lean, states, layer: int, R, table, chunk: int = 8000,
+                       progress: bool = True):
+    """(N, N) bool: is the intervened network right on base i, source j (every ordered pair)?
+
+    The intervention is linear, so the state of pair (i, j) is A_i + B_j with
+    A = h (I - R R^T) and B = h R R^T precomputed once per input; each batch then runs only the
+    blocks above ``layer`` on A_i + B_j.  states: (N, S, d); R: (S*d, k); table: (N, N).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    N, S, d = states.shape
+    with torch.inference_mode():
+        flat = states.reshape(N, S * d)
+        B = (flat @ R) @ R.T                            # h R R^T
+        A = flat - B                                    # h (I - R R^T)
+        bases_per_batch = max(1, chunk // N)
+        out = torch.empty(N, N, dtype=torch.bool)
+        for start in tqdm(range(0, N, bases_per_batch), desc=f"graph layer {layer}",
+                          unit="base", unit_scale=bases_per_batch, leave=False,
+                          disable=not progress):
+            rows = slice(start, min(N, start + bases_per_batch))
+            h = (A[rows, None, :] + B[None, :, :]).reshape(-1, S, d)
+            pred = lean.logits_from(layer, h).argmax(-1).view(-1, N)
+            out[rows] = (pred == table[rows]).cpu()
+    return out
+
+
+def graph_from_correctness(correct) -> np.ndarray:
+    """Symmetric IIA graph: mean of the two directions, diagonal 0, float32."""
+    c = np.asarray(correct, dtype=np.float32)
+    graph = (c + c.T) / 2
+    np.fill_diagonal(graph, 0.0)
+    return graph
+
+
+def statistics(graph: np.ndarray) -> dict:
+    """Share of pairs with IIA 1 (both directions right) and mean pair IIA (off-diagonal)."""
+    iu = np.triu_indices(graph.shape[0], k=1)
+    values = graph[iu]
+    return {"fraction_pairs_iia_1": float((values == 1).mean()),
+            "mean_pair_iia": float(values.mean()),
+            "fraction_pairs_iia_0": float((values == 0).mean())}
+
+
+def export(graph: np.ndarray, path: Path, fmt: str, threshold: float = 1.0) -> None:
+    """GraphML or node-link JSON of the thresholded graph (nodes carry X, Y, Z)."""
+    import json
+
+    import networkx as nx
+
+    from .runtime import atomic_path
+
+    g = nx.Graph()
+    for node, (x, y, z) in enumerate(task.all_inputs()):
+        g.add_node(int(node), X=int(x), Y=int(y), Z=int(z))
+    rows, cols = np.nonzero(np.triu(graph >= threshold, k=1))
+    g.add_edges_from((int(i), int(j), {"iia": float(graph[i, j])}) for i, j in zip(rows, cols))
+    with atomic_path(path) as tmp:
+        if fmt == "graphml":
+            nx.write_graphml(g, tmp)
+        else:
+            tmp.write_text(json.dumps(nx.node_link_data(g, edges="edges")))

@@ -111,6 +111,10 @@ class TrainConfig:
     warmup_fraction: float = 0.05
     grad_clip: float = 1.0
     partial_sum_weight: float = 0.0
+    iit_weight: float = 0.0          # interchange intervention training (off when 0)
+    iit_causal_model: str = "XY"
+    iit_layer: int = 2               # residual stream entering block iit_layer
+    iit_dims: int = 8                # coordinates 0..iit_dims-1 at every position hold P
 
 
 # Position of the second "+" in [X, +, Y, +, Z, =]: it has seen X and Y, not Z.
@@ -132,6 +136,39 @@ def loss_fn(model, ids: torch.Tensor, labels: torch.Tensor, partial_sum_weight: 
     main = nn.functional.cross_entropy(logits[:, -1], labels)
     aux = nn.functional.cross_entropy(logits[:, PARTIAL_SUM_POSITION], partial)
     return main + partial_sum_weight * aux
+
+
+class _Interchange:
+    """Forward hooks that swap coordinates [0, dims) of the residual stream entering block
+    ``layer`` (all positions) from a source run into a base run: the IIT intervention."""
+
+    def __init__(self, model, layer: int, dims: int):
+        blocks = model.transformer.h
+        # the stream entering block `layer` is the output of block layer-1 (layer 0: embeddings)
+        self.module = model.transformer.drop if layer == 0 else blocks[layer - 1]
+        self.dims, self.saved, self.mode = dims, None, None
+        self.handle = self.module.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output):
+        hidden = output[0] if isinstance(output, tuple) else output
+        if self.mode == "save":
+            self.saved = hidden
+            return None
+        if self.mode == "swap":
+            swapped = torch.cat([self.saved[..., :self.dims], hidden[..., self.dims:]], dim=-1)
+            return (swapped, *output[1:]) if isinstance(output, tuple) else swapped
+        return None
+
+    def logits(self, model, base_ids, source_ids):
+        self.mode = "save"
+        model(input_ids=source_ids)
+        self.mode = "swap"
+        out = model(input_ids=base_ids).logits
+        self.mode, self.saved = None, None
+        return out
+
+    def remove(self):
+        self.handle.remove()
 
 
 @torch.no_grad()
@@ -165,6 +202,12 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
     history = []
+    iit = _Interchange(model, cfg.iit_layer, cfg.iit_dims) if cfg.iit_weight > 0 else None
+    if iit is not None:
+        from . import causal_models
+
+        cf_table = torch.as_tensor(causal_models.counterfactual_table(cfg.iit_causal_model),
+                                   device=ids.device)
     bar = tqdm(range(cfg.epochs), desc="training GPT-2", unit="epoch")
     for epoch in bar:
         model.train()
@@ -173,6 +216,11 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
         for start in range(0, len(order), cfg.batch_size):
             batch = order[start:start + cfg.batch_size]
             loss = loss_fn(model, ids[batch], labels[batch], cfg.partial_sum_weight, partial[batch])
+            if iit is not None:  # sources from the training inputs too: test inputs stay unseen
+                source = train_idx[torch.randint(len(train_idx), (len(batch),), generator=gen).to(ids.device)]
+                cf_logits = iit.logits(model, ids[batch], ids[source])
+                loss = loss + cfg.iit_weight * nn.functional.cross_entropy(
+                    cf_logits, cf_table[batch, source])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -184,6 +232,8 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
                "validation_accuracy": accuracy(model, ids[val_idx], labels[val_idx])}
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{row['validation_accuracy']:.3f}")
+    if iit is not None:
+        iit.remove()
     model.eval()
     return history
 

@@ -205,6 +205,13 @@ def setup_logging(verbose: bool = False) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S", force=True, stream=sys.stdout)
     # Log lines go to stdout; stderr keeps progress bars and the one-line error of bad input.
+    try:  # transformers' own "Loading weights" bars would clutter stderr on every load
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass
     for noisy in ("transformers", "pyvene", "matplotlib", "PIL", "urllib3", "httpx", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -1,0 +1,41 @@
+"""Stage 3: IIA of every trained DAS cell on fresh counterfactuals -> results/iia.csv.
+
+Arithmetic cells (XY, XZ, YZ) are also tested on the other arithmetic models'
+counterfactuals (the thesis's sanity check: trained on A, tested on B).
+
+    python evaluate_das.py
+    python evaluate_das.py --causal_model_type arithmetic --n_testing 10000
+"""
+from __future__ import annotations
+
+import logging
+
+from dasgraph import cli, runtime
+from dasgraph.sweep import evaluate_cells, write_iia_csv
+
+
+def parse_args(argv=None):
+    p = cli.parser(__doc__)
+    cli.add_common(p)
+    cli.add_model_path(p)
+    cli.add_selection(p)
+    p.add_argument("--n_testing", type=cli.positive_int, default=10_000,
+                   help="fresh counterfactual pairs per cell")
+    return p.parse_args(argv)
+
+
+def _body(argv):
+    args = parse_args(argv)
+    runtime.setup_logging(args.verbose)
+    log = logging.getLogger(__name__)
+    log.info("arguments: %s", vars(args))
+    table = evaluate_cells(args)
+    log.info("wrote %s", write_iia_csv(args, table))
+
+
+def main(argv=None) -> int:
+    return runtime.run_main(_body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,247 @@
+"""Stages 2-3 orchestration: load the classifier, cache states, train and evaluate DAS cells.
+
+A cell is (causal model, layer, k); each is trained with its own seed
+(``derive_seed(seed, cm, layer, k)``), written atomically to its own folder and skipped when
+finished, so a sweep can be killed at any moment, resumed, or split across processes.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from . import causal_models, das, model as gpt2, paths, task
+from .lean import LeanGPT2
+from .runtime import (UsageError, atomic_directory, atomic_path, atomic_write_json,
+                      derive_seed, read_json, resolve_device, run_record)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Subject:
+    """The network under study, ready for the fast path."""
+    model: object            # GPT2ForSequenceClassification (eval mode, on CPU for pyvene saving)
+    lean: LeanGPT2
+    ids: torch.Tensor        # (1000, 6) token ids, row = node id
+    states: torch.Tensor     # (n_layer+1, 1000, 6, d) cached residual states
+    predictions: torch.Tensor  # (1000,) the network's own predicted class per input
+
+    @property
+    def width(self) -> int:
+        return self.lean.d
+
+
+def model_dir(args) -> str:
+    return str(args.model_path) if args.model_path else str(paths.gpt2_dir(args.results_path))
+
+
+def load_subject(model_path: str, device: str = "cpu") -> Subject:
+    """Load the trained classifier and cache every input's states at every layer."""
+    if not args_model_exists(model_path):
+        raise UsageError(f"no trained model at {model_path}; run train_gpt2.py first "
+                         "(or pass --model_path)")
+    tokenizer = gpt2.load_tokenizer(model_path)
+    model = gpt2.load_classifier(model_path)
+    if model.config.num_labels != task.N_CLASSES:
+        raise UsageError(f"{model_path} has {model.config.num_labels} classes, the task needs "
+                         f"{task.N_CLASSES}; train it with train_gpt2.py")
+    ids = task.encode_all(tokenizer)
+    lean = LeanGPT2(model.to(device))
+    states = lean.all_states(ids.to(device))
+    with torch.inference_mode():
+        predictions = lean.logits_from(0, states[0]).argmax(-1)
+    model.to("cpu")
+    lean = LeanGPT2(model.to(device)) if device != "cpu" else lean
+    return Subject(model, lean, ids, states, predictions)
+
+
+def args_model_exists(model_path: str) -> bool:
+    p = Path(model_path)
+    # Hub ids (no such folder here) are left to from_pretrained, which fails clearly offline.
+    return p.is_dir() if (p.exists() or str(model_path).startswith((".", "/")) or
+                          str(model_path).startswith("results")) else True
+
+
+def resolve_cells(args, subject: Subject) -> list[tuple[str, int, int]]:
+    """The selected (causal_model, layer, k) cells, checked against the model's size."""
+    names = causal_models.select(args.causal_model_type, args.causal_models)
+    n_sites = subject.lean.n_sites
+    layers = sorted(set(_flat(args.layers))) if args.layers else list(range(n_sites))
+    bad = [l for l in layers if not 0 <= l < n_sites]
+    if bad:
+        raise UsageError(f"--layers {bad}: out of range; this model has layers 0..{n_sites - 1} "
+                         "(0 = embeddings, L = output of block L-1)")
+    full = task.SEQ_LEN * subject.width
+    ks = sorted(set(_flat(args.low_rank_dimensions))) if args.low_rank_dimensions else \
+        das.default_low_rank_dimensions(subject.width)
+    bad = [k for k in ks if not 1 <= k <= full]
+    if bad:
+        raise UsageError(f"--low_rank_dimensions {bad}: k must be in 1..{full} "
+                         f"(6 positions x width {subject.width})")
+    return list(itertools.product(names, layers, ks))
+
+
+def _flat(values):
+    out = []
+    for v in values:
+        out.extend(v if isinstance(v, list) else [v])
+    return out
+
+
+def cell_finished(directory: Path) -> bool:
+    return (directory / paths.METRICS).exists()
+
+
+def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
+    """Train (or skip) every selected cell; return the metrics of the cells trained now."""
+    device = resolve_device(args.device)
+    causal_models.select(args.causal_model_type, args.causal_models)   # fail before loading
+    subject = load_subject(model_dir(args), device)
+    cells = resolve_cells(args, subject)
+    tables = {}
+    done = []
+    bar = tqdm(cells, desc="DAS cells", unit="cell")
+    for cm, layer, k in bar:
+        out = paths.das_cell_dir(args.results_path, cm, layer, k)
+        if cell_finished(out) and not args.overwrite:
+            log.debug("skip finished cell %s", out)
+            continue
+        bar.set_postfix(cell=f"{cm} L{layer} k{k}")
+        table = tables.setdefault(cm, torch.as_tensor(causal_models.counterfactual_table(cm),
+                                                      device=device))
+        seed = derive_seed(args.seed, cm, layer, k)
+        intervention, history = das.train_cell(subject.lean, subject.states[layer], table,
+                                               layer, k, cfg, seed)
+        result = das.evaluate_cell(subject.lean, subject.states[layer], table, layer,
+                                   intervention, cfg.n_testing, seed)
+        metrics = {"causal_model": cm, "layer": layer, "low_rank_dimension": k, **result,
+                   "train_loss": history, "config": das.config_dict(cfg), "cell_seed": seed}
+        with atomic_directory(out, overwrite=True) as tmp:
+            das.save_intervention(tmp, subject.model, layer, intervention.to("cpu"))
+            atomic_write_json(tmp / paths.METRICS, metrics)
+            atomic_write_json(tmp / paths.RUN, run_record(args, device=device,
+                                                          cell_seed=seed))
+        log.info("cell %-3s layer %d k %4d: IIA %.3f (%d test pairs)", cm, layer, k,
+                 result["iia"], result["n_examples"])
+        done.append(metrics)
+    return done
+
+
+def trained_cells(root) -> list[tuple[str, int, int]]:
+    """(causal_model, layer, k) of every finished cell on disk, sorted."""
+    found = []
+    for metrics in paths.das_root(root).glob("*/layer_*/k_*/" + paths.METRICS):
+        k_dir = metrics.parent
+        try:
+            found.append((k_dir.parent.parent.name, int(k_dir.parent.name[len("layer_"):]),
+                          int(k_dir.name[len("k_"):])))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def load_cell(subject: Subject, directory: Path, layer: int):
+    """A saved cell through pyvene's loader -> its intervention module."""
+    if not cell_finished(directory):
+        raise UsageError(f"no trained DAS cell at {directory}; run src/run_das.py first")
+    return das.intervention_of(das.load_intervenable(directory, subject.model))
+
+
+def evaluate_cells(args) -> pd.DataFrame:
+    """IIA of every trained cell on fresh pairs, against its own and (arithmetic) the others."""
+    device = resolve_device(args.device)
+    subject = load_subject(model_dir(args), device)
+    selected = resolve_cells(args, subject)   # validates the flags against the model
+    names = {c[0] for c in selected}
+    layers = {c[1] for c in selected}
+    ks = {c[2] for c in selected} if args.low_rank_dimensions else None
+    cells = [c for c in trained_cells(args.results_path)
+             if c[0] in names and c[1] in layers and (ks is None or c[2] in ks)]
+    if not cells:
+        raise UsageError(f"no trained DAS cells under {paths.das_root(args.results_path)} for this "
+                         "selection; run src/run_das.py first")
+    tables = {name: torch.as_tensor(causal_models.counterfactual_table(name), device=device)
+              for name in causal_models.MODELS}
+    rows = []
+    for cm, layer, k in tqdm(cells, desc="evaluating cells", unit="cell"):
+        intervention = load_cell(subject, paths.das_cell_dir(args.results_path, cm, layer, k), layer)
+        base, source = das.counterfactual_pairs(args.n_testing,
+                                                derive_seed(args.seed, "evaluate", cm, layer, k))
+        base, source = base.to(device), source.to(device)
+        R = das.rotation(intervention).detach().to(device)
+        pred = das.predict_pairs(subject.lean, subject.states[layer], layer, R, base, source)
+        tests = causal_models.FAMILIES["arithmetic"] if cm in causal_models.FAMILIES["arithmetic"] \
+            else [cm]
+        for test in tests:
+            iia = float((pred == tables[test][base, source]).float().mean())
+            rows.append({"causal_model": cm, "layer": layer, "low_rank_dimension": k,
+                         "test_causal_model": test, "iia": iia, "n_examples": args.n_testing})
+        log.info("cell %-3s layer %d k %4d: IIA %.3f", cm, layer, k,
+                 next(r["iia"] for r in rows[::-1] if r["test_causal_model"] == cm))
+    return pd.DataFrame(rows)
+
+
+def write_iia_csv(args, table: pd.DataFrame) -> Path:
+    """Merge into results/iia.csv (rows of re-evaluated cells replace their old rows)."""
+    path = paths.iia_csv(args.results_path)
+    key = ["causal_model", "layer", "low_rank_dimension", "test_causal_model"]
+    if path.exists():
+        old = pd.read_csv(path)
+        table = pd.concat([old, table]).drop_duplicates(subset=key, keep="last")
+    table = table.sort_values(key).reset_index(drop=True)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.4f")
+    atomic_write_json(Path(str(path) + ".run.json"), run_record(args))
+    return path
+
+
+def build_graphs(args) -> list[Path]:
+    """Stage 5: the IIA graph of every selected trained cell (skipping finished graphs)."""
+    from . import graphs
+
+    device = resolve_device(args.device)
+    causal_models.select(args.causal_model_type, args.causal_models)
+    subject = load_subject(model_dir(args), device)
+    selected = resolve_cells(args, subject)
+    names, layers = {c[0] for c in selected}, {c[1] for c in selected}
+    ks = {c[2] for c in selected} if args.low_rank_dimensions else None
+    cells = [c for c in trained_cells(args.results_path)
+             if c[0] in names and c[1] in layers and (ks is None or c[2] in ks)]
+    if not cells:
+        raise UsageError(f"no trained DAS cells under {paths.das_root(args.results_path)} for this "
+                         "selection; run src/run_das.py first")
+    written = []
+    for cm, layer, k in tqdm(cells, desc="IIA graphs", unit="graph"):
+        target = paths.graph_npy(args.results_path, cm, layer, k)
+        if target.exists() and not args.overwrite:
+            log.debug("skip finished graph %s", target)
+            continue
+        intervention = load_cell(subject, paths.das_cell_dir(args.results_path, cm, layer, k), layer)
+        R = das.rotation(intervention).detach().to(device)
+        table = torch.as_tensor(causal_models.counterfactual_table(cm), device=device)
+        import time
+        start = time.perf_counter()
+        correct = graphs.correctness_matrix(subject.lean, subject.states[layer], layer, R, table)
+        seconds = time.perf_counter() - start
+        graph = graphs.graph_from_correctness(correct.numpy())
+        stats = graphs.statistics(graph)
+        from .runtime import atomic_save_npy
+        atomic_save_npy(target, graph)
+        meta = {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
+                "shape": list(graph.shape), "node_order": "node id = 100(X-1)+10(Y-1)+(Z-1)",
+                "entry": "mean correctness of (i base, j source) and (j base, i source)",
+                "directed_iia": float(correct.float().mean()), **stats,
+                "seconds": round(seconds, 2), "run": run_record(args, device=device)}
+        atomic_write_json(paths.graph_meta(args.results_path, cm, layer, k), meta)
+        for fmt in args.export or []:
+            graphs.export(graph, paths.graph_export(args.results_path, cm, layer, k, fmt), fmt)
+        log.info("graph %-3s layer %d k %4d: pairs with IIA 1 %.3f, mean pair IIA %.3f (%.1f s) -> %s",
+                 cm, layer, k, stats["fraction_pairs_iia_1"], stats["mean_pair_iia"], seconds, target)
+        written.append(target)
+    return written

@@ -1,0 +1,51 @@
+"""Stage 2: the DAS sweep over causal model x layer x low-rank dimension k.
+
+For each cell, trains a pyvene LowRankRotatedSpaceIntervention over the residual stream of all
+6 token positions at one layer (0 = embeddings, L = output of block L-1), GPT-2 frozen, and
+saves it in pyvene's format with its test IIA under results/das/{cm}/layer_{L}/k_{k}/.
+Finished cells are skipped; a killed sweep resumes where it stopped.
+
+    python src/run_das.py                                   # every model, layer and k
+    python src/run_das.py --causal_models XY,Z --layers 1,2 --low_rank_dimensions 16
+"""
+from __future__ import annotations
+
+import logging
+
+from dasgraph import cli, das, runtime
+from dasgraph.sweep import run_sweep
+
+DEFAULTS = das.DasConfig()
+
+
+def parse_args(argv=None):
+    p = cli.parser(__doc__)
+    cli.add_common(p)
+    cli.add_model_path(p)
+    cli.add_selection(p)
+    p.add_argument("--n_training", type=cli.positive_int, default=DEFAULTS.n_training,
+                   help="counterfactual training pairs per cell")
+    p.add_argument("--n_testing", type=cli.positive_int, default=DEFAULTS.n_testing,
+                   help="fresh counterfactual test pairs per cell")
+    p.add_argument("--batch_size", type=cli.positive_int, default=DEFAULTS.batch_size)
+    p.add_argument("--epochs", type=cli.positive_int, default=DEFAULTS.epochs)
+    p.add_argument("--lr", type=cli.positive_float, default=DEFAULTS.lr, help="Adam learning rate")
+    return p.parse_args(argv)
+
+
+def _body(argv):
+    args = parse_args(argv)
+    runtime.setup_logging(args.verbose)
+    logging.getLogger(__name__).info("arguments: %s", vars(args))
+    cli.writable_dir(args.results_path)
+    cfg = das.DasConfig(n_training=args.n_training, n_testing=args.n_testing,
+                        batch_size=args.batch_size, epochs=args.epochs, lr=args.lr)
+    run_sweep(args, cfg)
+
+
+def main(argv=None) -> int:
+    return runtime.run_main(_body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,155 @@
+"""DAS: known answers, the fast path against transformers and pyvene, the sweep CLI."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import evaluate_das
+import run_das
+from dasgraph import causal_models, das, paths, task
+from dasgraph.lean import LeanGPT2
+from dasgraph.sweep import load_subject
+
+
+# --- a hand-built network with a known answer -----------------------------------------------
+class HandBuilt:
+    """States at layer 1 hold X+Y and Z along two hidden directions (plus per-input noise that
+    nothing reads); the head outputs the class nearest to (X+Y) + Z read off those directions.
+    So XY (and Z, and the trivial XYZ) are right abstractions at layer 1; XZ, YZ, X, Y are not."""
+
+    n_sites, d = 2, 8
+
+    def __init__(self, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        inputs = torch.as_tensor(task.all_inputs(), dtype=torch.float32)
+        D = task.SEQ_LEN * self.d
+        feats = torch.randn(task.N_INPUTS, D, generator=g) * 0.5
+        feats[:, 0] = inputs[:, 0] + inputs[:, 1]
+        feats[:, 1] = inputs[:, 2]
+        self.Q, _ = torch.linalg.qr(torch.randn(D, D, generator=g))
+        self.states = (feats @ self.Q.T).view(task.N_INPUTS, task.SEQ_LEN, self.d)
+
+    def logits_from(self, layer, h):
+        feats = h.reshape(len(h), -1) @ self.Q
+        total = feats[:, 0] + feats[:, 1]
+        classes = torch.arange(task.N_CLASSES, dtype=h.dtype) + task.MIN_SUM
+        return -4.0 * (classes[None] - total[:, None]) ** 2
+
+
+def test_das_finds_the_planted_variable_and_rejects_wrong_models():
+    net = HandBuilt()
+    cfg = das.DasConfig(n_training=12_800, n_testing=2000, batch_size=256, lr=0.02)
+    iia = {}
+    for name in causal_models.MODELS:
+        table = torch.as_tensor(causal_models.counterfactual_table(name))
+        iv, _ = das.train_cell(net, net.states, table, 1, 2, cfg, seed=1, progress=False)
+        iia[name] = das.evaluate_cell(net, net.states, table, 1, iv, 2000, seed=1)["iia"]
+    assert iia["XY"] >= 0.99, iia
+    assert iia["Z"] >= 0.99, iia            # the other side of the same variable split
+    for wrong in ("XZ", "YZ", "X", "Y"):
+        assert iia[wrong] <= 0.5, iia
+
+
+# --- the fast path against transformers and pyvene -------------------------------------------
+def test_lean_forward_equals_transformers(tiny_results):
+    subject = load_subject(str(paths.gpt2_dir(tiny_results)))
+    with torch.no_grad():
+        ref = subject.model(input_ids=subject.ids).logits
+        hidden = subject.model.transformer(input_ids=subject.ids,
+                                           output_hidden_states=True).hidden_states
+    for layer in range(subject.lean.n_sites):
+        got = subject.lean.logits_from(layer, subject.states[layer])
+        assert torch.allclose(got, ref, atol=1e-5), layer
+        if layer < subject.lean.n_layer:   # transformers' last hidden state has ln_f applied
+            assert torch.allclose(subject.states[layer], hidden[layer], atol=1e-5)
+
+
+def test_full_replacement_gives_the_source_prediction(tiny_results):
+    subject = load_subject(str(paths.gpt2_dir(tiny_results)))
+    table = torch.as_tensor(causal_models.counterfactual_table("XY"))
+    k = task.SEQ_LEN * subject.width
+    iv, history = das.train_cell(subject.lean, subject.states[1], table, 1, k,
+                                 das.DasConfig(), seed=0, progress=False)
+    assert history == []
+    result = das.evaluate_cell(subject.lean, subject.states[1], table, 1, iv, 3000, seed=0)
+    base, source = das.counterfactual_pairs(3000, das.derive_seed(0, "test"))
+    expected = float((table[base, source] == subject.predictions[source]).float().mean())
+    assert result["iia"] == pytest.approx(expected, abs=1e-12)
+
+
+def sweep(root, *flags):
+    return run_das.main(["--results_path", str(root), "--n_training", "512", "--n_testing",
+                         "500", "--batch_size", "128", "--device", "cpu", *flags])
+
+
+def test_saved_cell_loads_in_pyvene_and_matches_the_fast_path(tiny_copy):
+    assert sweep(tiny_copy, "--causal_models", "XY", "--layers", "0,2",
+                 "--low_rank_dimensions", "8") == 0
+    subject = load_subject(str(paths.gpt2_dir(tiny_copy)))
+    base, source = das.counterfactual_pairs(64, 5)
+    for layer in (0, 2):
+        pv = das.load_intervenable(paths.das_cell_dir(tiny_copy, "XY", layer, 8), subject.model)
+        with torch.no_grad():
+            ref = das.pyvene_logits(pv, subject.ids, base, source)
+            R = das.rotation(das.intervention_of(pv))
+            ours = subject.lean.logits_from(
+                layer, das.interchange(subject.states[layer][base], subject.states[layer][source], R))
+        assert (ref - ours).abs().max().item() <= 1e-5
+
+
+def test_sweep_skips_resumes_and_a_cell_alone_reproduces_its_number(tiny_copy, tmp_path):
+    flags = ["--causal_models", "X,XY", "--layers", "1", "--low_rank_dimensions", "4,8"]
+    assert sweep(tiny_copy, *flags) == 0
+    cell = paths.das_cell_dir(tiny_copy, "XY", 1, 8)
+    metrics = json.loads((cell / "metrics.json").read_text())
+    run = json.loads((cell / "run.json").read_text())
+    assert len(metrics["train_loss"]) == 4 and 0 <= metrics["iia"] <= 1
+    assert run["cell_seed"] == metrics["cell_seed"] and run["git_commit"]
+    stamp = (cell / "metrics.json").stat().st_mtime_ns
+    # a half-written cell left by a killed run is ignored and redone
+    (cell.parent / ".k_4.partial-x").mkdir()
+    assert sweep(tiny_copy, *flags) == 0
+    assert (cell / "metrics.json").stat().st_mtime_ns == stamp       # finished: skipped
+    # the same cell alone, in a fresh results folder, gives the same number
+    alone = tmp_path / "alone"
+    import shutil
+    shutil.copytree(paths.gpt2_dir(tiny_copy), paths.gpt2_dir(alone))
+    assert sweep(alone, "--causal_models", "XY", "--layers", "1", "--low_rank_dimensions", "8") == 0
+    again = json.loads((paths.das_cell_dir(alone, "XY", 1, 8) / "metrics.json").read_text())
+    assert again["iia"] == metrics["iia"] and again["train_loss"] == metrics["train_loss"]
+
+
+def test_evaluate_writes_iia_csv_with_the_cross_matrix(tiny_copy):
+    assert sweep(tiny_copy, "--causal_models", "XY,Z", "--layers", "1",
+                 "--low_rank_dimensions", "8") == 0
+    assert evaluate_das.main(["--results_path", str(tiny_copy), "--n_testing", "700",
+                              "--device", "cpu"]) == 0
+    table = pd.read_csv(paths.iia_csv(tiny_copy))
+    assert list(table.columns) == ["causal_model", "layer", "low_rank_dimension",
+                                   "test_causal_model", "iia", "n_examples"]
+    xy = table[table.causal_model == "XY"]
+    assert sorted(xy.test_causal_model) == ["XY", "XZ", "YZ"]
+    assert table[table.causal_model == "Z"].test_causal_model.tolist() == ["Z"]
+    assert (table.n_examples == 700).all() and table.iia.between(0, 1).all()
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--layers", "9"], "--layers"),
+    (["--low_rank_dimensions", "0"], "--low_rank_dimensions"),
+    (["--low_rank_dimensions", "97"], "--low_rank_dimensions"),
+    (["--causal_models", "XW"], "XW"),
+    (["--n_training", "0"], "--n_training"),
+])
+def test_sweep_bad_input(tiny_copy, capsys, flags, needle):
+    assert sweep(tiny_copy, *flags) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+    assert not paths.das_root(tiny_copy).exists() or not any(paths.das_root(tiny_copy).rglob("metrics.json"))
+
+
+def test_missing_model_says_to_train_first(tmp_path, capsys):
+    assert sweep(tmp_path) == 2
+    assert "train_gpt2.py" in capsys.readouterr().err
+    assert evaluate_das.main(["--results_path", str(tmp_path)]) == 2

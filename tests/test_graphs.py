@@ -1,0 +1,84 @@
+"""IIA graphs: equal to pair-by-pair pyvene evaluation; shape, symmetry, node order; CLI."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import disentangle_causal_models
+import run_das
+from dasgraph import causal_models, das, graphs, paths, task
+from dasgraph.sweep import load_subject
+
+
+@pytest.fixture(scope="module")
+def graph_results(tiny_results, tmp_path_factory):
+    import shutil
+
+    root = tmp_path_factory.mktemp("graph_results")
+    shutil.copytree(paths.gpt2_dir(tiny_results), paths.gpt2_dir(root))
+    assert run_das.main(["--results_path", str(root), "--causal_models", "XY,X",
+                         "--layers", "1", "--low_rank_dimensions", "6", "--n_training", "1024",
+                         "--n_testing", "200", "--device", "cpu"]) == 0
+    assert disentangle_causal_models.main(["--results_path", str(root), "--device", "cpu",
+                                           "--export", "node_link"]) == 0
+    return root
+
+
+def test_graph_equals_pair_by_pair_pyvene(graph_results):
+    graph = graphs.load_graph(graph_results, "XY", 1, 6)
+    subject = load_subject(str(paths.gpt2_dir(graph_results)))
+    pv = das.load_intervenable(paths.das_cell_dir(graph_results, "XY", 1, 6), subject.model)
+    table = causal_models.counterfactual_table("XY")
+    rng = np.random.default_rng(0)
+    i, j = rng.integers(0, 1000, 120), rng.integers(0, 1000, 120)
+    i, j = i[i != j], j[i != j]
+    with torch.no_grad():
+        ij = das.pyvene_logits(pv, subject.ids, torch.as_tensor(i), torch.as_tensor(j)).argmax(-1)
+        ji = das.pyvene_logits(pv, subject.ids, torch.as_tensor(j), torch.as_tensor(i)).argmax(-1)
+    expected = ((ij.numpy() == table[i, j]).astype(np.float32) +
+                (ji.numpy() == table[j, i]).astype(np.float32)) / 2
+    assert np.array_equal(graph[i, j], expected)
+    assert set(np.unique(expected)) <= {0.0, 0.5, 1.0}
+
+
+def test_graph_is_symmetric_with_zero_diagonal_in_node_order(graph_results):
+    graph = graphs.load_graph(graph_results, "X", 1, 6)
+    assert graph.shape == (1000, 1000) and graph.dtype == np.float32
+    assert np.array_equal(graph, graph.T) and not np.diag(graph).any()
+    # node order: an interchange with base == source content is the identity, so pairs that
+    # differ only where the model does not read should be right both ways for the X model:
+    # base (x, y, z) and source (x, y', z') -> counterfactual = x + y + z = base answer.
+    meta = json.loads(paths.graph_meta(graph_results, "X", 1, 6).read_text())
+    assert meta["node_order"].startswith("node id") and 0 <= meta["mean_pair_iia"] <= 1
+    assert paths.graph_export(graph_results, "X", 1, 6, "node_link").exists()
+
+
+def test_node_order_matches_node_ids_on_a_hand_built_correctness_matrix():
+    table = causal_models.counterfactual_table("X")
+    inputs = task.all_inputs()
+    # a "network" that is right exactly when the source's X is odd
+    correct = np.broadcast_to(inputs[None, :, 0] % 2 == 1, table.shape)
+    graph = graphs.graph_from_correctness(correct)
+    i, j = task.node_id(3, 1, 1), task.node_id(5, 9, 9)       # both odd X: 1 both ways
+    k = task.node_id(4, 2, 2)                                   # even X
+    assert graph[i, j] == 1 and graph[i, k] == 0.5 and graph[k, task.node_id(6, 1, 1)] == 0
+
+
+def test_bad_graph_files_are_rejected(tmp_path, capsys):
+    path = paths.graph_npy(tmp_path, "XY", 1, 6)
+    path.parent.mkdir(parents=True)
+    np.save(path, np.zeros((10, 10), dtype=np.float32))
+    with pytest.raises(Exception, match="shape"):
+        graphs.load_graph(tmp_path, "XY", 1, 6)
+    path.write_bytes(b"not a numpy file")
+    with pytest.raises(Exception, match="not a readable"):
+        graphs.load_graph(tmp_path, "XY", 1, 6)
+
+
+def test_graph_cli_bad_input(tmp_path, tiny_copy, capsys):
+    assert disentangle_causal_models.main(["--results_path", str(tmp_path)]) == 2
+    assert "train_gpt2.py" in capsys.readouterr().err
+    assert disentangle_causal_models.main(["--results_path", str(tiny_copy)]) == 2
+    assert "run_das.py" in capsys.readouterr().err
+    assert disentangle_causal_models.main(["--results_path", str(tiny_copy), "--layers", "7"]) == 2
