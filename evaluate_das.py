@@ -30,7 +30,9 @@ def _body(argv):
     log = logging.getLogger(__name__)
     log.info("arguments: %s", vars(args))
     table = evaluate_cells(args)
-    log.info("wrote %s", write_iia_csv(args, table))
+    path = write_iia_csv(args, table)
+    if path:
+        log.info("wrote %s", path)
 
 
 def main(argv=None) -> int:

@@ -114,7 +114,8 @@ class TrainConfig:
     iit_weight: float = 0.0          # interchange intervention training (off when 0)
     iit_causal_model: str = "XY"
     iit_layer: int = 2               # residual stream entering block iit_layer
-    iit_dims: int = 8                # coordinates 0..iit_dims-1 at every position hold P
+    iit_dims: int = 1                # coordinates 0..iit_dims-1 hold P ...
+    iit_last_position_only: bool = True   # ... at the last position (else at every position)
 
 
 # Position of the second "+" in [X, +, Y, +, Z, =]: it has seen X and Y, not Z.
@@ -142,11 +143,11 @@ class _Interchange:
     """Forward hooks that swap coordinates [0, dims) of the residual stream entering block
     ``layer`` (all positions) from a source run into a base run: the IIT intervention."""
 
-    def __init__(self, model, layer: int, dims: int):
+    def __init__(self, model, layer: int, dims: int, last_only: bool):
         blocks = model.transformer.h
         # the stream entering block `layer` is the output of block layer-1 (layer 0: embeddings)
         self.module = model.transformer.drop if layer == 0 else blocks[layer - 1]
-        self.dims, self.saved, self.mode = dims, None, None
+        self.dims, self.last_only, self.saved, self.mode = dims, last_only, None, None
         self.handle = self.module.register_forward_hook(self._hook)
 
     def _hook(self, module, inputs, output):
@@ -155,7 +156,9 @@ class _Interchange:
             self.saved = hidden
             return None
         if self.mode == "swap":
-            swapped = torch.cat([self.saved[..., :self.dims], hidden[..., self.dims:]], dim=-1)
+            swapped = hidden.clone()
+            pos = slice(-1, None) if self.last_only else slice(None)
+            swapped[:, pos, :self.dims] = self.saved[:, pos, :self.dims]
             return (swapped, *output[1:]) if isinstance(output, tuple) else swapped
         return None
 
@@ -202,7 +205,8 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
     history = []
-    iit = _Interchange(model, cfg.iit_layer, cfg.iit_dims) if cfg.iit_weight > 0 else None
+    iit = _Interchange(model, cfg.iit_layer, cfg.iit_dims,
+                                cfg.iit_last_position_only) if cfg.iit_weight > 0 else None
     if iit is not None:
         from . import causal_models
 

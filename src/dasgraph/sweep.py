@@ -166,6 +166,15 @@ def evaluate_cells(args) -> pd.DataFrame:
     if not cells:
         raise UsageError(f"no trained DAS cells under {paths.das_root(args.results_path)} for this "
                          "selection; run src/run_das.py first")
+    done = set()
+    if paths.iia_csv(args.results_path).exists() and not args.overwrite:
+        old = pd.read_csv(paths.iia_csv(args.results_path))
+        old = old[(old.n_examples == args.n_testing) & (old.causal_model == old.test_causal_model)]
+        done = set(zip(old.causal_model, old.layer, old.low_rank_dimension))
+        if done & set(cells):
+            log.info("%d cells already evaluated in %s; skipping them (--overwrite redoes them)",
+                     len(done & set(cells)), paths.iia_csv(args.results_path))
+    cells = [c for c in cells if c not in done]
     tables = {name: torch.as_tensor(causal_models.counterfactual_table(name), device=device)
               for name in causal_models.MODELS}
     rows = []
@@ -184,12 +193,15 @@ def evaluate_cells(args) -> pd.DataFrame:
                          "test_causal_model": test, "iia": iia, "n_examples": args.n_testing})
         log.info("cell %-3s layer %d k %4d: IIA %.3f", cm, layer, k,
                  next(r["iia"] for r in rows[::-1] if r["test_causal_model"] == cm))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["causal_model", "layer", "low_rank_dimension",
+                                       "test_causal_model", "iia", "n_examples"])
 
 
-def write_iia_csv(args, table: pd.DataFrame) -> Path:
+def write_iia_csv(args, table: pd.DataFrame) -> Path | None:
     """Merge into results/iia.csv (rows of re-evaluated cells replace their old rows)."""
     path = paths.iia_csv(args.results_path)
+    if table.empty:
+        return None
     key = ["causal_model", "layer", "low_rank_dimension", "test_causal_model"]
     if path.exists():
         old = pd.read_csv(path)
