@@ -1,0 +1,172 @@
+"""Reading the results tree into tables and records, for the figures (``visualize``) and the
+report (``report``). Paths come from ``paths``; nothing here draws or writes.
+
+A reader whose input is absent returns None / an empty table; :func:`missing` is the one log
+line that names the stage to run.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import graphs, paths, published, runtime
+from .plots_iia import order_models
+
+log = logging.getLogger(__name__)
+
+MLP_EXPERIMENTS = {"hierarchical_equality": "reproduce_das_experiment.py",
+                   "pattern_matching": "mlp/pattern_matching_das.py",
+                   "wrong_causal_graph": "mlp/wrong_causal_graph_ablation_study.py"}
+TREE_NAME = re.compile(r"^(?P<cm>[A-Z]+)_layer_(?P<layer>\d+)_k_(?P<k>\d+)\.json$")
+COMBINATION_NAME = re.compile(r"^layer_(?P<layer>\d+)_k_(?P<k>\d+)\.csv$")
+
+
+def missing(what: Path | str, stage: str) -> None:
+    """The one message for absent inputs: which file, which stage makes it."""
+    log.warning("no %s: run %s first", what, stage)
+
+
+def load_iia(root: Path) -> pd.DataFrame | None:
+    path = paths.iia_csv(root)
+    if not path.exists():
+        missing(path, "evaluate_das.py")
+        return None
+    table = pd.read_csv(path)
+    if table.empty:
+        missing(f"rows in {path}", "evaluate_das.py")
+        return None
+    return table
+
+
+def model_shape(root: Path) -> dict:
+    """n_layer, n_embd (width) and whether trained from scratch, from results/gpt2; {} if absent."""
+    config_path = paths.gpt2_dir(root) / "config.json"
+    shape = {}
+    if config_path.exists():
+        config = runtime.read_json(config_path)
+        shape = {"n_layer": config.get("n_layer"), "n_embd": config.get("n_embd"),
+                 "n_head": config.get("n_head")}
+    metrics_path = paths.gpt2_dir(root) / paths.METRICS
+    if metrics_path.exists():
+        shape["from_scratch"] = runtime.read_json(metrics_path).get("architecture") is not None
+    return shape
+
+
+def reference_k(ks, width: int | None) -> int:
+    """The k nearest to 256/768 of the width (the published k/width). Without a known width,
+    width = the largest k / 6 (the sweep's full-replacement control is 6 x width)."""
+    ks = sorted(int(k) for k in ks)
+    if not width:
+        width = ks[-1] / 6 if len(ks) > 1 else None
+    if not width:
+        return ks[len(ks) // 2]
+    target = width * published.PUBLISHED_K / published.PUBLISHED_WIDTH
+    return min(ks, key=lambda k: (abs(k - target), k))
+
+
+def graph_table(root: Path) -> pd.DataFrame:
+    """Statistics of every saved graph (from its .json, computed if the .json lacks them)."""
+    rows = []
+    for cm, layer, k in graphs.find_graphs(root):
+        meta_path = paths.graph_meta(root, cm, layer, k)
+        meta = runtime.read_json(meta_path) if meta_path.exists() else {}
+        if "mean_pair_iia" not in meta:
+            meta = {**meta, **graphs.statistics(graphs.load_graph(root, cm, layer, k))}
+        rows.append({"causal_model": cm, "layer": layer, "low_rank_dimension": k,
+                     "fraction_pairs_iia_1": meta["fraction_pairs_iia_1"],
+                     "mean_pair_iia": meta["mean_pair_iia"],
+                     "fraction_pairs_iia_0": meta.get("fraction_pairs_iia_0"),
+                     "directed_iia": meta.get("directed_iia")})
+    table = pd.DataFrame(rows, columns=["causal_model", "layer", "low_rank_dimension",
+                                        "fraction_pairs_iia_1", "mean_pair_iia",
+                                        "fraction_pairs_iia_0", "directed_iia"])
+    order = order_models(table["causal_model"].unique())
+    return table.sort_values(["causal_model", "layer", "low_rank_dimension"],
+                             key=lambda c: c.map(order.index) if c.name == "causal_model" else c,
+                             ignore_index=True)
+
+
+def clique_finders(root: Path) -> list[str]:
+    """Finders with a clique folder holding at least one file."""
+    from . import cliques
+
+    return [f for f in cliques.FINDERS
+            if paths.cliques_dir(root, f).is_dir()
+            and any(paths.cliques_dir(root, f).glob("*_layer_*_k_*.json"))]
+
+
+def clique_summary(root: Path, finder: str) -> pd.DataFrame:
+    from . import cliques
+
+    return cliques.summarise(root, finder)
+
+
+def tree_records(root: Path) -> list[dict]:
+    folder = paths.tree_file(root, "XY", 0, 0, "json").parent
+    records = []
+    if folder.is_dir():
+        for f in sorted(folder.iterdir()):
+            m = TREE_NAME.match(f.name)
+            if m:
+                records.append({**runtime.read_json(f), "causal_model": m["cm"],
+                                "layer": int(m["layer"]), "low_rank_dimension": int(m["k"])})
+    order = order_models({r["causal_model"] for r in records})
+    return sorted(records, key=lambda r: (order.index(r["causal_model"]), r["layer"],
+                                          r["low_rank_dimension"]))
+
+
+def tree_table(records: list[dict]) -> pd.DataFrame:
+    rows = []
+    for r in records:
+        cv = r.get("cv_accuracy") or {}
+        rows.append({"cell": f"{r['causal_model']} L{r['layer']} k{r['low_rank_dimension']}",
+                     "causal_model": r["causal_model"], "layer": r["layer"],
+                     "low_rank_dimension": r["low_rank_dimension"],
+                     "status": r.get("status", "ok"), "cv_mean": cv.get("mean", np.nan),
+                     "cv_std": cv.get("std", np.nan),
+                     "baseline": (r.get("class_balance") or {}).get("majority_baseline_accuracy",
+                                                                    np.nan)})
+    return pd.DataFrame(rows, columns=["cell", "causal_model", "layer", "low_rank_dimension",
+                                       "status", "cv_mean", "cv_std", "baseline"])
+
+
+def combination_files(root: Path) -> list[tuple[int, int, Path]]:
+    folder = paths.combination_csv(root, 0, 0).parent
+    found = []
+    if folder.is_dir():
+        for f in folder.iterdir():
+            m = COMBINATION_NAME.match(f.name)
+            if m:
+                found.append((int(m["layer"]), int(m["k"]), f))
+    return sorted(found)
+
+
+def strength_tables(cells: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """rule -> strength table (% per model set x λ) of one combination CSV."""
+    from . import combine
+
+    return {rule: combine.strength_table(cells, rule) for rule in combine.RULES
+            if (cells["rule"] == rule).any()}
+
+
+def training_metrics(root: Path) -> dict | None:
+    """results/gpt2/metrics.json if it holds a training history; None (logged) otherwise."""
+    path = paths.gpt2_dir(root) / paths.METRICS
+    if not path.exists():
+        missing(path, "train_gpt2.py")
+        return None
+    metrics = runtime.read_json(path)
+    if not metrics.get("history"):
+        log.warning("%s has no training history to plot", path)
+        return None
+    return metrics
+
+
+def mlp_pngs(root: Path) -> dict[str, list[Path]]:
+    """experiment -> its PNGs (drawn by the MLP scripts themselves)."""
+    return {exp: sorted(paths.mlp_dir(root, exp).glob("*.png")) for exp in MLP_EXPERIMENTS
+            if paths.mlp_dir(root, exp).is_dir()}

@@ -1,0 +1,275 @@
+"""Stage 4: draw every figure from the results tree (read by ``collect``), save under
+``results/plots/``.
+
+Each experiment is a generator of (file name, Figure): ``figures(name, root)`` draws without
+saving (what the tests inspect), ``run(name, root, pdf)`` saves. An experiment whose inputs are
+missing logs which stage makes them and yields nothing (or only what exists), so ``all`` runs
+on any partial results folder.
+
+    from dasgraph import visualize
+    visualize.run("empirical", Path("results"))     # -> [results/plots/empirical.png]
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from . import (causal_models, collect, graphs, paths, plots_analysis,  # noqa: E402
+               plots_graphs, plots_iia, published, runtime)
+
+log = logging.getLogger(__name__)
+
+Figures = Iterator[tuple[str, "plt.Figure"]]
+
+# File names inside paths.plots_dir (paths.py names only the folder).
+CAUSAL_MODELS_PNG = "causal_models.png"
+SANITY_CHECK_PNG = "sanity_check.png"
+EMPIRICAL_PNG = "empirical.png"
+HEATMAP_PNG = "iia_heatmap.png"
+PUBLISHED_PNG = "published.png"
+GRAPH_STATS_PNG = "graph_statistics.png"
+TREES_PNG = "trees.png"
+TRAINING_PNG = "training.png"
+
+
+def graph_png(cm: str, layer: int, k: int) -> str:
+    return f"graph_{cm}_layer_{layer}_k_{k}.png"
+
+
+def cliques_stats_png(finder: str) -> str:
+    return f"cliques_{finder}.png"
+
+
+def cliques_grid_png(finder: str, cm: str, layer: int, k: int) -> str:
+    return f"cliques_{finder}_{cm}_layer_{layer}_k_{k}.png"
+
+
+def combination_png(layer: int, k: int) -> str:
+    return f"combination_layer_{layer}_k_{k}.png"
+
+
+# --- experiments: generators of (file name, figure) ------------------------------------------------
+def show_causal_models(root: Path) -> Figures:
+    yield CAUSAL_MODELS_PNG, plots_iia.causal_model_graphs(
+        {name: (m.label, m.parents) for name, m in causal_models.MODELS.items()})
+
+
+def sanity_check(root: Path) -> Figures:
+    iia = collect.load_iia(root)
+    if iia is None:
+        return
+    arithmetic = causal_models.FAMILIES["arithmetic"]
+    cross = iia[iia["causal_model"].isin(arithmetic) & iia["test_causal_model"].isin(arithmetic)]
+    if cross.empty:
+        collect.missing(f"arithmetic cells in {paths.iia_csv(root)}",
+                "src/run_das.py and evaluate_das.py with --causal_model_type arithmetic")
+        return
+    yield SANITY_CHECK_PNG, plots_iia.sanity_check(cross)
+
+
+def empirical(root: Path) -> Figures:
+    iia = collect.load_iia(root)
+    if iia is not None:
+        yield EMPIRICAL_PNG, plots_iia.empirical(iia)
+
+
+def heatmap(root: Path) -> Figures:
+    iia = collect.load_iia(root)
+    if iia is not None:
+        yield HEATMAP_PNG, plots_iia.iia_heatmap(iia)
+
+
+def published_curves(root: Path) -> Figures:
+    iia = collect.load_iia(root)
+    if iia is None:
+        return
+    own = iia[iia["causal_model"] == iia["test_causal_model"]]
+    shape = collect.model_shape(root)
+    width = shape.get("n_embd")
+    k = collect.reference_k(own["low_rank_dimension"].unique(), width)
+    if width:
+        net = ("GPT-2 trained from scratch" if shape.get("from_scratch", True) else
+               "GPT-2 fine-tuned") + f", {shape.get('n_layer')} blocks x width {width}"
+        k_text = f"k = {k} (k / width = {k / width:.2f})"
+    else:
+        net, k_text = "this run's network", f"k = {k}"
+    pub_k = f"{published.PUBLISHED_K / published.PUBLISHED_WIDTH:.2f}"
+    yield PUBLISHED_PNG, plots_iia.published_comparison(
+        own[own["low_rank_dimension"] == k], f"THIS RUN: {net}\n{k_text}",
+        published.iia(), f"PUBLISHED (paper, Figure 1): GPT-2 small fine-tuned, 12 blocks x width "
+        f"768\nk = {published.PUBLISHED_K} (k / width = {pub_k})")
+
+
+def graph_figures(root: Path) -> Figures:
+    found = graphs.find_graphs(root)
+    if not found:
+        collect.missing(paths.graph_npy(root, "{cm}", "{L}", "{k}"), "disentangle_causal_models.py")
+        return
+    stats = collect.graph_table(root)
+    pub = published.graph_stats()
+    yield GRAPH_STATS_PNG, plots_graphs.graph_statistics(
+        stats, pub, f"published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} "
+                    f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k = {published.PUBLISHED_K}")
+    for cm, layer, k in found:
+        graph = graphs.load_graph(root, cm, layer, k)
+        s = graphs.statistics(graph)
+        yield graph_png(cm, layer, k), plots_graphs.graph_figure(
+            graph, f"IIA graph of {cm} ({causal_models.MODELS[cm].label if cm in causal_models.MODELS else cm}), "
+                   f"layer {layer}, k {k}: {s['fraction_pairs_iia_1']:.1%} of pairs with IIA 1, "
+                   f"mean pair IIA {s['mean_pair_iia']:.3f}")
+
+
+def clique_figures(root: Path) -> Figures:
+    from . import trees
+
+    finders = collect.clique_finders(root)
+    if not finders:
+        collect.missing(paths.cliques_json(root, "{finder}", "{cm}", "{L}", "{k}"), "analyse_graphs.py")
+        return
+    for finder in finders:
+        summary = collect.clique_summary(root, finder)
+        yield cliques_stats_png(finder), plots_graphs.clique_statistics(
+            summary, f"Cliques ({finder}) in the IIA graphs, edges with IIA >= "
+                     f"{summary['threshold'].iloc[0]:g}")
+        for f in trees.find_clique_files(root, finder):
+            record = trees.read_clique_file(f.path)
+            yield (cliques_grid_png(finder, f.causal_model, f.layer, f.low_rank_dimension),
+                   plots_graphs.clique_grid(record["cliques"],
+                                            f"{finder} cliques of {f.causal_model}, layer "
+                                            f"{f.layer}, k {f.low_rank_dimension}: members on "
+                                            "the (X, Y, Z) grid"))
+
+
+def tree_figures(root: Path) -> Figures:
+    records = collect.tree_records(root)
+    if not records:
+        collect.missing(paths.tree_file(root, "{cm}", "{L}", "{k}", "json"), "classification.py")
+        return
+    yield TREES_PNG, plots_analysis.tree_accuracy(collect.tree_table(records))
+
+
+def combination_figures(root: Path) -> Figures:
+    files = collect.combination_files(root)
+    if not files:
+        collect.missing(paths.combination_csv(root, "{L}", "{k}"), "combine_causal_models.py")
+        return
+    pub = published.strength()
+    for layer, k, path in files:
+        tables = collect.strength_tables(pd.read_csv(path))
+        panels = [(f"this run, layer {layer}, k {k}, rule {rule}", t) for rule, t in tables.items()]
+        panels.append((f"published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} "
+                       f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k {published.PUBLISHED_K}", pub))
+        yield combination_png(layer, k), plots_analysis.strength_vs_lambda(
+            panels, "Combined causal models: strength vs faithfulness threshold λ "
+                    "(published: a different network)")
+
+
+def training(root: Path) -> Figures:
+    metrics = collect.training_metrics(root)
+    if metrics:
+        shape = collect.model_shape(root)
+        net = (f"{shape.get('n_layer')} blocks x width {shape.get('n_embd')}"
+               if shape.get("n_embd") else "")
+        yield TRAINING_PNG, plots_analysis.training_curves(
+            metrics["history"], metrics, "Arithmetic GPT-2 training" + (f": {net}" if net else ""))
+
+
+def mlp(root: Path) -> Figures:
+    """The MLP scripts draw their own figures; here we only check they exist."""
+    found = collect.mlp_pngs(root)
+    for exp, script in collect.MLP_EXPERIMENTS.items():
+        if found.get(exp):
+            log.info("MLP %s: %s (drawn by %s)", exp, ", ".join(str(p) for p in found[exp]), script)
+        else:
+            collect.missing(paths.mlp_dir(root, exp) / "*.png", script)
+    return iter(())
+
+
+EXPERIMENTS: dict[str, Callable[[Path], Figures]] = {
+    "show_causal_models": show_causal_models,
+    "sanity_check": sanity_check,
+    "empirical": empirical,
+    "heatmap": heatmap,
+    "published": published_curves,
+    "graphs": graph_figures,
+    "cliques": clique_figures,
+    "trees": tree_figures,
+    "combination": combination_figures,
+    "training": training,
+    "mlp": mlp,
+}
+NAMES = [*EXPERIMENTS, "all"]
+
+
+def figures(experiment: str, root: Path) -> Figures:
+    """The (file name, figure) pairs of one experiment, drawn but not saved."""
+    if experiment not in EXPERIMENTS:
+        raise runtime.UsageError(f"unknown experiment {experiment!r}; valid: {', '.join(NAMES)}")
+    yield from EXPERIMENTS[experiment](Path(root))
+
+
+# --- saving ---------------------------------------------------------------------------------------
+@dataclass
+class Saver:
+    root: Path
+    pdf: bool = False
+
+    def __post_init__(self):
+        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+        commit = runtime.git_commit()
+        self.png_meta = {"Software": "dasgraph visualizations.py", "Source": commit,
+                         "Description": command}
+        self.pdf_meta = {"Creator": "dasgraph visualizations.py",
+                         "Subject": f"{command} (git {commit})"}
+
+    def save(self, name: str, fig) -> list[Path]:
+        """PNG (and PDF with --pdf) under plots/, written atomically; closes the figure."""
+        base = paths.plots_dir(self.root) / name
+        written = []
+        try:
+            for suffix, meta in [(".png", self.png_meta)] + ([(".pdf", self.pdf_meta)] if self.pdf else []):
+                target = base.with_suffix(suffix)
+                with runtime.atomic_path(target) as tmp:
+                    fig.savefig(tmp, dpi=130, bbox_inches="tight", format=suffix[1:], metadata=meta)
+                log.info("wrote %s", target)
+                written.append(target)
+        finally:
+            plt.close(fig)
+        return written
+
+
+def run(experiment: str, root: Path, pdf: bool = False) -> list[Path]:
+    """Draw and save one experiment (or ``all``); returns the files written.
+
+    With ``all``, an experiment that fails is logged and the others still run; the failure
+    is raised at the end so the exit code says something went wrong.
+    """
+    root = Path(root)
+    saver = Saver(root, pdf)
+    names = list(EXPERIMENTS) if experiment == "all" else [experiment]
+    written, failed = [], []
+    for name in names:
+        log.info("experiment %s", name)
+        try:
+            for filename, fig in figures(name, root):
+                written += saver.save(filename, fig)
+        except runtime.UsageError:
+            raise
+        except Exception:  # noqa: BLE001 - keep drawing the rest; report at the end
+            if experiment != "all":
+                raise
+            log.exception("experiment %s failed", name)
+            failed.append(name)
+    log.info("%d file(s) written under %s", len(written), paths.plots_dir(root))
+    if failed:
+        raise RuntimeError(f"experiments failed: {', '.join(failed)} (see the log above)")
+    return written

@@ -1,0 +1,202 @@
+"""A small results folder in the real file formats, built without training anything.
+
+Used by tests/test_visualizations.py and tests/test_report.py. Every file is written by the
+code (or in the schema) that the pipeline stage itself uses, so a format change shows up here.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from dasgraph import causal_models, cliques, combine, graphs, paths, task, trees  # noqa: E402
+
+N_LAYER, WIDTH = 3, 16
+LAYERS = list(range(N_LAYER + 1))          # 0 = embeddings .. 3
+KS = [4, 16, 96]                           # 96 = 6 x width, the full-replacement control
+GRAPH_CELLS = [("XY", 2, 4), ("Z", 2, 4)]
+RUN = {"command": "test", "arguments": {}, "seed": 0, "device": "cpu", "git_commit": "abc",
+       "versions": {"torch": "2.13.0"}, "created": "2026-01-01T00:00:00+00:00"}
+XYZ = task.all_inputs()
+
+
+def _json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def iia_value(cm: str, layer: int, k: int, test: str) -> float:
+    """A made-up but structured IIA: falls with layer, rises with k, lower across models."""
+    value = 0.95 - 0.15 * layer + 0.01 * KS.index(k) - (0.3 if test != cm else 0.0)
+    return round(float(np.clip(value, 0.05, 1.0)), 4)
+
+
+def write_gpt2(root: Path) -> None:
+    out = paths.gpt2_dir(root)
+    history = [{"epoch": e, "loss": 3.0 / e, "train_accuracy": 0.3 * e, "validation_accuracy": 0.28 * e}
+               for e in (1, 2, 3)]
+    _json(out / paths.METRICS, {
+        "train_accuracy": 0.9, "validation_accuracy": 0.84, "test_accuracy": 0.83,
+        "all_inputs_accuracy": 0.88, "history": history,
+        "train_config": {"epochs": 3, "batch_size": 64, "lr": 0.003},
+        "architecture": {"n_layer": N_LAYER, "n_embd": WIDTH, "n_head": 2},
+        "split_sizes": {"train": 800, "validation": 100, "test": 100}})
+    _json(out / paths.RUN, RUN)
+    _json(out / "config.json", {"n_layer": N_LAYER, "n_embd": WIDTH, "n_head": 2,
+                                "id2label": {str(i): f"LABEL_{i}" for i in range(task.N_CLASSES)}})
+
+
+def write_iia(root: Path) -> pd.DataFrame:
+    rows = []
+    arithmetic = causal_models.FAMILIES["arithmetic"]
+    for cm in causal_models.MODELS:
+        for layer in LAYERS:
+            for k in KS:
+                for test in (arithmetic if cm in arithmetic else [cm]):
+                    rows.append({"causal_model": cm, "layer": layer, "low_rank_dimension": k,
+                                 "test_causal_model": test, "iia": iia_value(cm, layer, k, test),
+                                 "n_examples": 500})
+    table = pd.DataFrame(rows)
+    table.to_csv(paths.iia_csv(root), index=False)
+    return table
+
+
+def write_das_cells(root: Path) -> None:
+    """metrics.json + run.json of two cells (what the report reads for the DAS settings)."""
+    for cm, layer, k in [("XY", 1, 4), ("Z", 2, 16)]:
+        d = paths.das_cell_dir(root, cm, layer, k)
+        _json(d / paths.METRICS, {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
+                                  "iia": 0.5, "n_examples": 300, "train_loss": [3.0],
+                                  "config": {"n_training": 512, "n_testing": 300,
+                                             "batch_size": 256, "epochs": 1, "lr": 0.01}})
+        _json(d / paths.RUN, {**RUN, "command": "run_das.py --low_rank_dimensions 4,16"})
+
+
+def planted(cm: str) -> np.ndarray:
+    """(1000,) bool: the inputs of the planted IIA-1 block. XY: X+Y+Z = 14 and X < Y (not
+    symmetric in X and Y, so a transposed X x Y map shows); Z: Z even."""
+    x, y, z = XYZ.T
+    return (x + y + z == 14) & (x < y) if cm == "XY" else (z % 2 == 0)
+
+
+def planted_graph(cm: str) -> np.ndarray:
+    """IIA 1 inside the planted block and between inputs whose ids differ by a multiple of 7."""
+    inside = planted(cm)
+    correct = np.outer(inside, inside) | (np.add.outer(np.arange(1000), -np.arange(1000)) % 7 == 0)
+    return graphs.graph_from_correctness(correct)
+
+
+def write_graphs(root: Path) -> dict[str, np.ndarray]:
+    made = {}
+    for cm, layer, k in GRAPH_CELLS:
+        graph = planted_graph(cm)
+        path = paths.graph_npy(root, cm, layer, k)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, graph)
+        _json(paths.graph_meta(root, cm, layer, k),
+              {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
+               **graphs.statistics(graph), "directed_iia": float(graph.mean()), "run": RUN})
+        made[cm] = graph
+    return made
+
+
+def clique_lists(cm: str) -> list[list[int]]:
+    members = np.flatnonzero(planted(cm))
+    if cm == "XY":                                   # 35 inputs: two cliques, 20 and 15
+        return [members[:20].tolist(), members[20:].tolist()]
+    return [members[:30].tolist()]
+
+
+def write_cliques(root: Path, graphs_: dict[str, np.ndarray], finder: str = "RemovalHeuristic") -> None:
+    for cm, layer, k in GRAPH_CELLS:
+        found = cliques.Cliques(clique_lists(cm))
+        stats = cliques.statistics(cliques.adjacency(graphs_[cm], 1.0), found)
+        _json(paths.cliques_json(root, finder, cm, layer, k),
+              cliques.record(finder, cm, layer, k, 1.0, 5, found, stats, RUN))
+
+
+def tree_record(clique_sets: list[list[int]]) -> dict:
+    """A tree record in classification.py's schema. Nested CV costs seconds, so the numbers
+    are set by hand; the rules come from a real depth-2 tree through trees.tree_to_dict."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    if not clique_sets:
+        record, _ = trees.fit_clique_tree({"cliques": []}, seed=0)   # degenerate: no fitting
+        return record
+    data = trees.build_dataset(clique_sets, np.random.default_rng(0))
+    tree = DecisionTreeClassifier(max_depth=2, random_state=0).fit(trees.features(data.nodes), data.y)
+    n_pos = int(data.y.sum())
+    return {"status": "ok", "n_cliques": len(clique_sets),
+            "class_balance": {"n_positive": n_pos, "n_negative": len(data.y) - n_pos,
+                              "negatives": data.negatives_rule, "majority_baseline_accuracy": 0.5},
+            "features": list(trees.FEATURE_NAMES), "best_max_depth": 2,
+            "cv_accuracy": {"mean": 0.97, "std": 0.02, "folds": [0.97] * 5},
+            "training_accuracy": {"value": 1.0, "note": "fit data"},
+            "feature_importances": {}, "rules": trees.tree_to_dict(tree)}
+
+
+def write_trees(root: Path) -> None:
+    """One fitted tree (XY) and one degenerate record (Z: no cliques), as classification.py."""
+    for (cm, layer, k), clique_sets in zip(GRAPH_CELLS, (clique_lists("XY"), [])):
+        _json(paths.tree_file(root, cm, layer, k, "json"),
+              {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
+               "clique_finder": "RemovalHeuristic", **tree_record(clique_sets), "run": RUN})
+
+
+def write_combination(root: Path, graphs_: dict[str, np.ndarray]) -> pd.DataFrame:
+    layer, k = GRAPH_CELLS[0][1:]
+    sets = [("XY",), ("Z",), ("XY", "Z")]
+    cells, _ = combine.combination_tables(combine.Combiner(graphs_), sets,
+                                          combine.DEFAULT_LAMBDAS, combine.RULES, layer, k)
+    path = paths.combination_csv(root, layer, k)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cells.to_csv(path, index=False)
+    return cells
+
+
+def write_mlp(root: Path) -> None:
+    columns = ["experiment", "method", "layer", "low_rank_dimension", "causal_model",
+               "test_causal_model", "intervention", "iia", "n_examples"]
+    out = paths.mlp_dir(root, "hierarchical_equality")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [["hierarchical_equality", method, 0, 16, "hierarchical_equality",
+             "hierarchical_equality", name, iia, 4000]
+            for method, base in (("das", 0.97), ("neurons", 0.8))
+            for name, iia in (("WX", base), ("YZ", base - 0.01), ("both", base), ("all", base))]
+    pd.DataFrame(rows, columns=columns).to_csv(out / "iia.csv", index=False)
+    _json(out / paths.METRICS, {"mlp": {"test_accuracy": 0.999, "n_test": 12000}})
+    fig, ax = plt.subplots()
+    ax.bar([0, 1], [0.97, 0.8])
+    fig.savefig(out / "das_vs_neurons.png")
+    plt.close(fig)
+
+
+def build(root: Path, parts=("gpt2", "iia", "das", "graphs", "cliques", "trees", "combination",
+                             "mlp")) -> Path:
+    """Write the selected parts of a results folder under ``root``; returns root."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    made = None
+    if "gpt2" in parts:
+        write_gpt2(root)
+    if "iia" in parts:
+        write_iia(root)
+    if "das" in parts:
+        write_das_cells(root)
+    if {"graphs", "cliques", "combination"} & set(parts):
+        made = write_graphs(root)
+    if "cliques" in parts:
+        write_cliques(root, made)
+    if "trees" in parts:
+        write_trees(root)
+    if "combination" in parts:
+        write_combination(root, made)
+    if "mlp" in parts:
+        write_mlp(root)
+    return root

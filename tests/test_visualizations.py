@@ -1,0 +1,229 @@
+"""Stage 4: every experiment's figures from a synthetic results folder in the real formats,
+the CLI on full, partial and empty folders, and bad input."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import fake_results  # noqa: E402
+import visualizations  # noqa: E402
+from dasgraph import causal_models, collect, paths, plots_graphs, published, task, visualize  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return fake_results.build(tmp_path_factory.mktemp("viz_results"))
+
+
+def _figures(name, root):
+    return list(visualize.figures(name, root))
+
+
+def _plot_axes(fig):
+    """Axes that are panels (not colour bars)."""
+    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+
+
+def _labelled_lines(ax):
+    return [l for l in ax.get_lines() if not l.get_label().startswith("_")]
+
+
+def _assert_no_empty_axes(fig):
+    for ax in fig.axes:
+        assert ax.get_lines() or ax.get_images() or ax.patches or ax.collections, \
+            f"empty axes {ax.get_title()!r}"
+
+
+def _close(figs):
+    for _, fig in figs:
+        plt.close(fig)
+
+
+# --- what each experiment draws ------------------------------------------------------------------
+def test_show_causal_models_one_panel_per_model(results):
+    [(name, fig)] = _figures("show_causal_models", results)
+    assert name == visualize.CAUSAL_MODELS_PNG
+    axes = _plot_axes(fig)
+    assert len(axes) == len(causal_models.MODELS)
+    for ax, (model, spec) in zip(axes, causal_models.MODELS.items()):
+        assert ax.get_title().startswith(f"{model}:") and spec.label in ax.get_title()
+        # nodes X, Y, Z, P, O and one arrow per edge of the model's DAG
+        n_edges = sum(len(p) for p in spec.parents.values())
+        assert len(ax.patches) == n_edges
+    _assert_no_empty_axes(fig)
+    plt.close(fig)
+
+
+def test_empirical_one_panel_per_k_one_line_per_model(results):
+    [(name, fig)] = _figures("empirical", results)
+    axes = _plot_axes(fig)
+    assert [ax.get_title() for ax in axes] == [f"k = {k}" for k in fake_results.KS]
+    for ax in axes:
+        lines = _labelled_lines(ax)
+        assert [l.get_label() for l in lines] == list(causal_models.MODELS)
+        assert "layer" in ax.get_xlabel() and "IIA" in ax.get_ylabel()
+        assert list(lines[0].get_xdata()) == fake_results.LAYERS
+    xy = _labelled_lines(axes[0])[0]          # k = 4, XY: the values of iia.csv
+    assert np.allclose(xy.get_ydata(), [fake_results.iia_value("XY", L, 4, "XY")
+                                        for L in fake_results.LAYERS])
+    _assert_no_empty_axes(fig)
+    plt.close(fig)
+
+
+def test_sanity_check_nine_train_test_pairs_per_k(results):
+    [(name, fig)] = _figures("sanity_check", results)
+    assert name == visualize.SANITY_CHECK_PNG
+    for ax in _plot_axes(fig):
+        labels = [l.get_label() for l in _labelled_lines(ax)]
+        assert len(labels) == 9 and "trained XY, tested YZ" in labels
+        assert "IIA" in ax.get_ylabel()
+    plt.close(fig)
+
+
+def test_heatmap_layer_by_k_grid_per_model(results):
+    [(name, fig)] = _figures("heatmap", results)
+    axes = _plot_axes(fig)
+    assert [ax.get_title() for ax in axes] == list(causal_models.MODELS)
+    grid = axes[0].get_images()[0].get_array()
+    assert grid.shape == (len(fake_results.KS), len(fake_results.LAYERS))   # rows k, columns layer
+    assert grid[0, 1] == pytest.approx(fake_results.iia_value("XY", 1, 4, "XY"))
+    assert axes[0].get_xlabel() == "layer L" and axes[0].get_ylabel() == "k"
+    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
+    plt.close(fig)
+
+
+def test_published_panel_aligns_layers_and_picks_k_nearest_a_third_of_width(results):
+    [(name, fig)] = _figures("published", results)
+    ours, theirs = _plot_axes(fig)[:2]
+    assert "THIS RUN" in ours.get_title() and "k = 4" in ours.get_title()   # 16 / 3 -> 4
+    assert "PUBLISHED" in theirs.get_title()
+    xy = _labelled_lines(theirs)[0]
+    # published layer j (output of block j) is drawn at our L = j + 1
+    assert list(xy.get_xdata()) == list(range(1, 13))
+    assert xy.get_ydata()[0] == pytest.approx(0.955)       # published XY, layer_0
+    assert list(_labelled_lines(ours)[0].get_xdata()) == fake_results.LAYERS
+    assert "j + 1" in " ".join(t.get_text() for t in fig.texts)
+    plt.close(fig)
+
+
+def test_graphs_matrix_in_node_order_and_mean_iia_on_the_xyz_grid(results):
+    figs = _figures("graphs", results)
+    names = [n for n, _ in figs]
+    assert names == [visualize.GRAPH_STATS_PNG] + [visualize.graph_png(*c)
+                                                  for c in fake_results.GRAPH_CELLS]
+    stats_fig = figs[0][1]
+    left = _plot_axes(stats_fig)[0]
+    # one bar per model present (XY, Z) + the 7 published ones, per panel
+    assert len(left.patches) == 2 + len(published.graph_stats())
+    _, fig = figs[1]                               # XY
+    axes = _plot_axes(fig)
+    assert len(axes) == 1 + task.N_VALUES            # the matrix + one X x Y map per Z
+    graph = fake_results.planted_graph("XY")
+    assert np.array_equal(axes[0].get_images()[0].get_array(), graph)
+    assert [t.get_text() for t in axes[0].get_xticklabels()][0] == "X=1"
+    mean = graph.sum(1) / 999
+    for z in (1, 5):                               # panel Z: rows X, columns Y
+        expected = [[mean[task.node_id(x, y, z)] for y in task.VALUES] for x in task.VALUES]
+        assert np.allclose(axes[z].get_images()[0].get_array(), expected)
+    for _, f in figs:
+        _assert_no_empty_axes(f)
+    _close(figs)
+
+
+def test_xyz_cube_orientation():
+    values = np.arange(task.N_INPUTS)
+    cube = plots_graphs.xyz_cube(values)
+    assert cube[4 - 1, 2 - 1, 9 - 1] == task.node_id(2, 9, 4)     # cube[z-1, x-1, y-1]
+
+
+def test_cliques_statistics_and_members_on_the_grid(results):
+    figs = _figures("cliques", results)
+    assert [n for n, _ in figs][0] == visualize.cliques_stats_png("RemovalHeuristic")
+    stats = _plot_axes(figs[0][1])
+    assert len(stats) == 4 and "number of cliques" in stats[0].get_ylabel()
+    assert [p.get_height() for p in stats[0].patches] == [2, 1]      # XY: 2 cliques, Z: 1
+    _, grid = figs[1]                                                # XY layer 2 k 4
+    membership = plots_graphs.clique_membership(fake_results.clique_lists("XY"))
+    assert set(np.unique(membership)) == {0, 1, 2}
+    panel = _plot_axes(grid)[0].get_images()[0].get_array()         # Z = 1: rows X, columns Y
+    assert panel[6 - 1, 7 - 1] > 0 and panel[7 - 1, 6 - 1] == 0      # 6 + 7 + 1 = 14, X < Y
+    assert panel[6 - 1, 7 - 1] == membership[task.node_id(6, 7, 1)]
+    _close(figs)
+
+
+def test_trees_bar_per_fitted_tree_and_baseline(results):
+    [(name, fig)] = _figures("trees", results)
+    [ax] = _plot_axes(fig)
+    assert len(ax.patches) == 1                     # XY fitted; Z has no cliques -> no bar
+    assert ax.patches[0].get_height() == pytest.approx(0.97)    # cv_accuracy.mean
+    assert "no tree" in " ".join(t.get_text() for t in ax.texts)
+    assert "held-out" in ax.get_ylabel()
+    plt.close(fig)
+
+
+def test_combination_panels_per_rule_and_published(results):
+    [(name, fig)] = _figures("combination", results)
+    assert name == visualize.combination_png(2, 4)
+    axes = _plot_axes(fig)
+    assert len(axes) == 3 and "published" in axes[-1].get_title()
+    assert len(_labelled_lines(axes[0])) == 3                       # XY, Z, XY+Z
+    assert len(_labelled_lines(axes[-1])) == len(published.strength())
+    xy_z = [l for l in _labelled_lines(axes[0]) if l.get_label() == "XY+Z"][0]
+    assert np.all(np.diff(xy_z.get_ydata()) >= 0)                   # strength grows as λ falls
+    assert axes[0].get_xlabel() == "faithfulness threshold λ"
+    plt.close(fig)
+
+
+def test_training_curves(results):
+    [(name, fig)] = _figures("training", results)
+    loss, acc = _plot_axes(fig)
+    assert loss.get_xlabel() == "epoch" and "loss" in loss.get_ylabel()
+    assert {"train", "validation"} <= {l.get_label() for l in acc.get_lines()}
+    plt.close(fig)
+
+
+def test_reference_k():
+    assert collect.reference_k([5, 11, 21, 64, 384], 64) == 21
+    assert collect.reference_k([4, 16, 96], None) == 4          # width from 96 = 6 x 16
+
+
+# --- the script -----------------------------------------------------------------------------
+def test_cli_writes_non_empty_pngs_and_pdf(results, capsys):
+    assert visualizations.main(["--experiment", "training", "--results_path", str(results),
+                                "--pdf"]) == 0
+    png = paths.plots_dir(results) / visualize.TRAINING_PNG
+    assert png.stat().st_size > 1000 and png.with_suffix(".pdf").stat().st_size > 1000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_all_on_an_empty_folder_exits_0_and_names_every_stage(tmp_path, capsys):
+    assert visualizations.main(["--experiment", "all", "--results_path", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for stage in ("evaluate_das.py", "disentangle_causal_models.py", "analyse_graphs.py",
+                  "classification.py", "combine_causal_models.py", "train_gpt2.py",
+                  "reproduce_das_experiment.py"):
+        assert f"run {stage} first" in out, stage
+    # only the causal models need no results
+    assert [p.name for p in paths.plots_dir(tmp_path).iterdir()] == [visualize.CAUSAL_MODELS_PNG]
+
+
+def test_all_on_a_partial_folder_draws_what_exists(tmp_path, capsys):
+    fake_results.build(tmp_path, parts=("gpt2", "mlp"))
+    assert visualizations.main(["--experiment", "all", "--results_path", str(tmp_path)]) == 0
+    written = {p.name for p in paths.plots_dir(tmp_path).glob("*.png")}
+    assert written == {visualize.CAUSAL_MODELS_PNG, visualize.TRAINING_PNG}
+    assert all((paths.plots_dir(tmp_path) / n).stat().st_size > 1000 for n in written)
+    out = capsys.readouterr().out
+    assert "run evaluate_das.py first" in out and "run train_gpt2.py first" not in out
+    assert "run reproduce_das_experiment.py first" not in out       # its PNG exists
+
+
+def test_unknown_experiment_exits_2_with_one_line_naming_the_valid_ones(tmp_path, capsys):
+    assert visualizations.main(["--experiment", "nope", "--results_path", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope" in err[0] and "show_causal_models" in err[0] and "all" in err[0]
+    assert not paths.plots_dir(tmp_path).exists()
