@@ -25,8 +25,15 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=cli.positive_int, default=None)
     p.add_argument("--lr", type=cli.positive_float, default=None, help="peak learning rate (AdamW)")
     p.add_argument("--weight_decay", type=cli.unit_float, default=None)
-    p.add_argument("--partial_sum_weight", type=float, default=None,
-                   help="weight of the auxiliary running-sum loss (X+Y at the second '+'); 0 = off")
+    p.add_argument("--iit_weight", type=cli.non_negative_float, default=None,
+                   help="interchange intervention training weight (default 1 from scratch, "
+                        "0 fine-tuning; 0 = plain training)")
+    p.add_argument("--iit_causal_model", choices=["XY", "XZ", "YZ", "X", "Y", "Z"], default=None,
+                   help="causal model planted by IIT (default XY)")
+    p.add_argument("--iit_layer", type=cli.non_negative_int, default=None,
+                   help="layer whose residual stream holds the planted variable (default 2)")
+    p.add_argument("--iit_dims", type=cli.positive_int, default=None,
+                   help="coordinates of the last position holding it (default 1)")
     p.add_argument("--n_layer", type=cli.positive_int, default=None, help="from scratch: blocks")
     p.add_argument("--n_embd", type=cli.positive_int, default=None, help="from scratch: width")
     p.add_argument("--n_head", type=cli.positive_int, default=None, help="from scratch: heads")

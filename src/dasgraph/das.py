@@ -35,9 +35,10 @@ def default_low_rank_dimensions(width: int, n_positions: int = task.SEQ_LEN) -> 
 
 @dataclass
 class DasConfig:
-    n_training: int = 12_800
+    # 200 Adam steps: 50 left a planted 1-d variable half found (IIA 0.45), 200 found it (0.98)
+    n_training: int = 25_600
     n_testing: int = 2_000
-    batch_size: int = 256
+    batch_size: int = 128
     epochs: int = 1
     lr: float = 0.01
 

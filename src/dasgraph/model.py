@@ -110,7 +110,6 @@ class TrainConfig:
     weight_decay: float = 0.1
     warmup_fraction: float = 0.05
     grad_clip: float = 1.0
-    partial_sum_weight: float = 0.0
     iit_weight: float = 0.0          # interchange intervention training (off when 0)
     iit_causal_model: str = "XY"
     iit_layer: int = 2               # residual stream entering block iit_layer
@@ -118,25 +117,6 @@ class TrainConfig:
     iit_last_position_only: bool = True   # ... at the last position (else at every position)
 
 
-# Position of the second "+" in [X, +, Y, +, Z, =]: it has seen X and Y, not Z.
-PARTIAL_SUM_POSITION = 3
-
-
-def loss_fn(model, ids: torch.Tensor, labels: torch.Tensor, partial_sum_weight: float,
-            partial: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy of the class; optionally plus the running sum X+Y read out at the second "+".
-
-    The auxiliary term reads the same classification head at position 3 (class X+Y-2), which
-    asks the network to carry the partial sum left to right, as a pretrained LM reading the
-    prompt would; it is off unless ``partial_sum_weight > 0``.
-    """
-    if partial_sum_weight <= 0:
-        return nn.functional.cross_entropy(model(input_ids=ids).logits, labels)
-    hidden = model.transformer(input_ids=ids).last_hidden_state
-    logits = model.score(hidden)                        # (B, S, C)
-    main = nn.functional.cross_entropy(logits[:, -1], labels)
-    aux = nn.functional.cross_entropy(logits[:, PARTIAL_SUM_POSITION], partial)
-    return main + partial_sum_weight * aux
 
 
 class _Interchange:
@@ -194,8 +174,6 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
     Returns the per-epoch history (loss, train and validation accuracy).
     """
     gen = torch.Generator().manual_seed(seed)
-    inputs = torch.as_tensor(task.all_inputs(), device=ids.device)
-    partial = inputs[:, 0] + inputs[:, 1] - 2            # class of the running sum X+Y
     train_idx = torch.as_tensor(splits["train"], device=ids.device)
     val_idx = torch.as_tensor(splits["validation"], device=ids.device)
     steps_per_epoch = -(-len(train_idx) // cfg.batch_size)
@@ -219,7 +197,7 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
         losses = []
         for start in range(0, len(order), cfg.batch_size):
             batch = order[start:start + cfg.batch_size]
-            loss = loss_fn(model, ids[batch], labels[batch], cfg.partial_sum_weight, partial[batch])
+            loss = nn.functional.cross_entropy(model(input_ids=ids[batch]).logits, labels[batch])
             if iit is not None:  # sources from the training inputs too: test inputs stay unseen
                 source = train_idx[torch.randint(len(train_idx), (len(batch),), generator=gen).to(ids.device)]
                 cf_logits = iit.logits(model, ids[batch], ids[source])

@@ -23,19 +23,3 @@ def save_figure(fig, path: Path, pdf: bool = False) -> list[Path]:
         written.append(target)
     plt.close(fig)
     return written
-
-
-def training_curve(history: list[dict], title: str = "Arithmetic GPT-2 training"):
-    """Loss and train / validation accuracy per epoch."""
-    epochs = [row["epoch"] for row in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
-    ax_loss.plot(epochs, [row["loss"] for row in history], color="tab:red")
-    ax_loss.set(xlabel="epoch", ylabel="training loss (cross-entropy)", yscale="log",
-                title="loss")
-    ax_acc.plot(epochs, [row["train_accuracy"] for row in history], label="train")
-    ax_acc.plot(epochs, [row["validation_accuracy"] for row in history], label="validation")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02), title="accuracy")
-    ax_acc.legend(loc="lower right")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig

@@ -6,18 +6,21 @@ import logging
 
 import torch
 
-from . import cli, model as gpt2, paths, plots, task
+from . import cli, model as gpt2, paths, plots, plots_analysis, task
 from .runtime import (UsageError, atomic_directory, atomic_write_json, derive_seed, read_json,
                       resolve_device, run_record, set_seed, configure_determinism)
 
 log = logging.getLogger(__name__)
 
-# From scratch: chosen so that DAS finds an aligned non-trivial model (README, "The default
-# model"). Fine-tuning: the thesis's settings.
+# From scratch: plain training mixes X, Y and Z non-linearly inside block 0, after which no
+# non-trivial causal model aligns (README, "The default model"). The default therefore plants a
+# known answer with interchange intervention training: X+Y is routed through one coordinate of
+# the last position at layer 2, so DAS has something real to find and to tell apart.
+# Fine-tuning: the thesis's settings, no IIT.
 ARCH_DEFAULT = gpt2.ArchConfig(n_layer=4, n_embd=64, n_head=4)
 TRAIN_DEFAULTS = {
-    "scratch": gpt2.TrainConfig(epochs=100, batch_size=64, lr=3e-3, weight_decay=0.1,
-                                partial_sum_weight=1.0),
+    "scratch": gpt2.TrainConfig(epochs=150, batch_size=64, lr=3e-3, weight_decay=0.1,
+                                iit_weight=1.0, iit_causal_model="XY", iit_layer=2, iit_dims=1),
     "pretrained": gpt2.TrainConfig(epochs=50, batch_size=32, lr=2e-5, weight_decay=0.0,
                                    warmup_fraction=0.0),
 }
@@ -42,6 +45,11 @@ def resolve_configs(args) -> tuple[gpt2.ArchConfig | None, gpt2.TrainConfig]:
                                                 if getattr(args, n) is not None})
     if arch.n_embd % arch.n_head:
         raise UsageError(f"--n_embd {arch.n_embd} must be divisible by --n_head {arch.n_head}")
+    if train_cfg.iit_weight > 0 and not 0 <= train_cfg.iit_layer <= arch.n_layer:
+        raise UsageError(f"--iit_layer {train_cfg.iit_layer} is out of range; layers are "
+                         f"0..{arch.n_layer} for --n_layer {arch.n_layer}")
+    if train_cfg.iit_weight > 0 and not 1 <= train_cfg.iit_dims <= arch.n_embd:
+        raise UsageError(f"--iit_dims {train_cfg.iit_dims} must be in 1..{arch.n_embd} (the width)")
     return arch, train_cfg
 
 
@@ -89,6 +97,7 @@ def run_training(args) -> dict | None:
         tokenizer.save_pretrained(str(tmp))
         atomic_write_json(tmp / paths.METRICS, metrics)
         atomic_write_json(tmp / paths.RUN, run_record(args, device=device))
-        plots.save_figure(plots.training_curve(history), tmp / "training_curve.png")
+        plots.save_figure(plots_analysis.training_curves(history, final=metrics),
+                          tmp / "training_curve.png")
     log.info("wrote %s", out)
     return metrics
