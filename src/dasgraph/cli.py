@@ -26,54 +26,25 @@ def parser(doc: str | None) -> Parser:
 
 
 # --- value types: each names the bad value and what is allowed -----------------------------
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be a positive integer (>= 1)")
-    return value
+def _number(cast, check, requirement: str):
+    """An argparse type: parse with ``cast``, accept if ``check(value)``, else name the bad value."""
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            kind = "an integer" if cast is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not check(value):
+            raise argparse.ArgumentTypeError(f"{value} {requirement}")
+        return value
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be > 0")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
-
-
-def unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is outside [0, 1]")
-    return value
+positive_int = _number(int, lambda v: v >= 1, "must be a positive integer (>= 1)")
+non_negative_int = _number(int, lambda v: v >= 0, "must be >= 0")
+positive_float = _number(float, lambda v: v > 0, "must be > 0")
+non_negative_float = _number(float, lambda v: v >= 0, "must be >= 0")
+unit_float = _number(float, lambda v: 0.0 <= v <= 1.0, "is outside [0, 1]")
 
 
 def flatten(values: Sequence | None) -> list | None:

@@ -485,7 +485,7 @@ def summarise(root: Path, finder: str = DEFAULT_FINDER):
 
     get_finder(finder)
     rows = []
-    folder = paths.cliques_json(Path(root), finder, "_", 0, 0).parent   # paths owns the layout
+    folder = paths.cliques_dir(Path(root), finder)
     for path in sorted(folder.glob("*_layer_*_k_*.json")):
         data = read_json(path)
         stats, sizes = data["statistics"], data["statistics"]["sizes"]

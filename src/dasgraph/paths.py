@@ -35,11 +35,6 @@ def das_cell_dir(root: Path, causal_model: str, layer: int, low_rank_dimension: 
     return das_root(root) / causal_model / f"layer_{layer}" / f"k_{low_rank_dimension}"
 
 
-def hidden_cache(root: Path) -> Path:
-    """Cached residual-stream states of all 1000 inputs at every layer (derived, re-creatable)."""
-    return das_root(root) / "hidden_states.pt"
-
-
 def iia_csv(root: Path) -> Path:
     return Path(root) / "iia.csv"
 

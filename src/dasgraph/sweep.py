@@ -153,19 +153,26 @@ def load_cell(subject: Subject, directory: Path, layer: int):
     return das.intervention_of(das.load_intervenable(directory, subject.model))
 
 
-def evaluate_cells(args) -> pd.DataFrame:
-    """IIA of every trained cell on fresh pairs, against its own and (arithmetic) the others."""
-    device = resolve_device(args.device)
+def load_trained_selection(args, device: str) -> tuple[Subject, list[tuple[str, int, int]]]:
+    """The subject and the trained cells on disk matching the selection flags (all k found on
+    disk unless --low_rank_dimensions is given); UsageError if there are none."""
+    causal_models.select(args.causal_model_type, args.causal_models)   # fail before loading
     subject = load_subject(model_dir(args), device)
-    selected = resolve_cells(args, subject)   # validates the flags against the model
-    names = {c[0] for c in selected}
-    layers = {c[1] for c in selected}
+    selected = resolve_cells(args, subject)          # validates the flags against the model
+    names, layers = {c[0] for c in selected}, {c[1] for c in selected}
     ks = {c[2] for c in selected} if args.low_rank_dimensions else None
     cells = [c for c in trained_cells(args.results_path)
              if c[0] in names and c[1] in layers and (ks is None or c[2] in ks)]
     if not cells:
         raise UsageError(f"no trained DAS cells under {paths.das_root(args.results_path)} for this "
                          "selection; run src/run_das.py first")
+    return subject, cells
+
+
+def evaluate_cells(args) -> pd.DataFrame:
+    """IIA of every trained cell on fresh pairs, against its own and (arithmetic) the others."""
+    device = resolve_device(args.device)
+    subject, cells = load_trained_selection(args, device)
     done = set()
     if paths.iia_csv(args.results_path).exists() and not args.overwrite:
         old = pd.read_csv(paths.iia_csv(args.results_path))
@@ -218,16 +225,7 @@ def build_graphs(args) -> list[Path]:
     from . import graphs
 
     device = resolve_device(args.device)
-    causal_models.select(args.causal_model_type, args.causal_models)
-    subject = load_subject(model_dir(args), device)
-    selected = resolve_cells(args, subject)
-    names, layers = {c[0] for c in selected}, {c[1] for c in selected}
-    ks = {c[2] for c in selected} if args.low_rank_dimensions else None
-    cells = [c for c in trained_cells(args.results_path)
-             if c[0] in names and c[1] in layers and (ks is None or c[2] in ks)]
-    if not cells:
-        raise UsageError(f"no trained DAS cells under {paths.das_root(args.results_path)} for this "
-                         "selection; run src/run_das.py first")
+    subject, cells = load_trained_selection(args, device)
     written = []
     for cm, layer, k in tqdm(cells, desc="IIA graphs", unit="graph"):
         target = paths.graph_npy(args.results_path, cm, layer, k)

@@ -71,7 +71,7 @@ def find_clique_files(root: Path, finder: str, causal_models_: list[str] | None 
 
     Raises UsageError naming analyse_graphs.py when there are none.
     """
-    folder = paths.cliques_json(root, finder, "XY", 0, 0).parent
+    folder = paths.cliques_dir(root, finder)
     found = []
     if folder.is_dir():
         for f in folder.iterdir():
