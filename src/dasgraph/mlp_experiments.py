@@ -1,0 +1,191 @@
+"""The three MLP experiments of THESIS.md §6, one function per script.
+
+* ``run_hierarchical_equality``: pyvene's DAS tutorial (WX, YZ at layer 0) against the best
+  neuron-level alignment.
+* ``run_pattern_matching``: the ABAB task, DAS with P, Q at each hidden layer separately.
+* ``run_wrong_causal_graph``: on the ABAB network, DAS trained with the counterfactuals of one
+  candidate causal model (ABAB, AABB, ABBA) and tested with those of each: a 3x3 matrix.
+
+Each cell (a layer, or a trained-on model) is seeded from the run seed and its own identity,
+written atomically and skipped on a re-run; the experiment's summary (metrics.json, iia.csv,
+a PNG, run.json) is rebuilt from the finished cells.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+import pandas as pd
+import torch
+
+from . import mlp_das, mlp_model, mlp_plots, mlp_tasks, paths, runtime
+from . import mlp_pipeline as pipe
+
+log = logging.getLogger(__name__)
+
+HIERARCHICAL = "hierarchical_equality"
+PATTERN = "pattern_matching"
+WRONG_GRAPH = "wrong_causal_graph"
+ABAB = mlp_tasks.MODELS["ABAB"]
+TUTORIAL_LAYER = 0  # pyvene's tutorial intervenes on the first hidden layer
+
+
+def cell_dir(out, *, layer: int | None = None, trained_on: str | None = None):
+    return out / (f"trained_on_{trained_on}" if trained_on else f"layer_{layer}")
+
+
+def _mlp_summary(out) -> dict:
+    metrics = runtime.read_json(out / pipe.MODEL_DIR / paths.METRICS)
+    keep = ("task", "description", "train_accuracy", "test_accuracy", "n_test",
+            "test_positive_rate", "first_layer_pair_weights", "wall_time_s")
+    return {k: metrics[k] for k in keep}
+
+
+# --- hierarchical equality -------------------------------------------------------------------
+def run_hierarchical_equality(args: argparse.Namespace) -> None:
+    start = time.time()
+    if args.baseline_sample < len(mlp_tasks.INTERVENTIONS):
+        raise runtime.UsageError(f"--baseline_sample {args.baseline_sample}: need at least 3")
+    device, out = pipe.prepare(args, HIERARCHICAL)
+    model = mlp_tasks.MODELS[HIERARCHICAL]
+    layer, cell = TUTORIAL_LAYER, cell_dir(out, layer=TUTORIAL_LAYER)
+    settings = pipe.recipe(args, pipe.DAS_RECIPE, causal_model=model.name, layer=layer,
+                           baseline_sample=args.baseline_sample)
+    computed = not pipe.finished(cell, settings, args.overwrite)
+    if computed:
+        net = pipe.network(model, args, out / pipe.MODEL_DIR, device)
+        metrics, intervention = _das_and_neuron_baseline(net, layer, args, device)
+        pipe.write_cell(cell, {"settings": settings, **metrics}, net, layer, intervention)
+    if not computed and (out / paths.METRICS).exists():
+        return  # every cell was skipped and the summary is there
+    metrics = runtime.read_json(cell / paths.METRICS)
+    table = (pipe.rows(HIERARCHICAL, "das", layer, model.name, model.name, metrics["das"])
+             + pipe.rows(HIERARCHICAL, "neurons", layer, model.name, model.name,
+                         metrics["neuron_baseline"]))
+    das_all, neurons_all = metrics["das"]["iia"]["all"], metrics["neuron_baseline"]["iia"]["all"]
+    summary = {"experiment": HIERARCHICAL, "causal_model": model.name,
+               "description": model.describe(), "layer": layer,
+               "mlp": _mlp_summary(out), "das": metrics["das"],
+               "neuron_baseline": metrics["neuron_baseline"],
+               "das_minus_neuron_baseline": das_all - neurons_all,
+               "wall_time_s": round(time.time() - start, 1)}
+    figure = mlp_plots.das_vs_neurons(pd.DataFrame(table),
+                                      f"Hierarchical equality, layer {layer}: DAS vs neurons")
+    pipe.write_outputs(out, summary, table, figure, "das_vs_neurons.png", args, device)
+    log.info("MLP test accuracy %.4f; test IIA DAS %.4f vs best neuron split %.4f",
+             summary["mlp"]["test_accuracy"], das_all, neurons_all)
+
+
+def _das_and_neuron_baseline(net: pipe.Network, layer: int, args, device: str):
+    """DAS's rotation and the best neuron split, both tested on the same counterfactuals."""
+    start, variables = time.time(), net.task.variables
+    intervention, train = pipe.train_das(net, layer, net.task, args, device)
+    das = pipe.evaluate(net, layer, mlp_das.rotation(intervention).detach(), net.task, args, device)
+    # the split is chosen on training counterfactuals only, then tested like the rotation
+    sample = train.take(torch.arange(min(args.baseline_sample, len(train)), device=device))
+    neurons, sample_iia = mlp_das.best_neuron_split(net.model, layer, sample)
+    baseline = pipe.evaluate(net, layer, mlp_das.neuron_basis(neurons, device), net.task, args, device)
+    others = [i for i in range(mlp_das.HIDDEN) if i not in neurons]
+    metrics = {"layer": layer, "das": das,
+               "neuron_baseline": {
+                   "search": f"all C(16,8) splits of the layer's neurons into a {variables[0]} "
+                             f"half and a {variables[1]} half, scored on {len(sample)} training "
+                             "counterfactuals",
+                   "neurons": {variables[0]: neurons, variables[1]: others},
+                   "sample_iia": sample_iia, **baseline},
+               "wall_time_s": round(time.time() - start, 1)}
+    return metrics, intervention
+
+
+# --- ABAB: IIA per layer ---------------------------------------------------------------------
+def run_pattern_matching(args: argparse.Namespace) -> None:
+    start = time.time()
+    layers = pipe.check_layers(args.layers)
+    device, out = pipe.prepare(args, PATTERN)
+    settings = {layer: pipe.recipe(args, pipe.DAS_RECIPE, causal_model=ABAB.name, layer=layer)
+                for layer in range(mlp_model.N_LAYERS)}
+    net, computed = None, False
+    for layer in layers:
+        cell = cell_dir(out, layer=layer)
+        if pipe.finished(cell, settings[layer], args.overwrite):
+            continue
+        net = net or pipe.network(ABAB, args, out / pipe.MODEL_DIR, device)
+        cell_start = time.time()
+        intervention, _ = pipe.train_das(net, layer, ABAB, args, device)
+        evaluation = pipe.evaluate(net, layer, mlp_das.rotation(intervention).detach(), ABAB,
+                                   args, device)
+        metrics = {"settings": settings[layer], "layer": layer, "das": evaluation,
+                   "wall_time_s": round(time.time() - cell_start, 1)}
+        pipe.write_cell(cell, metrics, net, layer, intervention)
+        log.info("ABAB layer %d: test IIA %.4f", layer, evaluation["iia"]["all"])
+        computed = True
+    if not computed and (out / paths.METRICS).exists():
+        return  # every cell was skipped and the summary is there
+    cells = pipe.finished_cells({L: cell_dir(out, layer=L) for L in settings}, settings)
+    table = [row for layer, m in cells.items()
+             for row in pipe.rows(PATTERN, "das", layer, ABAB.name, ABAB.name, m["das"])]
+    summary = {"experiment": PATTERN, "causal_model": ABAB.name, "description": ABAB.describe(),
+               "mlp": _mlp_summary(out),
+               "layers": {str(layer): m["das"] for layer, m in cells.items()},
+               "wall_time_s": round(time.time() - start, 1)}
+    figure = mlp_plots.iia_per_layer(
+        pd.DataFrame(table), f"ABAB (P=W==Y, Q=X==Z): DAS test IIA per layer\n"
+        f"MLP test accuracy {summary['mlp']['test_accuracy']:.3f}")
+    pipe.write_outputs(out, summary, table, figure, "iia_per_layer.png", args, device)
+
+
+# --- wrong causal graph ----------------------------------------------------------------------
+def run_wrong_causal_graph(args: argparse.Namespace) -> None:
+    start = time.time()
+    layer = pipe.check_layers([args.layer], "--layer")[0]
+    device, out = pipe.prepare(args, WRONG_GRAPH)
+    settings = {name: pipe.recipe(args, pipe.DAS_RECIPE, causal_model=name, layer=layer)
+                for name in mlp_tasks.CANDIDATES}
+    net, computed = None, False
+    for trained_on in mlp_tasks.CANDIDATES:
+        cell = cell_dir(out, trained_on=trained_on)
+        if pipe.finished(cell, settings[trained_on], args.overwrite):
+            continue
+        net = net or pipe.network(ABAB, args, out / pipe.MODEL_DIR, device)
+        cell_start = time.time()
+        model = mlp_tasks.MODELS[trained_on]
+        intervention, _ = pipe.train_das(net, layer, model, args, device)
+        basis = mlp_das.rotation(intervention).detach()
+        tested = {name: pipe.evaluate(net, layer, basis, mlp_tasks.MODELS[name], args, device)
+                  for name in mlp_tasks.CANDIDATES}
+        metrics = {"settings": settings[trained_on], "layer": layer, "causal_model": trained_on,
+                   "network_agrees_with_causal_model": pipe.agreement(net, model, args, device),
+                   "tested_on": tested, "wall_time_s": round(time.time() - cell_start, 1)}
+        pipe.write_cell(cell, metrics, net, layer, intervention)
+        computed = True
+    if not computed and (out / paths.METRICS).exists():
+        return  # every cell was skipped and the summary is there
+    cells = pipe.finished_cells({m: cell_dir(out, trained_on=m) for m in settings}, settings)
+    table = [row for trained_on, m in cells.items() for tested_on, evaluation in m["tested_on"].items()
+             for row in pipe.rows(WRONG_GRAPH, "das", layer, trained_on, tested_on, evaluation)]
+    matrix = {t: {s: e["iia"]["all"] for s, e in m["tested_on"].items()} for t, m in cells.items()}
+    summary = {"experiment": WRONG_GRAPH, "network": ABAB.name, "layer": layer,
+               "causal_models": {m: mlp_tasks.MODELS[m].describe() for m in mlp_tasks.CANDIDATES},
+               "mlp": _mlp_summary(out),
+               "network_agrees_with_causal_model": {t: m["network_agrees_with_causal_model"]
+                                                    for t, m in cells.items()},
+               "iia_matrix": matrix, "iia_matrix_axes": "iia_matrix[trained_on][tested_on]",
+               "expectation": expectation(matrix), "wall_time_s": round(time.time() - start, 1)}
+    figure = mlp_plots.ablation_heatmap(pd.DataFrame(table), list(mlp_tasks.CANDIDATES),
+                                        f"ABAB network, layer {layer}: DAS across causal models")
+    pipe.write_outputs(out, summary, table, figure, "iia_matrix.png", args, device)
+    log.info("IIA matrix (rows: trained on, columns: tested on):\n%s",
+             pd.DataFrame(matrix).T.round(4).to_string())
+
+
+def expectation(matrix: dict) -> dict | None:
+    """The thesis's expectation, checked (not enforced): ABAB/ABAB >= 0.9 and above the rest."""
+    if ABAB.name not in matrix or ABAB.name not in matrix[ABAB.name]:
+        return None
+    entry = matrix[ABAB.name][ABAB.name]
+    others = [v for t, row in matrix.items() for s, v in row.items() if (t, s) != (ABAB.name, ABAB.name)]
+    highest_other = max(others) if others else None
+    return {"abab_abab": entry, "highest_other": highest_other,
+            "abab_abab_at_least_0.9": entry >= 0.9,
+            "abab_abab_highest": highest_other is None or entry > highest_other}

@@ -1,0 +1,280 @@
+"""Steps shared by the three MLP experiments: flags, the trained network, counterfactual data,
+one DAS cell, skip-if-finished and tidy IIA rows.
+
+Results of one experiment live under ``paths.mlp_dir(root, experiment)``::
+
+    model/              the MLP (save_pretrained), entities_{train,test}.npy, metrics.json, run.json
+    <cell>/das/         a trained rotation, saved by pyvene.IntervenableModel.save
+    <cell>/metrics.json its IIA numbers (cell = layer_L or trained_on_CM)
+    metrics.json  iia.csv  *.png  run.json
+
+Every unit (the network, each cell) records the recipe that made it; a unit finished with the
+same recipe is skipped, one finished with another recipe is an error unless --overwrite.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import cli, mlp_das, mlp_model, mlp_tasks, paths, runtime
+
+log = logging.getLogger(__name__)
+
+# Sub-layout of paths.mlp_dir (paths.py names only the experiment folder).
+MODEL_DIR = "model"
+DAS_DIR = "das"
+IIA_CSV = "iia.csv"
+ENTITIES = "entities_{split}.npy"
+
+# The flags a unit's numbers depend on; --layers, --device, paths and logging are not among them.
+MLP_RECIPE = ("seed", "n_entities", "n_test_entities", "mlp_n_training", "mlp_epochs", "mlp_lr",
+              "mlp_weight_decay", "batch_size", "n_testing")
+DAS_RECIPE = MLP_RECIPE + ("n_training", "epochs", "lr")
+CSV_COLUMNS = ["experiment", "method", "layer", "low_rank_dimension", "causal_model",
+               "test_causal_model", "intervention", "iia", "n_examples"]
+
+
+def add_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("MLP and DAS recipe")
+    g.add_argument("--n_entities", type=cli.positive_int, default=1000,
+                   help="training entities, random 4-dim vectors (default 1000)")
+    g.add_argument("--n_test_entities", type=cli.positive_int, default=1000,
+                   help="held-out entities used by every test number (default 1000)")
+    g.add_argument("--mlp_n_training", type=cli.positive_int, default=100_000,
+                   help="MLP training inputs (default 100000)")
+    g.add_argument("--mlp_epochs", type=cli.positive_int, default=30, help="MLP epochs (default 30)")
+    g.add_argument("--mlp_lr", type=cli.positive_float, default=3e-3, help="MLP Adam lr (default 3e-3)")
+    g.add_argument("--mlp_weight_decay", type=cli.unit_float, default=0.0,
+                   help="MLP AdamW weight decay (default 0)")
+    g.add_argument("--n_training", type=cli.positive_int, default=100_000,
+                   help="DAS counterfactual training examples (default 100000)")
+    g.add_argument("--n_testing", type=cli.positive_int, default=12_000,
+                   help="MLP test inputs and DAS test counterfactuals, a third per intervention "
+                        "(default 12000)")
+    g.add_argument("--epochs", type=cli.positive_int, default=10, help="DAS epochs (default 10)")
+    g.add_argument("--lr", type=cli.positive_float, default=3e-3, help="DAS Adam lr (default 3e-3)")
+    g.add_argument("--batch_size", type=cli.positive_int, default=256,
+                   help="batch size of MLP and DAS training (default 256)")
+    g.add_argument("--num_threads", type=cli.positive_int, default=1,
+                   help="torch CPU threads (default 1: at width 16 more threads only add overhead)")
+
+
+def check_layers(layers: list[int], flag: str = "--layers") -> list[int]:
+    bad = [layer for layer in layers if not 0 <= layer < mlp_model.N_LAYERS]
+    if bad:
+        raise runtime.UsageError(f"{flag} {','.join(map(str, bad))}: the MLP's hidden layers are "
+                                 f"0..{mlp_model.N_LAYERS - 1}")
+    return sorted(set(layers))
+
+
+def prepare(args: argparse.Namespace, experiment: str) -> tuple[str, Path]:
+    """Validate the shared flags; return (device, experiment folder). Logs the arguments once."""
+    for flag in ("n_entities", "n_test_entities"):
+        if getattr(args, flag) < 2:
+            raise runtime.UsageError(f"--{flag} {getattr(args, flag)}: need at least 2 entities "
+                                     "to make unequal pairs")
+    if args.n_testing < len(mlp_tasks.INTERVENTIONS):
+        raise runtime.UsageError(f"--n_testing {args.n_testing}: need at least "
+                                 f"{len(mlp_tasks.INTERVENTIONS)} (one per intervention)")
+    device = runtime.resolve_device(args.device)
+    root = cli.writable_dir(args.results_path)
+    torch.set_num_threads(args.num_threads)
+    log.info("arguments: %s", {k: str(v) for k, v in vars(args).items()})
+    return device, paths.mlp_dir(root, experiment)
+
+
+def recipe(args: argparse.Namespace, keys: tuple[str, ...], **extra) -> dict:
+    return {**{k: getattr(args, k) for k in keys}, **extra}
+
+
+def finished(directory: Path, settings: dict, overwrite: bool) -> bool:
+    """True if ``directory`` holds a unit finished with ``settings`` (skip it)."""
+    path = Path(directory) / paths.METRICS
+    if overwrite or not path.exists():
+        return False
+    done = runtime.read_json(path).get("settings")
+    if done != settings:
+        changed = sorted(k for k in set(done or {}) | set(settings)
+                         if (done or {}).get(k) != settings.get(k))
+        raise runtime.UsageError(f"{directory} was made with other settings ({', '.join(changed)}); "
+                                 "pass --overwrite to redo it")
+    log.info("skipped %s: finished with the same settings (--overwrite redoes it)", directory)
+    return True
+
+
+# --- the network ------------------------------------------------------------------------------
+@dataclass
+class Network:
+    task: mlp_tasks.EqualityModel
+    model: torch.nn.Module
+    entities: dict[str, np.ndarray]  # "train", "test": (E, 4) float32 vectors
+    metrics: dict
+
+
+def network(task: mlp_tasks.EqualityModel, args, directory: Path, device: str) -> Network:
+    """The MLP trained on ``task``: loaded from ``directory`` if finished, else trained and saved."""
+    settings = recipe(args, MLP_RECIPE, task=task.name)
+    if finished(directory, settings, args.overwrite):
+        entities = {s: np.load(directory / ENTITIES.format(split=s)) for s in ("train", "test")}
+        return Network(task, mlp_model.load_mlp(directory, device), entities,
+                       runtime.read_json(directory / paths.METRICS))
+    start = time.time()
+    entities = {s: mlp_tasks.make_entities(getattr(args, n), rng(args.seed, task.name, "entities", s))
+                for s, n in (("train", "n_entities"), ("test", "n_test_entities"))}
+    x, y = task_data(task, args.mlp_n_training, entities["train"], device,
+                     rng(args.seed, task.name, "mlp", "train"))
+    test_x, test_y = task_data(task, args.n_testing, entities["test"], device,
+                               rng(args.seed, task.name, "mlp", "test"))
+    seed = runtime.derive_seed(args.seed, task.name, "mlp")
+    model = mlp_model.build_mlp(seed).to(device)
+    mlp_model.train_mlp(model, x, y, args.mlp_epochs, args.mlp_lr, args.batch_size, seed,
+                        args.mlp_weight_decay)
+    metrics = {"settings": settings, "task": task.name, "description": task.describe(),
+               "train_accuracy": mlp_model.accuracy(model, x, y),
+               "test_accuracy": mlp_model.accuracy(model, test_x, test_y),
+               "n_test": len(test_y), "test_positive_rate": test_y.float().mean().item(),
+               "first_layer_pair_weights": pair_weights(model, task),
+               "wall_time_s": round(time.time() - start, 1)}
+    log.info("MLP on %s: test accuracy %.4f on %d inputs over held-out entities",
+             task.name, metrics["test_accuracy"], len(test_y))
+    with runtime.atomic_directory(directory, overwrite=True) as tmp:
+        model.save_pretrained(tmp)
+        for split, table in entities.items():
+            np.save(tmp / ENTITIES.format(split=split), table)
+        runtime.atomic_write_json(tmp / paths.METRICS, metrics)
+        runtime.write_run_json(tmp, args, seed=args.seed, device=device)
+    log.info("wrote %s", directory)
+    return Network(task, model, entities, metrics)
+
+
+def rng(seed: int, *parts) -> np.random.Generator:
+    return np.random.default_rng(runtime.derive_seed(seed, *parts))
+
+
+def task_data(task, n: int, entities: np.ndarray, device: str, generator: np.random.Generator):
+    ids = task.sample(n, len(entities), generator)
+    return (torch.from_numpy(mlp_tasks.embed(ids, entities)).to(device),
+            torch.from_numpy(task.labels(ids)).to(device))
+
+
+def agreement(net: Network, causal_model: mlp_tasks.EqualityModel, args, device: str) -> float:
+    """How often the network's output equals ``causal_model``'s on the model's own (unintervened)
+    test inputs over held-out entities: a wrong graph can fail here before any intervention."""
+    x, y = task_data(causal_model, args.n_testing, net.entities["test"], device,
+                     rng(args.seed, net.task.name, "agreement", causal_model.name))
+    return mlp_model.accuracy(net.model, x, y)
+
+
+def pair_weights(model, task: mlp_tasks.EqualityModel) -> dict:
+    """How much each first-layer neuron reads each variable's pair difference.
+
+    For variable (a, b) and neuron j: |w_ja - w_jb| / 2, the weight on the difference of the
+    two compared entities. A neuron weighting one variable's difference at under a quarter of
+    the other's counts as dedicated to that variable: that is what lets a split of the layer
+    separate the two variables.
+    """
+    weight = model.mlp.h[0].ff1.weight.detach().cpu().numpy().reshape(-1, len(mlp_tasks.SLOTS),
+                                                                        mlp_tasks.EMBEDDING_DIM)
+    diff = np.stack([np.linalg.norm(weight[:, a] - weight[:, b], axis=-1) / 2
+                     for a, b in task.pairs], axis=1)                   # (neurons, 2)
+    dedicated = [int((diff[:, v] > 4 * diff[:, 1 - v]).sum()) for v in (0, 1)]
+    return {"difference_weight": {name: diff[:, v].astype(float).round(3).tolist()
+                                  for v, name in enumerate(task.variables)},
+            "dedicated_neurons": dict(zip(task.variables, dedicated))}
+
+
+# --- counterfactuals and one DAS cell ---------------------------------------------------------
+def counterfactuals(net: Network, causal_model: mlp_tasks.EqualityModel, split: str,
+                    n: int, seed: int) -> mlp_tasks.Counterfactuals:
+    """Counterfactuals of ``causal_model`` over the ``split`` entities; seeded by what they are,
+    not by the layer or the cell that uses them."""
+    return mlp_tasks.sample_counterfactuals(
+        causal_model, n, len(net.entities[split]),
+        rng(seed, net.task.name, "counterfactuals", causal_model.name, split))
+
+
+def hidden(net: Network, layer: int, cf: mlp_tasks.Counterfactuals, split: str, device: str):
+    return mlp_das.hidden_counterfactuals(net.model, layer, cf, net.entities[split], device)
+
+
+def train_das(net: Network, layer: int, causal_model, args, device: str):
+    train = hidden(net, layer, counterfactuals(net, causal_model, "train", args.n_training, args.seed),
+                   "train", device)
+    seed = runtime.derive_seed(args.seed, net.task.name, "das", causal_model.name, layer)
+    return mlp_das.train_das(net.model, layer, train, args.epochs, args.lr, args.batch_size,
+                             seed, device), train
+
+
+def evaluate(net: Network, layer: int, basis: torch.Tensor, test_model, args, device: str) -> dict:
+    """Test IIA of ``basis`` on ``test_model``'s held-out counterfactuals, named per intervention."""
+    test = hidden(net, layer, counterfactuals(net, test_model, "test", args.n_testing, args.seed),
+                  "test", device)
+    result = mlp_das.iia(net.model, layer, basis, test)
+    names = test_model.intervention_names
+    n = mlp_das.counts(test)
+    return {"iia": {**{names[i]: v for i, v in result["intervention"].items()}, "all": result["overall"]},
+            "n_examples": {**{names[i]: v for i, v in n["intervention"].items()}, "all": n["overall"]},
+            "iia_by_counterfactual_label": {str(k): v for k, v in result["label"].items()},
+            # IIA of a constant guess is max(rate, 1 - rate): the floor to read IIA against
+            "counterfactual_label_1_rate": test.label.float().mean().item()}
+
+
+def write_cell(directory: Path, metrics: dict, net: Network, layer: int, intervention) -> None:
+    """One cell: its metrics and the rotation in pyvene's format, loadable with
+    ``pyvene.IntervenableModel.load(directory / "das", model)``."""
+    with runtime.atomic_directory(directory, overwrite=True) as tmp, \
+            contextlib.redirect_stdout(io.StringIO()):  # pyvene prints "Directory ... created"
+        mlp_das.intervenable(net.model, layer, intervention).save(str(tmp / DAS_DIR))
+        runtime.atomic_write_json(tmp / paths.METRICS, metrics)
+    log.info("wrote %s", directory)
+
+
+def finished_cells(directories: dict, settings: dict) -> dict:
+    """{key: metrics} of the cells in ``directories`` ({key: folder}) finished with
+    ``settings[key]``; cells made with other settings are left out with a warning."""
+    out = {}
+    for key, directory in directories.items():
+        path = Path(directory) / paths.METRICS
+        if not path.exists():
+            continue
+        metrics = runtime.read_json(path)
+        if metrics.get("settings") == settings[key]:
+            out[key] = metrics
+        else:
+            log.warning("left %s out of the summary: made with other settings", directory)
+    return out
+
+
+# --- tidy output ------------------------------------------------------------------------------
+def rows(experiment: str, method: str, layer: int, causal_model: str, test_causal_model: str,
+         evaluation: dict) -> list[dict]:
+    return [{"experiment": experiment, "method": method, "layer": layer,
+             "low_rank_dimension": mlp_das.LOW_RANK_DIMENSION, "causal_model": causal_model,
+             "test_causal_model": test_causal_model, "intervention": name, "iia": iia,
+             "n_examples": evaluation["n_examples"][name]}
+            for name, iia in evaluation["iia"].items()]
+
+
+def write_outputs(directory: Path, metrics: dict, table: list[dict], figure, png: str,
+                  args, device: str) -> None:
+    """metrics.json, iia.csv, the figure and run.json of one experiment."""
+    import matplotlib.pyplot as plt
+
+    runtime.atomic_write_json(directory / paths.METRICS, metrics)
+    with runtime.atomic_path(directory / IIA_CSV) as tmp:
+        pd.DataFrame(table, columns=CSV_COLUMNS).to_csv(tmp, index=False)
+    with runtime.atomic_path(directory / png) as tmp:
+        figure.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    plt.close(figure)
+    runtime.write_run_json(directory, args, seed=args.seed, device=device)
+    for name in (paths.METRICS, IIA_CSV, png, paths.RUN):
+        log.info("wrote %s", directory / name)

@@ -1,0 +1,72 @@
+"""Figures of the MLP part. Each function takes the experiment's tidy IIA table (the rows of
+``iia.csv``) and returns a matplotlib Figure; the caller saves it."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+METHOD_LABELS = {"das": "DAS (learned rotation)", "neurons": "best neuron split (unrotated)"}
+
+
+def das_vs_neurons(table: pd.DataFrame, title: str) -> plt.Figure:
+    """Grouped bars: test IIA per intervention (x), one bar per method."""
+    pivot = table.pivot(index="intervention", columns="method", values="iia")
+    pivot = pivot.loc[list(dict.fromkeys(table["intervention"]))]        # keep the table's order
+    pivot = pivot[[m for m in METHOD_LABELS if m in pivot.columns]]
+    fig, ax = plt.subplots(figsize=(7.6, 4.2))
+    width = 0.8 / len(pivot.columns)
+    for i, method in enumerate(pivot.columns):
+        xs = [j + (i - (len(pivot.columns) - 1) / 2) * width for j in range(len(pivot))]
+        bars = ax.bar(xs, pivot[method], width, label=METHOD_LABELS[method])
+        ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2)
+    ax.set_xticks(range(len(pivot)), pivot.index)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--", label="0.5 (balanced labels)")
+    _finish(ax, "intervention", title, legend_title="alignment")
+    return fig
+
+
+def iia_per_layer(table: pd.DataFrame, title: str) -> plt.Figure:
+    """Test IIA against hidden layer, one line per intervention."""
+    fig, ax = plt.subplots(figsize=(7.6, 4.2))
+    for name, part in table.groupby("intervention", sort=False):
+        part = part.sort_values("layer")
+        style = {"lw": 2.5, "color": "black"} if name == "all" else {}
+        ax.plot(part["layer"], part["iia"], marker="o", label=name, **style)
+    layers = sorted(table["layer"].unique())
+    ax.set_xticks(layers, [str(layer) for layer in layers])
+    _finish(ax, "hidden layer (output of block L)", title, legend_title="intervention on")
+    return fig
+
+
+def ablation_heatmap(table: pd.DataFrame, order: list[str], title: str) -> plt.Figure:
+    """Annotated matrix of overall IIA: rows = causal model DAS was trained on, columns = the
+    causal model whose counterfactuals it was tested on."""
+    import seaborn as sns
+
+    overall = table[table["intervention"] == "all"]
+    matrix = overall.pivot(index="causal_model", columns="test_causal_model", values="iia")
+    matrix = matrix.reindex(index=[m for m in order if m in matrix.index],
+                            columns=[m for m in order if m in matrix.columns])
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    sns.heatmap(matrix, annot=True, fmt=".3f", vmin=0, vmax=1, cmap="viridis", ax=ax,
+                cbar_kws={"label": "test IIA"})
+    ax.set_xlabel("tested on counterfactuals of")
+    ax.set_ylabel("DAS trained on counterfactuals of")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def _finish(ax, xlabel: str, title: str, legend_title: str) -> None:
+    ax.set_ylim(0, 1.08)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test IIA (held-out entities)")
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
+              title=legend_title, title_fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    ax.figure.tight_layout()

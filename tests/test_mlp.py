@@ -1,0 +1,255 @@
+"""The MLP part: causal-model labels by hand, the DAS forward against pyvene's, and the three
+scripts end to end at tiny sizes (numbers only checked for range, files for presence)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dasgraph import mlp_das, mlp_model, mlp_tasks, paths
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--n_entities", "20", "--n_test_entities", "20", "--mlp_n_training", "2000",
+        "--mlp_epochs", "2", "--n_training", "600", "--n_testing", "300", "--epochs", "1",
+        "--device", "cpu", "--seed", "3"]
+
+
+def load_script(relative: str):
+    spec = importlib.util.spec_from_file_location(Path(relative).stem, ROOT / relative)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+HIERARCHICAL = load_script("reproduce_das_experiment.py")
+PATTERN = load_script("mlp/pattern_matching_das.py")
+WRONG_GRAPH = load_script("mlp/wrong_causal_graph_ablation_study.py")
+
+
+# --- causal models, by hand ------------------------------------------------------------------
+# Entities A..F are ids 0..5. Each case: (model, base, source_1, source_2, base label, cf label).
+A, B, C, D, E, F = range(6)
+CASES = [
+    # hierarchical equality: O = (W==X) == (Y==Z)
+    ("hierarchical_equality", (A, A, B, C), (D, E, F, F), (A, A, B, C), 0, 1),  # WX: T->F; F==F
+    ("hierarchical_equality", (A, A, B, C), (A, A, B, C), (D, E, F, F), 0, 1),  # YZ: F->T; T==T
+    ("hierarchical_equality", (A, A, B, C), (D, E, F, F), (D, E, F, F), 0, 0),  # both: F vs T
+    ("hierarchical_equality", (A, B, C, D), (E, E, A, B), (C, D, F, F), 1, 1),  # both: T, T
+    # ABAB: O = (W==Y) and (X==Z)
+    ("ABAB", (A, B, A, C), (D, E, F, E), (D, E, F, E), 0, 0),  # both: P=F, Q=T
+    ("ABAB", (A, B, A, C), (A, B, A, C), (D, E, F, E), 0, 1),  # Q from source: P=T, Q=T
+    ("ABAB", (A, B, A, B), (C, D, E, F), (A, B, A, B), 1, 0),  # P from source: P=F
+    # AABB: O = (W==X) and (Y==Z)
+    ("AABB", (A, A, B, C), (A, A, B, C), (D, E, F, F), 0, 1),  # YZ from source: T and T
+    ("AABB", (A, A, B, B), (A, B, A, B), (A, A, B, B), 1, 0),  # WX from an ABAB input: F
+    # ABBA: O = (W==Z) and (X==Y)
+    ("ABBA", (A, B, B, A), (A, B, B, A), (A, B, C, D), 1, 0),  # XY from source: F
+    ("ABBA", (A, B, C, D), (E, F, F, E), (C, D, D, F), 0, 1),  # both: T and T
+]
+
+
+@pytest.mark.parametrize("name, base, source_1, source_2, label, counterfactual", CASES)
+def test_counterfactual_labels_by_hand(name, base, source_1, source_2, label, counterfactual):
+    model = mlp_tasks.MODELS[name]
+    base, s1, s2 = (np.array([ids]) for ids in (base, source_1, source_2))
+    assert model.labels(base)[0] == label
+    assert model.counterfactual_labels(base, s1, s2)[0] == counterfactual
+    # intervening on nothing (both sources = base) gives the base's own label
+    assert model.counterfactual_labels(base, base, base)[0] == label
+
+
+@pytest.mark.parametrize("name", list(mlp_tasks.MODELS))
+def test_sampler_balances_the_output(name):
+    model = mlp_tasks.MODELS[name]
+    ids = model.sample(6000, 50, np.random.default_rng(0))
+    assert ids.shape == (6000, 4) and ids.min() >= 0 and ids.max() < 50
+    assert abs(model.labels(ids).mean() - 0.5) < 0.03
+
+
+def test_counterfactuals_use_the_right_source():
+    model = mlp_tasks.MODELS["ABAB"]
+    cf = mlp_tasks.sample_counterfactuals(model, 3000, 30, np.random.default_rng(1))
+    counts = np.bincount(cf.intervention, minlength=3)
+    assert counts.tolist() == [1000, 1000, 1000]
+    only_1, only_2 = cf.intervention == 0, cf.intervention == 1
+    assert (cf.source_2[only_1] == cf.base[only_1]).all()
+    assert (cf.source_1[only_2] == cf.base[only_2]).all()
+    assert (cf.label == model.counterfactual_labels(cf.base, cf.source_1, cf.source_2)).all()
+
+
+# --- the DAS forward ----------------------------------------------------------------------------
+def test_neuron_basis_swaps_whole_neurons():
+    h = [torch.randn(4, 16) for _ in range(3)]
+    neurons = [1, 3, 4, 6, 9, 10, 12, 15]
+    out = mlp_das.swap(mlp_das.neuron_basis(neurons), *h)
+    mask = torch.zeros(16, dtype=torch.bool)
+    mask[neurons] = True
+    assert torch.allclose(out, torch.where(mask, h[1], h[2]), atol=1e-6)
+
+
+def test_swap_of_a_variable_from_the_base_is_no_intervention():
+    intervention = mlp_das.new_intervention(0)
+    base = torch.randn(5, 16)
+    with torch.no_grad():
+        out = mlp_das.swap(mlp_das.rotation(intervention), base, base, base)
+    assert torch.allclose(out, base, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer", [0, 1, 2])
+def test_fast_path_matches_pyvene(layer):
+    """Our forward (cached state -> rotate -> swap -> unrotate -> upper blocks) gives the logits
+    of a pyvene IntervenableModel wrapping the same MLP and the same intervention."""
+    import pyvene as pv
+
+    model = mlp_model.build_mlp(1)
+    intervention = mlp_das.new_intervention(2)
+    base, s1, s2 = torch.randn(3, 64, 16)
+    states = [mlp_model.block_output(model, x, layer) for x in (base, s1, s2)]
+    data = mlp_das.HiddenCounterfactuals(*states, torch.zeros(64, dtype=torch.long),
+                                         torch.zeros(64, dtype=torch.long))
+    with torch.no_grad():
+        ours = mlp_das.intervened_logits(model, layer, mlp_das.rotation(intervention), data)
+        theirs = mlp_das.pyvene_logits(mlp_das.intervenable(model, layer, intervention), base, s1, s2)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    # one variable, one source, through a single-representation pyvene model = source_2 = base
+    single = pv.IntervenableModel(pv.IntervenableConfig(representations=[pv.RepresentationConfig(
+        layer, "block_output", "pos", 1, intervention=intervention,
+        subspace_partition=mlp_das.SUBSPACE_PARTITION)]), model)
+    with torch.no_grad():
+        _, out = single({"inputs_embeds": base.unsqueeze(1)}, [{"inputs_embeds": s1.unsqueeze(1)}],
+                        {"sources->base": ([[[0]] * 64], [[[0]] * 64])}, subspaces=[[[0]] * 64])
+        data.source_2 = states[0]
+        ours_single = mlp_das.intervened_logits(model, layer, mlp_das.rotation(intervention), data)
+    assert torch.allclose(ours_single, out[0], atol=1e-5)
+
+
+# --- the scripts, tiny -------------------------------------------------------------------------
+def read_metrics(directory: Path) -> dict:
+    return json.loads((directory / paths.METRICS).read_text())
+
+
+def in_unit_range(values) -> bool:
+    return all(0.0 <= v <= 1.0 for v in values)
+
+
+@pytest.fixture(scope="module")
+def hierarchical(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    assert HIERARCHICAL.main([*TINY, "--results_path", str(root), "--baseline_sample", "60"]) == 0
+    return root
+
+
+def test_hierarchical_equality_end_to_end(hierarchical):
+    out = paths.mlp_dir(hierarchical, "hierarchical_equality")
+    for name in ("metrics.json", "iia.csv", "run.json", "das_vs_neurons.png",
+                 "model/config.json", "layer_0/das/config.json", "layer_0/metrics.json"):
+        assert (out / name).is_file(), name
+    metrics = read_metrics(out)
+    assert 0.0 <= metrics["mlp"]["test_accuracy"] <= 1.0
+    for method in ("das", "neuron_baseline"):
+        assert set(metrics[method]["iia"]) == {"WX", "YZ", "both", "all"}
+        assert in_unit_range(metrics[method]["iia"].values())
+        assert metrics[method]["n_examples"]["all"] == 300
+    assert len(metrics["neuron_baseline"]["neurons"]["WX"]) == 8
+    table = pd.read_csv(out / "iia.csv")
+    assert set(table["method"]) == {"das", "neurons"} and len(table) == 8
+    assert in_unit_range(table["iia"])
+
+
+def test_saved_rotation_reloads_in_pyvene_with_the_same_logits(hierarchical):
+    """The cell's pyvene save loads with IntervenableModel.load and agrees with our forward."""
+    import pyvene as pv
+
+    out = paths.mlp_dir(hierarchical, "hierarchical_equality")
+    model = mlp_model.load_mlp(out / "model")
+    loaded = pv.IntervenableModel.load(str(out / "layer_0" / "das"), model)
+    intervention = next(iter(loaded.interventions.values()))
+    base, s1, s2 = torch.randn(3, 32, 16)
+    data = mlp_das.HiddenCounterfactuals(*(mlp_model.block_output(model, x, 0) for x in (base, s1, s2)),
+                                         torch.zeros(32, dtype=torch.long), torch.zeros(32, dtype=torch.long))
+    with torch.no_grad():
+        ours = mlp_das.intervened_logits(model, 0, mlp_das.rotation(intervention), data)
+        theirs = mlp_das.pyvene_logits(loaded, base, s1, s2)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_rerun_skips_and_same_seed_same_numbers(hierarchical, tmp_path, capsys):
+    out = paths.mlp_dir(hierarchical, "hierarchical_equality")
+    before = (out / "metrics.json").stat().st_mtime_ns
+    assert HIERARCHICAL.main([*TINY, "--results_path", str(hierarchical), "--baseline_sample", "60"]) == 0
+    assert (out / "metrics.json").stat().st_mtime_ns == before
+    captured = capsys.readouterr()
+    assert "skipped" in captured.out + captured.err
+    # changed settings on finished results: an error naming them, unless --overwrite
+    assert HIERARCHICAL.main([*TINY, "--results_path", str(hierarchical), "--baseline_sample", "61"]) == 2
+    assert HIERARCHICAL.main([*TINY, "--results_path", str(tmp_path), "--baseline_sample", "60"]) == 0
+    again = read_metrics(paths.mlp_dir(tmp_path, "hierarchical_equality"))
+    first = read_metrics(out)
+    assert again["das"] == first["das"] and again["neuron_baseline"] == first["neuron_baseline"]
+
+
+def test_pattern_matching_end_to_end_and_one_layer_alone(tmp_path):
+    full, alone = tmp_path / "full", tmp_path / "alone"
+    assert PATTERN.main([*TINY, "--results_path", str(full)]) == 0
+    out = paths.mlp_dir(full, "pattern_matching")
+    for name in ("metrics.json", "iia.csv", "run.json", "iia_per_layer.png", "model/config.json",
+                 *(f"layer_{layer}/das/config.json" for layer in range(3))):
+        assert (out / name).is_file(), name
+    metrics = read_metrics(out)
+    assert set(metrics["layers"]) == {"0", "1", "2"}
+    for layer in metrics["layers"].values():
+        assert set(layer["iia"]) == {"P", "Q", "both", "all"} and in_unit_range(layer["iia"].values())
+    assert sorted(pd.read_csv(out / "iia.csv")["layer"].unique()) == [0, 1, 2]
+    # a layer re-run alone reproduces its number in the full run
+    assert PATTERN.main([*TINY, "--results_path", str(alone), "--layers", "1"]) == 0
+    single = read_metrics(paths.mlp_dir(alone, "pattern_matching"))
+    assert set(single["layers"]) == {"1"}
+    assert single["layers"]["1"] == metrics["layers"]["1"]
+
+
+def test_wrong_causal_graph_end_to_end(tmp_path):
+    assert WRONG_GRAPH.main([*TINY, "--results_path", str(tmp_path)]) == 0
+    out = paths.mlp_dir(tmp_path, "wrong_causal_graph")
+    for name in ("metrics.json", "iia.csv", "run.json", "iia_matrix.png", "model/config.json",
+                 *(f"trained_on_{m}/das/config.json" for m in mlp_tasks.CANDIDATES)):
+        assert (out / name).is_file(), name
+    metrics = read_metrics(out)
+    matrix = metrics["iia_matrix"]
+    assert list(matrix) == list(mlp_tasks.CANDIDATES)
+    assert all(list(row) == list(mlp_tasks.CANDIDATES) and in_unit_range(row.values())
+               for row in matrix.values())
+    assert set(metrics["expectation"]) >= {"abab_abab", "abab_abab_at_least_0.9", "abab_abab_highest"}
+    table = pd.read_csv(out / "iia.csv")
+    assert len(table[table["intervention"] == "all"]) == 9
+
+
+@pytest.mark.parametrize("script, argv, message", [
+    (HIERARCHICAL, ["--n_entities", "1"], "--n_entities"),
+    (HIERARCHICAL, ["--n_testing", "2"], "--n_testing"),
+    (HIERARCHICAL, ["--baseline_sample", "2"], "--baseline_sample"),
+    (HIERARCHICAL, ["--lr", "-1"], "--lr"),
+    (HIERARCHICAL, ["--epochs", "0"], "--epochs"),
+    (HIERARCHICAL, ["--device", "tpu"], "--device"),
+    (PATTERN, ["--layers", "0,3"], "--layers"),
+    (PATTERN, ["--layers", "x"], "--layers"),
+    (PATTERN, ["--n_test_entities", "1"], "--n_test_entities"),
+    (WRONG_GRAPH, ["--layer", "5"], "--layer"),
+    (WRONG_GRAPH, ["--batch_size", "0"], "--batch_size"),
+    (WRONG_GRAPH, ["--num_threads", "0"], "--num_threads"),
+])
+def test_bad_input_is_one_line_and_exit_2(script, argv, message, tmp_path, capsys):
+    assert script.main([*argv, "--results_path", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "mlp").exists()
+
+
+def test_unwritable_results_path_exit_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert HIERARCHICAL.main([*TINY, "--results_path", str(blocker / "sub")]) == 2
