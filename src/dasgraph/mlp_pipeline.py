@@ -53,7 +53,7 @@ def add_flags(p: argparse.ArgumentParser) -> None:
                    help="MLP training inputs (default 100000)")
     g.add_argument("--mlp_epochs", type=cli.positive_int, default=30, help="MLP epochs (default 30)")
     g.add_argument("--mlp_lr", type=cli.positive_float, default=3e-3, help="MLP Adam lr (default 3e-3)")
-    g.add_argument("--mlp_weight_decay", type=cli.unit_float, default=0.0,
+    g.add_argument("--mlp_weight_decay", type=cli.non_negative_float, default=0.0,
                    help="MLP AdamW weight decay (default 0)")
     g.add_argument("--n_training", type=cli.positive_int, default=100_000,
                    help="DAS counterfactual training examples (default 100000)")

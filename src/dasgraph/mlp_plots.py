@@ -12,8 +12,9 @@ import pandas as pd  # noqa: E402
 METHOD_LABELS = {"das": "DAS (learned rotation)", "neurons": "best neuron split (unrotated)"}
 
 
-def das_vs_neurons(table: pd.DataFrame, title: str) -> plt.Figure:
-    """Grouped bars: test IIA per intervention (x), one bar per method."""
+def das_vs_neurons(table: pd.DataFrame, title: str, floor: float) -> plt.Figure:
+    """Grouped bars: test IIA per intervention (x), one bar per method. ``floor`` is the IIA of
+    a constant guess (the commoner counterfactual label), drawn as a dashed line."""
     pivot = table.pivot(index="intervention", columns="method", values="iia")
     pivot = pivot.loc[list(dict.fromkeys(table["intervention"]))]        # keep the table's order
     pivot = pivot[[m for m in METHOD_LABELS if m in pivot.columns]]
@@ -24,20 +25,24 @@ def das_vs_neurons(table: pd.DataFrame, title: str) -> plt.Figure:
         bars = ax.bar(xs, pivot[method], width, label=METHOD_LABELS[method])
         ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2)
     ax.set_xticks(range(len(pivot)), pivot.index)
-    ax.axhline(0.5, color="grey", lw=0.8, ls="--", label="0.5 (balanced labels)")
+    _floor(ax, floor)
     _finish(ax, "intervention", title, legend_title="alignment")
     return fig
 
 
-def iia_per_layer(table: pd.DataFrame, title: str) -> plt.Figure:
-    """Test IIA against hidden layer, one line per intervention."""
+def iia_per_layer(table: pd.DataFrame, title: str, floor: float) -> plt.Figure:
+    """Test IIA against hidden layer, one line per intervention (nudged sideways so that equal
+    values stay visible); ``floor`` as in :func:`das_vs_neurons`."""
     fig, ax = plt.subplots(figsize=(7.6, 4.2))
-    for name, part in table.groupby("intervention", sort=False):
+    groups = list(table.groupby("intervention", sort=False))
+    for i, (name, part) in enumerate(groups):
         part = part.sort_values("layer")
-        style = {"lw": 2.5, "color": "black"} if name == "all" else {}
-        ax.plot(part["layer"], part["iia"], marker="o", label=name, **style)
+        offset = (i - (len(groups) - 1) / 2) * 0.04
+        style = {"lw": 2.5, "color": "black", "zorder": 1} if name == "all" else {"zorder": 2}
+        ax.plot(part["layer"] + offset, part["iia"], marker="osD^"[i % 4], label=name, **style)
     layers = sorted(table["layer"].unique())
     ax.set_xticks(layers, [str(layer) for layer in layers])
+    _floor(ax, floor)
     _finish(ax, "hidden layer (output of block L)", title, legend_title="intervention on")
     return fig
 
@@ -59,6 +64,10 @@ def ablation_heatmap(table: pd.DataFrame, order: list[str], title: str) -> plt.F
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def _floor(ax, floor: float) -> None:
+    ax.axhline(floor, color="grey", lw=0.8, ls="--", label=f"constant guess ({floor:.3f})")
 
 
 def _finish(ax, xlabel: str, title: str, legend_title: str) -> None:
