@@ -57,6 +57,9 @@ def configure_determinism() -> None:
     import torch
 
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # Weights that decay towards zero produce subnormal floats, which make late epochs on the
+    # CPU several times slower; flushing them changes nothing measurable and keeps runs fast.
+    torch.set_flush_denormal(True)
 
 
 # --- devices -----------------------------------------------------------------------------
