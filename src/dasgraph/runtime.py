@@ -110,11 +110,22 @@ def run_record(args: Any, seed: int | None = None, device: str | None = None,
         "arguments": arguments,
         "seed": seed if seed is not None else arguments.get("seed"),
         "device": device if device is not None else arguments.get("device"),
+        "torch_threads": _torch_threads(),
         "git_commit": git_commit(),
         "versions": library_versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **extra,
     }
+
+
+def _torch_threads() -> int | None:
+    """Float reductions depend on the thread count: recorded so a re-run can match it."""
+    try:
+        import torch
+
+        return torch.get_num_threads()
+    except ImportError:
+        return None
 
 
 def write_run_json(directory: Path, args: Any, **kwargs: Any) -> Path:
