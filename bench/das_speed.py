@@ -13,22 +13,23 @@ import argparse
 import time
 
 import torch
-from torch.nn.utils import parametrize
 
 from dasgraph import causal_models, das, paths
 from dasgraph.sweep import load_subject
 
 
 def time_fast(subject, layer, k, batch, steps, table):
+    """The training step of das.train_cell: cached states, QR-parametrised rotation."""
     iv = das.new_intervention(subject.states.shape[2] * subject.width, k, 0)
-    opt = torch.optim.Adam(iv.parameters(), lr=0.01)
+    weight = torch.nn.Parameter(das.rotation(iv).detach().clone())
+    opt = torch.optim.Adam([weight], lr=0.01)
     base, source = das.counterfactual_pairs(batch * steps, 1)
     start = time.perf_counter()
     for step in range(steps):
         b, s = base[step * batch:(step + 1) * batch], source[step * batch:(step + 1) * batch]
-        with parametrize.cached():
-            h = das.interchange(subject.states[layer][b], subject.states[layer][s], das.rotation(iv))
-            loss = torch.nn.functional.cross_entropy(subject.lean.logits_from(layer, h), table[b, s])
+        h = das.interchange(subject.states[layer][b], subject.states[layer][s],
+                            das.orthonormal(weight))
+        loss = torch.nn.functional.cross_entropy(subject.lean.logits_from(layer, h), table[b, s])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
