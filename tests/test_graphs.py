@@ -82,3 +82,5 @@ def test_graph_cli_bad_input(tmp_path, tiny_copy, capsys):
     assert disentangle_causal_models.main(["--results_path", str(tiny_copy)]) == 2
     assert "run_das.py" in capsys.readouterr().err
     assert disentangle_causal_models.main(["--results_path", str(tiny_copy), "--layers", "7"]) == 2
+    assert disentangle_causal_models.main(["--results_path", str(tiny_copy), "--export", "gml"]) == 2
+    assert "--export" in capsys.readouterr().err

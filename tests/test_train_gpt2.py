@@ -55,6 +55,11 @@ def test_existing_model_needs_overwrite_or_skip(tiny_copy, capsys):
     (["--model_path", "./no/such/model"], "no/such/model"),
     (["--n_embd", "30", "--n_head", "4"], "divisible"),
     (["--device", "tpu"], "tpu"),
+    (["--iit_layer", "9"], "--iit_layer"),
+    (["--iit_dims", "0"], "--iit_dims"),
+    (["--iit_dims", "65"], "--iit_dims"),
+    (["--iit_weight", "-1"], "--iit_weight"),
+    (["--iit_causal_model", "XW"], "--iit_causal_model"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, flags, needle):
     code = train_gpt2.main(["--results_path", str(tmp_path / "r"), "--epochs", "1", *flags])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -228,6 +228,3 @@ def evaluate_splits(model, ids, labels, splits) -> dict[str, float]:
     out["all_inputs_accuracy"] = accuracy(model, ids, labels)
     return out
 
-
-def arch_dict(arch: ArchConfig) -> dict:
-    return asdict(arch)

@@ -22,8 +22,7 @@ def gpt2_dir(root: Path) -> Path:
     return Path(root) / "gpt2"
 
 
-def training_curve_png(root: Path) -> Path:
-    return gpt2_dir(root) / "training_curve.png"
+TRAINING_CURVE = "training_curve.png"   # inside gpt2_dir
 
 
 # --- stage 2-3: DAS cells and IIA -------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +16,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import causal_models, das, model as gpt2, paths, task
+from . import causal_models, cli, das, graphs, model as gpt2, paths, task
 from .lean import LeanGPT2
-from .runtime import (UsageError, atomic_directory, atomic_path, atomic_write_json,
+from .runtime import (UsageError, atomic_directory, atomic_path, atomic_save_npy, atomic_write_json,
                       derive_seed, read_json, resolve_device, run_record)
 
 log = logging.getLogger(__name__)
@@ -38,14 +39,18 @@ class Subject:
 
 
 def model_dir(args) -> str:
-    return str(args.model_path) if args.model_path else str(paths.gpt2_dir(args.results_path))
+    """--model_path, or the stage-1 folder under --results_path (which must then exist)."""
+    if args.model_path:
+        return str(args.model_path)
+    folder = paths.gpt2_dir(args.results_path)
+    if not folder.is_dir():
+        raise UsageError(f"no trained model at {folder}; run train_gpt2.py first "
+                         "(or pass --model_path)")
+    return str(folder)
 
 
 def load_subject(model_path: str, device: str = "cpu") -> Subject:
     """Load the trained classifier and cache every input's states at every layer."""
-    if not args_model_exists(model_path):
-        raise UsageError(f"no trained model at {model_path}; run train_gpt2.py first "
-                         "(or pass --model_path)")
     tokenizer = gpt2.load_tokenizer(model_path)
     model = gpt2.load_classifier(model_path)
     if model.config.num_labels != task.N_CLASSES:
@@ -56,42 +61,26 @@ def load_subject(model_path: str, device: str = "cpu") -> Subject:
     states = lean.all_states(ids.to(device))
     with torch.inference_mode():
         predictions = lean.logits_from(0, states[0]).argmax(-1)
-    model.to("cpu")
-    lean = LeanGPT2(model.to(device)) if device != "cpu" else lean
     return Subject(model, lean, ids, states, predictions)
-
-
-def args_model_exists(model_path: str) -> bool:
-    p = Path(model_path)
-    # Hub ids (no such folder here) are left to from_pretrained, which fails clearly offline.
-    return p.is_dir() if (p.exists() or str(model_path).startswith((".", "/")) or
-                          str(model_path).startswith("results")) else True
 
 
 def resolve_cells(args, subject: Subject) -> list[tuple[str, int, int]]:
     """The selected (causal_model, layer, k) cells, checked against the model's size."""
     names = causal_models.select(args.causal_model_type, args.causal_models)
     n_sites = subject.lean.n_sites
-    layers = sorted(set(_flat(args.layers))) if args.layers else list(range(n_sites))
+    layers = sorted(set(cli.flatten(args.layers))) if args.layers else list(range(n_sites))
     bad = [l for l in layers if not 0 <= l < n_sites]
     if bad:
         raise UsageError(f"--layers {bad}: out of range; this model has layers 0..{n_sites - 1} "
                          "(0 = embeddings, L = output of block L-1)")
     full = task.SEQ_LEN * subject.width
-    ks = sorted(set(_flat(args.low_rank_dimensions))) if args.low_rank_dimensions else \
+    ks = sorted(set(cli.flatten(args.low_rank_dimensions))) if args.low_rank_dimensions else \
         das.default_low_rank_dimensions(subject.width)
     bad = [k for k in ks if not 1 <= k <= full]
     if bad:
         raise UsageError(f"--low_rank_dimensions {bad}: k must be in 1..{full} "
                          f"(6 positions x width {subject.width})")
     return list(itertools.product(names, layers, ks))
-
-
-def _flat(values):
-    out = []
-    for v in values:
-        out.extend(v if isinstance(v, list) else [v])
-    return out
 
 
 def cell_finished(directory: Path) -> bool:
@@ -222,8 +211,6 @@ def write_iia_csv(args, table: pd.DataFrame) -> Path | None:
 
 def build_graphs(args) -> list[Path]:
     """Stage 5: the IIA graph of every selected trained cell (skipping finished graphs)."""
-    from . import graphs
-
     device = resolve_device(args.device)
     subject, cells = load_trained_selection(args, device)
     written = []
@@ -235,13 +222,11 @@ def build_graphs(args) -> list[Path]:
         intervention = load_cell(subject, paths.das_cell_dir(args.results_path, cm, layer, k), layer)
         R = das.rotation(intervention).detach().to(device)
         table = torch.as_tensor(causal_models.counterfactual_table(cm), device=device)
-        import time
         start = time.perf_counter()
         correct = graphs.correctness_matrix(subject.lean, subject.states[layer], layer, R, table)
         seconds = time.perf_counter() - start
         graph = graphs.graph_from_correctness(correct.numpy())
         stats = graphs.statistics(graph)
-        from .runtime import atomic_save_npy
         atomic_save_npy(target, graph)
         meta = {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
                 "shape": list(graph.shape), "node_order": "node id = 100(X-1)+10(Y-1)+(Z-1)",

@@ -98,6 +98,6 @@ def run_training(args) -> dict | None:
         atomic_write_json(tmp / paths.METRICS, metrics)
         atomic_write_json(tmp / paths.RUN, run_record(args, device=device))
         plots.save_figure(plots_analysis.training_curves(history, final=metrics),
-                          tmp / "training_curve.png")
+                          tmp / paths.TRAINING_CURVE)
     log.info("wrote %s", out)
     return metrics
