@@ -34,6 +34,11 @@ def parse_args(argv=None):
                    help="layer whose residual stream holds the planted variable (default 2)")
     p.add_argument("--iit_dims", type=cli.positive_int, default=None,
                    help="coordinates of the last position holding it (default 1)")
+    p.add_argument("--invariance_weight", type=cli.non_negative_float, default=None,
+                   help="weight of the penalty that makes the states at --iit_layer equal for "
+                        "inputs the IIT causal model cannot tell apart (for XY: same X+Y and Z), "
+                        "so X and Y are not left linearly readable there (default 1 from "
+                        "scratch, 0 fine-tuning)")
     p.add_argument("--n_layer", type=cli.positive_int, default=None, help="from scratch: blocks")
     p.add_argument("--n_embd", type=cli.positive_int, default=None, help="from scratch: width")
     p.add_argument("--n_head", type=cli.positive_int, default=None, help="from scratch: heads")

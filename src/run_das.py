@@ -11,6 +11,7 @@ Finished cells are skipped; a killed sweep resumes where it stopped.
 from __future__ import annotations
 
 import logging
+import os
 
 from dasgraph import cli, das, runtime
 from dasgraph.sweep import run_sweep
@@ -30,6 +31,9 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=cli.positive_int, default=DEFAULTS.batch_size)
     p.add_argument("--epochs", type=cli.positive_int, default=DEFAULTS.epochs)
     p.add_argument("--lr", type=cli.positive_float, default=DEFAULTS.lr, help="Adam learning rate")
+    p.add_argument("--workers", type=cli.positive_int, default=min(2, os.cpu_count() or 1),
+                   help="worker processes on CPU, each training whole cells on one thread "
+                        "(default: up to 2; the numbers do not depend on it)")
     return p.parse_args(argv)
 
 

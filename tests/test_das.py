@@ -81,7 +81,7 @@ def test_full_replacement_gives_the_source_prediction(tiny_results):
 
 def sweep(root, *flags):
     return run_das.main(["--results_path", str(root), "--n_training", "512", "--n_testing",
-                         "500", "--batch_size", "128", "--device", "cpu", *flags])
+                         "500", "--batch_size", "128", "--device", "cpu", "--workers", "1", *flags])
 
 
 def test_saved_cell_loads_in_pyvene_and_matches_the_fast_path(tiny_copy):
@@ -101,7 +101,7 @@ def test_saved_cell_loads_in_pyvene_and_matches_the_fast_path(tiny_copy):
 
 def test_sweep_skips_resumes_and_a_cell_alone_reproduces_its_number(tiny_copy, tmp_path):
     flags = ["--causal_models", "X,XY", "--layers", "1", "--low_rank_dimensions", "4,8"]
-    assert sweep(tiny_copy, *flags) == 0
+    assert sweep(tiny_copy, *flags, "--workers", "2") == 0      # two spawned worker processes
     cell = paths.das_cell_dir(tiny_copy, "XY", 1, 8)
     metrics = json.loads((cell / "metrics.json").read_text())
     run = json.loads((cell / "run.json").read_text())
@@ -112,7 +112,7 @@ def test_sweep_skips_resumes_and_a_cell_alone_reproduces_its_number(tiny_copy, t
     (cell.parent / ".k_4.partial-x").mkdir()
     assert sweep(tiny_copy, *flags) == 0
     assert (cell / "metrics.json").stat().st_mtime_ns == stamp       # finished: skipped
-    # the same cell alone, in a fresh results folder, gives the same number
+    # the same cell alone, in a fresh results folder and in this process, gives the same number
     alone = tmp_path / "alone"
     import shutil
     shutil.copytree(paths.gpt2_dir(tiny_copy), paths.gpt2_dir(alone))

@@ -19,7 +19,7 @@ def graph_results(tiny_results, tmp_path_factory):
     shutil.copytree(paths.gpt2_dir(tiny_results), paths.gpt2_dir(root))
     assert run_das.main(["--results_path", str(root), "--causal_models", "XY,X",
                          "--layers", "1", "--low_rank_dimensions", "6", "--n_training", "1024",
-                         "--n_testing", "200", "--device", "cpu"]) == 0
+                         "--n_testing", "200", "--device", "cpu", "--workers", "1"]) == 0
     assert disentangle_causal_models.main(["--results_path", str(root), "--device", "cpu",
                                            "--export", "node_link"]) == 0
     return root

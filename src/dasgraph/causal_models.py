@@ -77,6 +77,15 @@ def counterfactual_table(name: str) -> np.ndarray:
     return sums - task.MIN_SUM
 
 
+def indistinguishable(name: str) -> np.ndarray:
+    """(1000,) group id per node: two inputs share a group when the causal model cannot tell
+    them apart in any interchange (identical counterfactual rows and columns), e.g. for XY the
+    inputs with the same X+Y and the same Z."""
+    table = counterfactual_table(name)
+    _, groups = np.unique(np.concatenate([table, table.T], axis=1), axis=0, return_inverse=True)
+    return groups.reshape(-1)
+
+
 def sample_pairs(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """n (base, source) node-id pairs, drawn independently and uniformly (the thesis's way)."""
     return rng.integers(0, task.N_INPUTS, n), rng.integers(0, task.N_INPUTS, n)

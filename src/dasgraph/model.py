@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import task
+from .lean import LeanGPT2
 from .runtime import UsageError
 
 log = logging.getLogger(__name__)
@@ -115,43 +116,42 @@ class TrainConfig:
     iit_layer: int = 2               # residual stream entering block iit_layer
     iit_dims: int = 1                # coordinates 0..iit_dims-1 hold P ...
     iit_last_position_only: bool = True   # ... at the last position (else at every position)
+    invariance_weight: float = 0.0   # states at iit_layer equal for inputs the model can't tell apart
 
 
 
 
-class _Interchange:
-    """Forward hooks that swap coordinates [0, dims) of the residual stream entering block
-    ``layer`` (all positions) from a source run into a base run: the IIT intervention."""
+def swap_coordinates(base: torch.Tensor, source: torch.Tensor, dims: int,
+                     last_only: bool) -> torch.Tensor:
+    """The IIT intervention: (B, S, d) base states with the source's coordinates [0, dims)
+    written over them, at the last position (or at every position)."""
+    pos = slice(-1, None) if last_only else slice(None)
+    out = base.clone()
+    out[:, pos, :dims] = source[:, pos, :dims]
+    return out
 
-    def __init__(self, model, layer: int, dims: int, last_only: bool):
-        blocks = model.transformer.h
-        # the stream entering block `layer` is the output of block layer-1 (layer 0: embeddings)
-        self.module = model.transformer.drop if layer == 0 else blocks[layer - 1]
-        self.dims, self.last_only, self.saved, self.mode = dims, last_only, None, None
-        self.handle = self.module.register_forward_hook(self._hook)
 
-    def _hook(self, module, inputs, output):
-        hidden = output[0] if isinstance(output, tuple) else output
-        if self.mode == "save":
-            self.saved = hidden
-            return None
-        if self.mode == "swap":
-            swapped = hidden.clone()
-            pos = slice(-1, None) if self.last_only else slice(None)
-            swapped[:, pos, :self.dims] = self.saved[:, pos, :self.dims]
-            return (swapped, *output[1:]) if isinstance(output, tuple) else swapped
-        return None
+def invariance_penalty(base: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
+    """Squared distance between the states of inputs the causal model cannot tell apart,
+    relative to that between random inputs of the batch (scale-free; 0 = a function of the
+    causal model's variables only)."""
+    same = (base - partner).pow(2).sum((1, 2)).mean()
+    other = (base - base.roll(1, 0)).pow(2).sum((1, 2)).mean()
+    return same / other.clamp_min(1e-12)
 
-    def logits(self, model, base_ids, source_ids):
-        self.mode = "save"
-        model(input_ids=source_ids)
-        self.mode = "swap"
-        out = model(input_ids=base_ids).logits
-        self.mode, self.saved = None, None
-        return out
 
-    def remove(self):
-        self.handle.remove()
+def _partner_sampler(groups: np.ndarray, pool: np.ndarray):
+    """For each node, the other nodes of ``pool`` in its group (itself when it has none)."""
+    members: dict[int, list[int]] = {}
+    for node in pool:
+        members.setdefault(int(groups[node]), []).append(int(node))
+    options = {int(n): [m for m in members[int(groups[n])] if m != n] or [int(n)] for n in pool}
+
+    def sample(batch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        picks = torch.randint(1 << 30, (len(batch),), generator=gen).tolist()
+        return torch.as_tensor([options[n][p % len(options[n])]
+                                for n, p in zip(batch.tolist(), picks)])
+    return sample
 
 
 @torch.no_grad()
@@ -183,39 +183,54 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
     history = []
-    iit = _Interchange(model, cfg.iit_layer, cfg.iit_dims,
-                                cfg.iit_last_position_only) if cfg.iit_weight > 0 else None
-    if iit is not None:
+    lean = LeanGPT2(model, frozen=False)   # the classifier's own weights, without HF overhead
+    planted = cfg.iit_weight > 0 or cfg.invariance_weight > 0
+    if planted:
         from . import causal_models
 
         cf_table = torch.as_tensor(causal_models.counterfactual_table(cfg.iit_causal_model),
                                    device=ids.device)
+        # sources and partners come from the training inputs too: test inputs stay unseen
+        partners = _partner_sampler(causal_models.indistinguishable(cfg.iit_causal_model),
+                                    splits["train"])
     bar = tqdm(range(cfg.epochs), desc="training GPT-2", unit="epoch")
     for epoch in bar:
-        model.train()
+        lean.train()
         order = train_idx[torch.randperm(len(train_idx), generator=gen).to(ids.device)]
         losses = []
         for start in range(0, len(order), cfg.batch_size):
             batch = order[start:start + cfg.batch_size]
-            loss = nn.functional.cross_entropy(model(input_ids=ids[batch]).logits, labels[batch])
-            if iit is not None:  # sources from the training inputs too: test inputs stay unseen
-                source = train_idx[torch.randint(len(train_idx), (len(batch),), generator=gen).to(ids.device)]
-                cf_logits = iit.logits(model, ids[batch], ids[source])
-                loss = loss + cfg.iit_weight * nn.functional.cross_entropy(
-                    cf_logits, cf_table[batch, source])
+            if not planted:
+                loss = nn.functional.cross_entropy(lean.logits_from(0, lean.embed(ids[batch])),
+                                                   labels[batch])
+            else:  # base, source and partner in one pass up to the layer, then base and IIT
+                n, layer = len(batch), cfg.iit_layer
+                source = train_idx[torch.randint(len(train_idx), (n,), generator=gen)
+                                   .to(ids.device)]
+                partner = partners(batch.cpu(), gen).to(ids.device)
+                h = lean.states_at(layer, ids[torch.cat([batch, source, partner])])
+                base_h, source_h, partner_h = h[:n], h[n:2 * n], h[2 * n:]
+                swapped = swap_coordinates(base_h, source_h, cfg.iit_dims,
+                                           cfg.iit_last_position_only)
+                logits = lean.logits_from(layer, torch.cat([base_h, swapped]))
+                loss = nn.functional.cross_entropy(logits[:n], labels[batch])
+                if cfg.iit_weight > 0:
+                    loss = loss + cfg.iit_weight * nn.functional.cross_entropy(
+                        logits[n:], cf_table[batch, source])
+                if cfg.invariance_weight > 0:
+                    loss = loss + cfg.invariance_weight * invariance_penalty(base_h, partner_h)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
             losses.append(loss.item())
+        lean.eval()
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
                "train_accuracy": accuracy(model, ids[train_idx], labels[train_idx]),
                "validation_accuracy": accuracy(model, ids[val_idx], labels[val_idx])}
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{row['validation_accuracy']:.3f}")
-    if iit is not None:
-        iit.remove()
     model.eval()
     return history
 

@@ -6,9 +6,12 @@ finished, so a sweep can be killed at any moment, resumed, or split across proce
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,38 +90,92 @@ def cell_finished(directory: Path) -> bool:
     return (directory / paths.METRICS).exists()
 
 
+# Every cell is trained on one torch thread, in whichever process runs it: float reductions
+# depend on the thread count, so this is what makes a cell re-run alone give the number it got
+# in the full sweep. Parallelism comes from worker processes instead (--workers), which on
+# these small per-step ops also beats two threads in one process.
+CELL_THREADS = 1
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train_and_save_cell(args, cfg: das.DasConfig, subject: Subject, device: str,
+                         cell: tuple[str, int, int]) -> dict:
+    cm, layer, k = cell
+    table = torch.as_tensor(causal_models.counterfactual_table(cm), device=device)
+    seed = derive_seed(args.seed, cm, layer, k)
+    intervention, history = das.train_cell(subject.lean, subject.states[layer], table, layer, k,
+                                           cfg, seed, progress=args.workers == 1)
+    result = das.evaluate_cell(subject.lean, subject.states[layer], table, layer, intervention,
+                               cfg.n_testing, seed)
+    metrics = {"causal_model": cm, "layer": layer, "low_rank_dimension": k, **result,
+               "train_loss": history, "config": das.config_dict(cfg), "cell_seed": seed,
+               "torch_threads": torch.get_num_threads()}
+    out = paths.das_cell_dir(args.results_path, cm, layer, k)
+    with atomic_directory(out, overwrite=True) as tmp:
+        das.save_intervention(tmp, subject.model, layer, intervention.to("cpu"))
+        atomic_write_json(tmp / paths.METRICS, metrics)
+        atomic_write_json(tmp / paths.RUN, run_record(args, device=device, cell_seed=seed))
+    return metrics
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(args, cfg: das.DasConfig, device: str) -> None:
+    torch.set_num_threads(CELL_THREADS)
+    logging.getLogger("dasgraph").setLevel(logging.WARNING)   # the parent logs each cell
+    _WORKER.update(args=args, cfg=cfg, device=device,
+                   subject=load_subject(model_dir(args), device))
+
+
+def _worker_cell(cell: tuple[str, int, int]) -> dict:
+    w = _WORKER
+    return _train_and_save_cell(w["args"], w["cfg"], w["subject"], w["device"], cell)
+
+
 def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
     """Train (or skip) every selected cell; return the metrics of the cells trained now."""
     device = resolve_device(args.device)
     causal_models.select(args.causal_model_type, args.causal_models)   # fail before loading
-    subject = load_subject(model_dir(args), device)
-    cells = resolve_cells(args, subject)
-    tables = {}
-    done = []
-    bar = tqdm(cells, desc="DAS cells", unit="cell")
-    for cm, layer, k in bar:
-        out = paths.das_cell_dir(args.results_path, cm, layer, k)
-        if cell_finished(out) and not args.overwrite:
-            log.debug("skip finished cell %s", out)
-            continue
-        bar.set_postfix(cell=f"{cm} L{layer} k{k}")
-        table = tables.setdefault(cm, torch.as_tensor(causal_models.counterfactual_table(cm),
-                                                      device=device))
-        seed = derive_seed(args.seed, cm, layer, k)
-        intervention, history = das.train_cell(subject.lean, subject.states[layer], table,
-                                               layer, k, cfg, seed)
-        result = das.evaluate_cell(subject.lean, subject.states[layer], table, layer,
-                                   intervention, cfg.n_testing, seed)
-        metrics = {"causal_model": cm, "layer": layer, "low_rank_dimension": k, **result,
-                   "train_loss": history, "config": das.config_dict(cfg), "cell_seed": seed}
-        with atomic_directory(out, overwrite=True) as tmp:
-            das.save_intervention(tmp, subject.model, layer, intervention.to("cpu"))
-            atomic_write_json(tmp / paths.METRICS, metrics)
-            atomic_write_json(tmp / paths.RUN, run_record(args, device=device,
-                                                          cell_seed=seed))
-        log.info("cell %-3s layer %d k %4d: IIA %.3f (%d test pairs)", cm, layer, k,
-                 result["iia"], result["n_examples"])
-        done.append(metrics)
+    with _threads(CELL_THREADS):
+        subject = load_subject(model_dir(args), device)
+        cells = resolve_cells(args, subject)
+        todo = [c for c in cells if args.overwrite or
+                not cell_finished(paths.das_cell_dir(args.results_path, *c))]
+        if len(cells) > len(todo):
+            log.info("%d of %d cells already finished; skipping them (--overwrite redoes them)",
+                     len(cells) - len(todo), len(cells))
+        workers = min(args.workers, len(todo)) if device == "cpu" else 1
+        bar = tqdm(total=len(todo), desc="DAS cells", unit="cell")
+        done = []
+
+        def report(metrics: dict) -> None:
+            bar.update()
+            log.info("cell %-3s layer %d k %4d: IIA %.3f (%d test pairs)", metrics["causal_model"],
+                     metrics["layer"], metrics["low_rank_dimension"], metrics["iia"],
+                     metrics["n_examples"])
+            done.append(metrics)
+
+        if workers <= 1:
+            for cell in todo:
+                bar.set_postfix(cell=f"{cell[0]} L{cell[1]} k{cell[2]}")
+                report(_train_and_save_cell(args, cfg, subject, device, cell))
+        else:  # spawned workers: each loads the model once and trains whole cells
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                     initargs=(args, cfg, device)) as pool:
+                for future in as_completed([pool.submit(_worker_cell, c) for c in todo]):
+                    report(future.result())
+        bar.close()
     return done
 
 

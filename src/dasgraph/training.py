@@ -15,12 +15,15 @@ log = logging.getLogger(__name__)
 # From scratch: plain training mixes X, Y and Z non-linearly inside block 0, after which no
 # non-trivial causal model aligns (README, "The default model"). The default therefore plants a
 # known answer with interchange intervention training: X+Y is routed through one coordinate of
-# the last position at layer 2, so DAS has something real to find and to tell apart.
+# the last position at layer 2. IIT alone leaves X and Y linearly readable (dormant) at layer 2,
+# which lets DAS emulate every causal model there; the invariance penalty makes the layer-2
+# states a function of X+Y and Z only, so DAS has something real to find and to tell apart.
 # Fine-tuning: the thesis's settings, no IIT.
 ARCH_DEFAULT = gpt2.ArchConfig(n_layer=4, n_embd=64, n_head=4)
 TRAIN_DEFAULTS = {
     "scratch": gpt2.TrainConfig(epochs=150, batch_size=64, lr=3e-3, weight_decay=0.1,
-                                iit_weight=1.0, iit_causal_model="XY", iit_layer=2, iit_dims=1),
+                                iit_weight=1.0, iit_causal_model="XY", iit_layer=2, iit_dims=1,
+                                invariance_weight=1.0),
     "pretrained": gpt2.TrainConfig(epochs=50, batch_size=32, lr=2e-5, weight_decay=0.0,
                                    warmup_fraction=0.0),
 }
@@ -45,10 +48,11 @@ def resolve_configs(args) -> tuple[gpt2.ArchConfig | None, gpt2.TrainConfig]:
                                                 if getattr(args, n) is not None})
     if arch.n_embd % arch.n_head:
         raise UsageError(f"--n_embd {arch.n_embd} must be divisible by --n_head {arch.n_head}")
-    if train_cfg.iit_weight > 0 and not 0 <= train_cfg.iit_layer <= arch.n_layer:
+    planted = train_cfg.iit_weight > 0 or train_cfg.invariance_weight > 0
+    if planted and not 0 <= train_cfg.iit_layer <= arch.n_layer:
         raise UsageError(f"--iit_layer {train_cfg.iit_layer} is out of range; layers are "
                          f"0..{arch.n_layer} for --n_layer {arch.n_layer}")
-    if train_cfg.iit_weight > 0 and not 1 <= train_cfg.iit_dims <= arch.n_embd:
+    if planted and not 1 <= train_cfg.iit_dims <= arch.n_embd:
         raise UsageError(f"--iit_dims {train_cfg.iit_dims} must be in 1..{arch.n_embd} (the width)")
     return arch, train_cfg
 

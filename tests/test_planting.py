@@ -1,0 +1,89 @@
+"""How the default plants its known answer: IIT plus the invariance penalty (model.train)."""
+import numpy as np
+import pytest
+import torch
+
+from dasgraph import causal_models, model as gpt2, task
+from dasgraph.lean import LeanGPT2
+
+
+@pytest.mark.parametrize("name, key", [
+    ("XY", lambda x, y, z: (x + y, z)),
+    ("XZ", lambda x, y, z: (x + z, y)),
+    ("X", lambda x, y, z: (x, y + z)),
+    ("XYZ", lambda x, y, z: x + y + z),
+])
+def test_indistinguishable_inputs_share_the_causal_models_variables(name, key):
+    groups = causal_models.indistinguishable(name)
+    keys = [key(*row) for row in task.all_inputs()]
+    for a in range(0, 1000, 37):          # same group <=> same variables, both ways
+        for b in range(0, 1000, 11):
+            assert (groups[a] == groups[b]) == (keys[a] == keys[b]), (name, a, b)
+
+
+def test_partners_are_other_members_of_the_group_within_the_pool():
+    groups = causal_models.indistinguishable("XY")
+    pool = np.arange(0, 1000, 2)
+    sample = gpt2._partner_sampler(groups, pool)
+    batch = torch.as_tensor(pool[:200])
+    partners = sample(batch, torch.Generator().manual_seed(0))
+    assert set(partners.tolist()) <= set(pool.tolist())
+    for n, p in zip(batch.tolist(), partners.tolist()):
+        assert groups[n] == groups[p]
+        others = [m for m in pool if groups[m] == groups[n] and m != n]
+        assert p != n if others else p == n
+
+
+def test_invariance_penalty_is_zero_for_equal_states_and_scale_free():
+    torch.manual_seed(0)
+    base = torch.randn(8, 6, 4)
+    assert gpt2.invariance_penalty(base, base).item() == 0.0
+    partner = base + 0.1 * torch.randn(8, 6, 4)
+    value = gpt2.invariance_penalty(base, partner)
+    assert value.item() > 0
+    assert torch.allclose(gpt2.invariance_penalty(3 * base, 3 * partner), value)
+
+
+def test_swap_writes_only_the_source_coordinates_at_the_last_position():
+    base, source = torch.zeros(2, 6, 5), torch.ones(2, 6, 5)
+    out = gpt2.swap_coordinates(base, source, 2, last_only=True)
+    assert out[:, -1, :2].eq(1).all() and out[:, -1, 2:].eq(0).all() and out[:, :-1].eq(0).all()
+    out = gpt2.swap_coordinates(base, source, 2, last_only=False)
+    assert out[:, :, :2].eq(1).all() and out[:, :, 2:].eq(0).all()
+    assert base.eq(0).all()                # the base itself is left alone
+
+
+def test_trainable_lean_forward_equals_transformers_and_drops_out_only_in_train_mode():
+    arch = gpt2.ArchConfig(n_layer=2, n_embd=16, n_head=2, dropout=0.3)
+    model = gpt2.build_model(arch, seed=0).eval()
+    lean = LeanGPT2(model, frozen=False)
+    assert all(p.requires_grad for p in model.parameters())
+    ids = task.encode_all(task.build_tokenizer())[:50]
+    with torch.no_grad():
+        ref = model(input_ids=ids).logits
+        assert torch.allclose(lean.logits_from(0, lean.embed(ids)), ref, atol=1e-5)
+        lean.train()
+        assert not torch.allclose(lean.logits_from(0, lean.embed(ids)), ref, atol=1e-3)
+
+
+def test_invariance_penalty_removes_what_the_causal_model_cannot_see():
+    """A short training with the penalty leaves the layer states far closer for same-(X+Y, Z)
+    inputs than the same training without it (relative to random pairs)."""
+    ids = task.encode_all(task.build_tokenizer())
+    labels = torch.as_tensor(task.labels())
+    splits = task.split_nodes(0)
+    groups = causal_models.indistinguishable("XY")
+    measured = {}
+    for weight in (0.0, 10.0):
+        net = gpt2.build_model(gpt2.ArchConfig(n_layer=2, n_embd=16, n_head=2), seed=0)
+        cfg = gpt2.TrainConfig(epochs=4, batch_size=100, lr=3e-3, iit_weight=1.0, iit_layer=1,
+                               invariance_weight=weight)
+        gpt2.train(net, ids, labels, splits, cfg, seed=0)
+        with torch.no_grad():
+            h = LeanGPT2(net).states_at(1, ids)
+        first = {}
+        for node, g in enumerate(groups):
+            first.setdefault(g, node)
+        partner = torch.as_tensor([first[g] for g in groups])
+        measured[weight] = gpt2.invariance_penalty(h, h[partner]).item()
+    assert measured[10.0] < 0.5 * measured[0.0], measured
