@@ -8,6 +8,8 @@ step gathers base and source states, intervenes, and runs only the blocks above 
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from dataclasses import asdict, dataclass
 
@@ -174,7 +176,9 @@ def wrap(model, layer: int, low_rank_dimension: int, intervention=None):
 
 def save_intervention(directory, model, layer: int, intervention) -> None:
     """Save in pyvene's format: loads back with ``pyvene.IntervenableModel.load(dir, model)``."""
-    wrap(model, layer, intervention.rotate_layer.weight.shape[1], intervention).save(str(directory))
+    intervenable = wrap(model, layer, intervention.rotate_layer.weight.shape[1], intervention)
+    with contextlib.redirect_stdout(io.StringIO()):   # pyvene prints "Directory ... exists"
+        intervenable.save(str(directory))
 
 
 def load_intervenable(directory, model):

@@ -196,6 +196,9 @@ def atomic_directory(final: Path, overwrite: bool = False) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)      # mkdtemp makes it private; results are ordinary folders
     try:
         yield tmp
         if final.exists():
