@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RESULTS ?= results
 
-.PHONY: install test test-all reproduce bench clean
+.PHONY: install test test-all reproduce reproduce-gpt2 reproduce-mlp bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,16 @@ GRAPH_LAYERS ?= 2
 GRAPH_K ?= 21
 
 # The whole pipeline on the embedded default; finished work is skipped on a re-run.
+# The MLP part is independent of the GPT-2 stages and runs beside them on the second core
+# (its output goes to $(RESULTS)/mlp/reproduce.log); the plots and the report come last.
 reproduce: $(STAMP)
+	@mkdir -p $(RESULTS)/mlp
+	@echo "MLP part running beside the GPT-2 stages; its log: $(RESULTS)/mlp/reproduce.log"
+	$(MAKE) --no-print-directory -j2 reproduce-gpt2 reproduce-mlp
+	$(PY) visualizations.py --results_path $(RESULTS) --experiment all
+	$(PY) make_report.py --results_path $(RESULTS)
+
+reproduce-gpt2: $(STAMP)
 	$(PY) train_gpt2.py --results_path $(RESULTS) --skip_existing
 	$(PY) src/run_das.py --results_path $(RESULTS)
 	$(PY) evaluate_das.py --results_path $(RESULTS)
@@ -35,11 +44,15 @@ reproduce: $(STAMP)
 	$(PY) analyse_graphs.py --results_path $(RESULTS)
 	$(PY) classification.py --results_path $(RESULTS)
 	$(PY) combine_causal_models.py --results_path $(RESULTS)
-	$(PY) reproduce_das_experiment.py --results_path $(RESULTS)
-	$(PY) mlp/pattern_matching_das.py --results_path $(RESULTS)
-	$(PY) mlp/wrong_causal_graph_ablation_study.py --results_path $(RESULTS)
-	$(PY) visualizations.py --results_path $(RESULTS) --experiment all
-	$(PY) make_report.py --results_path $(RESULTS)
+
+reproduce-mlp: $(STAMP)
+	@mkdir -p $(RESULTS)/mlp
+	@{ $(PY) reproduce_das_experiment.py --results_path $(RESULTS) && \
+	   $(PY) mlp/pattern_matching_das.py --results_path $(RESULTS) && \
+	   $(PY) mlp/wrong_causal_graph_ablation_study.py --results_path $(RESULTS); \
+	 } > $(RESULTS)/mlp/reproduce.log 2>&1 \
+	 && echo "MLP part finished ($(RESULTS)/mlp/reproduce.log)" \
+	 || { tail -n 20 $(RESULTS)/mlp/reproduce.log; echo "MLP part failed; see $(RESULTS)/mlp/reproduce.log"; exit 1; }
 
 bench: $(STAMP)
 	$(PY) bench/das_speed.py --results_path $(RESULTS)

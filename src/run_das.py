@@ -31,6 +31,8 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=cli.positive_int, default=DEFAULTS.batch_size)
     p.add_argument("--epochs", type=cli.positive_int, default=DEFAULTS.epochs)
     p.add_argument("--lr", type=cli.positive_float, default=DEFAULTS.lr, help="Adam learning rate")
+    p.add_argument("--lr_schedule", choices=das.LR_SCHEDULES, default=DEFAULTS.lr_schedule,
+                   help="linear: decay to 0 over the steps (default); constant: the thesis's")
     p.add_argument("--workers", type=cli.positive_int, default=min(2, os.cpu_count() or 1),
                    help="worker processes on CPU, each training whole cells on one thread "
                         "(default: up to 2; the numbers do not depend on it)")
@@ -43,7 +45,8 @@ def _body(argv):
     logging.getLogger(__name__).info("arguments: %s", vars(args))
     cli.writable_dir(args.results_path)
     cfg = das.DasConfig(n_training=args.n_training, n_testing=args.n_testing,
-                        batch_size=args.batch_size, epochs=args.epochs, lr=args.lr)
+                        batch_size=args.batch_size, epochs=args.epochs, lr=args.lr,
+                        lr_schedule=args.lr_schedule)
     run_sweep(args, cfg)
 
 

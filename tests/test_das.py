@@ -40,7 +40,7 @@ class HandBuilt:
 
 def test_das_finds_the_planted_variable_and_rejects_wrong_models():
     net = HandBuilt()
-    cfg = das.DasConfig(n_training=12_800, n_testing=2000, batch_size=256, lr=0.02)
+    cfg = das.DasConfig()                   # the defaults the sweep uses
     iia = {}
     for name in causal_models.MODELS:
         table = torch.as_tensor(causal_models.counterfactual_table(name))

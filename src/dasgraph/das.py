@@ -35,14 +35,23 @@ def default_low_rank_dimensions(width: int, n_positions: int = task.SEQ_LEN) -> 
     return sorted(set(ks + [n_positions * width]))
 
 
+LR_SCHEDULES = ("linear", "constant")
+
+
 @dataclass
 class DasConfig:
-    # 200 Adam steps: 50 left a planted 1-d variable half found (IIA 0.45), 200 found it (0.98)
-    n_training: int = 25_600
+    # 200 Adam steps: 50 left a planted 1-d variable half found (IIA 0.45), 200 found it (0.98).
+    # Batch 64 rather than 128: on eight probe cells of the default model the IIA moved by at
+    # most 0.011 either way, for 60 % of the time.
+    n_training: int = 12_800
     n_testing: int = 2_000
-    batch_size: int = 128
+    batch_size: int = 64
     epochs: int = 1
     lr: float = 0.01
+    # The thesis kept lr 0.01 constant over 800 steps of 1,280 pairs. In 200 steps a constant
+    # rate leaves Adam bouncing around the answer: decaying it linearly to 0 raised seven probe
+    # cells of the default model from 0.55-0.89 to 0.62-0.97 at no extra cost.
+    lr_schedule: str = "linear"
 
 
 def new_intervention(embed_dim: int, low_rank_dimension: int, seed: int):
@@ -104,6 +113,10 @@ def train_cell(lean: LeanGPT2, states: torch.Tensor, table: torch.Tensor, layer:
     gen = torch.Generator().manual_seed(derive_seed(seed, "order"))
     history = []
     steps = cfg.epochs * -(-cfg.n_training // cfg.batch_size)
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule {cfg.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
+    decay = (lambda step: 1.0 - step / steps) if cfg.lr_schedule == "linear" else (lambda step: 1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, decay)
     bar = tqdm(total=steps, desc=f"layer {layer} k {low_rank_dimension}", leave=False,
                disable=not progress)
     for _ in range(cfg.epochs):
@@ -115,6 +128,7 @@ def train_cell(lean: LeanGPT2, states: torch.Tensor, table: torch.Tensor, layer:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             history.append(loss.item())
             bar.update()
     bar.close()

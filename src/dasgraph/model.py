@@ -30,7 +30,7 @@ HUB_HOST = "huggingface.co"
 @dataclass
 class ArchConfig:
     """Size of the from-scratch default (see README: how the default was chosen)."""
-    n_layer: int = 4
+    n_layer: int = 3
     n_embd: int = 64
     n_head: int = 4
     dropout: float = 0.0
@@ -226,9 +226,11 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
             sched.step()
             losses.append(loss.item())
         lean.eval()
+        with torch.no_grad():   # the lean forward equals transformers' (tests), at a third the cost
+            pred = lean.logits_from(0, lean.embed(ids)).argmax(-1)
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
-               "train_accuracy": accuracy(model, ids[train_idx], labels[train_idx]),
-               "validation_accuracy": accuracy(model, ids[val_idx], labels[val_idx])}
+               "train_accuracy": float((pred[train_idx] == labels[train_idx]).float().mean()),
+               "validation_accuracy": float((pred[val_idx] == labels[val_idx]).float().mean())}
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{row['validation_accuracy']:.3f}")
     model.eval()

@@ -63,6 +63,20 @@ def configure_determinism() -> None:
 
 
 # --- devices -----------------------------------------------------------------------------
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block on ``n`` torch threads (restored after). Float reductions depend on the
+    thread count, so work whose numbers must not depend on the machine pins it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def resolve_device(name: str = "auto") -> str:
     """'auto' -> 'cuda' when available, else 'cpu'. Explicit names are checked, never assumed."""
     import torch

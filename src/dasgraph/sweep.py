@@ -6,7 +6,6 @@ finished, so a sweep can be killed at any moment, resumed, or split across proce
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -22,7 +21,7 @@ from tqdm.auto import tqdm
 from . import causal_models, cli, das, graphs, model as gpt2, paths, task
 from .lean import LeanGPT2
 from .runtime import (UsageError, atomic_directory, atomic_path, atomic_save_npy, atomic_write_json,
-                      derive_seed, read_json, resolve_device, run_record)
+                      derive_seed, read_json, resolve_device, run_record, torch_threads)
 
 log = logging.getLogger(__name__)
 
@@ -97,16 +96,6 @@ def cell_finished(directory: Path) -> bool:
 CELL_THREADS = 1
 
 
-@contextlib.contextmanager
-def _threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _train_and_save_cell(args, cfg: das.DasConfig, subject: Subject, device: str,
                          cell: tuple[str, int, int]) -> dict:
     cm, layer, k = cell
@@ -146,7 +135,7 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
     """Train (or skip) every selected cell; return the metrics of the cells trained now."""
     device = resolve_device(args.device)
     causal_models.select(args.causal_model_type, args.causal_models)   # fail before loading
-    with _threads(CELL_THREADS):
+    with torch_threads(CELL_THREADS):
         subject = load_subject(model_dir(args), device)
         cells = resolve_cells(args, subject)
         todo = [c for c in cells if args.overwrite or
