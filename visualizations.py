@@ -31,7 +31,7 @@ def _body(argv):
     runtime.setup_logging(args.verbose)
     logging.getLogger(__name__).info("arguments: %s", vars(args))
     cli.writable_dir(args.results_path)
-    visualize.run(args.experiment, args.results_path, pdf=args.pdf)
+    visualize.run(args.experiment, args.results_path, pdf=args.pdf, overwrite=args.overwrite)
 
 
 def main(argv=None) -> int:

@@ -208,7 +208,8 @@ def test_all_on_an_empty_folder_exits_0_and_names_every_stage(tmp_path, capsys):
                   "reproduce_das_experiment.py"):
         assert f"run {stage} first" in out, stage
     # only the causal models need no results
-    assert [p.name for p in paths.plots_dir(tmp_path).iterdir()] == [visualize.CAUSAL_MODELS_PNG]
+    assert [p.name for p in paths.plots_dir(tmp_path).iterdir()
+            if not p.name.startswith(".")] == [visualize.CAUSAL_MODELS_PNG]
 
 
 def test_all_on_a_partial_folder_draws_what_exists(tmp_path, capsys):
@@ -220,6 +221,25 @@ def test_all_on_a_partial_folder_draws_what_exists(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "run evaluate_das.py first" in out and "run train_gpt2.py first" not in out
     assert "run reproduce_das_experiment.py first" not in out       # its PNG exists
+
+
+def test_all_redraws_only_when_a_result_changed(tmp_path, capsys):
+    fake_results.build(tmp_path, parts=("gpt2", "mlp"))
+    args = ["--experiment", "all", "--results_path", str(tmp_path)]
+    assert visualizations.main(args) == 0
+    png = paths.plots_dir(tmp_path) / visualize.TRAINING_PNG
+    first = png.stat().st_mtime_ns
+    assert visualizations.main(args) == 0                       # nothing changed: skipped
+    assert png.stat().st_mtime_ns == first and "skipping" in capsys.readouterr().out
+    import os
+    import time
+    metrics = paths.gpt2_dir(tmp_path) / "metrics.json"
+    later = time.time() + 5
+    os.utime(metrics, (later, later))                           # a result changed: redrawn
+    assert visualizations.main(args) == 0
+    assert png.stat().st_mtime_ns != first
+    assert visualizations.main([*args[:2], "--overwrite", *args[2:]]) == 0   # forced
+    assert png.stat().st_mtime_ns != first
 
 
 def test_unknown_experiment_exits_2_with_one_line_naming_the_valid_ones(tmp_path, capsys):

@@ -93,5 +93,10 @@ def plots_dir(root: Path) -> Path:
     return Path(root) / "plots"
 
 
+def plots_stamp(root: Path) -> Path:
+    """Written by a finished ``visualizations.py --experiment all``: what it drew."""
+    return plots_dir(root) / ".drawn.json"
+
+
 def report_md(root: Path) -> Path:
     return Path(root) / "REPORT.md"

@@ -247,13 +247,40 @@ class Saver:
         return written
 
 
-def run(experiment: str, root: Path, pdf: bool = False) -> list[Path]:
+def _newest_input(root: Path) -> float:
+    """mtime of the newest file the plots could be drawn from (anything outside plots/)."""
+    plots, report = paths.plots_dir(root), paths.report_md(root)
+    newest = 0.0
+    for path in root.rglob("*"):
+        if path.is_file() and plots not in path.parents and not path.name.startswith(report.name) \
+                and not path.name.endswith(".log"):
+            newest = max(newest, path.stat().st_mtime)
+    return newest
+
+
+def up_to_date(root: Path, pdf: bool) -> bool:
+    """True when a finished ``all`` run drew every figure after the results last changed."""
+    stamp = paths.plots_stamp(root)
+    if not stamp.exists():
+        return False
+    drawn = runtime.read_json(stamp)
+    files = [paths.plots_dir(root) / name for name in drawn.get("files", [])]
+    return (drawn.get("pdf", False) or not pdf) and all(f.exists() for f in files) \
+        and stamp.stat().st_mtime > _newest_input(root)
+
+
+def run(experiment: str, root: Path, pdf: bool = False, overwrite: bool = True) -> list[Path]:
     """Draw and save one experiment (or ``all``); returns the files written.
 
     With ``all``, an experiment that fails is logged and the others still run; the failure
-    is raised at the end so the exit code says something went wrong.
+    is raised at the end so the exit code says something went wrong. With ``all`` and
+    ``overwrite=False``, nothing is redrawn when no result changed since the last full run.
     """
     root = Path(root)
+    if experiment == "all" and not overwrite and up_to_date(root, pdf):
+        log.info("every plot under %s is newer than the results; skipping "
+                 "(--overwrite redraws)", paths.plots_dir(root))
+        return []
     saver = Saver(root, pdf)
     names = list(EXPERIMENTS) if experiment == "all" else [experiment]
     written, failed = [], []
@@ -272,4 +299,8 @@ def run(experiment: str, root: Path, pdf: bool = False) -> list[Path]:
     log.info("%d file(s) written under %s", len(written), paths.plots_dir(root))
     if failed:
         raise RuntimeError(f"experiments failed: {', '.join(failed)} (see the log above)")
+    if experiment == "all":
+        runtime.atomic_write_json(paths.plots_stamp(root), {
+            "pdf": pdf, "files": sorted({str(p.relative_to(paths.plots_dir(root)))
+                                         for p in written})})
     return written
