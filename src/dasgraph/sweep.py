@@ -9,6 +9,8 @@ from __future__ import annotations
 import itertools
 import logging
 import multiprocessing
+import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -119,7 +121,16 @@ def _train_and_save_cell(args, cfg: das.DasConfig, subject: Subject, device: str
 _WORKER: dict = {}
 
 
-def _worker_init(args, cfg: das.DasConfig, device: str) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose sweep was killed (not just interrupted) stops instead of idling on."""
+    while True:
+        time.sleep(2)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _worker_init(args, cfg: das.DasConfig, device: str, parent: int) -> None:
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     torch.set_num_threads(CELL_THREADS)
     logging.getLogger("dasgraph").setLevel(logging.WARNING)   # the parent logs each cell
     _WORKER.update(args=args, cfg=cfg, device=device,
@@ -161,7 +172,7 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
         else:  # spawned workers: each loads the model once and trains whole cells
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                     initargs=(args, cfg, device)) as pool:
+                                     initargs=(args, cfg, device, os.getpid())) as pool:
                 for future in as_completed([pool.submit(_worker_cell, c) for c in todo]):
                     report(future.result())
         bar.close()
