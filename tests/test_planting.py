@@ -24,7 +24,7 @@ def test_indistinguishable_inputs_share_the_causal_models_variables(name, key):
 def test_partners_are_other_members_of_the_group_within_the_pool():
     groups = causal_models.indistinguishable("XY")
     pool = np.arange(0, 1000, 2)
-    sample = gpt2._partner_sampler(groups, pool)
+    sample = gpt2.partner_sampler(groups, pool)
     batch = torch.as_tensor(pool[:200])
     partners = sample(batch, torch.Generator().manual_seed(0))
     assert set(partners.tolist()) <= set(pool.tolist())

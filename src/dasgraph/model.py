@@ -119,8 +119,6 @@ class TrainConfig:
     invariance_weight: float = 0.0   # states at iit_layer equal for inputs the model can't tell apart
 
 
-
-
 def swap_coordinates(base: torch.Tensor, source: torch.Tensor, dims: int,
                      last_only: bool) -> torch.Tensor:
     """The IIT intervention: (B, S, d) base states with the source's coordinates [0, dims)
@@ -140,7 +138,7 @@ def invariance_penalty(base: torch.Tensor, partner: torch.Tensor) -> torch.Tenso
     return same / other.clamp_min(1e-12)
 
 
-def _partner_sampler(groups: np.ndarray, pool: np.ndarray):
+def partner_sampler(groups: np.ndarray, pool: np.ndarray):
     """For each node, the other nodes of ``pool`` in its group (itself when it has none)."""
     members: dict[int, list[int]] = {}
     for node in pool:
@@ -191,7 +189,7 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
         cf_table = torch.as_tensor(causal_models.counterfactual_table(cfg.iit_causal_model),
                                    device=ids.device)
         # sources and partners come from the training inputs too: test inputs stay unseen
-        partners = _partner_sampler(causal_models.indistinguishable(cfg.iit_causal_model),
+        partners = partner_sampler(causal_models.indistinguishable(cfg.iit_causal_model),
                                     splits["train"])
     bar = tqdm(range(cfg.epochs), desc="training GPT-2", unit="epoch")
     for epoch in bar:

@@ -99,12 +99,12 @@ CELL_THREADS = 1
 
 
 def _train_and_save_cell(args, cfg: das.DasConfig, subject: Subject, device: str,
-                         cell: tuple[str, int, int]) -> dict:
+                         cell: tuple[str, int, int], progress: bool = False) -> dict:
     cm, layer, k = cell
     table = torch.as_tensor(causal_models.counterfactual_table(cm), device=device)
     seed = derive_seed(args.seed, cm, layer, k)
     intervention, history = das.train_cell(subject.lean, subject.states[layer], table, layer, k,
-                                           cfg, seed, progress=args.workers == 1)
+                                           cfg, seed, progress=progress)
     result = das.evaluate_cell(subject.lean, subject.states[layer], table, layer, intervention,
                                cfg.n_testing, seed)
     metrics = {"causal_model": cm, "layer": layer, "low_rank_dimension": k, **result,
@@ -168,7 +168,7 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
         if workers <= 1:
             for cell in todo:
                 bar.set_postfix(cell=f"{cell[0]} L{cell[1]} k{cell[2]}")
-                report(_train_and_save_cell(args, cfg, subject, device, cell))
+                report(_train_and_save_cell(args, cfg, subject, device, cell, progress=True))
         else:  # spawned workers: each loads the model once and trains whole cells
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
