@@ -14,7 +14,6 @@ BranchAndBoundHeuristic, MaxCliqueHeuristic, MaxCliqueHeuristic_v2 (see docs/cli
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -43,10 +42,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _body(argv) -> None:
-    args = parse_args(argv)
-    runtime.setup_logging(args.verbose)
-    log.info("arguments: %s", {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()})
+def _run(args) -> None:
     cliques.get_finder(args.clique_finder)
     root = args.results_path
     cells = graphs.find_graphs(root, causal_models.select(args.causal_model_type, args.causal_models),
@@ -72,7 +68,7 @@ def _body(argv) -> None:
 
 
 def main(argv=None) -> int:
-    return runtime.run_main(_body, argv)
+    return runtime.run_stage(parse_args, _run, argv)
 
 
 if __name__ == "__main__":

@@ -34,10 +34,7 @@ def parse_args(argv=None):
     return args
 
 
-def _body(argv):
-    args = parse_args(argv)
-    runtime.setup_logging(args.verbose)
-    log.info("arguments: %s", vars(args))
+def _run(args) -> None:
     models = causal_models.select(args.causal_model_type, args.causal_models)
     files = trees.find_clique_files(args.results_path, args.clique_finder, models,
                                     args.layers, args.low_rank_dimensions)
@@ -49,7 +46,7 @@ def _body(argv):
 
 
 def main(argv=None) -> int:
-    return runtime.run_main(_body, argv)
+    return runtime.run_stage(parse_args, _run, argv)
 
 
 if __name__ == "__main__":

@@ -42,10 +42,7 @@ def parse_args(argv=None):
     return args
 
 
-def _body(argv):
-    args = parse_args(argv)
-    runtime.setup_logging(args.verbose)
-    log.info("arguments: %s", vars(args))
+def _run(args) -> None:
     explicit_sets = args.model_sets is not None
     model_sets = ([combine.parse_model_set(s) for s in args.model_sets] if explicit_sets
                   else combine.default_model_sets())
@@ -67,7 +64,7 @@ def _body(argv):
 
 
 def main(argv=None) -> int:
-    return runtime.run_main(_body, argv)
+    return runtime.run_stage(parse_args, _run, argv)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ through the fast path in large batches. Writes results/graphs/{cm}/layer_{L}_k_{
 """
 from __future__ import annotations
 
-import logging
-
 from dasgraph import cli, runtime
 from dasgraph.sweep import build_graphs
 
@@ -26,15 +24,12 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _body(argv):
-    args = parse_args(argv)
-    runtime.setup_logging(args.verbose)
-    logging.getLogger(__name__).info("arguments: %s", vars(args))
+def _run(args) -> None:
     build_graphs(args)
 
 
 def main(argv=None) -> int:
-    return runtime.run_main(_body, argv)
+    return runtime.run_stage(parse_args, _run, argv)
 
 
 if __name__ == "__main__":

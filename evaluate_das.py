@@ -24,11 +24,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _body(argv):
-    args = parse_args(argv)
-    runtime.setup_logging(args.verbose)
+def _run(args) -> None:
     log = logging.getLogger(__name__)
-    log.info("arguments: %s", vars(args))
     table = evaluate_cells(args)
     path = write_iia_csv(args, table)
     if path:
@@ -36,7 +33,7 @@ def _body(argv):
 
 
 def main(argv=None) -> int:
-    return runtime.run_main(_body, argv)
+    return runtime.run_stage(parse_args, _run, argv)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,6 @@ or a missing stage is named in the report instead).
 """
 from __future__ import annotations
 
-import logging
-
 from dasgraph import cli, report, runtime
 
 
@@ -18,16 +16,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _body(argv):
-    args = parse_args(argv)
-    runtime.setup_logging(args.verbose)
-    logging.getLogger(__name__).info("arguments: %s", vars(args))
+def _run(args) -> None:
     cli.writable_dir(args.results_path)
     report.write(args.results_path, args)
 
 
 def main(argv=None) -> int:
-    return runtime.run_main(_body, argv)
+    return runtime.run_stage(parse_args, _run, argv)
 
 
 if __name__ == "__main__":

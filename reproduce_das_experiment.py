@@ -25,12 +25,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    def body(argv):
-        args = parse_args(argv)
-        runtime.setup_logging(args.verbose)
-        mlp_experiments.run_hierarchical_equality(args)
-
-    return runtime.run_main(body, argv)
+    return runtime.run_stage(parse_args, mlp_experiments.run_hierarchical_equality, argv)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ folder) fine-tunes a pretrained model instead (needs the hub once, or a local co
 """
 from __future__ import annotations
 
-import logging
-
 from dasgraph import cli, runtime
 from dasgraph.training import TRAIN_DEFAULTS, run_training
 
@@ -47,15 +45,12 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _body(argv):
-    args = parse_args(argv)
-    runtime.setup_logging(args.verbose)
-    logging.getLogger(__name__).info("arguments: %s", vars(args))
+def _run(args) -> None:
     run_training(args)
 
 
 def main(argv=None) -> int:
-    return runtime.run_main(_body, argv)
+    return runtime.run_stage(parse_args, _run, argv)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ trees, combination, training, mlp, all.
 """
 from __future__ import annotations
 
-import logging
-
 from dasgraph import cli, runtime, visualize
 
 
@@ -26,16 +24,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _body(argv):
-    args = parse_args(argv)
-    runtime.setup_logging(args.verbose)
-    logging.getLogger(__name__).info("arguments: %s", vars(args))
+def _run(args) -> None:
     cli.writable_dir(args.results_path)
     visualize.run(args.experiment, args.results_path, pdf=args.pdf, overwrite=args.overwrite)
 
 
 def main(argv=None) -> int:
-    return runtime.run_main(_body, argv)
+    return runtime.run_stage(parse_args, _run, argv)
 
 
 if __name__ == "__main__":

@@ -27,12 +27,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    def body(argv):
-        args = parse_args(argv)
-        runtime.setup_logging(args.verbose)
-        mlp_experiments.run_wrong_causal_graph(args)
-
-    return runtime.run_main(body, argv)
+    return runtime.run_stage(parse_args, mlp_experiments.run_wrong_causal_graph, argv)
 
 
 if __name__ == "__main__":

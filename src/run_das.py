@@ -10,7 +10,6 @@ Finished cells are skipped; a killed sweep resumes where it stopped.
 """
 from __future__ import annotations
 
-import logging
 import os
 
 from dasgraph import cli, das, runtime
@@ -39,10 +38,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _body(argv):
-    args = parse_args(argv)
-    runtime.setup_logging(args.verbose)
-    logging.getLogger(__name__).info("arguments: %s", vars(args))
+def _run(args) -> None:
     cli.writable_dir(args.results_path)
     cfg = das.DasConfig(n_training=args.n_training, n_testing=args.n_testing,
                         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr,
@@ -51,7 +47,7 @@ def _body(argv):
 
 
 def main(argv=None) -> int:
-    return runtime.run_main(_body, argv)
+    return runtime.run_stage(parse_args, _run, argv)
 
 
 if __name__ == "__main__":

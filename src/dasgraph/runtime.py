@@ -247,6 +247,20 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def run_stage(parse_args, work, argv=None) -> int:
+    """A script's whole ``main``: parse the flags, set up logging, log the resolved arguments,
+    run ``work(args)``; returns the exit code as :func:`run_main` does."""
+
+    def body(argv):
+        args = parse_args(argv)
+        setup_logging(args.verbose)
+        logging.getLogger(work.__module__).info("arguments: %s", {
+            k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()})
+        work(args)
+
+    return run_main(body, argv)
+
+
 def run_main(body, argv=None) -> int:
     """Run a stage's body and return its exit code (so tests can call ``main([...])``).
 
