@@ -28,7 +28,7 @@ def parse_args(argv=None):
     p = cli.parser(__doc__)
     p.add_argument("--clique_finder", default=cliques.DEFAULT_FINDER,
                    help=f"one of {', '.join(cliques.FINDERS)} (default: %(default)s)")
-    p.add_argument("--threshold", type=cliques.threshold_arg, default=1.0,
+    p.add_argument("--threshold", type=cli.iia_threshold, default=1.0,
                    help="keep edges with IIA >= threshold, in (0, 1] (default: 1.0, both "
                         "interchange directions right)")
     p.add_argument("--min_clique_size", type=cli.positive_int, default=cliques.DEFAULT_MIN_SIZE,

@@ -412,20 +412,6 @@ def analyse_graph(iia: np.ndarray, finder: str, threshold: float = 1.0,
     return found, statistics(adjacency(iia, threshold), found)
 
 
-def threshold_arg(text: str) -> float:
-    """argparse type for --threshold: a number in (0, 1] (0 would keep every pair)."""
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is outside (0, 1]; IIA edges are kept where "
-                                         "IIA >= threshold")
-    return value
-
-
 # --- statistics and records ----------------------------------------------------------------------
 def statistics(graph_adjacency, cliques: list[list[int]]) -> dict:
     """The thesis's numbers for one clique set on one thresholded graph.
