@@ -30,7 +30,6 @@ GRAPH_K ?= 21
 # The MLP part is independent of the GPT-2 stages and runs beside them on the second core
 # (its output goes to $(RESULTS)/mlp/reproduce.log); the plots and the report come last.
 reproduce: $(STAMP)
-	@mkdir -p $(RESULTS)/mlp
 	@echo "MLP part running beside the GPT-2 stages; its log: $(RESULTS)/mlp/reproduce.log"
 	$(MAKE) --no-print-directory -j2 reproduce-gpt2 reproduce-mlp
 	$(PY) visualizations.py --results_path $(RESULTS) --experiment all

@@ -141,6 +141,8 @@ def test_evaluate_writes_iia_csv_with_the_cross_matrix(tiny_copy):
     (["--low_rank_dimensions", "97"], "--low_rank_dimensions"),
     (["--causal_models", "XW"], "XW"),
     (["--n_training", "0"], "--n_training"),
+    (["--workers", "0"], "--workers"),
+    (["--lr_schedule", "cosine"], "--lr_schedule"),
 ])
 def test_sweep_bad_input(tiny_copy, capsys, flags, needle):
     assert sweep(tiny_copy, *flags) == 2

@@ -60,6 +60,9 @@ def test_existing_model_needs_overwrite_or_skip(tiny_copy, capsys):
     (["--iit_dims", "65"], "--iit_dims"),
     (["--iit_weight", "-1"], "--iit_weight"),
     (["--iit_causal_model", "XW"], "--iit_causal_model"),
+    (["--invariance_weight", "-1"], "--invariance_weight"),
+    (["--invariance_weight", "much"], "--invariance_weight"),
+    (["--iit_weight", "0", "--iit_layer", "9"], "--iit_layer"),   # the penalty still uses it
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, flags, needle):
     code = train_gpt2.main(["--results_path", str(tmp_path / "r"), "--epochs", "1", *flags])

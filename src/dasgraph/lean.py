@@ -11,6 +11,7 @@ output of block L-1 (pyvene ``block_output`` of block L-1). Layers run 0..n_laye
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -18,8 +19,8 @@ from torch import nn
 from torch.nn import functional as F
 
 
-_ACTIVATIONS = {"gelu_new": lambda x: F.gelu(x, approximate="tanh"),   # gelu_new's formula, fused
-                "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+_gelu_tanh = functools.partial(F.gelu, approximate="tanh")   # gelu_new's formula, fused
+_ACTIVATIONS = {"gelu_new": _gelu_tanh, "gelu_pytorch_tanh": _gelu_tanh,
                 "gelu": F.gelu, "relu": F.relu}
 
 

@@ -6,6 +6,7 @@ finished, so a sweep can be killed at any moment, resumed, or split across proce
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -98,18 +99,23 @@ def cell_finished(directory: Path) -> bool:
 CELL_THREADS = 1
 
 
+@functools.lru_cache(maxsize=None)
+def _table(cm: str, device: str) -> torch.Tensor:
+    """One counterfactual table per causal model and process, shared by its cells."""
+    return torch.as_tensor(causal_models.counterfactual_table(cm), device=device)
+
+
 def _train_and_save_cell(args, cfg: das.DasConfig, subject: Subject, device: str,
                          cell: tuple[str, int, int], progress: bool = False) -> dict:
     cm, layer, k = cell
-    table = torch.as_tensor(causal_models.counterfactual_table(cm), device=device)
+    table = _table(cm, device)
     seed = derive_seed(args.seed, cm, layer, k)
     intervention, history = das.train_cell(subject.lean, subject.states[layer], table, layer, k,
                                            cfg, seed, progress=progress)
     result = das.evaluate_cell(subject.lean, subject.states[layer], table, layer, intervention,
                                cfg.n_testing, seed)
     metrics = {"causal_model": cm, "layer": layer, "low_rank_dimension": k, **result,
-               "train_loss": history, "config": das.config_dict(cfg), "cell_seed": seed,
-               "torch_threads": torch.get_num_threads()}
+               "train_loss": history, "config": das.config_dict(cfg), "cell_seed": seed}
     out = paths.das_cell_dir(args.results_path, cm, layer, k)
     with atomic_directory(out, overwrite=True) as tmp:
         das.save_intervention(tmp, subject.model, layer, intervention.to("cpu"))
