@@ -160,21 +160,40 @@ def write_combination(root: Path, graphs_: dict[str, np.ndarray]) -> pd.DataFram
     return cells
 
 
-def write_mlp(root: Path) -> None:
-    columns = ["experiment", "method", "layer", "low_rank_dimension", "causal_model",
+MLP_COLUMNS = ["experiment", "network", "method", "layer", "low_rank_dimension", "causal_model",
                "test_causal_model", "intervention", "iia", "n_examples"]
+ABLATION_MODELS = ("ABAB", "AABB", "ABBA")
+
+
+def ablation_iia(network: str, trained_on: str, tested_on: str) -> float:
+    """The fake ablation matrix: diagonal ABAB highest, iit's 0.99 above plain's 0.81."""
+    if trained_on == tested_on == "ABAB":
+        return 0.99 if network == "iit" else 0.81
+    return 0.75 if tested_on == "ABAB" else 0.56
+
+
+def write_mlp(root: Path) -> None:
     out = paths.mlp_dir(root, "hierarchical_equality")
     out.mkdir(parents=True, exist_ok=True)
-    rows = [["hierarchical_equality", method, 0, 16, "hierarchical_equality",
+    rows = [["hierarchical_equality", "plain", method, 0, 16, "hierarchical_equality",
              "hierarchical_equality", name, iia, 4000]
             for method, base in (("das", 0.97), ("neurons", 0.8))
             for name, iia in (("WX", base), ("YZ", base - 0.01), ("both", base), ("all", base))]
-    pd.DataFrame(rows, columns=columns).to_csv(out / "iia.csv", index=False)
+    pd.DataFrame(rows, columns=MLP_COLUMNS).to_csv(out / "iia.csv", index=False)
     _json(out / paths.METRICS, {"mlp": {"test_accuracy": 0.999, "n_test": 12000}})
     fig, ax = plt.subplots()
     ax.bar([0, 1], [0.97, 0.8])
     fig.savefig(out / "das_vs_neurons.png")
     plt.close(fig)
+    out = paths.mlp_dir(root, "wrong_causal_graph")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [["wrong_causal_graph", network, "das", 0, 8, trained, tested, "all",
+             ablation_iia(network, trained, tested), 12000]
+            for network in ("plain", "iit") for trained in ABLATION_MODELS for tested in ABLATION_MODELS]
+    pd.DataFrame(rows, columns=MLP_COLUMNS).to_csv(out / "iia.csv", index=False)
+    _json(out / paths.METRICS, {"networks": {
+        "plain": {"mlp": {"test_accuracy": 0.9992, "n_test": 12000}},
+        "iit": {"mlp": {"test_accuracy": 0.9995, "n_test": 12000}, "planted_split_test_iia": 0.998}}})
 
 
 def build(root: Path, parts=("gpt2", "iia", "das", "graphs", "cliques", "trees", "combination",

@@ -2,6 +2,7 @@
 scripts end to end at tiny sizes (numbers only checked for range, files for presence)."""
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 from pathlib import Path
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dasgraph import mlp_das, mlp_model, mlp_tasks, paths
+from dasgraph import mlp_das, mlp_model, mlp_pipeline, mlp_tasks, paths
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--n_entities", "20", "--n_test_entities", "20", "--mlp_n_training", "2000",
@@ -215,17 +216,70 @@ def test_pattern_matching_end_to_end_and_one_layer_alone(tmp_path):
 def test_wrong_causal_graph_end_to_end(tmp_path):
     assert WRONG_GRAPH.main([*TINY, "--results_path", str(tmp_path)]) == 0
     out = paths.mlp_dir(tmp_path, "wrong_causal_graph")
-    for name in ("metrics.json", "iia.csv", "run.json", "iia_matrix.png", "model/config.json",
-                 *(f"trained_on_{m}/das/config.json" for m in mlp_tasks.CANDIDATES)):
+    for name in ("metrics.json", "iia.csv", "run.json", "iia_matrix.png"):
         assert (out / name).is_file(), name
+    for network in ("plain", "iit"):
+        for name in ("model/config.json",
+                     *(f"trained_on_{m}/das/config.json" for m in mlp_tasks.CANDIDATES)):
+            assert (out / network / name).is_file(), f"{network}/{name}"
     metrics = read_metrics(out)
-    matrix = metrics["iia_matrix"]
-    assert list(matrix) == list(mlp_tasks.CANDIDATES)
-    assert all(list(row) == list(mlp_tasks.CANDIDATES) and in_unit_range(row.values())
-               for row in matrix.values())
-    assert set(metrics["expectation"]) >= {"abab_abab", "abab_abab_at_least_0.9", "abab_abab_highest"}
+    assert list(metrics["networks"]) == ["plain", "iit"]
+    for part in metrics["networks"].values():
+        matrix = part["iia_matrix"]
+        assert list(matrix) == list(mlp_tasks.CANDIDATES)
+        assert all(list(row) == list(mlp_tasks.CANDIDATES) and in_unit_range(row.values())
+                   for row in matrix.values())
+        assert set(part["expectation"]) >= {"abab_abab", "abab_abab_at_least_0.9", "abab_abab_highest"}
+    iit = metrics["networks"]["iit"]
+    assert iit["mlp"]["interchange_training"]["planted_neurons"] == {"P": list(range(8)),
+                                                                     "Q": list(range(8, 16))}
+    assert 0.0 <= iit["planted_split_test_iia"] <= 1.0
+    assert "interchange_training" not in metrics["networks"]["plain"]["mlp"]
     table = pd.read_csv(out / "iia.csv")
-    assert len(table[table["intervention"] == "all"]) == 9
+    assert len(table[table["intervention"] == "all"]) == 18
+    assert table.groupby("network").size().to_dict() == {"iit": 36, "plain": 36}
+    # one network run alone gives the same numbers as in the run of both
+    alone = tmp_path / "alone"
+    assert WRONG_GRAPH.main([*TINY, "--results_path", str(alone), "--networks", "iit"]) == 0
+    single = read_metrics(paths.mlp_dir(alone, "wrong_causal_graph"))
+    assert list(single["networks"]) == ["iit"]
+    assert single["networks"]["iit"]["iia_matrix"] == iit["iia_matrix"]
+    assert single["networks"]["iit"]["planted_split_test_iia"] == iit["planted_split_test_iia"]
+
+
+def test_interchange_training_loss_is_the_planted_swap():
+    """IIT's loss is the cross-entropy of the same swap DAS evaluates, in the planted basis."""
+    model = mlp_model.build_mlp(4)
+    base, s1, s2 = torch.randn(3, 32, 16)
+    label = torch.randint(0, 2, (32,))
+    iit = mlp_das.InterchangeTraining(1, 0.5, base, s1, s2, label)
+    index = torch.arange(0, 32, 2)
+    states = [mlp_model.block_output(model, x[index], 1) for x in (base, s1, s2)]
+    data = mlp_das.HiddenCounterfactuals(*states, label[index], torch.zeros(16, dtype=torch.long))
+    logits = mlp_das.intervened_logits(model, 1, mlp_das.neuron_basis(mlp_das.PLANTED_NEURONS), data)
+    expected = 0.5 * torch.nn.functional.cross_entropy(logits, label[index])
+    assert torch.allclose(iit.loss(model, index), expected)
+    assert mlp_das.neuron_basis(mlp_das.PLANTED_NEURONS).equal(torch.eye(16))  # neurons 0-7 = P
+
+
+def test_interchange_training_plants_abab_where_the_task_alone_does_not(tmp_path):
+    """A small ABAB network: with IIT the planted neuron split carries P and Q (IIA near 1);
+    trained on the task alone, the same split does not."""
+    argv = ["--n_entities", "200", "--n_test_entities", "200", "--mlp_n_training", "20000",
+            "--mlp_epochs", "8", "--n_training", "600", "--n_testing", "3000", "--epochs", "1",
+            "--device", "cpu", "--seed", "1", "--results_path", str(tmp_path)]
+    assert WRONG_GRAPH.main(argv) == 0
+    networks = read_metrics(paths.mlp_dir(tmp_path, "wrong_causal_graph"))["networks"]
+    assert networks["iit"]["mlp"]["test_accuracy"] >= 0.97
+    assert networks["iit"]["planted_split_test_iia"] >= 0.95
+    # the same split of the plain network, on the same test counterfactuals
+    folder = paths.mlp_dir(tmp_path, "wrong_causal_graph") / "plain" / mlp_pipeline.MODEL_DIR
+    entities = {s: np.load(folder / mlp_pipeline.ENTITIES.format(split=s)) for s in ("train", "test")}
+    net = mlp_pipeline.Network(mlp_tasks.MODELS["ABAB"], mlp_model.load_mlp(folder), entities, {})
+    plain = mlp_pipeline.evaluate(net, 0, mlp_das.neuron_basis(mlp_das.PLANTED_NEURONS),
+                                  net.task, argparse.Namespace(n_testing=3000, seed=1), "cpu")
+    assert networks["plain"]["mlp"]["test_accuracy"] >= 0.97
+    assert plain["iia"]["all"] <= 0.85
 
 
 @pytest.mark.parametrize("script, argv, message", [
@@ -241,6 +295,8 @@ def test_wrong_causal_graph_end_to_end(tmp_path):
     (WRONG_GRAPH, ["--layer", "5"], "--layer"),
     (WRONG_GRAPH, ["--batch_size", "0"], "--batch_size"),
     (WRONG_GRAPH, ["--num_threads", "0"], "--num_threads"),
+    (WRONG_GRAPH, ["--networks", "plain,tuned"], "--networks tuned"),
+    (WRONG_GRAPH, ["--iit_weight", "0"], "--iit_weight"),
 ])
 def test_bad_input_is_one_line_and_exit_2(script, argv, message, tmp_path, capsys):
     assert script.main([*argv, "--results_path", str(tmp_path)]) == 2

@@ -167,6 +167,39 @@ def best_neuron_split(model, layer: int, sample: HiddenCounterfactuals,
     return list(best), best_score
 
 
+# --- interchange intervention training: a network with a known alignment -------------------
+# IIT plants variable 1 in these neurons of the trained layer and variable 2 in the rest. The
+# split is along whole neurons because the layer is a ReLU output: a rotated split would need
+# a neuron-mixing subspace to depend on one variable only, which neurons that each read one
+# variable through their own ReLU cannot give.
+PLANTED_NEURONS = list(range(LOW_RANK_DIMENSION))
+
+
+@dataclass
+class InterchangeTraining:
+    """Interchange intervention training (Geiger et al., ICML 2022) of the MLP itself.
+
+    Alongside the task loss, the network is trained so that swapping the planted neurons
+    (``PLANTED_NEURONS`` for variable 1, the rest for variable 2) at ``layer`` between inputs
+    gives the causal model's counterfactual label. ``base``, ``source_1``, ``source_2`` are
+    (N, 16) network inputs and ``label`` (N,) counterfactual labels, row-aligned with the task
+    data so that one batch index serves both.
+    """
+    layer: int
+    weight: float
+    base: torch.Tensor
+    source_1: torch.Tensor
+    source_2: torch.Tensor
+    label: torch.Tensor
+
+    def loss(self, model, index: torch.Tensor) -> torch.Tensor:
+        inputs = torch.cat([t[index] for t in (self.base, self.source_1, self.source_2)])
+        states = mlp_model.block_output(model, inputs, self.layer).chunk(3)   # one pass for all three
+        basis = neuron_basis(PLANTED_NEURONS, inputs.device)
+        logits = mlp_model.logits_from(model, swap(basis, *states), self.layer)
+        return self.weight * torch.nn.functional.cross_entropy(logits, self.label[index])
+
+
 # --- the same intervention through pyvene ------------------------------------------------------
 def intervenable(model, layer: int, intervention):
     """A pyvene IntervenableModel doing the swap at block ``layer``'s output with ``intervention``:

@@ -38,8 +38,8 @@ def cell_dir(out, *, layer: int | None = None, trained_on: str | None = None):
 def _mlp_summary(out) -> dict:
     metrics = runtime.read_json(out / pipe.MODEL_DIR / paths.METRICS)
     keep = ("task", "description", "train_accuracy", "test_accuracy", "n_test",
-            "test_positive_rate", "first_layer_pair_weights", "wall_time_s")
-    return {k: metrics[k] for k in keep}
+            "test_positive_rate", "first_layer_pair_weights", "interchange_training", "wall_time_s")
+    return {k: metrics[k] for k in keep if k in metrics}
 
 
 # --- hierarchical equality -------------------------------------------------------------------
@@ -138,47 +138,96 @@ def run_pattern_matching(args: argparse.Namespace) -> None:
 
 
 # --- wrong causal graph ----------------------------------------------------------------------
+# The two ABAB networks the ablation runs on. "plain" is trained on the task alone; "iit" is
+# also trained with interchange interventions on P and Q at the ablation's layer, so that its
+# right answer is known (P in neurons 0-7, Q in 8-15): the check that DAS finds the right
+# causal graph when the network has it. See docs/mlp.md for why plain stays near 0.81.
+NETWORKS = ("plain", "iit")
+
+
 def run_wrong_causal_graph(args: argparse.Namespace) -> None:
     start = time.time()
     layer = pipe.check_layers([args.layer], "--layer")[0]
+    networks = check_networks(args.networks)
     device, out = pipe.prepare(args, WRONG_GRAPH)
-    settings = {name: pipe.recipe(args, pipe.DAS_RECIPE, causal_model=name, layer=layer)
-                for name in mlp_tasks.CANDIDATES}
-    net, computed = None, False
-    for trained_on in mlp_tasks.CANDIDATES:
-        cell = cell_dir(out, trained_on=trained_on)
-        if pipe.finished(cell, settings[trained_on], args.overwrite):
-            continue
-        net = net or pipe.network(ABAB, args, out / pipe.MODEL_DIR, device)
-        cell_start = time.time()
-        model = mlp_tasks.MODELS[trained_on]
-        intervention, _ = pipe.train_das(net, layer, model, args, device)
-        basis = mlp_das.rotation(intervention).detach()
-        tested = {name: pipe.evaluate(net, layer, basis, mlp_tasks.MODELS[name], args, device)
-                  for name in mlp_tasks.CANDIDATES}
-        metrics = {"settings": settings[trained_on], "layer": layer, "causal_model": trained_on,
-                   "network_agrees_with_causal_model": pipe.agreement(net, model, args, device),
-                   "tested_on": tested, "wall_time_s": round(time.time() - cell_start, 1)}
-        pipe.write_cell(cell, metrics, net, layer, intervention)
-        computed = True
+    extra = {"plain": {}, "iit": {"iit_layer": layer, "iit_weight": args.iit_weight}}
+    settings = {(n, m): pipe.recipe(args, pipe.DAS_RECIPE, causal_model=m, layer=layer,
+                                    network=n, **extra[n])
+                for n in networks for m in mlp_tasks.CANDIDATES}
+    computed = False
+    for name in networks:
+        net = None
+        for trained_on in mlp_tasks.CANDIDATES:
+            cell = cell_dir(out / name, trained_on=trained_on)
+            if pipe.finished(cell, settings[name, trained_on], args.overwrite):
+                continue
+            net = net or pipe.network(ABAB, args, out / name / pipe.MODEL_DIR, device,
+                                      iit_layer=layer if name == "iit" else None)
+            _ablation_cell(net, name, layer, mlp_tasks.MODELS[trained_on], cell,
+                           settings[name, trained_on], args, device)
+            computed = True
     if not computed and (out / paths.METRICS).exists():
         return  # every cell was skipped and the summary is there
-    cells = pipe.finished_cells({m: cell_dir(out, trained_on=m) for m in settings}, settings)
-    table = [row for trained_on, m in cells.items() for tested_on, evaluation in m["tested_on"].items()
-             for row in pipe.rows(WRONG_GRAPH, "das", layer, trained_on, tested_on, evaluation)]
-    matrix = {t: {s: e["iia"]["all"] for s, e in m["tested_on"].items()} for t, m in cells.items()}
-    summary = {"experiment": WRONG_GRAPH, "network": ABAB.name, "layer": layer,
+    cells = pipe.finished_cells({key: cell_dir(out / key[0], trained_on=key[1]) for key in settings},
+                                settings)
+    table = [row for (name, trained_on), m in cells.items()
+             for tested_on, evaluation in m["tested_on"].items()
+             for row in pipe.rows(WRONG_GRAPH, "das", layer, trained_on, tested_on, evaluation,
+                                  network=name)]
+    summary = {"experiment": WRONG_GRAPH, "task": ABAB.name, "layer": layer,
                "causal_models": {m: mlp_tasks.MODELS[m].describe() for m in mlp_tasks.CANDIDATES},
-               "mlp": _mlp_summary(out),
-               "network_agrees_with_causal_model": {t: m["network_agrees_with_causal_model"]
-                                                    for t, m in cells.items()},
-               "iia_matrix": matrix, "iia_matrix_axes": "iia_matrix[trained_on][tested_on]",
-               "expectation": expectation(matrix), "wall_time_s": round(time.time() - start, 1)}
-    figure = mlp_plots.ablation_heatmap(pd.DataFrame(table), list(mlp_tasks.CANDIDATES),
-                                        f"ABAB network, layer {layer}: DAS across causal models")
+               "networks": {name: _network_summary(out / name, name, cells)
+                            for name in networks if any(n == name for n, _ in cells)},
+               "iia_matrix_axes": "networks[network].iia_matrix[trained_on][tested_on]",
+               "wall_time_s": round(time.time() - start, 1)}
+    figure = mlp_plots.ablation_heatmaps(pd.DataFrame(table), list(mlp_tasks.CANDIDATES),
+                                         {n: NETWORK_TITLES[n] for n in summary["networks"]},
+                                         f"ABAB networks, layer {layer}: DAS across causal models")
     pipe.write_outputs(out, summary, table, figure, "iia_matrix.png", args, device)
-    log.info("IIA matrix (rows: trained on, columns: tested on):\n%s",
-             pd.DataFrame(matrix).T.round(4).to_string())
+    for name, part in summary["networks"].items():
+        log.info("%s network, IIA matrix (rows: trained on, columns: tested on):\n%s", name,
+                 pd.DataFrame(part["iia_matrix"]).T.round(4).to_string())
+
+
+NETWORK_TITLES = {"plain": "trained on the task", "iit": "task + IIT on P, Q (known answer)"}
+
+
+def check_networks(names: list[str]) -> list[str]:
+    bad = [n for n in names if n not in NETWORKS]
+    if bad or not names:
+        raise runtime.UsageError(f"--networks {','.join(bad) or '(empty)'}: choose from "
+                                 f"{','.join(NETWORKS)}")
+    return [n for n in NETWORKS if n in names]
+
+
+def _ablation_cell(net: pipe.Network, name: str, layer: int, model: mlp_tasks.EqualityModel,
+                   cell, settings: dict, args, device: str) -> None:
+    """DAS trained on ``model``'s counterfactuals, tested on every candidate's."""
+    start = time.time()
+    intervention, _ = pipe.train_das(net, layer, model, args, device)
+    basis = mlp_das.rotation(intervention).detach()
+    tested = {m: pipe.evaluate(net, layer, basis, mlp_tasks.MODELS[m], args, device)
+              for m in mlp_tasks.CANDIDATES}
+    metrics = {"settings": settings, "network": name, "layer": layer, "causal_model": model.name,
+               "network_agrees_with_causal_model": pipe.agreement(net, model, args, device),
+               "tested_on": tested, "wall_time_s": round(time.time() - start, 1)}
+    pipe.write_cell(cell, metrics, net, layer, intervention)
+    log.info("%s network, DAS trained on %s: test IIA on ABAB %.4f", name, model.name,
+             tested[ABAB.name]["iia"]["all"])
+
+
+def _network_summary(folder, name: str, cells: dict) -> dict:
+    mine = {trained_on: m for (n, trained_on), m in cells.items() if n == name}
+    matrix = {t: {s: e["iia"]["all"] for s, e in m["tested_on"].items()} for t, m in mine.items()}
+    mlp = _mlp_summary(folder)
+    summary = {"title": NETWORK_TITLES[name], "mlp": mlp,
+               "network_agrees_with_causal_model": {t: m["network_agrees_with_causal_model"]
+                                                    for t, m in mine.items()},
+               "iia_matrix": matrix, "expectation": expectation(matrix)}
+    if "interchange_training" in mlp:
+        planted = mlp["interchange_training"]
+        summary["planted_split_test_iia"] = planted["planted_split_test"]["iia"]["all"]
+    return summary
 
 
 def constant_guess(evaluation: dict) -> float:

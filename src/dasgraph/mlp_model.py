@@ -10,6 +10,7 @@ Layer L below means the output of block L (L = 0, 1, 2: the three hidden layers)
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -76,8 +77,13 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None = None):
 
 
 def train_mlp(model, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, batch_size: int,
-              seed: int, weight_decay: float = 0.0):
-    """AdamW on cross-entropy; (N, 16) inputs ``x``, (N,) labels ``y`` on the model's device."""
+              seed: int, weight_decay: float = 0.0,
+              extra_loss: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor] | None = None):
+    """AdamW on cross-entropy; (N, 16) inputs ``x``, (N,) labels ``y`` on the model's device.
+
+    ``extra_loss(model, index)``, if given, is added to each batch's loss (``index``: the
+    batch's rows, for data aligned with ``x``): interchange intervention training uses it.
+    """
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -86,6 +92,8 @@ def train_mlp(model, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, b
         for index in batches(len(y), batch_size, generator):
             index = index.to(x.device)
             loss = loss_fn(logits(model, x[index]), y[index])
+            if extra_loss is not None:
+                loss = loss + extra_loss(model, index)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

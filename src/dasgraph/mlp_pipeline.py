@@ -39,7 +39,7 @@ ENTITIES = "entities_{split}.npy"
 MLP_RECIPE = ("seed", "n_entities", "n_test_entities", "mlp_n_training", "mlp_epochs", "mlp_lr",
               "mlp_weight_decay", "batch_size", "n_testing")
 DAS_RECIPE = MLP_RECIPE + ("n_training", "epochs", "lr")
-CSV_COLUMNS = ["experiment", "method", "layer", "low_rank_dimension", "causal_model",
+CSV_COLUMNS = ["experiment", "network", "method", "layer", "low_rank_dimension", "causal_model",
                "test_causal_model", "intervention", "iia", "n_examples"]
 
 
@@ -80,7 +80,7 @@ def check_layers(layers: list[int], flag: str = "--layers") -> list[int]:
 
 
 def prepare(args: argparse.Namespace, experiment: str) -> tuple[str, Path]:
-    """Validate the shared flags; return (device, experiment folder). Logs the arguments once."""
+    """Validate the shared flags; return (device, experiment folder)."""
     for flag in ("n_entities", "n_test_entities"):
         if getattr(args, flag) < 2:
             raise runtime.UsageError(f"--{flag} {getattr(args, flag)}: need at least 2 entities "
@@ -91,7 +91,6 @@ def prepare(args: argparse.Namespace, experiment: str) -> tuple[str, Path]:
     device = runtime.resolve_device(args.device)
     root = cli.writable_dir(args.results_path)
     torch.set_num_threads(args.num_threads)
-    log.info("arguments: %s", {k: str(v) for k, v in vars(args).items()})
     return device, paths.mlp_dir(root, experiment)
 
 
@@ -123,9 +122,16 @@ class Network:
     metrics: dict
 
 
-def network(task: mlp_tasks.EqualityModel, args, directory: Path, device: str) -> Network:
-    """The MLP trained on ``task``: loaded from ``directory`` if finished, else trained and saved."""
-    settings = recipe(args, MLP_RECIPE, task=task.name)
+def network(task: mlp_tasks.EqualityModel, args, directory: Path, device: str,
+            iit_layer: int | None = None) -> Network:
+    """The MLP trained on ``task``: loaded from ``directory`` if finished, else trained and saved.
+
+    With ``iit_layer``, the MLP is also trained with interchange interventions on ``task``'s
+    two variables at that layer (``mlp_das.InterchangeTraining``, weight ``args.iit_weight``):
+    a network whose alignment is known, so the planted split's IIA is recorded beside it.
+    """
+    extra = {} if iit_layer is None else {"iit_layer": iit_layer, "iit_weight": args.iit_weight}
+    settings = recipe(args, MLP_RECIPE, task=task.name, **extra)
     if finished(directory, settings, args.overwrite):
         entities = {s: np.load(directory / ENTITIES.format(split=s)) for s in ("train", "test")}
         return Network(task, mlp_model.load_mlp(directory, device), entities,
@@ -139,16 +145,26 @@ def network(task: mlp_tasks.EqualityModel, args, directory: Path, device: str) -
                                rng(args.seed, task.name, "mlp", "test"))
     seed = runtime.derive_seed(args.seed, task.name, "mlp")
     model = mlp_model.build_mlp(seed).to(device)
+    iit = None if iit_layer is None else _interchange_training(task, iit_layer, args, entities, device)
     mlp_model.train_mlp(model, x, y, args.mlp_epochs, args.mlp_lr, args.batch_size, seed,
-                        args.mlp_weight_decay)
+                        args.mlp_weight_decay, extra_loss=iit and iit.loss)
     metrics = {"settings": settings, "task": task.name, "description": task.describe(),
                "train_accuracy": mlp_model.accuracy(model, x, y),
                "test_accuracy": mlp_model.accuracy(model, test_x, test_y),
                "n_test": len(test_y), "test_positive_rate": test_y.float().mean().item(),
-               "first_layer_pair_weights": pair_weights(model, task),
-               "wall_time_s": round(time.time() - start, 1)}
-    log.info("MLP on %s: test accuracy %.4f on %d inputs over held-out entities",
-             task.name, metrics["test_accuracy"], len(test_y))
+               "first_layer_pair_weights": pair_weights(model, task)}
+    net = Network(task, model, entities, metrics)
+    if iit is not None:
+        planted = mlp_das.neuron_basis(mlp_das.PLANTED_NEURONS, device)
+        others = [i for i in range(mlp_das.HIDDEN) if i not in mlp_das.PLANTED_NEURONS]
+        metrics["interchange_training"] = {
+            "layer": iit_layer, "weight": args.iit_weight,
+            "planted_neurons": dict(zip(task.variables, (mlp_das.PLANTED_NEURONS, others))),
+            "planted_split_test": evaluate(net, iit_layer, planted, task, args, device)}
+    metrics["wall_time_s"] = round(time.time() - start, 1)
+    log.info("MLP on %s%s: test accuracy %.4f on %d inputs over held-out entities", task.name,
+             "" if iit is None else f" with IIT at layer {iit_layer}", metrics["test_accuracy"],
+             len(test_y))
     with runtime.atomic_directory(directory, overwrite=True) as tmp:
         model.save_pretrained(tmp)
         for split, table in entities.items():
@@ -156,7 +172,20 @@ def network(task: mlp_tasks.EqualityModel, args, directory: Path, device: str) -
         runtime.atomic_write_json(tmp / paths.METRICS, metrics)
         runtime.write_run_json(tmp, args, seed=args.seed, device=device)
     log.info("wrote %s", directory)
-    return Network(task, model, entities, metrics)
+    return net
+
+
+def _interchange_training(task, layer: int, args, entities: dict, device: str):
+    """IIT data: as many of ``task``'s counterfactuals over the training entities as there are
+    task inputs, a third per intervention."""
+    cf = mlp_tasks.sample_counterfactuals(task, args.mlp_n_training, len(entities["train"]),
+                                          rng(args.seed, task.name, "iit", "train"))
+
+    def inputs(ids):
+        return torch.from_numpy(mlp_tasks.embed(ids, entities["train"])).to(device)
+
+    return mlp_das.InterchangeTraining(layer, args.iit_weight, inputs(cf.base), inputs(cf.source_1),
+                                       inputs(cf.source_2), torch.from_numpy(cf.label).to(device))
 
 
 def rng(seed: int, *parts) -> np.random.Generator:
@@ -259,8 +288,10 @@ def finished_cells(directories: dict, settings: dict) -> dict:
 
 # --- tidy output ------------------------------------------------------------------------------
 def rows(experiment: str, method: str, layer: int, causal_model: str, test_causal_model: str,
-         evaluation: dict) -> list[dict]:
-    return [{"experiment": experiment, "method": method, "layer": layer,
+         evaluation: dict, network: str = "plain") -> list[dict]:
+    """One tidy row per intervention. ``network``: "plain" (trained on the task alone) or "iit"
+    (also trained with interchange interventions, so its alignment is known)."""
+    return [{"experiment": experiment, "network": network, "method": method, "layer": layer,
              "low_rank_dimension": mlp_das.LOW_RANK_DIMENSION, "causal_model": causal_model,
              "test_causal_model": test_causal_model, "intervention": name, "iia": iia,
              "n_examples": evaluation["n_examples"][name]}

@@ -47,21 +47,29 @@ def iia_per_layer(table: pd.DataFrame, title: str, floor: float) -> plt.Figure:
     return fig
 
 
-def ablation_heatmap(table: pd.DataFrame, order: list[str], title: str) -> plt.Figure:
-    """Annotated matrix of overall IIA: rows = causal model DAS was trained on, columns = the
-    causal model whose counterfactuals it was tested on."""
+def ablation_heatmaps(table: pd.DataFrame, order: list[str], panels: dict[str, str],
+                      title: str) -> plt.Figure:
+    """One annotated matrix of overall IIA per network (``panels``: network -> panel title):
+    rows = causal model DAS was trained on, columns = the causal model whose counterfactuals it
+    was tested on. The diagonal's right-model entry is outlined."""
     import seaborn as sns
 
-    overall = table[table["intervention"] == "all"]
-    matrix = overall.pivot(index="causal_model", columns="test_causal_model", values="iia")
-    matrix = matrix.reindex(index=[m for m in order if m in matrix.index],
-                            columns=[m for m in order if m in matrix.columns])
-    fig, ax = plt.subplots(figsize=(5.2, 4.2))
-    sns.heatmap(matrix, annot=True, fmt=".3f", vmin=0, vmax=1, cmap="viridis", ax=ax,
-                cbar_kws={"label": "test IIA"})
-    ax.set_xlabel("tested on counterfactuals of")
-    ax.set_ylabel("DAS trained on counterfactuals of")
-    ax.set_title(title)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.8, 4.4), squeeze=False)
+    for i, (ax, (network, panel_title)) in enumerate(zip(axes[0], panels.items())):
+        overall = table[(table["intervention"] == "all") & (table["network"] == network)]
+        matrix = overall.pivot(index="causal_model", columns="test_causal_model", values="iia")
+        matrix = matrix.reindex(index=[m for m in order if m in matrix.index],
+                                columns=[m for m in order if m in matrix.columns])
+        last = i == len(panels) - 1
+        sns.heatmap(matrix, annot=True, fmt=".3f", vmin=0, vmax=1, cmap="viridis", ax=ax,
+                    cbar=last, cbar_kws={"label": "test IIA"} if last else None, square=True)
+        if order[0] in matrix.index and order[0] in matrix.columns:
+            r, c = list(matrix.index).index(order[0]), list(matrix.columns).index(order[0])
+            ax.add_patch(plt.Rectangle((c, r), 1, 1, fill=False, edgecolor="red", lw=2))
+        ax.set_xlabel("tested on counterfactuals of")
+        ax.set_ylabel("DAS trained on counterfactuals of" if i == 0 else "")
+        ax.set_title(panel_title, fontsize=10)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 

@@ -339,10 +339,17 @@ def section_mlp(page: Page) -> None:
             page.add(not_available(f"{folder.relative_to(page.root)}/iia.csv", script))
             continue
         metrics = _read_json(folder / paths.METRICS) or {}
-        mlp = metrics.get("mlp") or {}
-        if mlp:
-            page.add(f"MLP test accuracy {mlp.get('test_accuracy', float('nan')):.4f} on "
-                     f"{mlp.get('n_test', '?')} inputs over held-out entities.")
+        networks = metrics.get("networks") or {"": metrics}
+        for name, part in networks.items():
+            mlp = part.get("mlp") or {}
+            if not mlp:
+                continue
+            planted = part.get("planted_split_test_iia")
+            page.add(f"{f'Network {name}: ' if name else ''}MLP test accuracy "
+                     f"{mlp.get('test_accuracy', float('nan')):.4f} on {mlp.get('n_test', '?')} "
+                     "inputs over held-out entities"
+                     + (f"; the planted neuron split's test IIA {planted:.4f}."
+                        if planted is not None else "."))
         page.add(*_mlp_table(pd.read_csv(table_path)))
         page.link_list("Figures", sorted(folder.glob("*.png")))
         for png in sorted(folder.glob("*.png")):
@@ -353,13 +360,20 @@ def section_mlp(page: Page) -> None:
 def _mlp_table(table: pd.DataFrame) -> tuple[str, str]:
     """(caption, Markdown) of an MLP experiment's iia.csv: a trained-on x tested-on matrix of
     the overall IIA when several causal models were tested, else IIA per intervention."""
+    networks = "network" in table.columns and table["network"].nunique() > 1
     if table["test_causal_model"].nunique() > 1 and (table["intervention"] == "all").any():
         overall = table[table["intervention"] == "all"]
-        wide = overall.pivot_table(index="causal_model", columns="test_causal_model", values="iia")
-        wide.index.name, wide.columns.name = "trained on \\ tested on", None
+        index = ["network", "causal_model"] if networks else "causal_model"
+        wide = overall.pivot_table(index=index, columns="test_causal_model", values="iia", sort=False)
+        wide.index.names = [*(["network"] if networks else []), "trained on \\ tested on"]
+        wide.columns.name = None
         return ("Overall test IIA (all interventions), DAS trained on one causal model's "
-                "counterfactuals and tested on each:", markdown_table(wide, index=True, digits=4))
-    index = [c for c in ("method", "layer", "causal_model", "test_causal_model")
+                "counterfactuals and tested on each (network plain: trained on the task; iit: "
+                "also trained with interchange interventions on P and Q, the known answer):"
+                if networks else "Overall test IIA (all interventions), DAS trained on one causal "
+                "model's counterfactuals and tested on each:",
+                markdown_table(wide, index=True, digits=4))
+    index = [c for c in ("network", "method", "layer", "causal_model", "test_causal_model")
              if c in table.columns and table[c].nunique() > 1] or ["method"]
     wide = table.pivot_table(index=index, columns="intervention", values="iia")
     wide.columns.name = None
