@@ -93,6 +93,18 @@ def test_neuron_basis_swaps_whole_neurons():
     assert torch.allclose(out, torch.where(mask, h[1], h[2]), atol=1e-6)
 
 
+def test_lean_logits_equal_pyvenes_forward():
+    """Training and evaluation use the lean forward; it must be pyvene's model's, exactly,
+    in train mode (dropout p = 0) and in eval mode."""
+    model = mlp_model.build_mlp(5)
+    x = torch.randn(64, 16)
+    for train in (True, False):
+        model.train(train)
+        with torch.no_grad():
+            theirs = model(inputs_embeds=x.unsqueeze(1), return_dict=True).logits
+            assert torch.equal(mlp_model.logits(model, x), theirs)
+
+
 def test_swap_of_a_variable_from_the_base_is_no_intervention():
     intervention = mlp_das.new_intervention(0)
     base = torch.randn(5, 16)
@@ -247,19 +259,41 @@ def test_wrong_causal_graph_end_to_end(tmp_path):
     assert single["networks"]["iit"]["planted_split_test_iia"] == iit["planted_split_test_iia"]
 
 
-def test_interchange_training_loss_is_the_planted_swap():
-    """IIT's loss is the cross-entropy of the same swap DAS evaluates, in the planted basis."""
+def test_ablation_reuses_the_pattern_matching_network(tmp_path, capsys):
+    """With pattern matching done first, the ablation copies its ABAB network instead of
+    training it again, and every number is what training it again gives."""
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
+    assert PATTERN.main([*TINY, "--results_path", str(shared), "--layers", "0"]) == 0
+    capsys.readouterr()
+    assert WRONG_GRAPH.main([*TINY, "--results_path", str(shared), "--networks", "plain"]) == 0
+    captured = capsys.readouterr()
+    assert "not trained again" in captured.out + captured.err
+    assert WRONG_GRAPH.main([*TINY, "--results_path", str(alone), "--networks", "plain"]) == 0
+    reused = read_metrics(paths.mlp_dir(shared, "wrong_causal_graph"))["networks"]["plain"]
+    trained = read_metrics(paths.mlp_dir(alone, "wrong_causal_graph"))["networks"]["plain"]
+    assert reused["iia_matrix"] == trained["iia_matrix"]
+    assert reused["mlp"]["test_accuracy"] == trained["mlp"]["test_accuracy"]
+    # same network, same DAS seed and data: the ABAB cell is pattern matching's layer 0
+    pattern = read_metrics(paths.mlp_dir(shared, "pattern_matching"))["layers"]["0"]
+    assert reused["iia_matrix"]["ABAB"]["ABAB"] == pattern["iia"]["all"]
+
+
+def test_interchange_training_loss_is_task_plus_the_planted_swap():
+    """IIT's batch loss: the task's cross-entropy plus the weighted cross-entropy of the same
+    swap DAS evaluates, in the planted basis (neurons 0-7 = variable 1)."""
     model = mlp_model.build_mlp(4)
-    base, s1, s2 = torch.randn(3, 32, 16)
-    label = torch.randint(0, 2, (32,))
+    base, s1, s2, x = torch.randn(4, 32, 16)
+    label, y = torch.randint(0, 2, (2, 32))
     iit = mlp_das.InterchangeTraining(1, 0.5, base, s1, s2, label)
     index = torch.arange(0, 32, 2)
-    states = [mlp_model.block_output(model, x[index], 1) for x in (base, s1, s2)]
+    states = [mlp_model.block_output(model, t[index], 1) for t in (base, s1, s2)]
     data = mlp_das.HiddenCounterfactuals(*states, label[index], torch.zeros(16, dtype=torch.long))
-    logits = mlp_das.intervened_logits(model, 1, mlp_das.neuron_basis(mlp_das.PLANTED_NEURONS), data)
-    expected = 0.5 * torch.nn.functional.cross_entropy(logits, label[index])
-    assert torch.allclose(iit.loss(model, index), expected)
-    assert mlp_das.neuron_basis(mlp_das.PLANTED_NEURONS).equal(torch.eye(16))  # neurons 0-7 = P
+    swapped = mlp_das.intervened_logits(model, 1, mlp_das.neuron_basis(mlp_das.PLANTED_NEURONS), data)
+    cross_entropy = torch.nn.functional.cross_entropy
+    expected = (cross_entropy(mlp_model.logits(model, x[index]), y[index])
+                + 0.5 * cross_entropy(swapped, label[index]))
+    assert torch.allclose(iit.batch_loss(model, x[index], y[index], index), expected, atol=1e-6)
+    assert mlp_das.neuron_basis(mlp_das.PLANTED_NEURONS).equal(torch.eye(16))
 
 
 def test_interchange_training_plants_abab_where_the_task_alone_does_not(tmp_path):

@@ -100,7 +100,9 @@ def train_cell(lean: LeanGPT2, states: torch.Tensor, table: torch.Tensor, layer:
     intervention replaces everything whatever R is, so nothing is trained.
     """
     N, S, d = states.shape
-    intervention = new_intervention(S * d, low_rank_dimension, derive_seed(seed, "init"))
+    # drawn on the CPU generator, so CPU and GPU runs start from the same rotation
+    intervention = new_intervention(S * d, low_rank_dimension,
+                                    derive_seed(seed, "init")).to(states.device)
     if low_rank_dimension >= S * d:
         return intervention, []
     base, source = counterfactual_pairs(cfg.n_training, derive_seed(seed, "train"))

@@ -192,12 +192,16 @@ class InterchangeTraining:
     source_2: torch.Tensor
     label: torch.Tensor
 
-    def loss(self, model, index: torch.Tensor) -> torch.Tensor:
-        inputs = torch.cat([t[index] for t in (self.base, self.source_1, self.source_2)])
-        states = mlp_model.block_output(model, inputs, self.layer).chunk(3)   # one pass for all three
-        basis = neuron_basis(PLANTED_NEURONS, inputs.device)
-        logits = mlp_model.logits_from(model, swap(basis, *states), self.layer)
-        return self.weight * torch.nn.functional.cross_entropy(logits, self.label[index])
+    def batch_loss(self, model, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Task cross-entropy on (x, y) plus ``weight`` times the counterfactual cross-entropy
+        of rows ``index``; the four inputs share one pass through the blocks."""
+        n = len(index)
+        inputs = torch.cat([x, self.base[index], self.source_1[index], self.source_2[index]])
+        task, base, source_1, source_2 = mlp_model.block_output(model, inputs, self.layer).split(n)
+        mixed = swap(neuron_basis(PLANTED_NEURONS, inputs.device), base, source_1, source_2)
+        logits = mlp_model.logits_from(model, torch.cat([task, mixed]), self.layer)
+        cross_entropy = torch.nn.functional.cross_entropy
+        return cross_entropy(logits[:n], y) + self.weight * cross_entropy(logits[n:], self.label[index])
 
 
 # --- the same intervention through pyvene ------------------------------------------------------

@@ -161,8 +161,10 @@ def run_wrong_causal_graph(args: argparse.Namespace) -> None:
             cell = cell_dir(out / name, trained_on=trained_on)
             if pipe.finished(cell, settings[name, trained_on], args.overwrite):
                 continue
-            net = net or pipe.network(ABAB, args, out / name / pipe.MODEL_DIR, device,
-                                      iit_layer=layer if name == "iit" else None)
+            net = net or pipe.network(
+                ABAB, args, out / name / pipe.MODEL_DIR, device,
+                iit_layer=layer if name == "iit" else None,
+                same_as=None if name == "iit" else out.parent / PATTERN / pipe.MODEL_DIR)
             _ablation_cell(net, name, layer, mlp_tasks.MODELS[trained_on], cell,
                            settings[name, trained_on], args, device)
             computed = True

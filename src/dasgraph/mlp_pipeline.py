@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import io
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,15 +124,24 @@ class Network:
 
 
 def network(task: mlp_tasks.EqualityModel, args, directory: Path, device: str,
-            iit_layer: int | None = None) -> Network:
+            iit_layer: int | None = None, same_as: Path | None = None) -> Network:
     """The MLP trained on ``task``: loaded from ``directory`` if finished, else trained and saved.
 
     With ``iit_layer``, the MLP is also trained with interchange interventions on ``task``'s
     two variables at that layer (``mlp_das.InterchangeTraining``, weight ``args.iit_weight``):
     a network whose alignment is known, so the planted split's IIA is recorded beside it.
+    ``same_as``: another experiment's network folder; if it holds a network finished with
+    the same settings, it is copied instead of trained again (same seed, same weights).
     """
     extra = {} if iit_layer is None else {"iit_layer": iit_layer, "iit_weight": args.iit_weight}
     settings = recipe(args, MLP_RECIPE, task=task.name, **extra)
+    if not args.overwrite and same_as is not None and not (directory / paths.METRICS).exists() \
+            and (same_as / paths.METRICS).exists() \
+            and runtime.read_json(same_as / paths.METRICS).get("settings") == settings:
+        with runtime.atomic_directory(directory, overwrite=True) as tmp:
+            shutil.copytree(same_as, tmp, dirs_exist_ok=True)
+        log.info("copied %s to %s: the same network (same settings), not trained again",
+                 same_as, directory)
     if finished(directory, settings, args.overwrite):
         entities = {s: np.load(directory / ENTITIES.format(split=s)) for s in ("train", "test")}
         return Network(task, mlp_model.load_mlp(directory, device), entities,
@@ -147,7 +157,7 @@ def network(task: mlp_tasks.EqualityModel, args, directory: Path, device: str,
     model = mlp_model.build_mlp(seed).to(device)
     iit = None if iit_layer is None else _interchange_training(task, iit_layer, args, entities, device)
     mlp_model.train_mlp(model, x, y, args.mlp_epochs, args.mlp_lr, args.batch_size, seed,
-                        args.mlp_weight_decay, extra_loss=iit and iit.loss)
+                        args.mlp_weight_decay, batch_loss=iit and iit.batch_loss)
     metrics = {"settings": settings, "task": task.name, "description": task.describe(),
                "train_accuracy": mlp_model.accuracy(model, x, y),
                "test_accuracy": mlp_model.accuracy(model, test_x, test_y),
