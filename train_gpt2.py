@@ -6,6 +6,10 @@ folder) fine-tunes a pretrained model instead (needs the hub once, or a local co
 
     python train_gpt2.py                          # embedded default -> results/gpt2/
     python train_gpt2.py --model_path gpt2 --epochs 50 --batch_size 32 --device cuda
+
+With --device auto (the default), the embedded default trains on the CPU even where a GPU is
+there: a CPU-trained network is bit-identical on every machine, a GPU-trained one is another
+network (docs/gpu.md). Fine-tuning a --model_path uses the GPU when there is one.
 """
 from __future__ import annotations
 

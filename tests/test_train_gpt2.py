@@ -86,3 +86,19 @@ def test_hub_id_fails_fast_and_clearly_offline(tmp_path, capsys, monkeypatch):
     assert code == 2
     err = capsys.readouterr().err
     assert "mara589/arithmetic-gpt2" in err and "offline" in err
+
+
+def test_auto_device_trains_the_embedded_default_on_the_cpu(monkeypatch):
+    """Even where CUDA is there, --device auto trains the default on the CPU (the network is
+    then the same on every machine); fine-tuning and explicit devices are left as asked."""
+    from argparse import Namespace
+
+    from dasgraph import runtime, training
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert training.training_device(Namespace(device="auto", model_path=None)) == "cpu"
+    assert training.training_device(Namespace(device="auto", model_path="gpt2")) == "cuda"
+    assert training.training_device(Namespace(device="cuda", model_path=None)) == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(runtime.UsageError, match="--device"):
+        training.training_device(Namespace(device="cuda", model_path=None))
