@@ -179,7 +179,7 @@ def write_mlp(root: Path) -> None:
              "hierarchical_equality", name, iia, 4000]
             for method, base in (("das", 0.97), ("neurons", 0.8))
             for name, iia in (("WX", base), ("YZ", base - 0.01), ("both", base), ("all", base))]
-    pd.DataFrame(rows, columns=MLP_COLUMNS).to_csv(out / "iia.csv", index=False)
+    pd.DataFrame(rows, columns=MLP_COLUMNS).to_csv(paths.mlp_iia_csv(out), index=False)
     _json(out / paths.METRICS, {"mlp": {"test_accuracy": 0.999, "n_test": 12000}})
     fig, ax = plt.subplots()
     ax.bar([0, 1], [0.97, 0.8])
@@ -190,7 +190,7 @@ def write_mlp(root: Path) -> None:
     rows = [["wrong_causal_graph", network, "das", 0, 8, trained, tested, "all",
              ablation_iia(network, trained, tested), 12000]
             for network in ("plain", "iit") for trained in ABLATION_MODELS for tested in ABLATION_MODELS]
-    pd.DataFrame(rows, columns=MLP_COLUMNS).to_csv(out / "iia.csv", index=False)
+    pd.DataFrame(rows, columns=MLP_COLUMNS).to_csv(paths.mlp_iia_csv(out), index=False)
     _json(out / paths.METRICS, {"networks": {
         "plain": {"mlp": {"test_accuracy": 0.9992, "n_test": 12000}},
         "iit": {"mlp": {"test_accuracy": 0.9995, "n_test": 12000}, "planted_split_test_iia": 0.998}}})

@@ -1,7 +1,6 @@
 """DAS: known answers, the fast path against transformers and pyvene, the sweep CLI."""
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -9,7 +8,6 @@ import torch
 import evaluate_das
 import run_das
 from dasgraph import causal_models, das, paths, task
-from dasgraph.lean import LeanGPT2
 from dasgraph.sweep import load_subject
 
 

@@ -307,8 +307,8 @@ def test_interchange_training_plants_abab_where_the_task_alone_does_not(tmp_path
     assert networks["iit"]["mlp"]["test_accuracy"] >= 0.97
     assert networks["iit"]["planted_split_test_iia"] >= 0.95
     # the same split of the plain network, on the same test counterfactuals
-    folder = paths.mlp_dir(tmp_path, "wrong_causal_graph") / "plain" / mlp_pipeline.MODEL_DIR
-    entities = {s: np.load(folder / mlp_pipeline.ENTITIES.format(split=s)) for s in ("train", "test")}
+    folder = paths.mlp_network_dir(paths.mlp_dir(tmp_path, "wrong_causal_graph"), "plain")
+    entities = {s: np.load(paths.mlp_entities(folder, s)) for s in ("train", "test")}
     net = mlp_pipeline.Network(mlp_tasks.MODELS["ABAB"], mlp_model.load_mlp(folder), entities, {})
     plain = mlp_pipeline.evaluate(net, 0, mlp_das.neuron_basis(mlp_das.PLANTED_NEURONS),
                                   net.task, argparse.Namespace(n_testing=3000, seed=1), "cpu")

@@ -1,6 +1,5 @@
 """Stage 1 through its real CLI: a tiny training run, reloading, determinism, bad input."""
 import json
-import os
 
 import pytest
 import torch

@@ -46,7 +46,7 @@ def _close(figs):
 # --- what each experiment draws ------------------------------------------------------------------
 def test_show_causal_models_one_panel_per_model(results):
     [(name, fig)] = _figures("show_causal_models", results)
-    assert name == visualize.CAUSAL_MODELS_PNG
+    assert name == paths.CAUSAL_MODELS_PNG
     axes = _plot_axes(fig)
     assert len(axes) == len(causal_models.MODELS)
     for ax, (model, spec) in zip(axes, causal_models.MODELS.items()):
@@ -76,7 +76,7 @@ def test_empirical_one_panel_per_k_one_line_per_model(results):
 
 def test_sanity_check_nine_train_test_pairs_per_k(results):
     [(name, fig)] = _figures("sanity_check", results)
-    assert name == visualize.SANITY_CHECK_PNG
+    assert name == paths.SANITY_CHECK_PNG
     for ax in _plot_axes(fig):
         labels = [l.get_label() for l in _labelled_lines(ax)]
         assert len(labels) == 9 and "trained XY, tested YZ" in labels
@@ -113,7 +113,7 @@ def test_published_panel_aligns_layers_and_picks_k_nearest_a_third_of_width(resu
 def test_graphs_matrix_in_node_order_and_mean_iia_on_the_xyz_grid(results):
     figs = _figures("graphs", results)
     names = [n for n, _ in figs]
-    assert names == [visualize.GRAPH_STATS_PNG] + [visualize.graph_png(*c)
+    assert names == [paths.GRAPH_STATS_PNG] + [paths.graph_png(*c)
                                                   for c in fake_results.GRAPH_CELLS]
     stats_fig = figs[0][1]
     left = _plot_axes(stats_fig)[0]
@@ -142,7 +142,7 @@ def test_xyz_cube_orientation():
 
 def test_cliques_statistics_and_members_on_the_grid(results):
     figs = _figures("cliques", results)
-    assert [n for n, _ in figs][0] == visualize.cliques_stats_png("RemovalHeuristic")
+    assert [n for n, _ in figs][0] == paths.cliques_stats_png("RemovalHeuristic")
     stats = _plot_axes(figs[0][1])
     assert len(stats) == 4 and "number of cliques" in stats[0].get_ylabel()
     assert [p.get_height() for p in stats[0].patches] == [2, 1]      # XY: 2 cliques, Z: 1
@@ -167,7 +167,7 @@ def test_trees_bar_per_fitted_tree_and_baseline(results):
 
 def test_combination_panels_per_rule_and_published(results):
     [(name, fig)] = _figures("combination", results)
-    assert name == visualize.combination_png(2, 4)
+    assert name == paths.combination_png(2, 4)
     axes = _plot_axes(fig)
     assert len(axes) == 3 and "published" in axes[-1].get_title()
     assert len(_labelled_lines(axes[0])) == 3                       # XY, Z, XY+Z
@@ -195,7 +195,7 @@ def test_reference_k():
 def test_cli_writes_non_empty_pngs_and_pdf(results, capsys):
     assert visualizations.main(["--experiment", "training", "--results_path", str(results),
                                 "--pdf"]) == 0
-    png = paths.plots_dir(results) / visualize.TRAINING_PNG
+    png = paths.plots_dir(results) / paths.TRAINING_PNG
     assert png.stat().st_size > 1000 and png.with_suffix(".pdf").stat().st_size > 1000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -209,14 +209,14 @@ def test_all_on_an_empty_folder_exits_0_and_names_every_stage(tmp_path, capsys):
         assert f"run {stage} first" in out, stage
     # only the causal models need no results
     assert [p.name for p in paths.plots_dir(tmp_path).iterdir()
-            if not p.name.startswith(".")] == [visualize.CAUSAL_MODELS_PNG]
+            if not p.name.startswith(".")] == [paths.CAUSAL_MODELS_PNG]
 
 
 def test_all_on_a_partial_folder_draws_what_exists(tmp_path, capsys):
     fake_results.build(tmp_path, parts=("gpt2", "mlp"))
     assert visualizations.main(["--experiment", "all", "--results_path", str(tmp_path)]) == 0
     written = {p.name for p in paths.plots_dir(tmp_path).glob("*.png")}
-    assert written == {visualize.CAUSAL_MODELS_PNG, visualize.TRAINING_PNG}
+    assert written == {paths.CAUSAL_MODELS_PNG, paths.TRAINING_PNG}
     assert all((paths.plots_dir(tmp_path) / n).stat().st_size > 1000 for n in written)
     out = capsys.readouterr().out
     assert "run evaluate_das.py first" in out and "run train_gpt2.py first" not in out
@@ -227,7 +227,7 @@ def test_all_redraws_only_when_a_result_changed(tmp_path, capsys):
     fake_results.build(tmp_path, parts=("gpt2", "mlp"))
     args = ["--experiment", "all", "--results_path", str(tmp_path)]
     assert visualizations.main(args) == 0
-    png = paths.plots_dir(tmp_path) / visualize.TRAINING_PNG
+    png = paths.plots_dir(tmp_path) / paths.TRAINING_PNG
     first = png.stat().st_mtime_ns
     assert visualizations.main(args) == 0                       # nothing changed: skipped
     assert png.stat().st_mtime_ns == first and "skipping" in capsys.readouterr().out

@@ -31,12 +31,8 @@ ABAB = mlp_tasks.MODELS["ABAB"]
 TUTORIAL_LAYER = 0  # pyvene's tutorial intervenes on the first hidden layer
 
 
-def cell_dir(out, *, layer: int | None = None, trained_on: str | None = None):
-    return out / (f"trained_on_{trained_on}" if trained_on else f"layer_{layer}")
-
-
-def _mlp_summary(out) -> dict:
-    metrics = runtime.read_json(out / pipe.MODEL_DIR / paths.METRICS)
+def _mlp_summary(network_dir) -> dict:
+    metrics = runtime.read_json(network_dir / paths.METRICS)
     keep = ("task", "description", "train_accuracy", "test_accuracy", "n_test",
             "test_positive_rate", "first_layer_pair_weights", "interchange_training", "wall_time_s")
     return {k: metrics[k] for k in keep if k in metrics}
@@ -49,12 +45,12 @@ def run_hierarchical_equality(args: argparse.Namespace) -> None:
         raise runtime.UsageError(f"--baseline_sample {args.baseline_sample}: need at least 3")
     device, out = pipe.prepare(args, HIERARCHICAL)
     model = mlp_tasks.MODELS[HIERARCHICAL]
-    layer, cell = TUTORIAL_LAYER, cell_dir(out, layer=TUTORIAL_LAYER)
+    layer, cell = TUTORIAL_LAYER, paths.mlp_cell_dir(out, layer=TUTORIAL_LAYER)
     settings = pipe.recipe(args, pipe.DAS_RECIPE, causal_model=model.name, layer=layer,
                            baseline_sample=args.baseline_sample)
     computed = not pipe.finished(cell, settings, args.overwrite)
     if computed:
-        net = pipe.network(model, args, out / pipe.MODEL_DIR, device)
+        net = pipe.network(model, args, paths.mlp_network_dir(out), device)
         metrics, intervention = _das_and_neuron_baseline(net, layer, args, device)
         pipe.write_cell(cell, {"settings": settings, **metrics}, net, layer, intervention)
     if not computed and (out / paths.METRICS).exists():
@@ -66,14 +62,14 @@ def run_hierarchical_equality(args: argparse.Namespace) -> None:
     das_all, neurons_all = metrics["das"]["iia"]["all"], metrics["neuron_baseline"]["iia"]["all"]
     summary = {"experiment": HIERARCHICAL, "causal_model": model.name,
                "description": model.describe(), "layer": layer,
-               "mlp": _mlp_summary(out), "das": metrics["das"],
+               "mlp": _mlp_summary(paths.mlp_network_dir(out)), "das": metrics["das"],
                "neuron_baseline": metrics["neuron_baseline"],
                "das_minus_neuron_baseline": das_all - neurons_all,
                "wall_time_s": round(time.time() - start, 1)}
     figure = mlp_plots.das_vs_neurons(pd.DataFrame(table),
                                       f"Hierarchical equality, layer {layer}: DAS vs neurons",
                                       constant_guess(metrics["das"]))
-    pipe.write_outputs(out, summary, table, figure, "das_vs_neurons.png", args, device)
+    pipe.write_outputs(out, summary, table, figure, args, device)
     log.info("MLP test accuracy %.4f; test IIA DAS %.4f vs best neuron split %.4f",
              summary["mlp"]["test_accuracy"], das_all, neurons_all)
 
@@ -108,10 +104,10 @@ def run_pattern_matching(args: argparse.Namespace) -> None:
                 for layer in range(mlp_model.N_LAYERS)}
     net, computed = None, False
     for layer in layers:
-        cell = cell_dir(out, layer=layer)
+        cell = paths.mlp_cell_dir(out, layer=layer)
         if pipe.finished(cell, settings[layer], args.overwrite):
             continue
-        net = net or pipe.network(ABAB, args, out / pipe.MODEL_DIR, device)
+        net = net or pipe.network(ABAB, args, paths.mlp_network_dir(out), device)
         cell_start = time.time()
         intervention, _ = pipe.train_das(net, layer, ABAB, args, device)
         evaluation = pipe.evaluate(net, layer, mlp_das.rotation(intervention).detach(), ABAB,
@@ -123,18 +119,18 @@ def run_pattern_matching(args: argparse.Namespace) -> None:
         computed = True
     if not computed and (out / paths.METRICS).exists():
         return  # every cell was skipped and the summary is there
-    cells = pipe.finished_cells({L: cell_dir(out, layer=L) for L in settings}, settings)
+    cells = pipe.finished_cells({L: paths.mlp_cell_dir(out, layer=L) for L in settings}, settings)
     table = [row for layer, m in cells.items()
              for row in pipe.rows(PATTERN, "das", layer, ABAB.name, ABAB.name, m["das"])]
     summary = {"experiment": PATTERN, "causal_model": ABAB.name, "description": ABAB.describe(),
-               "mlp": _mlp_summary(out),
+               "mlp": _mlp_summary(paths.mlp_network_dir(out)),
                "layers": {str(layer): m["das"] for layer, m in cells.items()},
                "wall_time_s": round(time.time() - start, 1)}
     figure = mlp_plots.iia_per_layer(
         pd.DataFrame(table), f"ABAB (P=W==Y, Q=X==Z): DAS test IIA per layer\n"
         f"MLP test accuracy {summary['mlp']['test_accuracy']:.4f}",
         constant_guess(next(iter(cells.values()))["das"]))  # one test set for every layer
-    pipe.write_outputs(out, summary, table, figure, "iia_per_layer.png", args, device)
+    pipe.write_outputs(out, summary, table, figure, args, device)
 
 
 # --- wrong causal graph ----------------------------------------------------------------------
@@ -158,19 +154,20 @@ def run_wrong_causal_graph(args: argparse.Namespace) -> None:
     for name in networks:
         net = None
         for trained_on in mlp_tasks.CANDIDATES:
-            cell = cell_dir(out / name, trained_on=trained_on)
+            cell = paths.mlp_cell_dir(out, trained_on=trained_on, network=name)
             if pipe.finished(cell, settings[name, trained_on], args.overwrite):
                 continue
             net = net or pipe.network(
-                ABAB, args, out / name / pipe.MODEL_DIR, device,
+                ABAB, args, paths.mlp_network_dir(out, name), device,
                 iit_layer=layer if name == "iit" else None,
-                same_as=None if name == "iit" else out.parent / PATTERN / pipe.MODEL_DIR)
+                same_as=None if name == "iit" else paths.mlp_network_dir(out.parent / PATTERN))
             _ablation_cell(net, name, layer, mlp_tasks.MODELS[trained_on], cell,
                            settings[name, trained_on], args, device)
             computed = True
     if not computed and (out / paths.METRICS).exists():
         return  # every cell was skipped and the summary is there
-    cells = pipe.finished_cells({key: cell_dir(out / key[0], trained_on=key[1]) for key in settings},
+    cells = pipe.finished_cells({key: paths.mlp_cell_dir(out, trained_on=key[1], network=key[0])
+                                 for key in settings},
                                 settings)
     table = [row for (name, trained_on), m in cells.items()
              for tested_on, evaluation in m["tested_on"].items()
@@ -178,14 +175,14 @@ def run_wrong_causal_graph(args: argparse.Namespace) -> None:
                                   network=name)]
     summary = {"experiment": WRONG_GRAPH, "task": ABAB.name, "layer": layer,
                "causal_models": {m: mlp_tasks.MODELS[m].describe() for m in mlp_tasks.CANDIDATES},
-               "networks": {name: _network_summary(out / name, name, cells)
+               "networks": {name: _network_summary(paths.mlp_network_dir(out, name), name, cells)
                             for name in networks if any(n == name for n, _ in cells)},
                "iia_matrix_axes": "networks[network].iia_matrix[trained_on][tested_on]",
                "wall_time_s": round(time.time() - start, 1)}
     figure = mlp_plots.ablation_heatmaps(pd.DataFrame(table), list(mlp_tasks.CANDIDATES),
                                          {n: NETWORK_TITLES[n] for n in summary["networks"]},
                                          f"ABAB networks, layer {layer}: DAS across causal models")
-    pipe.write_outputs(out, summary, table, figure, "iia_matrix.png", args, device)
+    pipe.write_outputs(out, summary, table, figure, args, device)
     for name, part in summary["networks"].items():
         log.info("%s network, IIA matrix (rows: trained on, columns: tested on):\n%s", name,
                  pd.DataFrame(part["iia_matrix"]).T.round(4).to_string())
@@ -218,10 +215,10 @@ def _ablation_cell(net: pipe.Network, name: str, layer: int, model: mlp_tasks.Eq
              tested[ABAB.name]["iia"]["all"])
 
 
-def _network_summary(folder, name: str, cells: dict) -> dict:
+def _network_summary(network_dir, name: str, cells: dict) -> dict:
     mine = {trained_on: m for (n, trained_on), m in cells.items() if n == name}
     matrix = {t: {s: e["iia"]["all"] for s, e in m["tested_on"].items()} for t, m in mine.items()}
-    mlp = _mlp_summary(folder)
+    mlp = _mlp_summary(network_dir)
     summary = {"title": NETWORK_TITLES[name], "mlp": mlp,
                "network_agrees_with_causal_model": {t: m["network_agrees_with_causal_model"]
                                                     for t, m in mine.items()},

@@ -1,12 +1,10 @@
 """Steps shared by the three MLP experiments: flags, the trained network, counterfactual data,
 one DAS cell, skip-if-finished and tidy IIA rows.
 
-Results of one experiment live under ``paths.mlp_dir(root, experiment)``::
-
-    model/              the MLP (save_pretrained), entities_{train,test}.npy, metrics.json, run.json
-    <cell>/das/         a trained rotation, saved by pyvene.IntervenableModel.save
-    <cell>/metrics.json its IIA numbers (cell = layer_L or trained_on_CM)
-    metrics.json  iia.csv  *.png  run.json
+Results of one experiment live under ``paths.mlp_dir(root, experiment)`` (the layout is
+``paths``'s): the network (``paths.mlp_network_dir``), one folder per DAS cell
+(``paths.mlp_cell_dir``: a rotation in pyvene's format and its metrics), and the summary
+(metrics.json, iia.csv, a figure, run.json).
 
 Every unit (the network, each cell) records the recipe that made it; a unit finished with the
 same recipe is skipped, one finished with another recipe is an error unless --overwrite.
@@ -29,12 +27,6 @@ import torch
 from . import cli, mlp_das, mlp_model, mlp_tasks, paths, runtime
 
 log = logging.getLogger(__name__)
-
-# Sub-layout of paths.mlp_dir (paths.py names only the experiment folder).
-MODEL_DIR = "model"
-DAS_DIR = "das"
-IIA_CSV = "iia.csv"
-ENTITIES = "entities_{split}.npy"
 
 # The flags a unit's numbers depend on; --layers, --device, paths and logging are not among them.
 MLP_RECIPE = ("seed", "n_entities", "n_test_entities", "mlp_n_training", "mlp_epochs", "mlp_lr",
@@ -143,7 +135,7 @@ def network(task: mlp_tasks.EqualityModel, args, directory: Path, device: str,
         log.info("copied %s to %s: the same network (same settings), not trained again",
                  same_as, directory)
     if finished(directory, settings, args.overwrite):
-        entities = {s: np.load(directory / ENTITIES.format(split=s)) for s in ("train", "test")}
+        entities = {s: np.load(paths.mlp_entities(directory, s)) for s in ("train", "test")}
         return Network(task, mlp_model.load_mlp(directory, device), entities,
                        runtime.read_json(directory / paths.METRICS))
     start = time.time()
@@ -178,7 +170,7 @@ def network(task: mlp_tasks.EqualityModel, args, directory: Path, device: str,
     with runtime.atomic_directory(directory, overwrite=True) as tmp:
         model.save_pretrained(tmp)
         for split, table in entities.items():
-            np.save(tmp / ENTITIES.format(split=split), table)
+            np.save(paths.mlp_entities(tmp, split), table)
         runtime.atomic_write_json(tmp / paths.METRICS, metrics)
         runtime.write_run_json(tmp, args, seed=args.seed, device=device)
     log.info("wrote %s", directory)
@@ -275,7 +267,7 @@ def write_cell(directory: Path, metrics: dict, net: Network, layer: int, interve
     ``pyvene.IntervenableModel.load(directory / "das", model)``."""
     with runtime.atomic_directory(directory, overwrite=True) as tmp, \
             contextlib.redirect_stdout(io.StringIO()):  # pyvene prints "Directory ... created"
-        mlp_das.intervenable(net.model, layer, intervention).save(str(tmp / DAS_DIR))
+        mlp_das.intervenable(net.model, layer, intervention).save(str(tmp / paths.MLP_DAS))
         runtime.atomic_write_json(tmp / paths.METRICS, metrics)
     log.info("wrote %s", directory)
 
@@ -308,17 +300,18 @@ def rows(experiment: str, method: str, layer: int, causal_model: str, test_causa
             for name, iia in evaluation["iia"].items()]
 
 
-def write_outputs(directory: Path, metrics: dict, table: list[dict], figure, png: str,
+def write_outputs(directory: Path, metrics: dict, table: list[dict], figure,
                   args, device: str) -> None:
     """metrics.json, iia.csv, the figure and run.json of one experiment."""
     import matplotlib.pyplot as plt
 
     runtime.atomic_write_json(directory / paths.METRICS, metrics)
-    with runtime.atomic_path(directory / IIA_CSV) as tmp:
+    with runtime.atomic_path(paths.mlp_iia_csv(directory)) as tmp:
         pd.DataFrame(table, columns=CSV_COLUMNS).to_csv(tmp, index=False)
-    with runtime.atomic_path(directory / png) as tmp:
+    with runtime.atomic_path(paths.mlp_figure(directory)) as tmp:
         figure.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
     plt.close(figure)
     runtime.write_run_json(directory, args, seed=args.seed, device=device)
-    for name in (paths.METRICS, IIA_CSV, png, paths.RUN):
-        log.info("wrote %s", directory / name)
+    for path in (directory / paths.METRICS, paths.mlp_iia_csv(directory),
+                 paths.mlp_figure(directory), directory / paths.RUN):
+        log.info("wrote %s", path)

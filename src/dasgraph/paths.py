@@ -83,14 +83,78 @@ def combination_assignment_csv(root: Path, layer: int, low_rank_dimension: int) 
     return Path(root) / "combination" / f"layer_{layer}_k_{low_rank_dimension}_assignment.csv"
 
 
-# --- MLP part, plots, report --------------------------------------------------------------
+# --- MLP part ------------------------------------------------------------------------------
+# results/mlp/<experiment>/: metrics.json, iia.csv, the figure, run.json, the network under
+# model/ and one folder per cell; the wrong-causal-graph study keeps network and cells once
+# per network, under plain/ and iit/.
+MLP_FIGURES = {"hierarchical_equality": "das_vs_neurons.png",
+               "pattern_matching": "iia_per_layer.png",
+               "wrong_causal_graph": "iia_matrix.png"}
+MLP_DAS = "das"   # inside a cell: the rotation in pyvene's format
+
+
 def mlp_dir(root: Path, experiment: str) -> Path:
     """experiment: 'hierarchical_equality', 'pattern_matching' or 'wrong_causal_graph'."""
     return Path(root) / "mlp" / experiment
 
 
+def mlp_iia_csv(experiment_dir: Path) -> Path:
+    return Path(experiment_dir) / "iia.csv"
+
+
+def mlp_figure(experiment_dir: Path) -> Path:
+    return Path(experiment_dir) / MLP_FIGURES[Path(experiment_dir).name]
+
+
+def mlp_network_dir(experiment_dir: Path, network: str | None = None) -> Path:
+    """The trained MLP (save_pretrained), its entity tables and metrics."""
+    return Path(experiment_dir) / (f"{network}/model" if network else "model")
+
+
+def mlp_entities(network_dir: Path, split: str) -> Path:
+    """split: 'train' or 'test'."""
+    return Path(network_dir) / f"entities_{split}.npy"
+
+
+def mlp_cell_dir(experiment_dir: Path, *, layer: int | None = None, trained_on: str | None = None,
+                 network: str | None = None) -> Path:
+    """One DAS cell: layer_L (per layer) or [network/]trained_on_CM (the ablation)."""
+    base = Path(experiment_dir) / network if network else Path(experiment_dir)
+    return base / (f"trained_on_{trained_on}" if trained_on else f"layer_{layer}")
+
+
+# --- plots, report --------------------------------------------------------------------------
+
+
 def plots_dir(root: Path) -> Path:
     return Path(root) / "plots"
+
+
+# File names inside plots_dir.
+CAUSAL_MODELS_PNG = "causal_models.png"
+SANITY_CHECK_PNG = "sanity_check.png"
+EMPIRICAL_PNG = "empirical.png"
+HEATMAP_PNG = "iia_heatmap.png"
+PUBLISHED_PNG = "published.png"
+GRAPH_STATS_PNG = "graph_statistics.png"
+TREES_PNG = "trees.png"
+TRAINING_PNG = "training.png"
+
+
+def graph_png(cm: str, layer: int, k: int) -> str:
+    return f"graph_{cm}_layer_{layer}_k_{k}.png"
+
+
+def cliques_stats_png(finder: str) -> str:
+    return f"cliques_{finder}.png"
+
+
+def cliques_grid_png(finder: str, cm: str, layer: int, k: int) -> str:
+    return f"cliques_{finder}_{cm}_layer_{layer}_k_{k}.png"
+
+
+def combination_png(layer: int, k: int) -> str:
+    return f"combination_layer_{layer}_k_{k}.png"
 
 
 def plots_stamp(root: Path) -> Path:

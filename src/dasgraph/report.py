@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from . import causal_models, collect, graphs, paths, published, runtime, visualize
+from . import causal_models, collect, graphs, paths, published, runtime
 from .markdown import Page, key_value_table, markdown_table, not_available
 from .plots_iia import order_models
 
@@ -116,7 +116,7 @@ def section_training(page: Page) -> None:
     keys = ["train_accuracy", "validation_accuracy", "test_accuracy", "all_inputs_accuracy"]
     page.add(markdown_table(pd.DataFrame([{k.replace("_accuracy", ""): metrics.get(k)
                                            for k in keys}]), digits=4))
-    page.image(visualize.TRAINING_PNG, "training curves", "training")
+    page.image(paths.TRAINING_PNG, "training curves", "training")
 
 
 def section_causal_models(page: Page) -> None:
@@ -126,7 +126,7 @@ def section_causal_models(page: Page) -> None:
                                           if n in causal_models.FAMILIES[f])}
                           for n, m in causal_models.MODELS.items()])
     page.add(markdown_table(table))
-    page.image(visualize.CAUSAL_MODELS_PNG, "causal models", "show_causal_models")
+    page.image(paths.CAUSAL_MODELS_PNG, "causal models", "show_causal_models")
 
 
 def section_iia(page: Page) -> None:
@@ -145,14 +145,14 @@ def section_iia(page: Page) -> None:
                 .reindex(order))
         wide.columns = [f"L{c}" for c in wide.columns]
         page.add(f"**k = {k}**", markdown_table(wide.rename_axis("causal model"), index=True))
-    page.image(visualize.EMPIRICAL_PNG, "IIA per layer", "empirical")
-    page.image(visualize.HEATMAP_PNG, "IIA heatmap", "heatmap")
+    page.image(paths.EMPIRICAL_PNG, "IIA per layer", "empirical")
+    page.image(paths.HEATMAP_PNG, "IIA heatmap", "heatmap")
     _cross_matrix(page, iia)
     page.add("### This run beside the published curves")
     page.add("The published curves are for GPT-2 small fine-tuned (12 blocks × 768, k = 256), "
              "a different network: compare shapes. The paper's layer j (output of block j) is "
              "our layer L = j + 1.")
-    page.image(visualize.PUBLISHED_PNG, "this run vs published", "published")
+    page.image(paths.PUBLISHED_PNG, "this run vs published", "published")
 
 
 def _cross_matrix(page: Page, iia: pd.DataFrame) -> None:
@@ -175,7 +175,7 @@ def _cross_matrix(page: Page, iia: pd.DataFrame) -> None:
     page.add(f"At k = {k} (nearest 256/768 of the width; every k is in `iia.csv` and the plot). "
              "A cell should score highest on its own model's counterfactuals.",
              markdown_table(wide, index=True))
-    page.image(visualize.SANITY_CHECK_PNG, "sanity check", "sanity_check")
+    page.image(paths.SANITY_CHECK_PNG, "sanity check", "sanity_check")
 
 
 def section_graphs(page: Page) -> None:
@@ -195,9 +195,9 @@ def section_graphs(page: Page) -> None:
              f"IIA; published: GPT-2 small at its layer {published.PUBLISHED_GRAPH_LAYER} (our L = "
              f"{published.PUBLISHED_GRAPH_LAYER + 1}), k = {published.PUBLISHED_K}.",
              markdown_table(table))
-    page.image(visualize.GRAPH_STATS_PNG, "graph statistics", "graphs")
+    page.image(paths.GRAPH_STATS_PNG, "graph statistics", "graphs")
     page.link_list("Each graph (node-id order, and each input's mean IIA on the X, Y, Z grid)",
-                   [paths.plots_dir(page.root) / visualize.graph_png(*c)
+                   [paths.plots_dir(page.root) / paths.graph_png(*c)
                     for c in graphs.find_graphs(page.root)])
 
 
@@ -221,9 +221,9 @@ def section_cliques(page: Page) -> None:
         page.add(f"### {finder} (edges with IIA ≥ {summary['threshold'].iloc[0]:g}, cliques of "
                  f"≥ {summary['min_clique_size'].iloc[0]} inputs)",
                  markdown_table(summary[cols].rename(columns={"low_rank_dimension": "k"})))
-        page.image(visualize.cliques_stats_png(finder), f"{finder} statistics", "cliques")
+        page.image(paths.cliques_stats_png(finder), f"{finder} statistics", "cliques")
         page.link_list("Clique members on the X, Y, Z grid",
-                       [paths.plots_dir(page.root) / visualize.cliques_grid_png(
+                       [paths.plots_dir(page.root) / paths.cliques_grid_png(
                            finder, f.causal_model, f.layer, f.low_rank_dimension)
                         for f in trees.find_clique_files(page.root, finder)])
 
@@ -296,7 +296,7 @@ def section_trees(page: Page) -> None:
                      "in a clique if": shown or r.get("message", "–")})
     page.add("Held-out accuracy = nested cross-validation (the number to quote); training "
              "accuracy is what the thesis reported.", markdown_table(pd.DataFrame(rows)))
-    page.image(visualize.TREES_PNG, "tree accuracy", "trees")
+    page.image(paths.TREES_PNG, "tree accuracy", "trees")
     page.link_list("Tree drawings", [paths.tree_file(page.root, r["causal_model"], r["layer"],
                                                      r["low_rank_dimension"], "png")
                                      for r in records])
@@ -323,7 +323,7 @@ def section_combination(page: Page) -> None:
             merged = ours.merge(pub, on="models", how="left") if rule == "mean_iia" else ours
             page.add(f"**layer {layer}, k {k}, rule {rule}** (strength %)",
                      markdown_table(merged, digits=1))
-        page.image(visualize.combination_png(layer, k), f"strength vs λ, layer {layer} k {k}",
+        page.image(paths.combination_png(layer, k), f"strength vs λ, layer {layer} k {k}",
                    "combination")
 
 
@@ -334,7 +334,7 @@ def section_mlp(page: Page) -> None:
     for exp, script in collect.MLP_EXPERIMENTS.items():
         folder = paths.mlp_dir(page.root, exp)
         page.add(f"### {exp.replace('_', ' ')}")
-        table_path = folder / "iia.csv"
+        table_path = paths.mlp_iia_csv(folder)
         if not table_path.exists():
             page.add(not_available(f"{folder.relative_to(page.root)}/iia.csv", script))
             continue

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from . import causal_models, cli, das, graphs, model as gpt2, paths, task
 from .lean import LeanGPT2
 from .runtime import (UsageError, atomic_directory, atomic_path, atomic_save_npy, atomic_write_json,
-                      derive_seed, read_json, resolve_device, run_record, torch_threads)
+                      derive_seed, resolve_device, run_record, torch_threads)
 
 log = logging.getLogger(__name__)
 

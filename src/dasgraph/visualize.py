@@ -30,36 +30,10 @@ log = logging.getLogger(__name__)
 
 Figures = Iterator[tuple[str, "plt.Figure"]]
 
-# File names inside paths.plots_dir (paths.py names only the folder).
-CAUSAL_MODELS_PNG = "causal_models.png"
-SANITY_CHECK_PNG = "sanity_check.png"
-EMPIRICAL_PNG = "empirical.png"
-HEATMAP_PNG = "iia_heatmap.png"
-PUBLISHED_PNG = "published.png"
-GRAPH_STATS_PNG = "graph_statistics.png"
-TREES_PNG = "trees.png"
-TRAINING_PNG = "training.png"
-
-
-def graph_png(cm: str, layer: int, k: int) -> str:
-    return f"graph_{cm}_layer_{layer}_k_{k}.png"
-
-
-def cliques_stats_png(finder: str) -> str:
-    return f"cliques_{finder}.png"
-
-
-def cliques_grid_png(finder: str, cm: str, layer: int, k: int) -> str:
-    return f"cliques_{finder}_{cm}_layer_{layer}_k_{k}.png"
-
-
-def combination_png(layer: int, k: int) -> str:
-    return f"combination_layer_{layer}_k_{k}.png"
-
 
 # --- experiments: generators of (file name, figure) ------------------------------------------------
 def show_causal_models(root: Path) -> Figures:
-    yield CAUSAL_MODELS_PNG, plots_iia.causal_model_graphs(
+    yield paths.CAUSAL_MODELS_PNG, plots_iia.causal_model_graphs(
         {name: (m.label, m.parents) for name, m in causal_models.MODELS.items()})
 
 
@@ -73,19 +47,19 @@ def sanity_check(root: Path) -> Figures:
         collect.missing(f"arithmetic cells in {paths.iia_csv(root)}",
                 "src/run_das.py and evaluate_das.py with --causal_model_type arithmetic")
         return
-    yield SANITY_CHECK_PNG, plots_iia.sanity_check(cross)
+    yield paths.SANITY_CHECK_PNG, plots_iia.sanity_check(cross)
 
 
 def empirical(root: Path) -> Figures:
     iia = collect.load_iia(root)
     if iia is not None:
-        yield EMPIRICAL_PNG, plots_iia.empirical(iia)
+        yield paths.EMPIRICAL_PNG, plots_iia.empirical(iia)
 
 
 def heatmap(root: Path) -> Figures:
     iia = collect.load_iia(root)
     if iia is not None:
-        yield HEATMAP_PNG, plots_iia.iia_heatmap(iia)
+        yield paths.HEATMAP_PNG, plots_iia.iia_heatmap(iia)
 
 
 def published_curves(root: Path) -> Figures:
@@ -103,7 +77,7 @@ def published_curves(root: Path) -> Figures:
     else:
         net, k_text = "this run's network", f"k = {k}"
     pub_k = f"{published.PUBLISHED_K / published.PUBLISHED_WIDTH:.2f}"
-    yield PUBLISHED_PNG, plots_iia.published_comparison(
+    yield paths.PUBLISHED_PNG, plots_iia.published_comparison(
         own[own["low_rank_dimension"] == k], f"THIS RUN: {net}\n{k_text}",
         published.iia(), f"PUBLISHED (paper, Figure 1): GPT-2 small fine-tuned, 12 blocks x width "
         f"768\nk = {published.PUBLISHED_K} (k / width = {pub_k})")
@@ -116,13 +90,13 @@ def graph_figures(root: Path) -> Figures:
         return
     stats = collect.graph_table(root)
     pub = published.graph_stats()
-    yield GRAPH_STATS_PNG, plots_graphs.graph_statistics(
+    yield paths.GRAPH_STATS_PNG, plots_graphs.graph_statistics(
         stats, pub, f"published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} "
                     f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k = {published.PUBLISHED_K}")
     for cm, layer, k in found:
         graph = graphs.load_graph(root, cm, layer, k)
         s = graphs.statistics(graph)
-        yield graph_png(cm, layer, k), plots_graphs.graph_figure(
+        yield paths.graph_png(cm, layer, k), plots_graphs.graph_figure(
             graph, f"IIA graph of {cm} ({causal_models.MODELS[cm].label if cm in causal_models.MODELS else cm}), "
                    f"layer {layer}, k {k}: {s['fraction_pairs_iia_1']:.1%} of pairs with IIA 1, "
                    f"mean pair IIA {s['mean_pair_iia']:.3f}")
@@ -137,12 +111,12 @@ def clique_figures(root: Path) -> Figures:
         return
     for finder in finders:
         summary = collect.clique_summary(root, finder)
-        yield cliques_stats_png(finder), plots_graphs.clique_statistics(
+        yield paths.cliques_stats_png(finder), plots_graphs.clique_statistics(
             summary, f"Cliques ({finder}) in the IIA graphs, edges with IIA >= "
                      f"{summary['threshold'].iloc[0]:g}")
         for f in trees.find_clique_files(root, finder):
             record = trees.read_clique_file(f.path)
-            yield (cliques_grid_png(finder, f.causal_model, f.layer, f.low_rank_dimension),
+            yield (paths.cliques_grid_png(finder, f.causal_model, f.layer, f.low_rank_dimension),
                    plots_graphs.clique_grid(record["cliques"],
                                             f"{finder} cliques of {f.causal_model}, layer "
                                             f"{f.layer}, k {f.low_rank_dimension}: members on "
@@ -154,7 +128,7 @@ def tree_figures(root: Path) -> Figures:
     if not records:
         collect.missing(paths.tree_file(root, "{cm}", "{L}", "{k}", "json"), "classification.py")
         return
-    yield TREES_PNG, plots_analysis.tree_accuracy(collect.tree_table(records))
+    yield paths.TREES_PNG, plots_analysis.tree_accuracy(collect.tree_table(records))
 
 
 def combination_figures(root: Path) -> Figures:
@@ -168,7 +142,7 @@ def combination_figures(root: Path) -> Figures:
         panels = [(f"this run, layer {layer}, k {k}, rule {rule}", t) for rule, t in tables.items()]
         panels.append((f"published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} "
                        f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k {published.PUBLISHED_K}", pub))
-        yield combination_png(layer, k), plots_analysis.strength_vs_lambda(
+        yield paths.combination_png(layer, k), plots_analysis.strength_vs_lambda(
             panels, "Combined causal models: strength vs faithfulness threshold λ "
                     "(published: a different network)")
 
@@ -179,7 +153,7 @@ def training(root: Path) -> Figures:
         shape = collect.model_shape(root)
         net = (f"{shape.get('n_layer')} blocks x width {shape.get('n_embd')}"
                if shape.get("n_embd") else "")
-        yield TRAINING_PNG, plots_analysis.training_curves(
+        yield paths.TRAINING_PNG, plots_analysis.training_curves(
             metrics["history"], metrics, "Arithmetic GPT-2 training" + (f": {net}" if net else ""))
 
 
