@@ -139,6 +139,7 @@ def run_pattern_matching(args: argparse.Namespace) -> None:
 # right answer is known (P in neurons 0-7, Q in 8-15): the check that DAS finds the right
 # causal graph when the network has it. See docs/mlp.md for why plain stays near 0.81.
 NETWORKS = ("plain", "iit")
+NETWORK_TITLES = {"plain": "trained on the task", "iit": "task + IIT on P, Q (known answer)"}
 
 
 def run_wrong_causal_graph(args: argparse.Namespace) -> None:
@@ -186,9 +187,6 @@ def run_wrong_causal_graph(args: argparse.Namespace) -> None:
     for name, part in summary["networks"].items():
         log.info("%s network, IIA matrix (rows: trained on, columns: tested on):\n%s", name,
                  pd.DataFrame(part["iia_matrix"]).T.round(4).to_string())
-
-
-NETWORK_TITLES = {"plain": "trained on the task", "iit": "task + IIT on P, Q (known answer)"}
 
 
 def check_networks(names: list[str]) -> list[str]:
