@@ -46,10 +46,11 @@ reproduce-gpt2: $(STAMP)
 
 reproduce-mlp: $(STAMP)
 	@mkdir -p $(RESULTS)/mlp
-	@{ $(PY) reproduce_das_experiment.py --results_path $(RESULTS) && \
+	@{ echo "=== make reproduce-mlp, $$(date -u '+%Y-%m-%d %H:%M:%S UTC') (earlier runs above)"; \
+	   $(PY) reproduce_das_experiment.py --results_path $(RESULTS) && \
 	   $(PY) mlp/pattern_matching_das.py --results_path $(RESULTS) && \
 	   $(PY) mlp/wrong_causal_graph_ablation_study.py --results_path $(RESULTS); \
-	 } > $(RESULTS)/mlp/reproduce.log 2>&1 \
+	 } >> $(RESULTS)/mlp/reproduce.log 2>&1 \
 	 && echo "MLP part finished ($(RESULTS)/mlp/reproduce.log)" \
 	 || { tail -n 20 $(RESULTS)/mlp/reproduce.log; echo "MLP part failed; see $(RESULTS)/mlp/reproduce.log"; exit 1; }
 
