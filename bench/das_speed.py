@@ -3,6 +3,7 @@ running base and source forward passes every step), per layer, in one run on one
 
     python bench/das_speed.py                       # the trained model in results/gpt2
     python bench/das_speed.py --steps 10 --batch_size 256 --low_rank_dimension 21
+    python bench/das_speed.py --device cuda         # both ways on the GPU
 
 Prints training examples per second of each and their ratio (target: >= 5x averaged over
 layers). Run on an idle machine: torch on 2 threads slows sharply when another process is busy.
@@ -15,15 +16,24 @@ import time
 import torch
 
 from dasgraph import causal_models, das, paths
+from dasgraph.runtime import resolve_device
 from dasgraph.sweep import load_subject
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued GPU work, so that the clock measures it (no-op on the CPU)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
 
 
 def time_fast(subject, layer, k, batch, steps, table):
     """The training step of das.train_cell: cached states, QR-parametrised rotation."""
     iv = das.new_intervention(subject.states.shape[2] * subject.width, k, 0)
-    weight = torch.nn.Parameter(das.rotation(iv).detach().clone())
+    device = str(subject.states.device)
+    weight = torch.nn.Parameter(das.rotation(iv).detach().clone().to(device))
     opt = torch.optim.Adam([weight], lr=0.01)
     base, source = das.counterfactual_pairs(batch * steps, 1)
+    synchronize(device)
     start = time.perf_counter()
     for step in range(steps):
         b, s = base[step * batch:(step + 1) * batch], source[step * batch:(step + 1) * batch]
@@ -33,22 +43,27 @@ def time_fast(subject, layer, k, batch, steps, table):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    synchronize(device)
     return batch * steps / (time.perf_counter() - start)
 
 
 def time_pyvene(subject, layer, k, batch, steps, table):
-    iv = das.new_intervention(subject.states.shape[2] * subject.width, k, 0)
+    device = str(subject.states.device)
+    iv = das.new_intervention(subject.states.shape[2] * subject.width, k, 0).to(device)
     model = das.wrap(subject.model, layer, k, iv)
     opt = torch.optim.Adam(iv.parameters(), lr=0.01)
     base, source = das.counterfactual_pairs(batch * steps, 1)
+    ids = subject.ids.to(device)
+    synchronize(device)
     start = time.perf_counter()
     for step in range(steps):
         b, s = base[step * batch:(step + 1) * batch], source[step * batch:(step + 1) * batch]
-        logits = das.pyvene_logits(model, subject.ids, b, s)
+        logits = das.pyvene_logits(model, ids, b, s)
         loss = torch.nn.functional.cross_entropy(logits, table[b, s])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    synchronize(device)
     return batch * steps / (time.perf_counter() - start)
 
 
@@ -59,12 +74,15 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--low_rank_dimension", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda[:N] or auto")
     args = p.parse_args(argv)
-    subject = load_subject(args.model_path or str(paths.gpt2_dir(args.results_path)))
+    device = resolve_device(args.device)
+    subject = load_subject(args.model_path or str(paths.gpt2_dir(args.results_path)), device)
     k = args.low_rank_dimension or das.default_low_rank_dimensions(subject.width)[2]
-    table = torch.as_tensor(causal_models.counterfactual_table("XY"))
+    table = torch.as_tensor(causal_models.counterfactual_table("XY"), device=device)
     print(f"model: {subject.lean.n_layer} layers x width {subject.width}; k={k}; "
-          f"batch {args.batch_size}; {args.steps} steps; threads {torch.get_num_threads()}")
+          f"batch {args.batch_size}; {args.steps} steps; device {device}; "
+          f"threads {torch.get_num_threads()}")
     print(f"{'layer':>5} {'ours ex/s':>12} {'pyvene ex/s':>12} {'ratio':>7}")
     ratios = []
     for layer in range(subject.lean.n_sites):
