@@ -369,7 +369,9 @@ def _mlp_table(table: pd.DataFrame) -> tuple[str, str]:
         wide.columns.name = None
         return ("Overall test IIA (all interventions), DAS trained on one causal model's "
                 "counterfactuals and tested on each (network plain: trained on the task; iit: "
-                "also trained with interchange interventions on P and Q, the known answer):"
+                "also trained with interchange interventions on P and Q, the known answer). The "
+                "plain network's neurons read both pairs at once, so no subspace holds P "
+                "without Q there (docs/mlp.md):"
                 if networks else "Overall test IIA (all interventions), DAS trained on one causal "
                 "model's counterfactuals and tested on each:",
                 markdown_table(wide, index=True, digits=4))
