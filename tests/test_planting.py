@@ -44,6 +44,20 @@ def test_invariance_penalty_is_zero_for_equal_states_and_scale_free():
     assert torch.allclose(gpt2.invariance_penalty(3 * base, 3 * partner), value)
 
 
+def test_invariance_penalty_is_not_fooled_by_one_loud_position():
+    """Partners differ at the last position only. A huge input-dependent state at another
+    position, shared by partners, shrank the old ratio of sums a hundred-thousandfold; with
+    the last position setting the scale, the difference still counts in full."""
+    torch.manual_seed(1)
+    base = torch.randn(64, 6, 16)
+    partner = base.clone()
+    partner[:, -1] += torch.randn(64, 16)
+    quiet = gpt2.invariance_penalty(base, partner).item()
+    base[:, 4] = partner[:, 4] = 1000 * torch.randn(64, 16)
+    loud = gpt2.invariance_penalty(base, partner).item()
+    assert quiet > 0.01 and loud == pytest.approx(quiet, rel=1e-5), (quiet, loud)
+
+
 def test_swap_writes_only_the_source_coordinates_at_the_last_position():
     base, source = torch.zeros(2, 6, 5), torch.ones(2, 6, 5)
     out = gpt2.swap_coordinates(base, source, 2, last_only=True)
