@@ -65,10 +65,9 @@ def training_device(args) -> str:
     """``--device auto`` trains the embedded default on the CPU, everything else as asked.
 
     The CPU-trained default is bit-identical on every machine (one thread). A GPU run of the
-    same recipe and seed follows another float path and ends in another network: on an H100
-    it reached the same accuracy and its planted coordinate works (IIT accuracy 0.99), but
-    that coordinate carries 0.1 % of layer 2's variance instead of 2 %, and the default DAS
-    budget (200 steps) then stays at 0.54 for XY at layer 2 instead of 0.99 (docs/gpu.md).
+    same recipe and seed follows another float path and ends in another network. With the
+    current penalty it shows the same picture (docs/gpu.md); with the previous one, the
+    GPU network's plant was too quiet for the default DAS budget.
     """
     if args.device == "auto" and not args.model_path:
         log.info("training the embedded default on the CPU, so that every machine gets the same "
