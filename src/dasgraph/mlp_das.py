@@ -137,9 +137,14 @@ def _group_mean(values: torch.Tensor, group: torch.Tensor, n_groups: int) -> dic
 
 
 # --- neuron-level baseline -------------------------------------------------------------------
+def other_neurons(variable_1_neurons: list[int]) -> list[int]:
+    """The layer's neurons not given to variable 1 (variable 2's half of a neuron split)."""
+    return [i for i in range(HIDDEN) if i not in variable_1_neurons]
+
+
 def neuron_basis(variable_1_neurons: list[int], device: str = "cpu") -> torch.Tensor:
     """Permutation matrix putting the given neurons first: ``swap`` then moves whole neurons."""
-    order = list(variable_1_neurons) + [i for i in range(HIDDEN) if i not in variable_1_neurons]
+    order = list(variable_1_neurons) + other_neurons(variable_1_neurons)
     return torch.eye(HIDDEN, device=device)[:, order]
 
 

@@ -83,13 +83,12 @@ def _das_and_neuron_baseline(net: pipe.Network, layer: int, args, device: str):
     sample = train.take(torch.arange(min(args.baseline_sample, len(train)), device=device))
     neurons, sample_iia = mlp_das.best_neuron_split(net.model, layer, sample)
     baseline = pipe.evaluate(net, layer, mlp_das.neuron_basis(neurons, device), net.task, args, device)
-    others = [i for i in range(mlp_das.HIDDEN) if i not in neurons]
     metrics = {"layer": layer, "das": das,
                "neuron_baseline": {
                    "search": f"all C(16,8) splits of the layer's neurons into a {variables[0]} "
                              f"half and a {variables[1]} half, scored on {len(sample)} training "
                              "counterfactuals",
-                   "neurons": {variables[0]: neurons, variables[1]: others},
+                   "neurons": {variables[0]: neurons, variables[1]: mlp_das.other_neurons(neurons)},
                    "sample_iia": sample_iia, **baseline},
                "wall_time_s": round(time.time() - start, 1)}
     return metrics, intervention
@@ -182,7 +181,8 @@ def run_wrong_causal_graph(args: argparse.Namespace) -> None:
                "wall_time_s": round(time.time() - start, 1)}
     figure = mlp_plots.ablation_heatmaps(pd.DataFrame(table), list(mlp_tasks.CANDIDATES),
                                          {n: NETWORK_TITLES[n] for n in summary["networks"]},
-                                         f"ABAB networks, layer {layer}: DAS across causal models")
+                                         f"ABAB networks, layer {layer}: DAS across causal models",
+                                         right=ABAB.name)
     pipe.write_outputs(out, summary, table, figure, args, device)
     for name, part in summary["networks"].items():
         log.info("%s network, IIA matrix (rows: trained on, columns: tested on):\n%s", name,

@@ -158,10 +158,10 @@ def network(task: mlp_tasks.EqualityModel, args, directory: Path, device: str,
     net = Network(task, model, entities, metrics)
     if iit is not None:
         planted = mlp_das.neuron_basis(mlp_das.PLANTED_NEURONS, device)
-        others = [i for i in range(mlp_das.HIDDEN) if i not in mlp_das.PLANTED_NEURONS]
         metrics["interchange_training"] = {
             "layer": iit_layer, "weight": args.iit_weight,
-            "planted_neurons": dict(zip(task.variables, (mlp_das.PLANTED_NEURONS, others))),
+            "planted_neurons": dict(zip(task.variables, (
+                mlp_das.PLANTED_NEURONS, mlp_das.other_neurons(mlp_das.PLANTED_NEURONS)))),
             "planted_split_test": evaluate(net, iit_layer, planted, task, args, device)}
     metrics["wall_time_s"] = round(time.time() - start, 1)
     log.info("MLP on %s%s: test accuracy %.4f on %d inputs over held-out entities", task.name,

@@ -48,10 +48,11 @@ def iia_per_layer(table: pd.DataFrame, title: str, floor: float) -> plt.Figure:
 
 
 def ablation_heatmaps(table: pd.DataFrame, order: list[str], panels: dict[str, str],
-                      title: str) -> plt.Figure:
+                      title: str, right: str) -> plt.Figure:
     """One annotated matrix of overall IIA per network (``panels``: network -> panel title):
     rows = causal model DAS was trained on, columns = the causal model whose counterfactuals it
-    was tested on. The diagonal's right-model entry is outlined."""
+    was tested on. The entry trained and tested on ``right`` (the network's own task) is
+    outlined."""
     import seaborn as sns
 
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.8, 4.4), squeeze=False)
@@ -63,8 +64,8 @@ def ablation_heatmaps(table: pd.DataFrame, order: list[str], panels: dict[str, s
         last = i == len(panels) - 1
         sns.heatmap(matrix, annot=True, fmt=".3f", vmin=0, vmax=1, cmap="viridis", ax=ax,
                     cbar=last, cbar_kws={"label": "test IIA"} if last else None, square=True)
-        if order[0] in matrix.index and order[0] in matrix.columns:
-            r, c = list(matrix.index).index(order[0]), list(matrix.columns).index(order[0])
+        if right in matrix.index and right in matrix.columns:
+            r, c = list(matrix.index).index(right), list(matrix.columns).index(right)
             ax.add_patch(plt.Rectangle((c, r), 1, 1, fill=False, edgecolor="red", lw=2))
         ax.set_xlabel("tested on counterfactuals of")
         ax.set_ylabel("DAS trained on counterfactuals of" if i == 0 else "")

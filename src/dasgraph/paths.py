@@ -124,8 +124,6 @@ def mlp_cell_dir(experiment_dir: Path, *, layer: int | None = None, trained_on: 
 
 
 # --- plots, report --------------------------------------------------------------------------
-
-
 def plots_dir(root: Path) -> Path:
     return Path(root) / "plots"
 

@@ -336,7 +336,7 @@ def section_mlp(page: Page) -> None:
         page.add(f"### {exp.replace('_', ' ')}")
         table_path = paths.mlp_iia_csv(folder)
         if not table_path.exists():
-            page.add(not_available(f"{folder.relative_to(page.root)}/iia.csv", script))
+            page.add(not_available(str(table_path.relative_to(page.root)), script))
             continue
         metrics = _read_json(folder / paths.METRICS) or {}
         networks = metrics.get("networks") or {"": metrics}
@@ -367,14 +367,14 @@ def _mlp_table(table: pd.DataFrame) -> tuple[str, str]:
         wide = overall.pivot_table(index=index, columns="test_causal_model", values="iia", sort=False)
         wide.index.names = [*(["network"] if networks else []), "trained on \\ tested on"]
         wide.columns.name = None
-        return ("Overall test IIA (all interventions), DAS trained on one causal model's "
-                "counterfactuals and tested on each (network plain: trained on the task; iit: "
-                "also trained with interchange interventions on P and Q, the known answer). The "
-                "plain network's neurons read both pairs at once, so no subspace holds P "
-                "without Q there (docs/mlp.md):"
-                if networks else "Overall test IIA (all interventions), DAS trained on one causal "
-                "model's counterfactuals and tested on each:",
-                markdown_table(wide, index=True, digits=4))
+        caption = ("Overall test IIA (all interventions), DAS trained on one causal model's "
+                   "counterfactuals and tested on each")
+        if networks:
+            caption += (" (network plain: trained on the task; iit: also trained with interchange "
+                        "interventions on P and Q, the known answer). The plain network's neurons "
+                        "read both pairs at once, so no subspace holds P without Q there "
+                        "(docs/mlp.md)")
+        return caption + ":", markdown_table(wide, index=True, digits=4)
     index = [c for c in ("network", "method", "layer", "causal_model", "test_causal_model")
              if c in table.columns and table[c].nunique() > 1] or ["method"]
     wide = table.pivot_table(index=index, columns="intervention", values="iia")
