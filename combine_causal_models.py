@@ -1,8 +1,9 @@
 """Stage 8: combine causal models from IIA graphs (the paper's strength vs faithfulness).
 
 For each (layer, k) with graphs, each model set, selection rule and threshold λ, the greedy of
-THESIS.md §5 splits the 1000 inputs into cells, one per non-trivial model, each with mean pair
-IIA >= λ; the rest goes to the trivial model XYZ. Strength = share of inputs not given to XYZ.
+THESIS.md §5 (growing each set the thesis code's way by default) splits the 1000 inputs into
+cells, one per non-trivial model, each with mean pair IIA >= λ; the rest goes to the trivial
+model XYZ. Strength = share of inputs not given to XYZ.
 Writes results/combination/layer_{L}_k_{k}.csv (one row per model set × rule × λ × cell) and
 layer_{L}_k_{k}_assignment.csv (the model of every input), each with a .run.json beside it.
 Finished (layer, k) files are skipped unless --overwrite.
@@ -27,6 +28,11 @@ def parse_args(argv=None):
     p.add_argument("--rule", choices=[*combine.RULES, "both"], default="both",
                    help="model selection: mean_iia (published figures), largest_set (paper text), "
                         "or both (default)")
+    p.add_argument("--growth", choices=combine.GROWTHS, default="thesis",
+                   help="how a model's set grows: thesis (the published figures: walk the "
+                        "degree order, skip inputs that would lower the mean, relax by 0.01 per "
+                        "pass that adds nothing) or prefix (the longest prefix of the degree "
+                        "order, which stops at the first input that lowers the mean below λ)")
     p.add_argument("--model_sets", nargs="+", default=None,
                    help="model sets, each comma-separated, e.g. X,XY Y,XY X,Y,Z,XY,XZ,YZ "
                         "(default: each single model, the published pairs, and all six)")
@@ -53,7 +59,8 @@ def _run(args) -> None:
     done = 0
     for cell in cells:
         table = combine.run_graph_cell(args.results_path, cell, model_sets, args.lambdas, rules,
-                                       args, strict=explicit_sets, overwrite=args.overwrite)
+                                       args, strict=explicit_sets, overwrite=args.overwrite,
+                                       growth=args.growth)
         if table is not None:
             done += 1
             for rule in rules:

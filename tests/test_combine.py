@@ -90,6 +90,79 @@ def test_growth_stops_at_the_first_drop_below_lambda():
     assert combine.grown_size(np.array([np.nan, 0.0]), 0.5) == 1
 
 
+def _literal_thesis_walk(graph: np.ndarray, order: list[int], lam: float) -> list[int]:
+    """THESIS.md §5 transcribed literally (slow: the mean recomputed from scratch each time)."""
+    chosen, current, margin = [], 0.0, 0
+    while len(chosen) < len(order):
+        added = False
+        for node in order:
+            if node in chosen:
+                continue
+            trial = chosen + [node]
+            value = 0.0 if len(trial) < 2 else combine.mean_pair_iia(graph, np.array(trial))
+            if value >= current - margin / 100:
+                chosen, current, added = trial, value, True
+        if not added:
+            margin += 1
+    keep = 1
+    while keep < len(chosen) and combine.mean_pair_iia(graph, np.array(chosen[:keep + 1])) >= lam:
+        keep += 1
+    return chosen[:keep]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_thesis_growth_matches_a_literal_transcription(seed):
+    rng = np.random.default_rng(seed)
+    n = 30
+    upper = np.triu(rng.choice([0.0, 0.5, 1.0], size=(n, n), p=[0.2, 0.3, 0.5]), 1)
+    g = upper + upper.T
+    order = combine.full_degree_order(g).tolist()
+    for lam in (1.0, 0.9, 0.8, 0.6, 0.0):
+        added, means = combine.thesis_growth(g, np.array(order), min_mean=lam)
+        kept = added[:combine.grown_size(means, lam)].tolist()
+        assert kept == _literal_thesis_walk(g, order, lam)
+
+
+def test_thesis_growth_skips_what_a_prefix_stops_at():
+    # Nodes 0-9: a clique at IIA 1; 0 and 1 also at 0.5 with 20-29 (unweighted degree 19).
+    # Node 10: IIA 0 with the clique, IIA 1 with 30-47 (degree 18, the largest IIA sum).
+    # Thesis order (unweighted degree): 0, 1, 10, 2..9, ...: the walk skips 10 and keeps 0-9.
+    # Prefix order (IIA sum): 10, 0, 1, ...: its first pair is at 0, so no cell at λ = 1.
+    g = _graph((range(10), range(10), 1.0), ([0, 1], range(20, 30), 0.5),
+               ([10], range(30, 48), 1.0))
+    assert combine.full_degree_order(g)[:3].tolist() == [0, 1, 10]
+    thesis = combine.combine({"XY": g}, ["XY"], 1.0, "mean_iia", growth="thesis")
+    prefix = combine.combine({"XY": g}, ["XY"], 1.0, "mean_iia", growth="prefix")
+    assert [c.nodes.tolist() for c in thesis.cells] == [list(range(10))]
+    assert prefix.cells == []
+
+
+THESIS_GRAPHS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "thesis_graphs"
+
+
+@pytest.mark.skipif(not THESIS_GRAPHS.is_dir(), reason="../shared/reference/thesis_graphs absent")
+def test_thesis_growth_reproduces_figure_2_on_the_thesis_graphs():
+    import torch
+
+    labels = {"(X+Y)+Z": "XY", "(X+Z)+Y": "XZ", "X+(Y+Z)": "YZ", "(X)+Y+Z": "X",
+              "X+(Y)+Z": "Y", "X+Y+(Z)": "Z"}
+    gs = {}
+    for label, cm in labels.items():
+        g = torch.load(THESIS_GRAPHS / f"{label}_graph_256_7.pt", map_location="cpu",
+                       weights_only=True).numpy().copy()
+        np.fill_diagonal(g, 0)
+        gs[cm] = g
+    published = pd.read_csv(THESIS_GRAPHS.parent / "published_strength_layer7_k256.csv")
+    combiner = combine.Combiner(gs)
+    diffs = []
+    for _, row in published.iterrows():
+        models = tuple(row["models"].split("+"))
+        for lam in (1.0, 0.95, 0.9, 0.8):
+            ours = 100 * combiner.combine(models, lam, "mean_iia").strength
+            diffs.append(abs(ours - row[f"lambda_{lam}"]))
+    assert max(diffs) <= 2.5 and np.mean(diffs) <= 1.0, (max(diffs), np.mean(diffs))
+
+
 def _random_graph(rng, p_one, p_half):
     upper = rng.choice([1.0, 0.5, 0.0], size=(N, N), p=[p_one, p_half, 1 - p_one - p_half])
     g = np.triu(upper, 1)
@@ -212,3 +285,16 @@ def test_combine_without_graphs_names_the_stage_to_run(tmp_path, capsys):
     assert script.main(["--results_path", str(tmp_path)]) == 2
     errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error:")]
     assert len(errors) == 1 and "disentangle_causal_models.py" in errors[0]
+
+
+def test_a_combination_made_with_another_growth_is_not_silently_kept(tmp_path, capsys):
+    script = _script("combine_causal_models.py")
+    _save_graphs(tmp_path)
+    root = ["--results_path", str(tmp_path), "--model_sets", "XY,Z"]
+    assert script.main([*root, "--growth", "prefix"]) == 0
+    assert set(pd.read_csv(paths.combination_csv(tmp_path, 3, 8))["growth"]) == {"prefix"}
+    assert script.main(root) == 2
+    assert "made with growth prefix, not thesis" in capsys.readouterr().err
+    assert script.main([*root, "--overwrite"]) == 0
+    assert set(pd.read_csv(paths.combination_csv(tmp_path, 3, 8))["growth"]) == {"thesis"}
+    assert script.main(root) == 0          # same settings: skipped as finished

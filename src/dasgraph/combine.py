@@ -7,14 +7,27 @@ model; what no model explains goes to the trivial model XYZ. The paper's greedy,
     remaining = all inputs
     repeat while unused models remain and at least MIN_CELL_SIZE inputs remain:
         pick an unused model by the selection rule
-        order the remaining inputs by degree in that model's graph restricted to them
-            (sum of IIA, descending; ties by node id)
-        grow the prefix while its mean pair IIA stays >= λ (stop at the first drop below)
-        if the prefix has >= MIN_CELL_SIZE inputs: it becomes the model's cell; remove them
+        grow that model's set among the remaining inputs (the growth rule, below)
+        if the set has >= MIN_CELL_SIZE inputs: it becomes the model's cell; remove them
     leftover inputs -> XYZ
 
+Growth rules:
+
+- ``thesis`` (default; the published figures, the thesis code's ``iia_graph_analyser.py``):
+  order ALL inputs by unweighted degree in the model's full graph (pairs with IIA > 0; ties
+  by node id), skipping assigned ones. Walk the order and add a node when the mean pair IIA
+  of the set with it is >= the current mean - margin; that value becomes the current mean
+  (one node has mean 0, so the first two always enter). A pass that adds nothing raises the
+  margin by 0.01; passes repeat. The cell is the longest beginning of this sequence of
+  additions whose mean is >= λ at every size from 2 on. Skipping the nodes that would lower
+  the mean is what lets a cell grow past its first poor neighbour.
+- ``prefix``: order the remaining inputs by degree in the graph restricted to them (sum of
+  IIA) and keep the longest prefix whose mean stays >= λ: it stops at the first node that
+  lowers the mean below λ. Simpler and exactly monotone in λ, but on the thesis's own graphs
+  it gives cells a quarter of the published size at λ = 1 (docs/trees_and_combination.md).
+
 Selection rules: ``mean_iia`` picks the unused model with the highest mean pair IIA over the
-remaining inputs (as in the published figures; a model whose prefix is too small is used up
+remaining inputs (as in the published figures; a model whose set is too small is used up
 without a cell); ``largest_set`` grows every unused model and takes the largest cell (as the
 paper's text says; it stops when no model can make a cell). Ties go to the higher cell IIA,
 then to the earlier model in the model set.
@@ -24,9 +37,9 @@ over the unordered pairs inside the cell. A single input has no pairs, so it car
 evidence that a model explains it: cells need at least MIN_CELL_SIZE = 2 inputs, and a lone
 input stays with XYZ.
 
-Exactness: IIA values are multiples of 0.5, so degree and prefix sums are exact in float64,
-and ``sum / pairs >= λ`` is decided exactly for λ given in decimal (the distance between a
-mean and a decimal λ is at least 0.1 / pairs, far above rounding error).
+Exactness: IIA values are multiples of 0.5, so pair sums are exact in float64, and
+``sum / pairs >= λ`` is decided exactly for λ given in decimal (the distance between a mean
+and a decimal λ is at least 0.1 / pairs, far above rounding error).
 """
 from __future__ import annotations
 
@@ -44,6 +57,8 @@ from .runtime import UsageError, atomic_path, sidecar_run_json
 log = logging.getLogger(__name__)
 
 RULES = ("mean_iia", "largest_set")
+GROWTHS = ("thesis", "prefix")
+MARGIN_STEP = 0.01     # the thesis code's margin increment per pass that adds nothing
 DEFAULT_LAMBDAS = (1.0, 0.95, 0.9, 0.8)
 MIN_CELL_SIZE = 2
 # The model sets of the published strength table (reference/published_strength_layer7_k256.csv):
@@ -109,6 +124,58 @@ def grown_size(means: np.ndarray, lam: float) -> int:
     return len(means) if len(below) == 0 else int(below[0]) + 1
 
 
+def full_degree_order(graph: np.ndarray) -> np.ndarray:
+    """(n,) node ids by unweighted degree in the full graph (pairs with IIA > 0) descending,
+    ties by node id; the diagonal is ignored."""
+    positive = graph > 0
+    degree = positive.sum(axis=1) - np.diagonal(positive)
+    return np.lexsort((np.arange(len(graph)), -degree)).astype(np.int64)
+
+
+def thesis_growth(graph: np.ndarray, order: np.ndarray, min_mean: float = 0.0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The thesis's sequence of additions over ``order`` (candidate node ids, in walk order).
+
+    Returns (added, means): added (m,) node ids in the order they entered; means (m,) float64,
+    means[i] = mean pair IIA of the first i + 1 added (means[0] = NaN). The walk stops at the
+    first addition whose mean falls below ``min_mean`` (that addition is still returned), since
+    no λ >= min_mean keeps anything after it. O(m · n): one vectorised scan per addition.
+    """
+    order = np.asarray(order, dtype=np.int64)
+    n = len(order)
+    sub = graph[np.ix_(order, order)].astype(np.float64)
+    np.fill_diagonal(sub, 0.0)
+    free = np.ones(n, dtype=bool)
+    link = np.zeros(n)                 # IIA summed between each candidate and the set
+    added, means = [], []
+    pair_sum, current, passes_without = 0.0, 0.0, 0
+    position = 0                       # where the current pass has got to
+    while len(added) < n:
+        size = len(added)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            trial = (pair_sum + link) / (size * (size + 1) / 2) if size else np.zeros(n)
+        # margin as k / 100 rather than a running sum, so that it does not drift
+        ok = free & (trial >= current - passes_without * MARGIN_STEP)
+        ok[:position] = False
+        hits = np.flatnonzero(ok)
+        if len(hits) == 0:             # end of a pass
+            if position == 0:          # ... that added nothing
+                passes_without += 1
+            position = 0
+            continue
+        i = int(hits[0])
+        pair_sum += link[i]
+        current = float(trial[i])
+        link += sub[i]
+        free[i] = False
+        added.append(order[i])
+        means.append(current if size else np.nan)
+        position = i + 1
+        if size and current < min_mean:
+            break
+    return np.asarray(added, dtype=np.int64), np.asarray(means, dtype=np.float64)
+
+
 @dataclass
 class Cell:
     causal_model: str
@@ -146,28 +213,52 @@ class Combination:
 
 
 class Combiner:
-    """Runs the greedy on one (layer, k)'s graphs, caching each (model, remaining set) order.
+    """Runs the greedy on one (layer, k)'s graphs, caching each (model, remaining set) growth.
 
-    The ordering and prefix means depend only on the model and the remaining inputs, not on
-    λ, the rule or the model set, so every start from all 1000 inputs is computed once.
+    A growth depends only on the model and the remaining inputs, not on λ, the rule or the
+    model set (λ only truncates it), so every start from all 1000 inputs is computed once.
     """
 
     def __init__(self, graphs_: Mapping[str, np.ndarray], trivial_graph: np.ndarray | None = None,
-                 min_cell_size: int = MIN_CELL_SIZE):
+                 min_cell_size: int = MIN_CELL_SIZE, growth: str = "thesis"):
+        if growth not in GROWTHS:
+            raise ValueError(f"growth {growth!r} is not one of {GROWTHS}")
         self.graphs = dict(graphs_)
         self.trivial_graph = trivial_graph
         self.min_cell_size = max(2, int(min_cell_size))
-        self._cache: dict[tuple[str, bytes], tuple[np.ndarray, np.ndarray]] = {}
+        self.growth = growth
+        self._cache: dict[tuple, Any] = {}
 
-    def _prefix(self, model: str, remaining: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        key = (model, np.packbits(remaining).tobytes())
+    def _cached(self, key: tuple, make):
         if key not in self._cache:
-            self._cache[key] = prefix_mean_iia(self.graphs[model], np.flatnonzero(remaining))
+            self._cache[key] = make()
         return self._cache[key]
 
+    def _remaining_mean(self, model: str, remaining: np.ndarray) -> float:
+        """Mean pair IIA of ``model`` over the remaining inputs (the mean_iia rule's score)."""
+        key = ("mean", model, np.packbits(remaining).tobytes())
+        return self._cached(key, lambda: mean_pair_iia(self.graphs[model],
+                                                       np.flatnonzero(remaining)))
+
+    def _sequence(self, model: str, remaining: np.ndarray, lam: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """(ordered nodes, mean of each beginning) for this growth rule, long enough for λ."""
+        packed = np.packbits(remaining).tobytes()
+        if self.growth == "prefix":
+            return self._cached(("prefix", model, packed), lambda: prefix_mean_iia(
+                self.graphs[model], np.flatnonzero(remaining)))
+        key = ("thesis", model, packed)
+        floor, added, means = self._cache.get(key, (np.inf, None, None))
+        if lam < floor:   # a walk stopped at a higher floor is too short for this λ
+            graph = self.graphs[model]
+            order = self._cached(("order", model), lambda: full_degree_order(graph))
+            added, means = thesis_growth(graph, order[remaining[order]], min_mean=lam)
+            self._cache[key] = (lam, added, means)
+        return added, means
+
     def _grow(self, model: str, remaining: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
-        ordered, means = self._prefix(model, remaining)
-        m = grown_size(means, lam)
+        ordered, means = self._sequence(model, remaining, lam)
+        m = grown_size(means, lam) if len(means) else 0
         return (np.sort(ordered[:m]), float(means[m - 1])) if m >= self.min_cell_size \
             else (ordered[:0], float("nan"))
 
@@ -181,8 +272,8 @@ class Combiner:
         unused, cells = list(models), []
         while unused and remaining.sum() >= self.min_cell_size:
             if rule == "mean_iia":
-                # means[-1] is the mean over all remaining inputs; max() keeps the first of ties
-                model = max(unused, key=lambda m: _nan_low(self._prefix(m, remaining)[1][-1]))
+                # max() keeps the first of ties
+                model = max(unused, key=lambda m: _nan_low(self._remaining_mean(m, remaining)))
                 nodes, iia = self._grow(model, remaining, lam)
             else:
                 grown = {m: self._grow(m, remaining, lam) for m in unused}
@@ -206,13 +297,13 @@ def _nan_low(value: float) -> float:
 
 
 def combine(graphs_: Mapping[str, np.ndarray], models: Sequence[str], lam: float, rule: str,
-            trivial_graph: np.ndarray | None = None) -> Combination:
+            trivial_graph: np.ndarray | None = None, growth: str = "thesis") -> Combination:
     """One combined model: ``graphs_`` maps model name -> (1000, 1000) IIA graph."""
-    return Combiner(graphs_, trivial_graph).combine(models, lam, rule)
+    return Combiner(graphs_, trivial_graph, growth=growth).combine(models, lam, rule)
 
 
 # --- tables -----------------------------------------------------------------------------
-CELL_COLUMNS = ["layer", "low_rank_dimension", "models", "rule", "lambda", "strength",
+CELL_COLUMNS = ["layer", "low_rank_dimension", "models", "rule", "growth", "lambda", "strength",
                 "faithfulness", "n_cells", "step", "cell_model", "cell_size", "cell_iia"]
 
 
@@ -235,7 +326,8 @@ def combination_tables(combiner: Combiner, model_sets: Iterable[Sequence[str]],
                                   disable=not progress):
         combo = combiner.combine(models, lam, rule)
         head = {"layer": layer, "low_rank_dimension": low_rank_dimension,
-                "models": model_set_name(models), "rule": rule, "lambda": lam,
+                "models": model_set_name(models), "rule": rule, "growth": combiner.growth,
+                "lambda": lam,
                 "strength": combo.strength, "faithfulness": combo.faithfulness,
                 "n_cells": len(combo.cells)}
         for cell in [*combo.cells, combo.remainder]:
@@ -317,7 +409,8 @@ def usable_model_sets(cell: GraphCell, model_sets: Sequence[tuple[str, ...]],
 
 def run_graph_cell(root: Path, cell: GraphCell, model_sets: Sequence[tuple[str, ...]],
                    lambdas: Sequence[float], rules: Sequence[str], args: Any,
-                   strict: bool = False, overwrite: bool = False) -> pd.DataFrame | None:
+                   strict: bool = False, overwrite: bool = False,
+                   growth: str = "thesis") -> pd.DataFrame | None:
     """Combine at one (layer, k) and write its two CSVs (+ run records); returns the cells table.
 
     Skips (returns None) when the CSV exists and not ``overwrite``, or when no model set has
@@ -325,6 +418,7 @@ def run_graph_cell(root: Path, cell: GraphCell, model_sets: Sequence[tuple[str, 
     """
     out = paths.combination_csv(root, cell.layer, cell.low_rank_dimension)
     if out.exists() and not overwrite:
+        _check_same_growth(out, growth)
         log.info("%s exists; skipping (pass --overwrite to redo)", out)
         return None
     sets = usable_model_sets(cell, model_sets, strict)
@@ -335,7 +429,8 @@ def run_graph_cell(root: Path, cell: GraphCell, model_sets: Sequence[tuple[str, 
     trivial = (graphs.load_graph(root, causal_models.TRIVIAL, cell.layer, cell.low_rank_dimension)
                if paths.graph_npy(root, causal_models.TRIVIAL, cell.layer,
                                   cell.low_rank_dimension).exists() else None)
-    table, assignment = combination_tables(Combiner(loaded, trivial), sets, lambdas, rules,
+    table, assignment = combination_tables(Combiner(loaded, trivial, growth=growth), sets,
+                                           lambdas, rules,
                                            cell.layer, cell.low_rank_dimension, progress=True)
     assign_out = paths.combination_assignment_csv(root, cell.layer, cell.low_rank_dimension)
     for frame, path in ((assignment, assign_out), (table, out)):   # main CSV last: "done" marker
@@ -345,3 +440,14 @@ def run_graph_cell(root: Path, cell: GraphCell, model_sets: Sequence[tuple[str, 
             frame.to_csv(tmp, index=False)
         log.info("wrote %s", path)
     return table
+
+
+def _check_same_growth(csv: Path, growth: str) -> None:
+    """A finished combination made with another growth rule is not silently kept."""
+    try:
+        made_with = set(pd.read_csv(csv, usecols=lambda c: c == "growth").get("growth", []))
+    except (OSError, ValueError, UnicodeDecodeError):
+        made_with = set()
+    if made_with != {growth}:
+        raise UsageError(f"{csv} was made with growth {', '.join(sorted(map(str, made_with))) or 'unknown (an older version)'}, "
+                         f"not {growth}; pass --overwrite to redo it with --growth {growth}")
