@@ -1,9 +1,10 @@
 """Stage 7: decision trees that say, in rules over X, Y, Z, which inputs sit inside cliques.
 
 For every clique file of one finder (results/cliques/{finder}/{cm}_layer_{L}_k_{k}.json):
-positives = inputs inside the cliques, negatives = as many other inputs (seeded draw); 19
-features (X, Y, Z, parities, pair and triple sums, divisibility by 3/5/7); GridSearchCV over
-max_depth 1-4; held-out accuracy by nested cross-validation. Writes
+positives = inputs inside the largest clique (--positives all: inside any clique, the thesis's
+choice), negatives = as many other inputs (seeded draw); 19 features (X, Y, Z, parities, pair
+and triple sums, divisibility by 3/5/7); GridSearchCV over max_depth 1-4; held-out accuracy by
+nested cross-validation. Writes
 results/trees/{cm}_layer_{L}_k_{k}.json (numbers, rules, run record), .txt (export_text) and
 .png (plot_tree). Finished files are skipped unless --overwrite.
 
@@ -26,6 +27,10 @@ def parse_args(argv=None):
     p = cli.parser(__doc__)
     p.add_argument("--clique_finder", default="RemovalHeuristic",
                    help="which clique folder to read: results/cliques/NAME (default: RemovalHeuristic)")
+    p.add_argument("--positives", choices=trees.POSITIVES, default="largest",
+                   help="inputs to describe: the largest clique (default) or every clique's "
+                        "(the thesis; on additive models their union covers nearly all inputs, "
+                        "docs/trees_and_combination.md)")
     cli.add_common(p)
     cli.add_selection(p)
     args = p.parse_args(argv)
@@ -42,7 +47,7 @@ def _run(args) -> None:
     log.info("%d clique file(s) of %s", len(files), args.clique_finder)
     for clique_file in tqdm(files, desc="trees", disable=len(files) < 2):
         trees.run_clique_file(clique_file, args.results_path, args.clique_finder, args,
-                              args.seed, overwrite=args.overwrite)
+                              args.seed, overwrite=args.overwrite, positives=args.positives)
 
 
 def main(argv=None) -> int:

@@ -54,12 +54,22 @@ def test_features_on_hand_checked_inputs(xyz, expected):
 # --- data set -------------------------------------------------------------------------------
 def test_negatives_balance_and_are_seeded():
     cliques = [[0, 1, 2, 3, 4], [500, 501, 502, 503, 504, 505]]
-    a = trees.build_dataset(cliques, np.random.default_rng(3))
-    b = trees.build_dataset(cliques, np.random.default_rng(3))
+    a = trees.build_dataset(cliques, np.random.default_rng(3), positives="all")
+    b = trees.build_dataset(cliques, np.random.default_rng(3), positives="all")
     assert a.y.sum() == 11 and (a.y == 0).sum() == 11
     pos, neg = set(a.nodes[a.y == 1]), set(a.nodes[a.y == 0])
     assert pos == {0, 1, 2, 3, 4, 500, 501, 502, 503, 504, 505} and not pos & neg
     assert np.array_equal(a.nodes, b.nodes)
+
+
+def test_largest_describes_one_clique_and_draws_negatives_from_everything_else():
+    cliques = [[0, 1, 2, 3, 4], [500, 501, 502, 503, 504, 505], [7, 8, 9, 10, 11, 12]]
+    data = trees.build_dataset(cliques, np.random.default_rng(3))       # default: largest
+    assert set(data.nodes[data.y == 1]) == set(range(500, 506))         # first of the largest
+    assert (data.y == 0).sum() == 6 and not set(data.nodes[data.y == 0]) & set(range(500, 506))
+    # the thesis's union: every clique's members
+    union = trees.positive_nodes(cliques, "all")
+    assert union.tolist() == [0, 1, 2, 3, 4, 7, 8, 9, 10, 11, 12, *range(500, 506)]
 
 
 def test_more_than_half_positive_uses_all_the_rest_and_says_so():
@@ -76,7 +86,7 @@ def test_more_than_half_positive_uses_all_the_rest_and_says_so():
 ])
 def test_planted_rule_is_found_with_cv_accuracy_one(positives, feature, condition):
     cliques = [positives[:len(positives) // 2].tolist(), positives[len(positives) // 2:].tolist()]
-    record, tree = trees.fit_clique_tree({"cliques": cliques}, seed=1)
+    record, tree = trees.fit_clique_tree({"cliques": cliques}, seed=1, positives="all")
     assert record["status"] == "ok"
     assert record["cv_accuracy"]["mean"] == pytest.approx(1.0)
     assert record["best_max_depth"] == 1
@@ -134,7 +144,8 @@ def test_classification_end_to_end(tmp_path):
     _write_cliques(tmp_path, "XY", 2, 8, [X_EVEN[:250].tolist(), X_EVEN[250:].tolist()])
     _write_cliques(tmp_path, "XZ", 2, 8, [])
     _write_cliques(tmp_path, "YZ", 4, 8, [XY_AT_MOST_8.tolist()])
-    assert classification.main(["--results_path", str(tmp_path), "--layers", "2"]) == 0
+    assert classification.main(["--results_path", str(tmp_path), "--layers", "2",
+                                "--positives", "all"]) == 0
 
     record = json.loads(paths.tree_file(tmp_path, "XY", 2, 8, "json").read_text())
     assert record["status"] == "ok" and record["rules"]["feature"] == "X_even"
@@ -150,11 +161,19 @@ def test_classification_end_to_end(tmp_path):
     assert not paths.tree_file(tmp_path, "XZ", 2, 8, "png").exists()
     assert not paths.tree_file(tmp_path, "YZ", 4, 8, "json").exists()   # --layers 2 only
 
-    # finished files are skipped on a re-run
+    # finished files are skipped on a re-run with the same settings ...
     out = paths.tree_file(tmp_path, "XY", 2, 8, "json")
     before = out.stat().st_mtime_ns
-    assert classification.main(["--results_path", str(tmp_path), "--layers", "2"]) == 0
+    assert classification.main(["--results_path", str(tmp_path), "--layers", "2",
+                                "--positives", "all"]) == 0
     assert out.stat().st_mtime_ns == before
+    # ... and refused, not kept, with other positives
+    assert classification.main(["--results_path", str(tmp_path), "--layers", "2"]) == 2
+    assert out.stat().st_mtime_ns == before
+    assert classification.main(["--results_path", str(tmp_path), "--layers", "2",
+                                "--overwrite"]) == 0
+    record = json.loads(out.read_text())
+    assert record["positives"] == "largest" and record["class_balance"]["n_positive"] == 250
 
 
 def test_classification_missing_cliques_names_analyse_graphs(tmp_path, capsys):

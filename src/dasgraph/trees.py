@@ -114,13 +114,33 @@ class Dataset:
     negatives_rule: str    # how negatives were chosen, in words
 
 
-def build_dataset(cliques: list[list[int]], rng: np.random.Generator) -> Dataset:
-    """Positives = union of clique members; negatives = as many other inputs, drawn by ``rng``.
+POSITIVES = ("largest", "all")
+
+
+def positive_nodes(cliques: list[list[int]], positives: str = "largest") -> np.ndarray:
+    """Sorted node ids to describe: the largest clique (the first of equal ones), or the
+    union of every clique (the thesis's choice).
+
+    Why the largest is the default: any two additive causal models agree on the level sets of
+    a linear function of (X, Y, Z) (for XY against X: the inputs with equal Y), so an IIA
+    graph also holds many cliques of about 50 inputs where the model is right only by
+    coincidence. The thesis's RemovalHeuristic keeps every clique of 5 or more, and their
+    union then covers nearly all inputs, which leaves a tree nothing to separate.
+    """
+    if positives not in POSITIVES:
+        raise ValueError(f"positives {positives!r} is not one of {POSITIVES}")
+    chosen = [max(cliques, key=len)] if positives == "largest" and cliques else cliques
+    return np.unique(np.array([n for c in chosen for n in c], dtype=np.int64))
+
+
+def build_dataset(cliques: list[list[int]], rng: np.random.Generator,
+                  positives: str = "largest") -> Dataset:
+    """Positives = :func:`positive_nodes`; negatives = as many other inputs, drawn by ``rng``.
 
     When positives are more than half of the inputs there are not enough others: every
     remaining input becomes a negative (the classes are then unbalanced, and we say so).
     """
-    positives = np.unique(np.array([n for c in cliques for n in c], dtype=np.int64))
+    positives = positive_nodes(cliques, positives)
     rest = np.setdiff1d(np.arange(task.N_INPUTS), positives)
     if len(positives) > len(rest):
         negatives, rule = rest, (f"all {len(rest)} remaining inputs (positives are more than "
@@ -129,7 +149,7 @@ def build_dataset(cliques: list[list[int]], rng: np.random.Generator) -> Dataset
                     task.N_INPUTS, rule)
     else:
         negatives = np.sort(rng.choice(rest, size=len(positives), replace=False))
-        rule = f"{len(positives)} inputs drawn at random from the {len(rest)} outside cliques"
+        rule = f"{len(positives)} inputs drawn at random from the {len(rest)} others"
     nodes = np.concatenate([positives, negatives])
     y = np.concatenate([np.ones(len(positives), int), np.zeros(len(negatives), int)])
     return Dataset(nodes, y, rule)
@@ -259,16 +279,18 @@ def plot_tree_figure(tree, title: str):
 
 
 # --- one clique file -> one record ------------------------------------------------------------
-def fit_clique_tree(clique_record: dict[str, Any], seed: int) -> tuple[dict[str, Any], Any]:
+def fit_clique_tree(clique_record: dict[str, Any], seed: int, positives: str = "largest"
+                    ) -> tuple[dict[str, Any], Any]:
     """The tree record for one clique file, and the tree (None in degenerate cases).
 
     Degenerate cases (no cliques, no positives, every input positive, too few examples for
     cross-validation) give a record with ``status`` and a ``message`` instead of a tree.
     """
     cliques = clique_record.get("cliques") or []
-    data = build_dataset(cliques, np.random.default_rng(seed))
+    data = build_dataset(cliques, np.random.default_rng(seed), positives)
     n_pos, n_neg = int(data.y.sum()), int((data.y == 0).sum())
     record: dict[str, Any] = {
+        "positives": positives,
         "n_cliques": len(cliques),
         "class_balance": {"n_positive": n_pos, "n_negative": n_neg,
                           "negatives": data.negatives_rule,
@@ -294,7 +316,7 @@ def fit_clique_tree(clique_record: dict[str, Any], seed: int) -> tuple[dict[str,
 
 # --- the stage: one clique file -> trees/{cm}_layer_{L}_k_{k}.{json,txt,png} -------------------
 def run_clique_file(clique_file: CliqueFile, root: Path, finder: str, args: Any, seed: int,
-                    overwrite: bool = False) -> Path | None:
+                    overwrite: bool = False, positives: str = "largest") -> Path | None:
     """Fit and write the tree for one clique file; returns the JSON path (None if skipped).
 
     The JSON is written last, so its presence marks a finished cell (a re-run skips it
@@ -305,11 +327,12 @@ def run_clique_file(clique_file: CliqueFile, root: Path, finder: str, args: Any,
     cm, layer, k = clique_file.causal_model, clique_file.layer, clique_file.low_rank_dimension
     out_json = paths.tree_file(root, cm, layer, k, "json")
     if out_json.exists() and not overwrite:
+        _check_same_positives(out_json, positives)
         log.info("%s exists; skipping (pass --overwrite to redo)", out_json)
         return None
     clique_record = read_clique_file(clique_file.path)
     cell_seed = derive_seed(seed, "trees", finder, cm, layer, k)
-    record, tree = fit_clique_tree(clique_record, cell_seed)
+    record, tree = fit_clique_tree(clique_record, cell_seed, positives)
     record = {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
               "clique_finder": finder, "clique_file": str(clique_file.path),
               "clique_threshold": clique_record.get("threshold"),
@@ -318,7 +341,8 @@ def run_clique_file(clique_file: CliqueFile, root: Path, finder: str, args: Any,
     if tree is None:
         log.warning("%s layer %d k %d: %s", cm, layer, k, record["message"])
     else:
-        title = (f"Inputs in {finder} cliques of {cm}, layer {layer}, k {k}\n"
+        which = "the largest" if positives == "largest" else "all"
+        title = (f"Inputs in {which} {finder} cliques of {cm}, layer {layer}, k {k}\n"
                  f"tree depth {record['best_max_depth']}, nested-CV accuracy {record['cv_accuracy']['mean']:.3f} "
                  f"± {record['cv_accuracy']['std']:.3f}")
         out_txt = paths.tree_file(root, cm, layer, k, "txt")
@@ -333,3 +357,14 @@ def run_clique_file(clique_file: CliqueFile, root: Path, finder: str, args: Any,
     atomic_write_json(out_json, record)
     log.info("wrote %s", out_json)
     return out_json
+
+
+def _check_same_positives(out_json: Path, positives: str) -> None:
+    """A finished tree made with other positives is not silently kept."""
+    try:
+        made_with = read_json(out_json).get("positives", "all (an older version)")
+    except (OSError, ValueError, AttributeError):
+        return                                  # unreadable: the reading layer's business
+    if made_with != positives:
+        raise UsageError(f"{out_json} was made with --positives {made_with}, not {positives}; "
+                         f"pass --overwrite to redo it")
