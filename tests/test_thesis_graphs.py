@@ -79,6 +79,20 @@ def test_import_from_the_thesis_folder_gives_the_packaged_graphs(tmp_path, impor
                               graphs.load_graph(imported, cm, layer, k))
 
 
+def test_a_users_own_folder_lands_at_thesis_layer_plus_one(tmp_path):
+    folder = tmp_path / "download"
+    folder.mkdir()
+    graph = _good()
+    np.fill_diagonal(graph, 1.0)          # the thesis's diagonal is not ours: zeroed on import
+    torch.save(torch.from_numpy(graph), folder / "X+(Y+Z)_graph_64_3.pt")
+    out = tmp_path / "results"
+    assert import_graphs.main(["--thesis_graphs", str(folder), "--results_path", str(out)]) == 0
+    assert graphs.find_graphs(out) == [("YZ", 4, 64)]
+    imported = graphs.load_graph(out, "YZ", 4, 64)
+    np.fill_diagonal(graph, 0.0)
+    assert np.array_equal(imported, graph)
+
+
 def _good() -> np.ndarray:
     g = np.triu(np.random.default_rng(0).choice([0.0, 0.5, 1.0], size=(N, N)), 1)
     return (g + g.T).astype(np.float32)
@@ -108,6 +122,7 @@ BAD = {
     "non-symmetric": ("(X+Y)+Z_graph_256_7.pt", _asymmetric, "not symmetric"),
     "value outside {0, 0.5, 1}": ("(X+Y)+Z_graph_256_7.pt", _off_values, "outside {0, 0.5, 1}"),
     "unknown label": ("(X*Y)+Z_graph_256_7.pt", _good, "unknown causal model label"),
+    "not a thesis name": ("(X+Y)+Z_256_7.pt", _good, "not a thesis graph name"),
     "not a tensor": ("(X+Y)+Z_graph_256_7.pt", lambda: {"graph": 1}, "not a tensor"),
     "missing folder": (None, None, "no such folder"),
     "no .pt files": ("notes.txt", None, "no .pt files"),

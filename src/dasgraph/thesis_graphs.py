@@ -98,9 +98,9 @@ def _load_pt(path: Path) -> np.ndarray:
     try:
         tensor = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
+        first_line = (str(err).splitlines() or [""])[0]     # torch's messages run to pages
         raise UsageError(f"{path} is not a readable torch tensor file "
-                         f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-                         ) from None
+                         f"({type(err).__name__}: {first_line})") from None
     if not isinstance(tensor, torch.Tensor):
         raise UsageError(f"{path} holds a {type(tensor).__name__}, not a tensor")
     return tensor.detach().to(torch.float32).numpy()
