@@ -42,7 +42,8 @@ def test_every_section_is_there_in_order(full_report):
     _, text = full_report
     positions = [text.index(s) for s in SECTIONS]
     assert positions == sorted(positions)
-    missing = [l for l in text.splitlines() if "Not available" in l]
+    missing = [l for l in text.splitlines() if "Not available" in l
+               and "reproduce-thesis-graphs" not in l]       # that section: test_thesis_graphs.py
     assert len(missing) == 1 and "mlp/pattern_matching" in missing[0]   # the one MLP experiment left out
 
 

@@ -123,6 +123,13 @@ def mlp_cell_dir(experiment_dir: Path, *, layer: int | None = None, trained_on: 
     return base / (f"trained_on_{trained_on}" if trained_on else f"layer_{layer}")
 
 
+# --- the thesis's own graphs, imported (import_graphs.py) ------------------------------------
+def thesis_graphs_root(root: Path) -> Path:
+    """A results root of its own for the thesis's published graphs (make
+    reproduce-thesis-graphs), so they never mix with the default network's results."""
+    return Path(root) / "thesis_graphs"
+
+
 # --- plots, report --------------------------------------------------------------------------
 def plots_dir(root: Path) -> Path:
     return Path(root) / "plots"
