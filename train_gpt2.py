@@ -30,8 +30,11 @@ def parse_args(argv=None):
     p.add_argument("--iit_weight", type=cli.non_negative_float, default=None,
                    help="interchange intervention training weight (default 1 from scratch, "
                         "0 fine-tuning; 0 = plain training)")
-    p.add_argument("--iit_causal_model", choices=["XY", "XZ", "YZ", "X", "Y", "Z"], default=None,
-                   help="causal model planted by IIT (default XY)")
+    p.add_argument("--iit_causal_model", type=cli.planted_model, default=None,
+                   help="causal model planted by IIT: one model (XY, XZ, YZ, X, Y, Z) or a "
+                        "combination 'A if V<=t else B' (default from scratch: "
+                        f"'{TRAIN_DEFAULTS['scratch'].iit_causal_model}'; --iit_causal_model XY "
+                        "plants the single mechanism)")
     p.add_argument("--iit_layer", type=cli.non_negative_int, default=None,
                    help="layer whose residual stream holds the planted variable (default 2)")
     p.add_argument("--iit_dims", type=cli.positive_int, default=None,
@@ -41,6 +44,8 @@ def parse_args(argv=None):
                         "inputs the IIT causal model cannot tell apart (for XY: same X+Y and Z), "
                         "so X and Y are not left linearly readable there (default 1 from "
                         "scratch, 0 fine-tuning)")
+    p.add_argument("--label_smoothing", type=cli.unit_float, default=None,
+                   help="label smoothing of the task and IIT losses (default 0)")
     p.add_argument("--n_layer", type=cli.positive_int, default=None, help="from scratch: blocks")
     p.add_argument("--n_embd", type=cli.positive_int, default=None, help="from scratch: width")
     p.add_argument("--n_head", type=cli.positive_int, default=None, help="from scratch: heads")

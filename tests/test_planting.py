@@ -101,3 +101,53 @@ def test_invariance_penalty_removes_what_the_causal_model_cannot_see():
         partner = torch.as_tensor([first[g] for g in groups])
         measured[weight] = gpt2.invariance_penalty(h, h[partner]).item()
     assert measured[10.0] < 0.5 * measured[0.0], measured
+
+
+# --- a planted combination: one variable whose meaning depends on the input -------------------
+def test_combined_model_counterfactuals_follow_the_region_of_base_and_source():
+    model = causal_models.planted_model("XY if X<=5 else X")
+    assert isinstance(model, causal_models.CombinedModel) and model.name == "XY if X<=5 else X"
+    table = causal_models.counterfactual_table(model.name)
+    xyz = task.all_inputs()
+    for b in range(0, 1000, 13):
+        for s in range(0, 1000, 17):
+            (xb, yb, zb), (xs, ys, zs) = xyz[b], xyz[s]
+            p_source = xs + ys if xs <= 5 else xs           # P from the source's region
+            rest_base = zb if xb <= 5 else yb + zb          # the rest from the base's region
+            assert table[b, s] == p_source + rest_base - task.MIN_SUM
+    # inside a region it is that region's model
+    inside = np.flatnonzero(xyz[:, 0] <= 5)
+    outside = np.flatnonzero(xyz[:, 0] > 5)
+    assert (table[np.ix_(inside, inside)]
+            == causal_models.counterfactual_table("XY")[np.ix_(inside, inside)]).all()
+    assert (table[np.ix_(outside, outside)]
+            == causal_models.counterfactual_table("X")[np.ix_(outside, outside)]).all()
+    assert (np.diagonal(table) == task.labels()).all()
+
+
+def test_combined_model_partners_share_its_variable_and_rest():
+    # (P, rest) alone decides every interchange, so e.g. (1, 6, 9) with P = 7, rest 9 and
+    # (7, 2, 7) with P = 7, rest 9 are partners although they sit in different regions
+    groups = causal_models.indistinguishable("XY if X<=5 else X")
+    xyz = task.all_inputs()
+    keys = [(x + y, z) if x <= 5 else (x, y + z) for x, y, z in xyz]
+    assert groups[58] == groups[616]
+    for a in range(0, 1000, 29):
+        for b in range(0, 1000, 7):
+            assert (groups[a] == groups[b]) == (keys[a] == keys[b]), (a, b)
+
+
+@pytest.mark.parametrize("spec", ["XY if W<=5 else X", "XY if X<=10 else X", "XY if X<=0 else X",
+                                  "XY if X<=5 else XY", "XYZ if X<=5 else X", "XY or X", "Q"])
+def test_bad_plant_specs_are_refused(spec):
+    with pytest.raises(causal_models.UsageError):
+        causal_models.planted_model(spec)
+
+
+def test_interchange_loss_ignores_sums_the_network_has_no_class_for():
+    logits = torch.zeros(4, 28)
+    logits[:, 3] = 5.0
+    targets = torch.tensor([3, -1, 28, 40])          # one real target, three outside 0..27
+    full = torch.nn.functional.cross_entropy(logits[:1], targets[:1])
+    assert gpt2.interchange_loss(logits, targets).item() == pytest.approx(full.item())
+    assert gpt2.interchange_loss(logits, torch.tensor([-1, -1, 30, 31])).item() == 0.0

@@ -45,6 +45,21 @@ def test_existing_model_needs_overwrite_or_skip(tiny_copy, capsys):
     assert len(err) == 1 and "--overwrite" in err[0]
     assert train_gpt2.main(["--results_path", str(tiny_copy), "--skip_existing", *TINY_TRAIN]) == 0
     assert (paths.gpt2_dir(tiny_copy) / "metrics.json").read_text() == before
+    # a finished model made with another recipe is refused, not silently kept
+    assert train_gpt2.main(["--results_path", str(tiny_copy), "--skip_existing", *TINY_TRAIN,
+                            "--iit_causal_model", "XY if Z<=5 else X"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "iit_causal_model 'XY' (asked: 'XY if Z<=5 else X')" in err[0]
+    assert (paths.gpt2_dir(tiny_copy) / "metrics.json").read_text() == before
+
+
+def test_a_planted_combination_is_recorded_with_the_model(tmp_path):
+    assert train_gpt2.main(["--results_path", str(tmp_path), *TINY_TRAIN,
+                            "--iit_causal_model", "XY  if Z <= 5 else X"]) == 0
+    out = paths.gpt2_dir(tmp_path)
+    planted = json.loads((out / "metrics.json").read_text())["planted"]
+    assert planted["causal_model"] == "XY if Z<=5 else X" and planted["rule"] == "Z <= 5"
+    assert json.loads((out / "config.json").read_text())["dasgraph_planted"] == planted
 
 
 @pytest.mark.parametrize("flags, needle", [
@@ -56,6 +71,9 @@ def test_existing_model_needs_overwrite_or_skip(tiny_copy, capsys):
     (["--device", "tpu"], "tpu"),
     (["--iit_layer", "9"], "--iit_layer"),
     (["--iit_dims", "0"], "--iit_dims"),
+    (["--iit_causal_model", "XY if W<=5 else X"], "--iit_causal_model"),
+    (["--iit_causal_model", "XY if Z<=10 else X"], "--iit_causal_model"),
+    (["--label_smoothing", "1.5"], "--label_smoothing"),
     (["--iit_dims", "65"], "--iit_dims"),
     (["--iit_weight", "-1"], "--iit_weight"),
     (["--iit_causal_model", "XW"], "--iit_causal_model"),

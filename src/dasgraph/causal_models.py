@@ -10,6 +10,7 @@ counterfactual of (base b, source s) is the output with P set to its value on s:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,11 @@ class CausalModel:
         """Output sums for (N, 3) base and source inputs: P from the source, the rest from base."""
         take = np.array([v in self.intervened for v in _VARIABLES])
         return np.where(take, source, base).sum(axis=-1)
+
+    def variable_values(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(P, rest) per (N, 3) input: the output is always P + rest."""
+        take = np.array([v in self.intervened for v in _VARIABLES])
+        return (inputs * take).sum(-1), (inputs * ~take).sum(-1)
 
 
 MODELS = {m.name: m for m in (
@@ -70,18 +76,87 @@ def select(causal_model_type: str = "all", names: list[str] | None = None) -> li
     return list(FAMILIES[causal_model_type])
 
 
-def counterfactual_table(name: str) -> np.ndarray:
-    """(1000, 1000) int64: class of the counterfactual with base i and source j (node ids)."""
+@dataclass(frozen=True)
+class CombinedModel:
+    """A combined causal model: ``inside`` on the inputs where ``variable <= threshold``,
+    ``outside`` elsewhere (the paper's combination, planted rather than found).
+
+    One intermediate variable P whose meaning depends on the region, e.g. for
+    "XY if Z<=5 else X": P = X+Y where Z <= 5, P = X elsewhere; the output is P + rest, with
+    rest = Z, respectively Y+Z. An interchange sets the base's P to the source's P and keeps
+    the base's rest, so its counterfactual is P(source) + rest(base), across regions too.
+    """
+    inside: str
+    outside: str
+    variable: str
+    threshold: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.inside} if {self.variable}<={self.threshold} else {self.outside}"
+
+    label = name
+
+    def region(self, inputs: np.ndarray) -> np.ndarray:
+        """(N,) True where the ``inside`` model holds."""
+        return inputs[:, _VARIABLES.index(self.variable)] <= self.threshold
+
+    def variable_values(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        inside = self.region(inputs)
+        p_in, rest_in = MODELS[self.inside].variable_values(inputs)
+        p_out, rest_out = MODELS[self.outside].variable_values(inputs)
+        return np.where(inside, p_in, p_out), np.where(inside, rest_in, rest_out)
+
+
+_COMBINED = re.compile(r"^\s*([A-Z]+)\s+if\s+([XYZ])\s*<=\s*(\d+)\s+else\s+([A-Z]+)\s*$")
+
+
+def planted_model(spec: str) -> CausalModel | CombinedModel:
+    """A model to plant: a name (``XY``) or a combination (``XY if Z<=5 else X``).
+
+    UsageError naming the bad part when the spec is neither, uses the trivial model, or
+    leaves a region empty.
+    """
+    if spec in MODELS and spec != TRIVIAL:
+        return MODELS[spec]
+    match = _COMBINED.match(spec)
+    usage = (f"--iit_causal_model {spec!r}: give one of {', '.join(NON_TRIVIAL)}, or a "
+             "combination 'A if V<=t else B' with A, B among them, V one of X, Y, Z and t in "
+             f"{min(task.VALUES)}..{max(task.VALUES) - 1} (e.g. 'XY if Z<=5 else X')")
+    if not match:
+        raise UsageError(usage)
+    inside, variable, threshold, outside = match.groups()
+    if {inside, outside} - set(NON_TRIVIAL) or inside == outside \
+            or not min(task.VALUES) <= int(threshold) < max(task.VALUES):
+        raise UsageError(usage)
+    return CombinedModel(inside, outside, variable, int(threshold))
+
+
+def _resolve(model: str | CausalModel | CombinedModel) -> CausalModel | CombinedModel:
+    return (MODELS[model] if model in MODELS else planted_model(model)) \
+        if isinstance(model, str) else model
+
+
+def counterfactual_table(model: str | CausalModel | CombinedModel) -> np.ndarray:
+    """(1000, 1000) int64: class of the counterfactual with base i and source j (node ids).
+
+    ``model``: a name, a planted-model spec ("XY if Z<=5 else X") or a model object.
+    """
+    model = _resolve(model)
     inputs = task.all_inputs()
-    sums = MODELS[name].counterfactual_sums(inputs[:, None, :], inputs[None, :, :])
+    if isinstance(model, CausalModel):
+        sums = model.counterfactual_sums(inputs[:, None, :], inputs[None, :, :])
+    else:
+        p, rest = model.variable_values(inputs)
+        sums = rest[:, None] + p[None, :]
     return sums - task.MIN_SUM
 
 
-def indistinguishable(name: str) -> np.ndarray:
+def indistinguishable(model: str | CausalModel | CombinedModel) -> np.ndarray:
     """(1000,) group id per node: two inputs share a group when the causal model cannot tell
     them apart in any interchange (identical counterfactual rows and columns), e.g. for XY the
     inputs with the same X+Y and the same Z."""
-    table = counterfactual_table(name)
+    table = counterfactual_table(model)
     _, groups = np.unique(np.concatenate([table, table.T], axis=1), axis=0, return_inverse=True)
     return groups.reshape(-1)
 

@@ -50,6 +50,17 @@ iia_threshold = _number(float, lambda v: 0.0 < v <= 1.0,
                         "is outside (0, 1]; IIA edges are kept where IIA >= threshold")
 
 
+def planted_model(text: str) -> str:
+    """A model to plant by IIT: a name or 'A if V<=t else B' (checked, returned normalised)."""
+    from . import causal_models
+    from .runtime import UsageError
+
+    try:
+        return causal_models.planted_model(text).name
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(str(err).split(": ", 1)[1]) from None
+
+
 def flatten(values: Sequence | None) -> list | None:
     """``--layers 0,1 2`` and ``--layers 0 1 2`` both give [0, 1, 2]."""
     if values is None:

@@ -112,11 +112,12 @@ class TrainConfig:
     warmup_fraction: float = 0.05
     grad_clip: float = 1.0
     iit_weight: float = 0.0          # interchange intervention training (off when 0)
-    iit_causal_model: str = "XY"
+    iit_causal_model: str = "XY"     # a model name, or a combination "XY if Z<=5 else X"
     iit_layer: int = 2               # residual stream entering block iit_layer
     iit_dims: int = 1                # coordinates 0..iit_dims-1 hold P ...
     iit_last_position_only: bool = True   # ... at the last position (else at every position)
     invariance_weight: float = 0.0   # states at iit_layer equal for inputs the model can't tell apart
+    label_smoothing: float = 0.0     # softer answers (tried for planted combinations, docs)
 
 
 def swap_coordinates(base: torch.Tensor, source: torch.Tensor, dims: int,
@@ -160,6 +161,22 @@ def partner_sampler(groups: np.ndarray, pool: np.ndarray):
         return torch.as_tensor([options[n][p % len(options[n])]
                                 for n, p in zip(batch.tolist(), picks)])
     return sample
+
+
+def interchange_loss(logits: torch.Tensor, targets: torch.Tensor,
+                     label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy over the (B,) counterfactual classes that exist.
+
+    A combined model's interchange across regions can ask for a sum outside 3..30 (e.g. P =
+    X+Y from one region added to the other's rest Y+Z): the network has no class for it, so
+    such pairs carry no target. Mean over the rest (0 when none is left).
+    """
+    valid = (targets >= 0) & (targets < logits.shape[-1])
+    if bool(valid.all()):   # the plain mean, so single-model plants train bit for bit as before
+        return nn.functional.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+    losses = nn.functional.cross_entropy(logits, targets.clamp(0, logits.shape[-1] - 1),
+                                         reduction="none", label_smoothing=label_smoothing)
+    return (losses * valid).sum() / valid.sum().clamp_min(1)
 
 
 @torch.no_grad()
@@ -210,7 +227,8 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
             batch = order[start:start + cfg.batch_size]
             if not planted:
                 loss = nn.functional.cross_entropy(lean.logits_from(0, lean.embed(ids[batch])),
-                                                   labels[batch])
+                                                   labels[batch],
+                                                   label_smoothing=cfg.label_smoothing)
             else:  # base, source and partner in one pass up to the layer, then base and IIT
                 n, layer = len(batch), cfg.iit_layer
                 source = train_idx[torch.randint(len(train_idx), (n,), generator=gen)
@@ -221,10 +239,11 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
                 swapped = swap_coordinates(base_h, source_h, cfg.iit_dims,
                                            cfg.iit_last_position_only)
                 logits = lean.logits_from(layer, torch.cat([base_h, swapped]))
-                loss = nn.functional.cross_entropy(logits[:n], labels[batch])
+                loss = nn.functional.cross_entropy(logits[:n], labels[batch],
+                                                   label_smoothing=cfg.label_smoothing)
                 if cfg.iit_weight > 0:
-                    loss = loss + cfg.iit_weight * nn.functional.cross_entropy(
-                        logits[n:], cf_table[batch, source])
+                    loss = loss + cfg.iit_weight * interchange_loss(
+                        logits[n:], cf_table[batch, source], cfg.label_smoothing)
                 if cfg.invariance_weight > 0:
                     loss = loss + cfg.invariance_weight * invariance_penalty(base_h, partner_h)
             opt.zero_grad(set_to_none=True)

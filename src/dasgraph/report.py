@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from . import causal_models, collect, graphs, paths, published, report_thesis, runtime
+from . import causal_models, collect, graphs, paths, planted, published, report_thesis, runtime
 from .markdown import Page, key_value_table, markdown_table, not_available
 from .plots_iia import order_models
 
@@ -327,6 +327,28 @@ def section_combination(page: Page) -> None:
                    "combination")
 
 
+def section_planted(page: Page) -> None:
+    """The network's known answer beside what the stages found (only for a planted network)."""
+    plant = planted.read_plant(page.root)
+    if plant is None:
+        return
+    page.add("## The known answer: what was planted, and what the stages found",
+             f"The network was trained to hold **{plant.describe()}** (`planted` in "
+             "`gpt2/metrics.json` and `config.json`). No stage is told; each check below reads "
+             "what the stage wrote, at the planted layer.")
+    table = planted.check(page.root)
+    if table is None or table.empty:
+        page.add(not_available("IIA graphs at the planted layer",
+                               "disentangle_causal_models.py"))
+        return
+    page.add(markdown_table(table))
+    failed = table[table["holds"] == False]   # noqa: E712 - None means "not applicable"
+    page.add("Every check holds." if failed.empty else
+             f"**{len(failed)} check(s) do not hold**: "
+             + "; ".join(f"{r['check']} ({r['causal model']}: {r['found']})"
+                         for _, r in failed.iterrows()) + ".")
+
+
 def section_mlp(page: Page) -> None:
     page.add("## 8. MLP experiments (reproduce_das_experiment.py, mlp/*.py)")
     page.add("Reference: pyvene's tutorial reaches MLP accuracy 1.00 and IIA 0.97 on hierarchical "
@@ -383,8 +405,9 @@ def _mlp_table(table: pd.DataFrame) -> tuple[str, str]:
 
 
 SECTIONS: list[Callable[[Page], None]] = [
-    section_settings, section_training, section_causal_models, section_iia, section_graphs,
-    section_cliques, section_trees, section_combination, section_mlp, report_thesis.section]
+    section_settings, section_planted, section_training, section_causal_models, section_iia,
+    section_graphs, section_cliques, section_trees, section_combination, section_mlp,
+    report_thesis.section]
 
 
 def build(root: Path) -> Page:
