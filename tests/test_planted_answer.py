@@ -96,3 +96,14 @@ def test_share_of_pairs_at_one_counts_distinct_pairs_only():
     graph[0, 1] = graph[1, 0] = 1.0        # 1 of the 6 pairs of nodes 0-3
     graph[2, 3] = graph[3, 2] = 0.5
     assert planted.share_of_pairs_at_one(graph, mask) == pytest.approx(1 / 6)
+
+
+def test_figures_of_a_planted_network_carry_the_answer(planted_results, tmp_path):
+    from dasgraph import visualize
+
+    note = visualize._planted_note(planted_results)
+    assert "(X+Y)+Z where Z <= 5, (X)+Y+Z elsewhere (layer 2, coordinate 0" in note
+    assert visualize._planted_note(tmp_path) == ""          # no network, no note
+    name, fig = next(f for f in visualize.graph_figures(planted_results)
+                     if f[0] == paths.graph_png("XY", LAYER, K))
+    assert "planted answer" in fig._suptitle.get_text()

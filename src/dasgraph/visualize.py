@@ -83,6 +83,15 @@ def published_curves(root: Path) -> Figures:
         f"768\nk = {published.PUBLISHED_K} (k / width = {pub_k})")
 
 
+def _planted_note(root: Path) -> str:
+    """' (planted: ...)' for the titles of a planted network's figures, so that each figure
+    carries the known answer it should show; '' otherwise."""
+    from . import planted
+
+    plant = planted.read_plant(root)
+    return f"\nplanted answer: {plant.describe()}" if plant else ""
+
+
 def graph_figures(root: Path) -> Figures:
     found = graphs.find_graphs(root)
     if not found:
@@ -99,7 +108,7 @@ def graph_figures(root: Path) -> Figures:
         yield paths.graph_png(cm, layer, k), plots_graphs.graph_figure(
             graph, f"IIA graph of {cm} ({causal_models.MODELS[cm].label if cm in causal_models.MODELS else cm}), "
                    f"layer {layer}, k {k}: {s['fraction_pairs_iia_1']:.1%} of pairs with IIA 1, "
-                   f"mean pair IIA {s['mean_pair_iia']:.3f}")
+                   f"mean pair IIA {s['mean_pair_iia']:.3f}" + _planted_note(root))
 
 
 def clique_figures(root: Path) -> Figures:
@@ -120,7 +129,7 @@ def clique_figures(root: Path) -> Figures:
                    plots_graphs.clique_grid(record["cliques"],
                                             f"{finder} cliques of {f.causal_model}, layer "
                                             f"{f.layer}, k {f.low_rank_dimension}: members on "
-                                            "the (X, Y, Z) grid"))
+                                            "the (X, Y, Z) grid" + _planted_note(root)))
 
 
 def tree_figures(root: Path) -> Figures:
@@ -144,7 +153,7 @@ def combination_figures(root: Path) -> Figures:
                        f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k {published.PUBLISHED_K}", pub))
         yield paths.combination_png(layer, k), plots_analysis.strength_vs_lambda(
             panels, "Combined causal models: strength vs faithfulness threshold λ "
-                    "(published: a different network)")
+                    "(published: a different network)" + _planted_note(root))
 
 
 def training(root: Path) -> Figures:
