@@ -26,14 +26,14 @@ log = logging.getLogger(__name__)
 
 def parse_args(argv=None):
     p = cli.parser(__doc__)
-    p.add_argument("--clique_finder", default=cliques.DEFAULT_FINDER,
+    p.add_argument("--clique_finder", type=cli.safe_name, default=cliques.DEFAULT_FINDER,
                    help=f"one of {', '.join(cliques.FINDERS)} (default: %(default)s)")
     p.add_argument("--threshold", type=cli.iia_threshold, default=1.0,
                    help="keep edges with IIA >= threshold, in (0, 1] (default: 1.0, both "
                         "interchange directions right)")
-    p.add_argument("--min_clique_size", type=cli.positive_int, default=cliques.DEFAULT_MIN_SIZE,
+    p.add_argument("--min_clique_size", type=cli.count(1000), default=cliques.DEFAULT_MIN_SIZE,
                    help="RemovalHeuristic stops at the first clique smaller than this (default: 5)")
-    p.add_argument("--time_limit", type=cli.positive_float, default=cliques.DEFAULT_TIME_LIMIT,
+    p.add_argument("--time_limit", type=cli.time_limit, default=cliques.DEFAULT_TIME_LIMIT,
                    help="seconds per graph for the exact finders (BranchAndBoundHeuristic, "
                         "ExhaustiveCliqueFinder, MaxCliqueHeuristic_v2); at the limit they keep "
                         "the best found and record timed_out (default: %(default)s)")

@@ -17,14 +17,14 @@ import logging
 
 from tqdm import tqdm
 
-from dasgraph import causal_models, cli, runtime, trees
+from dasgraph import causal_models, cli, cliques, runtime, trees
 
 log = logging.getLogger(__name__)
 
 
 def parse_args(argv=None):
     p = cli.parser(__doc__)
-    p.add_argument("--clique_finder", default="RemovalHeuristic",
+    p.add_argument("--clique_finder", type=cli.safe_name, default="RemovalHeuristic",
                    help="which clique folder to read: results/cliques/NAME (default: RemovalHeuristic)")
     cli.add_common(p)
     cli.add_selection(p)
@@ -35,6 +35,7 @@ def parse_args(argv=None):
 
 
 def _run(args) -> None:
+    cliques.get_finder(args.clique_finder)       # a registered name, never a path
     models = causal_models.select(args.causal_model_type, args.causal_models)
     files = trees.find_clique_files(args.results_path, args.clique_finder, models,
                                     args.layers, args.low_rank_dimensions)

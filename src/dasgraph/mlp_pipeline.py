@@ -38,29 +38,29 @@ CSV_COLUMNS = ["experiment", "network", "method", "layer", "low_rank_dimension",
 
 def add_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("MLP and DAS recipe")
-    g.add_argument("--n_entities", type=cli.positive_int, default=1000,
+    g.add_argument("--n_entities", type=cli.count(cli.MAX_PAIRS), default=1000,
                    help="training entities, random 4-dim vectors (default 1000)")
-    g.add_argument("--n_test_entities", type=cli.positive_int, default=1000,
+    g.add_argument("--n_test_entities", type=cli.count(cli.MAX_PAIRS), default=1000,
                    help="held-out entities used by every test number (default 1000)")
-    g.add_argument("--mlp_n_training", type=cli.positive_int, default=100_000,
+    g.add_argument("--mlp_n_training", type=cli.count(cli.MAX_PAIRS), default=100_000,
                    help="MLP training inputs (default 100000)")
-    g.add_argument("--mlp_epochs", type=cli.positive_int, default=30, help="MLP epochs (default 30)")
+    g.add_argument("--mlp_epochs", type=cli.count(cli.MAX_EPOCHS), default=30, help="MLP epochs (default 30)")
     g.add_argument("--mlp_lr", type=cli.positive_float, default=3e-3, help="MLP Adam lr (default 3e-3)")
     # Weight decay drops first-layer weights that the loss does not need. Without it, seeds
     # leave neurons reading both pairs, which no split of the layer (rotated or not) can pull
     # apart: hierarchical-equality DAS IIA then ranges 0.86-0.99 over seeds (docs/mlp.md).
     g.add_argument("--mlp_weight_decay", type=cli.non_negative_float, default=0.03,
                    help="MLP AdamW weight decay (default 0.03)")
-    g.add_argument("--n_training", type=cli.positive_int, default=100_000,
+    g.add_argument("--n_training", type=cli.count(cli.MAX_PAIRS), default=100_000,
                    help="DAS counterfactual training examples (default 100000)")
-    g.add_argument("--n_testing", type=cli.positive_int, default=12_000,
+    g.add_argument("--n_testing", type=cli.count(cli.MAX_PAIRS), default=12_000,
                    help="MLP test inputs and DAS test counterfactuals, a third per intervention "
                         "(default 12000)")
-    g.add_argument("--epochs", type=cli.positive_int, default=10, help="DAS epochs (default 10)")
+    g.add_argument("--epochs", type=cli.count(cli.MAX_EPOCHS), default=10, help="DAS epochs (default 10)")
     g.add_argument("--lr", type=cli.positive_float, default=3e-3, help="DAS Adam lr (default 3e-3)")
-    g.add_argument("--batch_size", type=cli.positive_int, default=256,
+    g.add_argument("--batch_size", type=cli.count(cli.MAX_BATCH), default=256,
                    help="batch size of MLP and DAS training (default 256)")
-    g.add_argument("--num_threads", type=cli.positive_int, default=1,
+    g.add_argument("--num_threads", type=cli.count(1024), default=1,
                    help="torch CPU threads (default 1: at width 16 more threads only add overhead)")
 
 
