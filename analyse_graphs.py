@@ -42,6 +42,19 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def finished(out) -> bool:
+    """The clique file is one file written atomically, so it is its own completion marker:
+    finished when it reads with its schema; a damaged one is redone."""
+    if not out.exists():
+        return False
+    try:
+        cliques.read_clique_record(out)
+    except runtime.ArtifactError as err:
+        log.warning("%s; finding its cliques again", err)
+        return False
+    return True
+
+
 def _run(args) -> None:
     cliques.get_finder(args.clique_finder)
     root = args.results_path
@@ -51,10 +64,11 @@ def _run(args) -> None:
         raise UsageError(f"no IIA graphs under {root / 'graphs'} match the selection; "
                          "run disentangle_causal_models.py first")
     cli.writable_dir(root)
+    cli.writable_dir(paths.cliques_dir(root, args.clique_finder), "the clique folder")
     with logging_redirect_tqdm():
         for cm, layer, k in tqdm(cells, desc=f"cliques ({args.clique_finder})", unit="graph"):
             out = paths.cliques_json(root, args.clique_finder, cm, layer, k)
-            if out.exists() and not args.overwrite:
+            if finished(out) and not args.overwrite:
                 log.info("%s layer %d k %d: %s exists, skipped (--overwrite to redo)", cm, layer, k, out)
                 continue
             found, stats = cliques.analyse_graph(graphs.load_graph(root, cm, layer, k),

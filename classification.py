@@ -17,7 +17,7 @@ import logging
 
 from tqdm import tqdm
 
-from dasgraph import causal_models, cli, cliques, runtime, trees
+from dasgraph import causal_models, cli, cliques, paths, runtime, trees
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ def _run(args) -> None:
     files = trees.find_clique_files(args.results_path, args.clique_finder, models,
                                     args.layers, args.low_rank_dimensions)
     cli.writable_dir(args.results_path)
+    cli.writable_dir(paths.tree_file(args.results_path, "XY", 0, 0, "json").parent, "the tree folder")
     log.info("%d clique file(s) of %s", len(files), args.clique_finder)
     for clique_file in tqdm(files, desc="trees", disable=len(files) < 2):
         trees.run_clique_file(clique_file, args.results_path, args.clique_finder, args,

@@ -172,3 +172,15 @@ def writable_file(path: Path, flag: str) -> Path:
         raise UsageError(f"{path} ({flag}) is a folder where a file is to be written; "
                          "move it out of the way")
     return path
+
+
+def replaceable_dir(path: Path, flag: str) -> Path:
+    """``path`` may be (re)placed by a folder: its parent is writable, and it is not a file."""
+    from .runtime import UsageError
+
+    path = Path(path)
+    writable_dir(path.parent, flag)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{path} ({flag}) is a file where a folder is to be written; "
+                         "move it out of the way")
+    return path

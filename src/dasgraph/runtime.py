@@ -108,6 +108,17 @@ def resolve_device(name: str = "auto") -> str:
     return name
 
 
+def check_memory(nbytes: float, what: str) -> None:
+    """Refuse up front what cannot fit in half of this machine's memory, naming the size."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if nbytes > total / 2:
+        raise UsageError(f"{what} needs about {nbytes / 2**30:,.1f} GiB of memory; this machine "
+                         f"has {total / 2**30:,.1f} GiB: choose smaller settings")
+
+
 # --- run metadata ------------------------------------------------------------------------
 def git_commit() -> str:
     try:
