@@ -45,6 +45,7 @@ def _number(cast, check, requirement: str):
         if not check(value):
             raise argparse.ArgumentTypeError(f"{value} {requirement}")
         return value
+    parse.cast = cast          # lets tests find every number flag of a parser
     return parse
 
 

@@ -203,7 +203,8 @@ HISTORY_KEYS = ("epoch", "loss", "train_accuracy", "validation_accuracy")
 
 def read_training_metrics(path: Path) -> dict:
     """Stage 1's metrics.json, its history rows checked (the training figure reads them)."""
-    metrics = readers.read_json_record(path, readers.TRAIN, {"history": list})
+    metrics = readers.read_json_record(path, readers.TRAIN, {
+        "history": list, **{f"{s}_accuracy": readers.NUMBER for s in ("train", "validation", "test")}})
     for row in metrics["history"]:
         if not isinstance(row, dict):
             raise runtime.ArtifactError(path, "has a damaged 'history'", readers.TRAIN)

@@ -32,11 +32,15 @@ def _read_json(path: Path, stage: str, required=()) -> dict | None:
     return readers.read_optional_json(path, stage, required)
 
 
+def _training_metrics(path: Path) -> dict | None:
+    return collect.read_training_metrics(path) if path.exists() else None
+
+
 def section_settings(page: Page) -> None:
     root = page.root
     page.add("## Settings")
     gpt2 = paths.gpt2_dir(root)
-    metrics = _read_json(gpt2 / paths.METRICS, readers.TRAIN)
+    metrics = _training_metrics(gpt2 / paths.METRICS)
     run = _read_json(gpt2 / paths.RUN, readers.TRAIN)
     config = _read_json(gpt2 / "config.json", readers.TRAIN)
     if metrics is None:
@@ -71,7 +75,8 @@ def _das_settings(page: Page) -> None:
     configs, commands = {}, set()
     for cm, layer, k in cells:
         d = paths.das_cell_dir(page.root, cm, layer, k)
-        metrics = _read_json(d / paths.METRICS, readers.SWEEP) or {}
+        metrics = _read_json(d / paths.METRICS, readers.SWEEP,
+                             ("causal_model", "layer", "low_rank_dimension", "iia")) or {}
         config = metrics.get("config") or {}
         if not isinstance(config, dict) or not all(
                 isinstance(v, (str, int, float, bool, type(None))) for v in config.values()):
@@ -115,7 +120,7 @@ def _iia(root: Path) -> pd.DataFrame | None:
 
 def section_training(page: Page) -> None:
     page.add("## 1. The arithmetic GPT-2 (train_gpt2.py)")
-    metrics = _read_json(paths.gpt2_dir(page.root) / paths.METRICS, readers.TRAIN)
+    metrics = _training_metrics(paths.gpt2_dir(page.root) / paths.METRICS)
     if metrics is None:
         page.add(not_available("results/gpt2/metrics.json", "train_gpt2.py"))
         return
