@@ -85,20 +85,28 @@ GPT2_READERS = ["src/run_das.py", "evaluate_das.py", "disentangle_causal_models.
 # (file, scripts that read it, extra flags making them read it rather than skip finished work)
 READS = [
     *[(f, GPT2_READERS, []) for f in MODEL_FILES],
-    ("gpt2/metrics.json", ["visualizations.py", "make_report.py"], []),
-    ("gpt2/config.json", ["visualizations.py", "make_report.py"], []),
+    ("gpt2/metrics.json", ["make_report.py"], []),
+    ("gpt2/config.json", ["make_report.py"], []),
+    # visualizations.py: the one experiment that reads the file (``all`` draws for seconds)
+    ("gpt2/metrics.json", ["visualizations.py"], ["--experiment", "training"]),
+    ("gpt2/config.json", ["visualizations.py"], ["--experiment", "published"]),
+    ("iia.csv", ["visualizations.py"], ["--experiment", "empirical"]),
+    (f"{GRAPH}.npy", ["visualizations.py"], ["--experiment", "graphs"]),
+    (f"{GRAPH}.json", ["visualizations.py"], ["--experiment", "graphs"]),
+    ("cliques/RemovalHeuristic/XY_layer_2_k_4.json", ["visualizations.py"], ["--experiment", "cliques"]),
+    ("trees/XY_layer_2_k_4.json", ["visualizations.py"], ["--experiment", "trees"]),
+    ("combination/layer_2_k_4.csv", ["visualizations.py"], ["--experiment", "combination"]),
     *[(f, ["evaluate_das.py"], []) for f in CELL_FILES],
     *[(f, ["disentangle_causal_models.py"], ["--overwrite"]) for f in CELL_FILES],
     (f"{CELL}/metrics.json", ["make_report.py"], []),
-    ("iia.csv", ["evaluate_das.py", "visualizations.py", "make_report.py"], []),
+    ("iia.csv", ["evaluate_das.py", "make_report.py"], []),
     (f"{GRAPH}.npy", ["analyse_graphs.py", "combine_causal_models.py"], ["--overwrite"]),
-    (f"{GRAPH}.npy", ["visualizations.py"], []),
     (f"{GRAPH}.json", ["analyse_graphs.py", "combine_causal_models.py"], ["--overwrite"]),
-    (f"{GRAPH}.json", ["visualizations.py", "make_report.py"], []),
+    (f"{GRAPH}.json", ["make_report.py"], []),
     ("cliques/RemovalHeuristic/XY_layer_2_k_4.json", ["classification.py"], ["--overwrite"]),
-    ("cliques/RemovalHeuristic/XY_layer_2_k_4.json", ["visualizations.py", "make_report.py"], []),
-    ("trees/XY_layer_2_k_4.json", ["visualizations.py", "make_report.py"], []),
-    ("combination/layer_2_k_4.csv", ["visualizations.py", "make_report.py"], []),
+    ("cliques/RemovalHeuristic/XY_layer_2_k_4.json", ["make_report.py"], []),
+    ("trees/XY_layer_2_k_4.json", ["make_report.py"], []),
+    ("combination/layer_2_k_4.csv", ["make_report.py"], []),
     ("mlp/pattern_matching/metrics.json", ["make_report.py"], []),
     ("mlp/pattern_matching/iia.csv", ["make_report.py"], []),
 ]
@@ -141,7 +149,7 @@ WRITES = [
     ("analyse_graphs.py", "cliques/RemovalHeuristic", ["--overwrite"]),
     ("classification.py", "trees", ["--overwrite"]),
     ("combine_causal_models.py", "combination", ["--overwrite"]),
-    ("visualizations.py", "plots", []),
+    ("visualizations.py", "plots", ["--experiment", "training"]),
     ("make_report.py", "file:REPORT.md", []),
     ("reproduce_das_experiment.py", "mlp/hierarchical_equality", []),
     ("reproduce_das_experiment.py", "mlp/hierarchical_equality/model", ["--overwrite"]),
@@ -308,6 +316,78 @@ def test_foreign_intervention_type_is_refused_before_any_import(finished, tmp_pa
                                                *SCRIPTS["evaluate_das.py"], "--overwrite"], capsys)
     check_clean(code, lines, err_needle="this.Zen")
     assert "this" not in sys.modules
+
+
+# --- damaged work is redone, to the same bytes; a killed run resumes ---------------------------------
+def rerun(name: str, root: Path, *flags: str) -> None:
+    assert script(name).main(["--results_path", str(root), *SCRIPTS[name], *flags]) == 0
+
+
+def leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob(".*") if ".partial-" in p.name or ".tmp" in p.name]
+
+
+def test_truncated_cell_file_is_redone_to_the_same_bytes(finished, tmp_path):
+    import subprocess
+
+    root = copy_of(finished, tmp_path)
+    weights = root / CELL_FILES[1]
+    original = weights.read_bytes()
+    weights.write_bytes(original[: len(original) // 2])
+    dead = subprocess.Popen(["true"])
+    dead.wait()                                  # a pid that no longer runs
+    stale = root / CELL / ".." / f".k_4.partial-{dead.pid}-x"
+    stale.mkdir()
+    rerun("src/run_das.py", root)
+    assert weights.read_bytes() == original
+    assert runtime.is_done(root / CELL / paths.DONE) and not stale.exists()
+
+
+def test_deleted_graph_json_is_redone(finished, tmp_path):
+    root = copy_of(finished, tmp_path)
+    npy = (root / f"{GRAPH}.npy").read_bytes()
+    (root / f"{GRAPH}.json").unlink()
+    rerun("disentangle_causal_models.py", root)
+    assert (root / f"{GRAPH}.json").exists() and (root / f"{GRAPH}.npy").read_bytes() == npy
+
+
+# script -> (what to delete before the run, files whose bytes must match the finished folder)
+KILLED = {
+    "train_gpt2.py": (["gpt2"], ["gpt2/model.safetensors", "gpt2/metrics.json"]),
+    "src/run_das.py": (["das", "iia.csv", "graphs"], [CELL_FILES[1], CELL_FILES[2]]),
+    "evaluate_das.py": (["iia.csv"], ["iia.csv"]),
+    "disentangle_causal_models.py": (["graphs"], [f"{GRAPH}.npy"]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(KILLED))
+@pytest.mark.parametrize("after", [6.0, 12.0])
+def test_kill_9_then_rerun_gives_the_same_bytes(finished, tmp_path, name, after):
+    """The script in its own process, killed with SIGKILL after ``after`` seconds (import,
+    loading or computing, wherever it is), then re-run to the end."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = copy_of(finished, tmp_path)
+    remove, compare = KILLED[name]
+    for rel in remove:
+        target = root / rel
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    proc = subprocess.Popen([sys.executable, str(ROOT / name), "--results_path", str(root),
+                             *SCRIPTS[name]], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    time.sleep(after)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rerun(name, root)
+    for rel in compare:
+        assert (root / rel).read_bytes() == (finished / rel).read_bytes(), rel
+    assert not leftovers(root)
 
 
 def test_count(capsys):

@@ -145,6 +145,8 @@ def read_csv_table(path: Path, stage: str, columns: Iterable[str],
         if not pd.api.types.is_numeric_dtype(table[column]):
             raise ArtifactError(path, f"column {column!r} holds values that are not numbers",
                                 stage)
+        if table[column].isna().any():
+            raise ArtifactError(path, f"column {column!r} has empty cells (truncated?)", stage)
     return table
 
 
