@@ -65,12 +65,13 @@ def _run(args) -> None:
                          "run disentangle_causal_models.py first")
     cli.writable_dir(root)
     cli.writable_dir(paths.cliques_dir(root, args.clique_finder), "the clique folder")
+    todo = [c for c in cells if args.overwrite
+            or not finished(paths.cliques_json(root, args.clique_finder, *c))]
+    for cell in todo:            # every graph read is checked before any clique search
+        graphs.load_graph(root, *cell)
     with logging_redirect_tqdm():
-        for cm, layer, k in tqdm(cells, desc=f"cliques ({args.clique_finder})", unit="graph"):
+        for cm, layer, k in tqdm(todo, desc=f"cliques ({args.clique_finder})", unit="graph"):
             out = paths.cliques_json(root, args.clique_finder, cm, layer, k)
-            if finished(out) and not args.overwrite:
-                log.info("%s layer %d k %d: %s exists, skipped (--overwrite to redo)", cm, layer, k, out)
-                continue
             found, stats = cliques.analyse_graph(graphs.load_graph(root, cm, layer, k),
                                                  args.clique_finder, args.threshold,
                                                  args.min_clique_size, args.time_limit)

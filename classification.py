@@ -41,6 +41,8 @@ def _run(args) -> None:
                                     args.layers, args.low_rank_dimensions)
     cli.writable_dir(args.results_path)
     cli.writable_dir(paths.tree_file(args.results_path, "XY", 0, 0, "json").parent, "the tree folder")
+    for clique_file in files:     # every input checked before any tree is fitted
+        trees.read_clique_file(clique_file.path)
     log.info("%d clique file(s) of %s", len(files), args.clique_finder)
     for clique_file in tqdm(files, desc="trees", disable=len(files) < 2):
         trees.run_clique_file(clique_file, args.results_path, args.clique_finder, args,

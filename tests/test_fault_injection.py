@@ -166,10 +166,22 @@ WRITES = [
 ]
 
 
+# Found by listing a folder, and optional by design (visualizations.py and make_report.py draw
+# and report what exists; later stages skip what is absent): "missing" is no fault for these.
+LISTED = ("iia.csv", "graphs/", "cliques/", "trees/", "combination/", "mlp/", "gpt2/metrics.json",
+          "gpt2/config.json", f"{CELL}/metrics.json")
+
+
 def artifact_cases():
     for rel, readers, extra in READS:
         for kind in DAMAGE:
             for name in readers:
+                if kind == "missing" and rel.startswith(LISTED) and (
+                        name in ("visualizations.py", "make_report.py", "evaluate_das.py",
+                                 "analyse_graphs.py", "classification.py",
+                                 "combine_causal_models.py") and not rel.startswith(CELL)
+                        or name == "make_report.py"):
+                    continue
                 yield pytest.param(name, rel, kind, extra, id=f"{name}:{rel}:{kind}")
 
 

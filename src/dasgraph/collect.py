@@ -147,8 +147,10 @@ def _check_rules(node: dict, path: Path) -> None:
 def read_combination(path: Path) -> pd.DataFrame:
     from . import combine
 
+    readers.check_marker(paths.done_marker(path), path, readers.COMBINE)
     return readers.read_csv_table(path, readers.COMBINE, combine.CELL_COLUMNS,
-                                  numeric=["lambda", "strength"])
+                                  numeric=["layer", "low_rank_dimension", "lambda", "strength",
+                                           "n_cells", "cell_size"])
 
 
 def tree_table(records: list[dict]) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import time
 import pandas as pd
 import torch
 
-from . import mlp_das, mlp_model, mlp_plots, mlp_tasks, paths, runtime
+from . import cli, mlp_das, mlp_model, mlp_plots, mlp_tasks, paths, runtime
 from . import mlp_pipeline as pipe
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,10 @@ def run_wrong_causal_graph(args: argparse.Namespace) -> None:
                                     network=n, **extra[n])
                 for n in networks for m in mlp_tasks.CANDIDATES}
     computed = False
+    for name in networks:          # every folder written, probed before any training
+        for d in [paths.mlp_network_dir(out, name)] + [
+                paths.mlp_cell_dir(out, trained_on=m, network=name) for m in mlp_tasks.CANDIDATES]:
+            cli.replaceable_dir(d, "an MLP network or cell")
     for name in networks:
         net = None
         for trained_on in mlp_tasks.CANDIDATES:

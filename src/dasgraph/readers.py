@@ -60,7 +60,7 @@ def _check_file(path: Path, stage: str, what: str) -> Path:
     return path
 
 
-def _check_marker(marker: Path, artifact: Path, stage: str, required: bool = False) -> None:
+def check_marker(marker: Path, artifact: Path, stage: str, required: bool = False) -> None:
     """A marker that is there must match its files; ``required``: it must be there."""
     if Path(marker).exists() or required:
         problem = check_done(marker)
@@ -178,7 +178,7 @@ def read_npy(path: Path, stage: str, ndim: int | None = None, columns: int | Non
 def read_graph_npy(path: Path, stage: str = GRAPHS) -> np.ndarray:
     """A saved (1000, 1000) IIA graph: float, finite, in [0, 1], symmetric, zero diagonal."""
     path = Path(path)
-    _check_marker(paths.done_marker(path), path, stage)
+    check_marker(paths.done_marker(path), path, stage)
     return check_graph(read_npy(path, stage, ndim=2), path, stage)
 
 
@@ -217,7 +217,7 @@ def check_model_folder(folder: Path, stage: str = TRAIN, tokenizer: bool = True)
     folder = Path(folder)
     if not folder.is_dir():
         raise ArtifactError(folder, "is not a folder holding a saved model", stage)
-    _check_marker(folder / paths.DONE, folder, stage)
+    check_marker(folder / paths.DONE, folder, stage)
     if not (folder / "config.json").exists():
         raise ArtifactError(folder, "is not a model folder (no config.json)", stage)
     read_json_record(folder / "config.json", stage, {"model_type": str})
@@ -288,7 +288,7 @@ def check_das_cell(folder: Path, stage: str = SWEEP) -> dict:
     if not folder.is_dir():
         raise ArtifactError(folder, "is missing or not a folder" if not folder.exists() else
                             "is a file where a DAS cell folder should be", stage)
-    _check_marker(folder / paths.DONE, folder, stage, required=True)
+    check_marker(folder / paths.DONE, folder, stage, required=True)
     check_pyvene_folder(folder, stage)
     return read_json_record(folder / paths.METRICS, stage,
                             {"causal_model": str, "layer": int, "low_rank_dimension": int,

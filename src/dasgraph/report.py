@@ -349,6 +349,7 @@ def section_mlp(page: Page) -> None:
         if not table_path.exists():
             page.add(not_available(str(table_path.relative_to(page.root)), script))
             continue
+        readers.check_marker(paths.done_marker(folder / paths.METRICS), folder, script)
         metrics = _read_json(folder / paths.METRICS, script) or {}
         networks = metrics.get("networks") or {"": metrics}
         for name, part in networks.items():
