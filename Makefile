@@ -77,8 +77,8 @@ thesis-graphs-all-finders: reproduce-thesis-graphs
 
 # A planted *combined* causal model (X+Y where Z <= 5, X elsewhere) through every stage at its
 # layer, in a results root of its own, with the report's known-answer checks. DAS does not
-# recover this plant yet (docs/combined_plant.md), which is why it is not the default; about
-# 8 min on 2 cores, so it has its own target rather than a place in reproduce.
+# recover this plant yet (docs/combined_plant.md), which is why it is not the default; 7 min
+# of CPU (14 min on 2 shared cores), so it has its own target rather than a place in reproduce.
 COMBINED_RESULTS := $(RESULTS)/combined
 COMBINED_PLANT ?= XY if Z<=5 else X
 

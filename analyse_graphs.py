@@ -26,20 +26,33 @@ log = logging.getLogger(__name__)
 
 def parse_args(argv=None):
     p = cli.parser(__doc__)
-    p.add_argument("--clique_finder", default=cliques.DEFAULT_FINDER,
+    p.add_argument("--clique_finder", type=cli.safe_name, default=cliques.DEFAULT_FINDER,
                    help=f"one of {', '.join(cliques.FINDERS)} (default: %(default)s)")
     p.add_argument("--threshold", type=cli.iia_threshold, default=1.0,
                    help="keep edges with IIA >= threshold, in (0, 1] (default: 1.0, both "
                         "interchange directions right)")
-    p.add_argument("--min_clique_size", type=cli.positive_int, default=cliques.DEFAULT_MIN_SIZE,
+    p.add_argument("--min_clique_size", type=cli.count(1000), default=cliques.DEFAULT_MIN_SIZE,
                    help="RemovalHeuristic stops at the first clique smaller than this (default: 5)")
-    p.add_argument("--time_limit", type=cli.positive_float, default=cliques.DEFAULT_TIME_LIMIT,
+    p.add_argument("--time_limit", type=cli.time_limit, default=cliques.DEFAULT_TIME_LIMIT,
                    help="seconds per graph for the exact finders (BranchAndBoundHeuristic, "
                         "ExhaustiveCliqueFinder, MaxCliqueHeuristic_v2); at the limit they keep "
                         "the best found and record timed_out (default: %(default)s)")
     cli.add_common(p)
     cli.add_selection(p)
     return p.parse_args(argv)
+
+
+def finished(out) -> bool:
+    """The clique file is one file written atomically, so it is its own completion marker:
+    finished when it reads with its schema; a damaged one is redone."""
+    if not out.exists():
+        return False
+    try:
+        cliques.read_clique_record(out)
+    except runtime.ArtifactError as err:
+        log.warning("%s; finding its cliques again", err)
+        return False
+    return True
 
 
 def _run(args) -> None:
@@ -51,12 +64,14 @@ def _run(args) -> None:
         raise UsageError(f"no IIA graphs under {root / 'graphs'} match the selection; "
                          "run disentangle_causal_models.py first")
     cli.writable_dir(root)
+    cli.writable_dir(paths.cliques_dir(root, args.clique_finder), "the clique folder")
+    todo = [c for c in cells if args.overwrite
+            or not finished(paths.cliques_json(root, args.clique_finder, *c))]
+    for cell in todo:            # every graph read is checked before any clique search
+        graphs.load_graph(root, *cell)
     with logging_redirect_tqdm():
-        for cm, layer, k in tqdm(cells, desc=f"cliques ({args.clique_finder})", unit="graph"):
+        for cm, layer, k in tqdm(todo, desc=f"cliques ({args.clique_finder})", unit="graph"):
             out = paths.cliques_json(root, args.clique_finder, cm, layer, k)
-            if out.exists() and not args.overwrite:
-                log.info("%s layer %d k %d: %s exists, skipped (--overwrite to redo)", cm, layer, k, out)
-                continue
             found, stats = cliques.analyse_graph(graphs.load_graph(root, cm, layer, k),
                                                  args.clique_finder, args.threshold,
                                                  args.min_clique_size, args.time_limit)

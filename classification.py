@@ -18,14 +18,14 @@ import logging
 
 from tqdm import tqdm
 
-from dasgraph import causal_models, cli, runtime, trees
+from dasgraph import causal_models, cli, cliques, paths, runtime, trees
 
 log = logging.getLogger(__name__)
 
 
 def parse_args(argv=None):
     p = cli.parser(__doc__)
-    p.add_argument("--clique_finder", default="RemovalHeuristic",
+    p.add_argument("--clique_finder", type=cli.safe_name, default="RemovalHeuristic",
                    help="which clique folder to read: results/cliques/NAME (default: RemovalHeuristic)")
     p.add_argument("--positives", choices=trees.POSITIVES, default="largest",
                    help="inputs to describe: the largest clique (default) or every clique's "
@@ -40,10 +40,14 @@ def parse_args(argv=None):
 
 
 def _run(args) -> None:
+    cliques.get_finder(args.clique_finder)       # a registered name, never a path
     models = causal_models.select(args.causal_model_type, args.causal_models)
     files = trees.find_clique_files(args.results_path, args.clique_finder, models,
                                     args.layers, args.low_rank_dimensions)
     cli.writable_dir(args.results_path)
+    cli.writable_dir(paths.tree_file(args.results_path, "XY", 0, 0, "json").parent, "the tree folder")
+    for clique_file in files:     # every input checked before any tree is fitted
+        trees.read_clique_file(clique_file.path)
     log.info("%d clique file(s) of %s", len(files), args.clique_finder)
     for clique_file in tqdm(files, desc="trees", disable=len(files) < 2):
         trees.run_clique_file(clique_file, args.results_path, args.clique_finder, args,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 
-from dasgraph import cli, combine, runtime
+from dasgraph import cli, combine, paths, runtime
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ def _run(args) -> None:
     cells = combine.find_graph_cells(args.results_path, {m for s in model_sets for m in s},
                                      args.layers, args.low_rank_dimensions)
     cli.writable_dir(args.results_path)
+    cli.writable_dir(paths.combination_csv(args.results_path, 0, 0).parent, "the combination folder")
     done = 0
     for cell in cells:
         table = combine.run_graph_cell(args.results_path, cell, model_sets, args.lambdas, rules,

@@ -19,7 +19,7 @@ def parse_args(argv=None):
     cli.add_common(p)
     cli.add_model_path(p)
     cli.add_selection(p)
-    p.add_argument("--n_testing", type=cli.positive_int, default=10_000,
+    p.add_argument("--n_testing", type=cli.count(cli.MAX_PAIRS), default=10_000,
                    help="fresh counterfactual pairs per cell")
     return p.parse_args(argv)
 

@@ -19,7 +19,7 @@ def parse_args(argv=None):
     p = cli.parser(__doc__)
     cli.add_common(p)
     mlp_pipeline.add_flags(p)
-    p.add_argument("--baseline_sample", type=cli.positive_int, default=1500,
+    p.add_argument("--baseline_sample", type=cli.count(cli.MAX_PAIRS), default=1500,
                    help="training counterfactuals that score each neuron split (default 1500)")
     return p.parse_args(argv)
 

@@ -31,7 +31,7 @@ def parse_args(argv=None):
     p = cli.parser(__doc__)
     cli.add_common(p)
     mlp_pipeline.add_flags(p)
-    p.add_argument("--layer", type=cli.non_negative_int, default=mlp_experiments.TUTORIAL_LAYER,
+    p.add_argument("--layer", type=cli.count(cli.MAX_LAYERS, minimum=0), default=mlp_experiments.TUTORIAL_LAYER,
                    help="hidden layer to align, and where the iit network is trained with "
                         "interchange interventions (0, 1 or 2; default 0)")
     p.add_argument("--networks", type=cli.str_list, default=list(mlp_experiments.NETWORKS),

@@ -23,16 +23,16 @@ def parse_args(argv=None):
     cli.add_common(p)
     cli.add_model_path(p)
     cli.add_selection(p)
-    p.add_argument("--n_training", type=cli.positive_int, default=DEFAULTS.n_training,
+    p.add_argument("--n_training", type=cli.count(cli.MAX_PAIRS), default=DEFAULTS.n_training,
                    help="counterfactual training pairs per cell")
-    p.add_argument("--n_testing", type=cli.positive_int, default=DEFAULTS.n_testing,
+    p.add_argument("--n_testing", type=cli.count(cli.MAX_PAIRS), default=DEFAULTS.n_testing,
                    help="fresh counterfactual test pairs per cell")
-    p.add_argument("--batch_size", type=cli.positive_int, default=DEFAULTS.batch_size)
-    p.add_argument("--epochs", type=cli.positive_int, default=DEFAULTS.epochs)
+    p.add_argument("--batch_size", type=cli.count(cli.MAX_BATCH), default=DEFAULTS.batch_size)
+    p.add_argument("--epochs", type=cli.count(cli.MAX_EPOCHS), default=DEFAULTS.epochs)
     p.add_argument("--lr", type=cli.positive_float, default=DEFAULTS.lr, help="Adam learning rate")
     p.add_argument("--lr_schedule", choices=das.LR_SCHEDULES, default=DEFAULTS.lr_schedule,
                    help="linear: decay to 0 over the steps (default); constant: the thesis's")
-    p.add_argument("--workers", type=cli.positive_int, default=min(2, os.cpu_count() or 1),
+    p.add_argument("--workers", type=cli.count(256), default=min(2, os.cpu_count() or 1),
                    help="worker processes on CPU, each training whole cells on one thread "
                         "(default: up to 2; the numbers do not depend on it)")
     return p.parse_args(argv)

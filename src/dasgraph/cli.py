@@ -6,6 +6,8 @@ one clear error line and exit code 2 for bad input.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -27,27 +29,47 @@ def parser(doc: str | None) -> Parser:
 
 # --- value types: each names the bad value and what is allowed -----------------------------
 def _number(cast, check, requirement: str):
-    """An argparse type: parse with ``cast``, accept if ``check(value)``, else name the bad value."""
+    """An argparse type: parse with ``cast``, accept if ``check(value)``, else name the bad value.
+
+    Floats must be finite: nan and inf parse as floats, and an inf learning rate trains a
+    network of NaNs that would be saved as finished.
+    """
     def parse(text: str):
         try:
             value = cast(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             kind = "an integer" if cast is int else "a number"
             raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if cast is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         if not check(value):
             raise argparse.ArgumentTypeError(f"{value} {requirement}")
         return value
+    parse.cast = cast          # lets tests find every number flag of a parser
     return parse
 
 
-positive_int = _number(int, lambda v: v >= 1, "must be a positive integer (>= 1)")
-non_negative_int = _number(int, lambda v: v >= 0, "must be >= 0")
+def count(maximum: int, minimum: int = 1):
+    """An integer in minimum..maximum: every count has an upper bound, so a typo such as
+    10**12 is refused up front instead of failing after minutes on an impossible allocation."""
+    return _number(int, lambda v: minimum <= v <= maximum, f"is outside {minimum}..{maximum:,}")
+
+
 positive_float = _number(float, lambda v: v > 0, "must be > 0")
 non_negative_float = _number(float, lambda v: v >= 0, "must be >= 0")
 unit_float = _number(float, lambda v: 0.0 <= v <= 1.0, "is outside [0, 1]")
 # an IIA threshold: 0 would keep every pair
 iia_threshold = _number(float, lambda v: 0.0 < v <= 1.0,
                         "is outside (0, 1]; IIA edges are kept where IIA >= threshold")
+MAX_SEED = 2**32 - 1            # numpy's legacy seed range; torch's overflows above 2**64
+seed_int = count(MAX_SEED, minimum=0)
+# Upper bounds of the counts the scripts share (each far above any setting in use).
+MAX_PAIRS = 10**7               # counterfactual pairs / examples per cell
+MAX_EPOCHS = 10**5
+MAX_BATCH = 10**6
+MAX_LAYERS = 96                 # GPT-2 XL has 48 blocks
+MAX_WIDTH = 8192                # GPT-2 XL is 1600 wide
+time_limit = _number(float, lambda v: 0 < v <= 10**6, "is outside (0, 1000000] seconds")
 
 
 def planted_model(text: str) -> str:
@@ -73,21 +95,43 @@ def flatten(values: Sequence | None) -> list | None:
 
 def int_list(text: str) -> list[int]:
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r} is an empty list; give at least one integer")
+    return values
 
 
 def str_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+    values = [part.strip() for part in text.split(",") if part.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"{text!r} is an empty list; give at least one name")
+    return values
+
+
+def device_name(text: str) -> str:
+    """auto, cpu, mps, cuda or cuda:N (whether the device exists is checked when resolved)."""
+    index = text[len("cuda:"):] if text.startswith("cuda:") else "0"
+    if text in ("auto", "cpu", "mps", "cuda") or (text.startswith("cuda:") and index.isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not a device; use auto, cpu or cuda[:N]")
+
+
+def safe_name(text: str) -> str:
+    """A name that becomes a folder under the results tree: no separators, no '..'."""
+    if not text or text in (".", "..") or "/" in text or "\\" in text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a plain name (no '/', '..')")
+    return text
 
 
 # --- shared flag groups --------------------------------------------------------------------
 def add_common(p: argparse.ArgumentParser, seed: int = 42) -> None:
     p.add_argument("--results_path", type=Path, default=paths.DEFAULT_RESULTS,
                    help="root of the results tree (default: results)")
-    p.add_argument("--seed", type=non_negative_int, default=seed, help="run seed")
-    p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda[:N]")
+    p.add_argument("--seed", type=seed_int, default=seed, help=f"run seed (0..{MAX_SEED})")
+    p.add_argument("--device", type=device_name, default="auto",
+                   help="auto (cuda if available, else cpu), cpu, cuda[:N]")
     p.add_argument("--overwrite", action="store_true", help="redo finished work instead of skipping it")
     p.add_argument("--verbose", action="store_true", help="debug logging")
 
@@ -109,17 +153,46 @@ def add_selection(p: argparse.ArgumentParser) -> None:
                    help="low-rank dimensions k (default: the thesis list scaled by width)")
 
 
-def writable_dir(path: Path) -> Path:
-    """Create ``path`` if needed and prove we can write there; UsageError otherwise."""
+def writable_dir(path: Path, flag: str = "--results_path") -> Path:
+    """Create ``path`` if needed and prove we can write there; UsageError otherwise.
+
+    Stages call it for every folder they will write, before computing anything, so a file
+    in a folder's place or a folder without write permission fails in the first second.
+    """
     from .runtime import UsageError
 
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_probe"
+        probe = path / f".write_probe.{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise UsageError(f"--results_path {path} is not writable ({err.strerror}); "
-                         "choose a folder you can write to") from None
+        what = f"{flag} {path}" if flag == "--results_path" else f"{path} ({flag})"
+        raise UsageError(f"{what} is not a writable folder ({err.strerror}); "
+                         "move what is in the way or choose a folder you can write to") from None
+    return path
+
+
+def writable_file(path: Path, flag: str) -> Path:
+    """The folder of ``path`` is writable and ``path`` itself is not a folder."""
+    from .runtime import UsageError
+
+    path = Path(path)
+    writable_dir(path.parent, flag)
+    if path.is_dir():
+        raise UsageError(f"{path} ({flag}) is a folder where a file is to be written; "
+                         "move it out of the way")
+    return path
+
+
+def replaceable_dir(path: Path, flag: str) -> Path:
+    """``path`` may be (re)placed by a folder: its parent is writable, and it is not a file."""
+    from .runtime import UsageError
+
+    path = Path(path)
+    writable_dir(path.parent, flag)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{path} ({flag}) is a file where a folder is to be written; "
+                         "move it out of the way")
     return path

@@ -38,7 +38,7 @@ import networkx as nx
 import numpy as np
 
 from . import paths, task
-from .runtime import UsageError, read_json
+from .runtime import UsageError
 
 DEFAULT_FINDER = "RemovalHeuristic"
 DEFAULT_MIN_SIZE = 5
@@ -464,6 +464,20 @@ SUMMARY_COLUMNS = ["finder", "causal_model", "layer", "low_rank_dimension", "thr
                    "n_edges", "density"]
 
 
+def read_clique_record(path: Path) -> dict:
+    """A clique file with the fields the summary reads checked."""
+    from . import readers
+
+    number = readers.NUMBER
+    data = readers.read_json_record(path, readers.CLIQUES, {
+        "finder": str, "causal_model": str, "layer": int, "low_rank_dimension": int,
+        "threshold": number, "min_clique_size": int, "timed_out": bool, "statistics": dict})
+    readers.check_fields(data["statistics"], path, readers.CLIQUES, {
+        "sizes": list, "n_cliques": int, "n_unique_nodes": int, "share_of_nodes": number,
+        "share_of_edges": number, "n_edges": int, "density": number})
+    return data
+
+
 def summarise(root: Path, finder: str = DEFAULT_FINDER):
     """Tidy DataFrame of the statistics of every clique file of a finder: one row per
     causal_model x layer x low_rank_dimension, sorted; empty (with the columns) if none."""
@@ -473,7 +487,7 @@ def summarise(root: Path, finder: str = DEFAULT_FINDER):
     rows = []
     folder = paths.cliques_dir(Path(root), finder)
     for path in sorted(folder.glob("*_layer_*_k_*.json")):
-        data = read_json(path)
+        data = read_clique_record(path)
         stats, sizes = data["statistics"], data["statistics"]["sizes"]
         rows.append({**{k: data[k] for k in SUMMARY_COLUMNS[:7]},
                      **{k: stats[k] for k in ("n_cliques", "n_unique_nodes", "share_of_nodes",

@@ -13,14 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import graphs, paths, published, runtime
+from . import graphs, paths, published, readers, runtime
 from .plots_iia import order_models
 
 log = logging.getLogger(__name__)
 
-MLP_EXPERIMENTS = {"hierarchical_equality": "reproduce_das_experiment.py",
-                   "pattern_matching": "mlp/pattern_matching_das.py",
-                   "wrong_causal_graph": "mlp/wrong_causal_graph_ablation_study.py"}
+MLP_EXPERIMENTS = readers.MLP_SCRIPTS
 TREE_NAME = re.compile(r"^(?P<cm>[A-Z]+)_layer_(?P<layer>\d+)_k_(?P<k>\d+)\.json$")
 COMBINATION_NAME = re.compile(r"^layer_(?P<layer>\d+)_k_(?P<k>\d+)\.csv$")
 
@@ -35,7 +33,8 @@ def load_iia(root: Path) -> pd.DataFrame | None:
     if not path.exists():
         missing(path, "evaluate_das.py")
         return None
-    table = pd.read_csv(path)
+    table = readers.read_csv_table(path, readers.EVALUATE, readers.IIA_COLUMNS,
+                                   numeric=["layer", "low_rank_dimension", "iia", "n_examples"])
     if table.empty:
         missing(f"rows in {path}", "evaluate_das.py")
         return None
@@ -44,15 +43,14 @@ def load_iia(root: Path) -> pd.DataFrame | None:
 
 def model_shape(root: Path) -> dict:
     """n_layer, n_embd (width) and whether trained from scratch, from results/gpt2; {} if absent."""
-    config_path = paths.gpt2_dir(root) / "config.json"
+    config = readers.read_optional_json(paths.gpt2_dir(root) / "config.json", readers.TRAIN)
     shape = {}
-    if config_path.exists():
-        config = runtime.read_json(config_path)
-        shape = {"n_layer": config.get("n_layer"), "n_embd": config.get("n_embd"),
-                 "n_head": config.get("n_head")}
-    metrics_path = paths.gpt2_dir(root) / paths.METRICS
-    if metrics_path.exists():
-        shape["from_scratch"] = runtime.read_json(metrics_path).get("architecture") is not None
+    if config is not None:
+        shape = {k: config.get(k) if isinstance(config.get(k), int) else None
+                 for k in ("n_layer", "n_embd", "n_head")}
+    metrics = readers.read_optional_json(paths.gpt2_dir(root) / paths.METRICS, readers.TRAIN)
+    if metrics is not None:
+        shape["from_scratch"] = metrics.get("architecture") is not None
     return shape
 
 
@@ -73,7 +71,10 @@ def graph_table(root: Path) -> pd.DataFrame:
     rows = []
     for cm, layer, k in graphs.find_graphs(root):
         meta_path = paths.graph_meta(root, cm, layer, k)
-        meta = runtime.read_json(meta_path) if meta_path.exists() else {}
+        meta = readers.read_optional_json(meta_path, readers.GRAPHS) or {}
+        if not all(isinstance(meta.get(k), readers.NUMBER)
+                   for k in ("fraction_pairs_iia_1", "mean_pair_iia")):
+            meta = {}
         if "mean_pair_iia" not in meta:
             meta = {**meta, **graphs.statistics(graphs.load_graph(root, cm, layer, k))}
         rows.append({"causal_model": cm, "layer": layer, "low_rank_dimension": k,
@@ -112,11 +113,44 @@ def tree_records(root: Path) -> list[dict]:
         for f in sorted(folder.iterdir()):
             m = TREE_NAME.match(f.name)
             if m:
-                records.append({**runtime.read_json(f), "causal_model": m["cm"],
+                records.append({**read_tree_record(f), "causal_model": m["cm"],
                                 "layer": int(m["layer"]), "low_rank_dimension": int(m["k"])})
     order = order_models({r["causal_model"] for r in records})
     return sorted(records, key=lambda r: (order.index(r["causal_model"]), r["layer"],
                                           r["low_rank_dimension"]))
+
+
+def read_tree_record(path: Path) -> dict:
+    """A tree record, with the fields the figures and the report read checked."""
+    record = readers.read_json_record(path, readers.TREES)
+    optional = {"cv_accuracy": dict, "class_balance": dict, "training_accuracy": dict,
+                "rules": dict, "status": str, "message": str}
+    readers.check_fields(record, path, readers.TREES,
+                         {k: t for k, t in optional.items() if record.get(k) is not None})
+    if record.get("rules") is not None:
+        _check_rules(record["rules"], path)
+    return record
+
+
+def _check_rules(node: dict, path: Path) -> None:
+    """The nested tree of a record: leaves, or splits with a feature, threshold and branches."""
+    if not isinstance(node, dict):
+        raise runtime.ArtifactError(path, "has a damaged 'rules' tree", readers.TREES)
+    if node.get("leaf"):
+        return
+    readers.check_fields(node, path, readers.TREES, {"feature": str, "threshold": readers.NUMBER,
+                                                     "if_true": dict, "if_false": dict})
+    _check_rules(node["if_true"], path)
+    _check_rules(node["if_false"], path)
+
+
+def read_combination(path: Path) -> pd.DataFrame:
+    from . import combine
+
+    readers.check_marker(paths.done_marker(path), path, readers.COMBINE)
+    return readers.read_csv_table(path, readers.COMBINE, combine.CELL_COLUMNS,
+                                  numeric=["layer", "low_rank_dimension", "lambda", "strength",
+                                           "n_cells", "cell_size"])
 
 
 def tree_table(records: list[dict]) -> pd.DataFrame:
@@ -159,10 +193,24 @@ def training_metrics(root: Path) -> dict | None:
     if not path.exists():
         missing(path, "train_gpt2.py")
         return None
-    metrics = runtime.read_json(path)
+    metrics = read_training_metrics(path)
     if not metrics.get("history"):
         log.warning("%s has no training history to plot", path)
         return None
+    return metrics
+
+
+HISTORY_KEYS = ("epoch", "loss", "train_accuracy", "validation_accuracy")
+
+
+def read_training_metrics(path: Path) -> dict:
+    """Stage 1's metrics.json, its history rows checked (the training figure reads them)."""
+    metrics = readers.read_json_record(path, readers.TRAIN, {
+        "history": list, **{f"{s}_accuracy": readers.NUMBER for s in ("train", "validation", "test")}})
+    for row in metrics["history"]:
+        if not isinstance(row, dict):
+            raise runtime.ArtifactError(path, "has a damaged 'history'", readers.TRAIN)
+        readers.check_fields(row, path, readers.TRAIN, dict.fromkeys(HISTORY_KEYS, readers.NUMBER))
     return metrics
 
 

@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from . import causal_models, graphs, paths, task
-from .runtime import UsageError, atomic_path, sidecar_run_json
+from .runtime import UsageError, atomic_path, is_done, sidecar_run_json, write_done
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +417,7 @@ def run_graph_cell(root: Path, cell: GraphCell, model_sets: Sequence[tuple[str, 
     all its graphs here.
     """
     out = paths.combination_csv(root, cell.layer, cell.low_rank_dimension)
-    if out.exists() and not overwrite:
+    if is_done(paths.done_marker(out)) and not overwrite:
         _check_same_growth(out, growth)
         log.info("%s exists; skipping (pass --overwrite to redo)", out)
         return None
@@ -439,6 +439,8 @@ def run_graph_cell(root: Path, cell: GraphCell, model_sets: Sequence[tuple[str, 
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)
         log.info("wrote %s", path)
+    write_done(paths.done_marker(out), [p for path in (assign_out, out)     # written last
+                                        for p in (path, Path(str(path) + ".run.json"))])
     return table
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +23,7 @@ from tqdm.auto import tqdm
 
 from . import causal_models, task
 from .lean import LeanGPT2
-from .runtime import derive_seed
+from .runtime import UsageError, derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,9 @@ def train_cell(lean: LeanGPT2, states: torch.Tensor, table: torch.Tensor, layer:
             history.append(loss.item())
             bar.update()
     bar.close()
+    if not all(math.isfinite(loss) for loss in history):
+        raise UsageError(f"DAS training of layer {layer} k {low_rank_dimension} diverged (the "
+                         f"loss became NaN or infinite) with --lr {cfg.lr:g}; lower --lr")
     with torch.no_grad():
         intervention.rotate_layer.weight = orthonormal(weight)
     return intervention, history
@@ -198,10 +203,22 @@ def save_intervention(directory, model, layer: int, intervention) -> None:
 
 
 def load_intervenable(directory, model):
-    """pyvene's own loader (CPU-safe; avoid pyvene's ``load_intervention``, which needs CUDA)."""
+    """pyvene's own loader (CPU-safe; avoid pyvene's ``load_intervention``, which needs CUDA).
+
+    pyvene imports the classes the folder's config.json names and unpickles its weights, so
+    the folder is checked first (only this project's intervention types; weights that load
+    with ``weights_only=True``), and its ``torch.load`` calls run with ``weights_only=True``.
+    """
     import pyvene
 
-    return pyvene.IntervenableModel.load(str(directory), model=model)
+    from . import readers
+
+    if not Path(directory).is_dir():   # pyvene would look a missing folder up on the hub
+        raise readers.ArtifactError(directory, "is not a DAS cell folder", readers.SWEEP)
+    readers.check_pyvene_folder(directory, readers.SWEEP)
+    with readers.weights_only_torch_load(), \
+            readers.loading(directory, readers.SWEEP, "a pyvene intervention"):
+        return pyvene.IntervenableModel.load(str(directory), model=model)
 
 
 def intervention_of(intervenable):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import paths, task
+from . import paths, readers, task
 from .runtime import UsageError
 
 _GRAPH_NAME = re.compile(r"^layer_(\d+)_k_(\d+)\.npy$")
@@ -21,28 +21,10 @@ def load_graph(root: Path, causal_model: str, layer: int, low_rank_dimension: in
         raise UsageError(f"no IIA graph at {path}; run disentangle_causal_models.py first "
                          f"(--causal_models {causal_model} --layers {layer} "
                          f"--low_rank_dimensions {low_rank_dimension})")
-    return check_graph(_load_npy(path), path)
+    return readers.read_graph_npy(path)
 
 
-def _load_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise UsageError(f"{path} is not a readable .npy graph ({err}); "
-                         "re-run disentangle_causal_models.py with --overwrite") from None
-
-
-def check_graph(graph: np.ndarray, where: object = "graph") -> np.ndarray:
-    """Validate shape, symmetry, range and zero diagonal of an IIA graph."""
-    n = task.N_INPUTS
-    if graph.shape != (n, n):
-        raise UsageError(f"{where} has shape {graph.shape}, expected ({n}, {n}); "
-                         "re-run disentangle_causal_models.py with --overwrite")
-    if not np.isfinite(graph).all() or graph.min() < 0 or graph.max() > 1:
-        raise UsageError(f"{where} has entries outside [0, 1]; it is not an IIA graph")
-    if not np.array_equal(graph, graph.T) or np.any(np.diag(graph) != 0):
-        raise UsageError(f"{where} is not symmetric with a zero diagonal; it is not an IIA graph")
-    return graph.astype(np.float32, copy=False)
+check_graph = readers.check_graph
 
 
 def find_graphs(root: Path, causal_models: list[str] | None = None,

@@ -19,7 +19,7 @@ import time
 import pandas as pd
 import torch
 
-from . import mlp_das, mlp_model, mlp_plots, mlp_tasks, paths, runtime
+from . import cli, mlp_das, mlp_model, mlp_plots, mlp_tasks, paths, runtime
 from . import mlp_pipeline as pipe
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ TUTORIAL_LAYER = 0  # pyvene's tutorial intervenes on the first hidden layer
 
 
 def _mlp_summary(network_dir) -> dict:
-    metrics = runtime.read_json(network_dir / paths.METRICS)
+    metrics = pipe.read_metrics(network_dir)
     keep = ("task", "description", "train_accuracy", "test_accuracy", "n_test",
             "test_positive_rate", "first_layer_pair_weights", "interchange_training", "wall_time_s")
     return {k: metrics[k] for k in keep if k in metrics}
@@ -53,9 +53,9 @@ def run_hierarchical_equality(args: argparse.Namespace) -> None:
         net = pipe.network(model, args, paths.mlp_network_dir(out), device)
         metrics, intervention = _das_and_neuron_baseline(net, layer, args, device)
         pipe.write_cell(cell, {"settings": settings, **metrics}, net, layer, intervention)
-    if not computed and (out / paths.METRICS).exists():
+    if not computed and pipe.summary_finished(out):
         return  # every cell was skipped and the summary is there
-    metrics = runtime.read_json(cell / paths.METRICS)
+    metrics = pipe.read_metrics(cell)
     table = (pipe.rows(HIERARCHICAL, "das", layer, model.name, model.name, metrics["das"])
              + pipe.rows(HIERARCHICAL, "neurons", layer, model.name, model.name,
                          metrics["neuron_baseline"]))
@@ -116,7 +116,7 @@ def run_pattern_matching(args: argparse.Namespace) -> None:
         pipe.write_cell(cell, metrics, net, layer, intervention)
         log.info("ABAB layer %d: test IIA %.4f", layer, evaluation["iia"]["all"])
         computed = True
-    if not computed and (out / paths.METRICS).exists():
+    if not computed and pipe.summary_finished(out):
         return  # every cell was skipped and the summary is there
     cells = pipe.finished_cells({L: paths.mlp_cell_dir(out, layer=L) for L in settings}, settings)
     table = [row for layer, m in cells.items()
@@ -151,6 +151,10 @@ def run_wrong_causal_graph(args: argparse.Namespace) -> None:
                                     network=n, **extra[n])
                 for n in networks for m in mlp_tasks.CANDIDATES}
     computed = False
+    for name in networks:          # every folder written, probed before any training
+        for d in [paths.mlp_network_dir(out, name)] + [
+                paths.mlp_cell_dir(out, trained_on=m, network=name) for m in mlp_tasks.CANDIDATES]:
+            cli.replaceable_dir(d, "an MLP network or cell")
     for name in networks:
         net = None
         for trained_on in mlp_tasks.CANDIDATES:
@@ -164,7 +168,7 @@ def run_wrong_causal_graph(args: argparse.Namespace) -> None:
             _ablation_cell(net, name, layer, mlp_tasks.MODELS[trained_on], cell,
                            settings[name, trained_on], args, device)
             computed = True
-    if not computed and (out / paths.METRICS).exists():
+    if not computed and pipe.summary_finished(out):
         return  # every cell was skipped and the summary is there
     cells = pipe.finished_cells({key: paths.mlp_cell_dir(out, trained_on=key[1], network=key[0])
                                  for key in settings},

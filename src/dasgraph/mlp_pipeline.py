@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import cli, mlp_das, mlp_model, mlp_tasks, paths, runtime
+from . import cli, mlp_das, mlp_model, mlp_tasks, paths, readers, runtime
 
 log = logging.getLogger(__name__)
 
@@ -38,29 +38,29 @@ CSV_COLUMNS = ["experiment", "network", "method", "layer", "low_rank_dimension",
 
 def add_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("MLP and DAS recipe")
-    g.add_argument("--n_entities", type=cli.positive_int, default=1000,
+    g.add_argument("--n_entities", type=cli.count(cli.MAX_PAIRS), default=1000,
                    help="training entities, random 4-dim vectors (default 1000)")
-    g.add_argument("--n_test_entities", type=cli.positive_int, default=1000,
+    g.add_argument("--n_test_entities", type=cli.count(cli.MAX_PAIRS), default=1000,
                    help="held-out entities used by every test number (default 1000)")
-    g.add_argument("--mlp_n_training", type=cli.positive_int, default=100_000,
+    g.add_argument("--mlp_n_training", type=cli.count(cli.MAX_PAIRS), default=100_000,
                    help="MLP training inputs (default 100000)")
-    g.add_argument("--mlp_epochs", type=cli.positive_int, default=30, help="MLP epochs (default 30)")
+    g.add_argument("--mlp_epochs", type=cli.count(cli.MAX_EPOCHS), default=30, help="MLP epochs (default 30)")
     g.add_argument("--mlp_lr", type=cli.positive_float, default=3e-3, help="MLP Adam lr (default 3e-3)")
     # Weight decay drops first-layer weights that the loss does not need. Without it, seeds
     # leave neurons reading both pairs, which no split of the layer (rotated or not) can pull
     # apart: hierarchical-equality DAS IIA then ranges 0.86-0.99 over seeds (docs/mlp.md).
     g.add_argument("--mlp_weight_decay", type=cli.non_negative_float, default=0.03,
                    help="MLP AdamW weight decay (default 0.03)")
-    g.add_argument("--n_training", type=cli.positive_int, default=100_000,
+    g.add_argument("--n_training", type=cli.count(cli.MAX_PAIRS), default=100_000,
                    help="DAS counterfactual training examples (default 100000)")
-    g.add_argument("--n_testing", type=cli.positive_int, default=12_000,
+    g.add_argument("--n_testing", type=cli.count(cli.MAX_PAIRS), default=12_000,
                    help="MLP test inputs and DAS test counterfactuals, a third per intervention "
                         "(default 12000)")
-    g.add_argument("--epochs", type=cli.positive_int, default=10, help="DAS epochs (default 10)")
+    g.add_argument("--epochs", type=cli.count(cli.MAX_EPOCHS), default=10, help="DAS epochs (default 10)")
     g.add_argument("--lr", type=cli.positive_float, default=3e-3, help="DAS Adam lr (default 3e-3)")
-    g.add_argument("--batch_size", type=cli.positive_int, default=256,
+    g.add_argument("--batch_size", type=cli.count(cli.MAX_BATCH), default=256,
                    help="batch size of MLP and DAS training (default 256)")
-    g.add_argument("--num_threads", type=cli.positive_int, default=1,
+    g.add_argument("--num_threads", type=cli.count(1024), default=1,
                    help="torch CPU threads (default 1: at width 16 more threads only add overhead)")
 
 
@@ -81,10 +81,17 @@ def prepare(args: argparse.Namespace, experiment: str) -> tuple[str, Path]:
     if args.n_testing < len(mlp_tasks.INTERVENTIONS):
         raise runtime.UsageError(f"--n_testing {args.n_testing}: need at least "
                                  f"{len(mlp_tasks.INTERVENTIONS)} (one per intervention)")
+    # inputs, counterfactual triples and their hidden states: about 1 KiB per example
+    largest = max(args.mlp_n_training, args.n_training, args.n_testing)
+    runtime.check_memory(1024 * largest + 64 * (args.n_entities + args.n_test_entities),
+                         f"--mlp_n_training/--n_training/--n_testing up to {largest:,}")
     device = runtime.resolve_device(args.device)
     root = cli.writable_dir(args.results_path)
+    out = cli.writable_dir(paths.mlp_dir(root, experiment), "the experiment's folder")
+    for path in (out / paths.METRICS, paths.mlp_iia_csv(out), paths.mlp_figure(out), out / paths.RUN):
+        cli.writable_file(path, "a summary file")
     torch.set_num_threads(args.num_threads)
-    return device, paths.mlp_dir(root, experiment)
+    return device, out
 
 
 def recipe(args: argparse.Namespace, keys: tuple[str, ...], **extra) -> dict:
@@ -92,11 +99,16 @@ def recipe(args: argparse.Namespace, keys: tuple[str, ...], **extra) -> dict:
 
 
 def finished(directory: Path, settings: dict, overwrite: bool) -> bool:
-    """True if ``directory`` holds a unit finished with ``settings`` (skip it)."""
-    path = Path(directory) / paths.METRICS
-    if overwrite or not path.exists():
+    """True if ``directory`` holds a unit finished with ``settings`` (skip it). A unit whose
+    completion marker is missing or does not match its files is done again."""
+    directory = cli.replaceable_dir(directory, "an MLP network or cell")
+    if overwrite or not directory.exists():
         return False
-    done = runtime.read_json(path).get("settings")
+    problem = runtime.check_done(directory / paths.DONE)
+    if problem:
+        log.warning("%s %s: doing it again", directory, problem)
+        return False
+    done = read_metrics(directory).get("settings")
     if done != settings:
         changed = sorted(k for k in set(done or {}) | set(settings)
                          if (done or {}).get(k) != settings.get(k))
@@ -128,16 +140,14 @@ def network(task: mlp_tasks.EqualityModel, args, directory: Path, device: str,
     extra = {} if iit_layer is None else {"iit_layer": iit_layer, "iit_weight": args.iit_weight}
     settings = recipe(args, MLP_RECIPE, task=task.name, **extra)
     if not args.overwrite and same_as is not None and not (directory / paths.METRICS).exists() \
-            and (same_as / paths.METRICS).exists() \
-            and runtime.read_json(same_as / paths.METRICS).get("settings") == settings:
+            and runtime.is_done(same_as / paths.DONE) \
+            and read_metrics(same_as).get("settings") == settings:
         with runtime.atomic_directory(directory, overwrite=True) as tmp:
             shutil.copytree(same_as, tmp, dirs_exist_ok=True)
         log.info("copied %s to %s: the same network (same settings), not trained again",
                  same_as, directory)
     if finished(directory, settings, args.overwrite):
-        entities = {s: np.load(paths.mlp_entities(directory, s)) for s in ("train", "test")}
-        return Network(task, mlp_model.load_mlp(directory, device), entities,
-                       runtime.read_json(directory / paths.METRICS))
+        return load_network(task, directory, device)
     start = time.time()
     entities = {s: mlp_tasks.make_entities(getattr(args, n), rng(args.seed, task.name, "entities", s))
                 for s, n in (("train", "n_entities"), ("test", "n_test_entities"))}
@@ -175,6 +185,24 @@ def network(task: mlp_tasks.EqualityModel, args, directory: Path, device: str,
         runtime.write_run_json(tmp, args, seed=args.seed, device=device)
     log.info("wrote %s", directory)
     return net
+
+
+def read_metrics(directory: Path) -> dict:
+    """A unit's (or an experiment's) metrics.json, checked to be a JSON object."""
+    path = Path(directory) / paths.METRICS
+    return readers.read_json_record(path, readers.mlp_script(path))
+
+
+def load_network(task, directory: Path, device: str) -> Network:
+    """A finished network: the MLP, its entity tables and metrics, each checked on reading."""
+    script = readers.mlp_script(directory)
+    entities = {s: readers.read_npy(paths.mlp_entities(directory, s), script, ndim=2,
+                                    columns=mlp_tasks.EMBEDDING_DIM).astype(np.float32)
+                for s in ("train", "test")}
+    readers.check_model_folder(directory, script, tokenizer=False)
+    with readers.loading(directory, script, "an MLP"):
+        model = mlp_model.load_mlp(directory, device)
+    return Network(task, model, entities, read_metrics(directory))
 
 
 def _interchange_training(task, layer: int, args, entities: dict, device: str):
@@ -277,10 +305,9 @@ def finished_cells(directories: dict, settings: dict) -> dict:
     ``settings[key]``; cells made with other settings are left out with a warning."""
     out = {}
     for key, directory in directories.items():
-        path = Path(directory) / paths.METRICS
-        if not path.exists():
+        if not runtime.is_done(Path(directory) / paths.DONE):
             continue
-        metrics = runtime.read_json(path)
+        metrics = read_metrics(directory)
         if metrics.get("settings") == settings[key]:
             out[key] = metrics
         else:
@@ -312,6 +339,13 @@ def write_outputs(directory: Path, metrics: dict, table: list[dict], figure,
         figure.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
     plt.close(figure)
     runtime.write_run_json(directory, args, seed=args.seed, device=device)
-    for path in (directory / paths.METRICS, paths.mlp_iia_csv(directory),
-                 paths.mlp_figure(directory), directory / paths.RUN):
+    files = [directory / paths.METRICS, paths.mlp_iia_csv(directory), paths.mlp_figure(directory),
+             directory / paths.RUN]
+    runtime.write_done(paths.done_marker(directory / paths.METRICS), files)   # last
+    for path in files:
         log.info("wrote %s", path)
+
+
+def summary_finished(directory: Path) -> bool:
+    """The experiment's summary files are all there, as written."""
+    return runtime.is_done(paths.done_marker(Path(directory) / paths.METRICS))

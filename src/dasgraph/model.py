@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import task
+from . import readers, task
 from .lean import LeanGPT2
 from .runtime import UsageError
 
@@ -63,7 +63,9 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 def _from_pretrained(loader, model_path: str, **kwargs):
     """``loader.from_pretrained`` that fails fast and clearly when a hub id cannot be fetched."""
     if Path(model_path).is_dir():
-        return loader.from_pretrained(model_path, **kwargs)
+        readers.check_model_folder(model_path)
+        with readers.loading(model_path, readers.TRAIN, "a model"):
+            return loader.from_pretrained(model_path, **kwargs)
     if Path(model_path).exists() or model_path.startswith((".", "/")) or model_path.count("/") > 1:
         raise UsageError(f"--model_path {model_path!r} is not a model folder; "
                          "run train_gpt2.py first or pass a folder holding a saved model")

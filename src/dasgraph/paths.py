@@ -11,6 +11,15 @@ DEFAULT_RESULTS = Path("results")
 # File names shared by every stage.
 METRICS = "metrics.json"
 RUN = "run.json"
+# Completion marker, written last (size and sha256 of every file of the artifact): inside a
+# folder artifact (a model, a DAS cell), or beside the main file of a file artifact.
+DONE = "_DONE.json"
+
+
+def done_marker(main_file: Path) -> Path:
+    """The completion marker of a file artifact (a graph, a tree, a combination CSV)."""
+    main_file = Path(main_file)
+    return main_file.with_name(f".{main_file.name}.done")
 
 
 def results_root(results_path: str | Path | None = None) -> Path:

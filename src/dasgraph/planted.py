@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import causal_models, graphs, paths, task
-from .runtime import read_json
+from . import causal_models, graphs, paths, readers, task
+from .runtime import ArtifactError, UsageError
 
 LAMBDA = 0.95
 MIN_GRAPH_SHARE = 0.90       # pairs inside a region with IIA 1
@@ -75,13 +75,16 @@ def plant_record(train_config: dict) -> dict | None:
 def read_plant(root: Path) -> Plant | None:
     """The plant recorded with the trained network in ``root`` (None when none is)."""
     metrics_path = paths.gpt2_dir(root) / paths.METRICS
-    if not metrics_path.exists():
-        return None
-    record = read_json(metrics_path).get("planted")
+    metrics = readers.read_optional_json(metrics_path, readers.TRAIN)
+    record = (metrics or {}).get("planted")
     if not record:
         return None
-    return Plant(causal_models.planted_model(record["causal_model"]), int(record["layer"]),
-                 int(record.get("dims", 1)))
+    try:
+        return Plant(causal_models.planted_model(record["causal_model"]), int(record["layer"]),
+                     int(record.get("dims", 1)))
+    except (KeyError, TypeError, ValueError, UsageError):
+        raise ArtifactError(metrics_path, "has a 'planted' record that is not a causal model "
+                            "at a layer", readers.TRAIN) from None
 
 
 # --- the measures ----------------------------------------------------------------------------
@@ -99,7 +102,11 @@ def _combination(root: Path, layer: int, k: int) -> tuple[pd.DataFrame, pd.DataF
     assign_path = paths.combination_assignment_csv(root, layer, k)
     if not (cells_path.exists() and assign_path.exists()):
         return None
-    return pd.read_csv(cells_path), pd.read_csv(assign_path)
+    return (readers.read_csv_table(cells_path, readers.COMBINE,
+                                   ["models", "rule", "lambda", "strength"], ["lambda", "strength"]),
+            readers.read_csv_table(assign_path, readers.COMBINE,
+                                   ["models", "rule", "lambda", "node_id", "causal_model"],
+                                   ["lambda", "node_id"]))
 
 
 def _set_name(frame: pd.DataFrame, models: set[str]) -> str | None:
@@ -141,7 +148,7 @@ def check(root: Path, layer: int | None = None, low_rank_dimension: int | None =
     for model, mask in regions.items():
         npy = paths.graph_npy(root, model, layer, k)
         if npy.exists():
-            share = share_of_pairs_at_one(np.load(npy), mask)
+            share = share_of_pairs_at_one(graphs.load_graph(root, model, layer, k), mask)
             row("pairs in its region with IIA 1", model, share, f">= {MIN_GRAPH_SHARE}",
                 share >= MIN_GRAPH_SHARE)
         else:
@@ -172,7 +179,7 @@ def check(root: Path, layer: int | None = None, low_rank_dimension: int | None =
         tree_path = paths.tree_file(root, model, layer, k, "json")
         if not tree_path.exists():
             continue
-        record = read_json(tree_path)
+        record = readers.read_json_record(tree_path, readers.TREES)
         accuracy = (record.get("cv_accuracy") or {}).get("mean")
         baseline = (record.get("class_balance") or {}).get("majority_baseline_accuracy")
         rule = _root_rule(record)

@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from . import causal_models, collect, graphs, paths, planted, published, report_thesis, runtime
+from . import (causal_models, cli, collect, graphs, paths, planted, published, readers,
+               report_thesis, runtime)
 from .markdown import Page, key_value_table, markdown_table, not_available
 from .plots_iia import order_models
 
@@ -28,16 +29,21 @@ MAX_RULES = 4          # clique rules shown per tree
 
 
 # --- sections ---------------------------------------------------------------------------------
-def _read_json(path: Path) -> dict | None:
-    return runtime.read_json(path) if Path(path).exists() else None
+def _read_json(path: Path, stage: str, required=()) -> dict | None:
+    return readers.read_optional_json(path, stage, required)
+
+
+def _training_metrics(path: Path) -> dict | None:
+    return collect.read_training_metrics(path) if path.exists() else None
 
 
 def section_settings(page: Page) -> None:
     root = page.root
     page.add("## Settings")
     gpt2 = paths.gpt2_dir(root)
-    metrics, run = _read_json(gpt2 / paths.METRICS), _read_json(gpt2 / paths.RUN)
-    config = _read_json(gpt2 / "config.json")
+    metrics = _training_metrics(gpt2 / paths.METRICS)
+    run = _read_json(gpt2 / paths.RUN, readers.TRAIN)
+    config = _read_json(gpt2 / "config.json", readers.TRAIN)
     if metrics is None:
         page.add(not_available(f"no trained model in {gpt2}", "train_gpt2.py"))
     else:
@@ -70,9 +76,15 @@ def _das_settings(page: Page) -> None:
     configs, commands = {}, set()
     for cm, layer, k in cells:
         d = paths.das_cell_dir(page.root, cm, layer, k)
-        config = (_read_json(d / paths.METRICS) or {}).get("config") or {}
+        metrics = _read_json(d / paths.METRICS, readers.SWEEP,
+                             ("causal_model", "layer", "low_rank_dimension", "iia")) or {}
+        config = metrics.get("config") or {}
+        if not isinstance(config, dict) or not all(
+                isinstance(v, (str, int, float, bool, type(None))) for v in config.values()):
+            raise runtime.ArtifactError(d / paths.METRICS, "has a damaged 'config'", readers.SWEEP)
         configs.setdefault(tuple(sorted(config.items())), []).append((cm, layer, k))
-        commands.add((_read_json(d / paths.RUN) or {}).get("command"))
+        command = (_read_json(d / paths.RUN, readers.SWEEP) or {}).get("command")
+        commands.add(command if isinstance(command, str) else None)
     first = dict(next(iter(configs)))
     summary = {"cells trained": len(cells),
                "causal models": ", ".join(order_models({c[0] for c in cells})),
@@ -95,6 +107,7 @@ def _das_settings(page: Page) -> None:
 def _versions(page: Page, run: dict | None) -> None:
     now = runtime.library_versions()
     then = (run or {}).get("versions") or {}
+    then = then if isinstance(then, dict) else {}
     table = pd.DataFrame({"library": list(now), "this report": list(now.values()),
                           "training run": [then.get(k, "–") for k in now]})
     page.add("### Code and versions",
@@ -103,13 +116,12 @@ def _versions(page: Page, run: dict | None) -> None:
 
 
 def _iia(root: Path) -> pd.DataFrame | None:
-    path = paths.iia_csv(root)
-    return pd.read_csv(path) if path.exists() else None
+    return collect.load_iia(root) if paths.iia_csv(root).exists() else None
 
 
 def section_training(page: Page) -> None:
     page.add("## 1. The arithmetic GPT-2 (train_gpt2.py)")
-    metrics = _read_json(paths.gpt2_dir(page.root) / paths.METRICS)
+    metrics = _training_metrics(paths.gpt2_dir(page.root) / paths.METRICS)
     if metrics is None:
         page.add(not_available("results/gpt2/metrics.json", "train_gpt2.py"))
         return
@@ -317,7 +329,7 @@ def section_combination(page: Page) -> None:
              f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k = {published.PUBLISHED_K}, "
              "rule mean_iia.")
     for layer, k, path in files:
-        for rule, table in collect.strength_tables(pd.read_csv(path)).items():
+        for rule, table in collect.strength_tables(collect.read_combination(path)).items():
             ours = table.rename(columns={c: f"λ={c.removeprefix('lambda_')}" for c in table.columns
                                          if c.startswith("lambda_")})
             merged = ours.merge(pub, on="models", how="left") if rule == "mean_iia" else ours
@@ -345,8 +357,12 @@ def section_planted(page: Page) -> None:
     failed = table[table["holds"] == False]   # noqa: E712 - None means "not applicable"
     page.add("Every check holds." if failed.empty else
              f"**{len(failed)} check(s) do not hold**: "
-             + "; ".join(f"{r['check']} ({r['causal model']}: {r['found']})"
+             + "; ".join(f"{r['check']} ({r['causal model']}: {_short(r['found'])})"
                          for _, r in failed.iterrows()) + ".")
+
+
+def _short(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def section_mlp(page: Page) -> None:
@@ -360,9 +376,11 @@ def section_mlp(page: Page) -> None:
         if not table_path.exists():
             page.add(not_available(str(table_path.relative_to(page.root)), script))
             continue
-        metrics = _read_json(folder / paths.METRICS) or {}
+        readers.check_marker(paths.done_marker(folder / paths.METRICS), folder, script)
+        metrics = _read_json(folder / paths.METRICS, script) or {}
         networks = metrics.get("networks") or {"": metrics}
         for name, part in networks.items():
+            _check_mlp_part(part, folder / paths.METRICS, script)
             mlp = part.get("mlp") or {}
             if not mlp:
                 continue
@@ -372,11 +390,25 @@ def section_mlp(page: Page) -> None:
                      "inputs over held-out entities"
                      + (f"; the planted neuron split's test IIA {planted:.4f}."
                         if planted is not None else "."))
-        page.add(*_mlp_table(pd.read_csv(table_path)))
+        page.add(*_mlp_table(readers.read_csv_table(table_path, script, MLP_COLUMNS,
+                                                    numeric=["iia"])))
         page.link_list("Figures", sorted(folder.glob("*.png")))
         for png in sorted(folder.glob("*.png")):
             rel = png.relative_to(page.root).as_posix()
             page.add(f"![{exp} {png.stem}]({rel})")
+
+
+MLP_COLUMNS = ["network", "method", "layer", "causal_model", "test_causal_model",
+               "intervention", "iia"]
+
+
+def _check_mlp_part(part, path: Path, script: str) -> None:
+    """The numbers the MLP section formats are numbers."""
+    mlp = part.get("mlp") if isinstance(part, dict) else None
+    if not isinstance(part, dict) or not isinstance(mlp or {}, dict) or not all(
+            isinstance(v, (int, float)) for v in [(mlp or {}).get("test_accuracy", 0.0),
+                                                   part.get("planted_split_test_iia") or 0.0]):
+        raise runtime.ArtifactError(path, "has a damaged 'mlp' summary", script)
 
 
 def _mlp_table(table: pd.DataFrame) -> tuple[str, str]:
@@ -421,8 +453,9 @@ def build(root: Path) -> Page:
 
 def write(root: Path, args: Any = None) -> Path:
     """Build the report and write results/REPORT.md (atomically, with a .run.json beside it)."""
+    path = cli.writable_file(paths.report_md(root), "the report")
+    cli.writable_file(Path(str(path) + ".run.json"), "the report's run record")
     page = build(Path(root))
-    path = paths.report_md(root)
     runtime.atomic_write_text(path, page.text())
     runtime.sidecar_run_json(path, args)
     log.info("wrote %s (%d figures linked)", path, len(page.linked))

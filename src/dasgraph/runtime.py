@@ -24,6 +24,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from . import paths
+
 log = logging.getLogger(__name__)
 
 LIBRARIES = ("torch", "transformers", "pyvene", "numpy", "networkx", "scikit-learn",
@@ -32,6 +34,22 @@ LIBRARIES = ("torch", "transformers", "pyvene", "numpy", "networkx", "scikit-lea
 
 class UsageError(Exception):
     """Bad input from the user: reported as one line, exit code 2, nothing written."""
+
+
+class ArtifactError(UsageError):
+    """A file or folder a stage reads is missing, damaged, of the wrong kind or schema.
+
+    The one line names the file, says what is wrong and which stage makes it again, e.g.
+    ``results/iia.csv: has no column 'iia'; re-run evaluate_das.py with --overwrite``.
+    """
+
+    def __init__(self, path: object, problem: str, stage: str):
+        super().__init__(str(path), problem, stage)    # args kept: pickles across workers
+        self.path, self.problem, self.stage = str(path), problem, stage
+
+    def __str__(self) -> str:
+        fix = f"re-run {self.stage} with --overwrite" if self.stage.endswith(".py") else self.stage
+        return f"{self.path}: {self.problem}; {fix}"
 
 
 # --- seeds -----------------------------------------------------------------------------
@@ -88,6 +106,17 @@ def resolve_device(name: str = "auto") -> str:
     if name not in ("cpu", "mps") and not name.startswith("cuda"):
         raise UsageError(f"--device {name!r} is not a device; use auto, cpu or cuda[:N]")
     return name
+
+
+def check_memory(nbytes: float, what: str) -> None:
+    """Refuse up front what cannot fit in half of this machine's memory, naming the size."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if nbytes > total / 2:
+        raise UsageError(f"{what} needs about {nbytes / 2**30:,.1f} GiB of memory; this machine "
+                         f"has {total / 2**30:,.1f} GiB: choose smaller settings")
 
 
 # --- run metadata ------------------------------------------------------------------------
@@ -156,12 +185,44 @@ def sidecar_run_json(artifact: Path, args: Any, **kwargs: Any) -> Path:
 
 
 # --- atomic writes -------------------------------------------------------------------------
+# Temporary names carry the writer's pid (".NAME.<pid>.<random>.tmp", ".NAME.partial-<pid>-
+# <random>"), so a later writer of the same artifact can remove what a killed run left
+# behind without touching the temporary files of a process that is still running.
+def _tmp_prefix(path: Path, kind: str) -> str:
+    return f".{path.name}.{kind}{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_leftovers(path: Path) -> None:
+    """Delete the temporary files and folders of ``path`` left by writers that died."""
+    path = Path(path)
+    for kind in ("tmp", "partial-"):
+        for leftover in path.parent.glob(f".{path.name}.{kind}*"):
+            pid = leftover.name[len(f".{path.name}.{kind}"):].split("-", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                log.info("removing %s, left by an interrupted run", leftover)
+                if leftover.is_dir() and not leftover.is_symlink():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
+    remove_leftovers(path)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path, "tmp"), suffix=".tmp" + path.suffix,
                                dir=path.parent)
     os.close(fd)
     try:
@@ -204,17 +265,23 @@ def _json_default(obj: Any) -> Any:
 def atomic_directory(final: Path, overwrite: bool = False) -> Iterator[Path]:
     """Build a whole directory under a temporary name; swap it in only when complete.
 
-    A killed run leaves at most a hidden ``.name.partial-*`` folder, never a folder at the
-    final name that looks finished.
+    A killed run leaves at most a hidden ``.name.partial-*`` folder (removed by the next
+    writer of the same folder), never a folder at the final name that looks finished. The
+    completion marker (``paths.DONE``) is written last, inside, before the swap.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    remove_leftovers(final)
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(final, "partial-"), dir=final.parent))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)      # mkdtemp makes it private; results are ordinary folders
     try:
         yield tmp
+        for path in tmp.rglob("*"):   # some writers (safetensors) leave private 0600 files
+            if path.is_file():
+                path.chmod(0o666 & ~umask)
+        write_done(tmp / paths.DONE, [p for p in tmp.rglob("*") if p.is_file()])
         if final.exists():
             if not overwrite:
                 raise UsageError(f"{final} already exists; pass --overwrite to replace it")
@@ -223,6 +290,53 @@ def atomic_directory(final: Path, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- completion markers --------------------------------------------------------------------------
+# "Finished" means: the marker is there, written after every file of the artifact, and every
+# file it lists still has the size and sha256 it had then. A half-written, truncated or edited
+# artifact is then redone (or refused by a reader), never trusted.
+def _digest(path: Path) -> dict:
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    return {"size": path.stat().st_size, "sha256": sha.hexdigest()}
+
+
+def write_done(marker: Path, files: list[Path]) -> Path:
+    """Write ``marker`` (last) recording the size and sha256 of each of ``files``."""
+    marker = Path(marker)
+    record = {"files": {os.path.relpath(f, marker.parent): _digest(Path(f))
+                        for f in sorted(map(Path, files)) if Path(f) != marker}}
+    atomic_write_json(marker, record)
+    return marker
+
+
+def check_done(marker: Path) -> str | None:
+    """None if the artifact of ``marker`` is complete and intact, else what is wrong, in words."""
+    marker = Path(marker)
+    if not marker.is_file():
+        return f"has no completion marker {marker.name} (unfinished, or made before markers)"
+    try:
+        files = json.loads(marker.read_bytes())["files"]
+        items = sorted(files.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"has a damaged completion marker {marker.name}"
+    for name, expected in items:
+        path = marker.parent / name
+        if not path.is_file():
+            return f"{name} is missing (listed in {marker.name})"
+        try:
+            if _digest(path) != expected:
+                return f"{name} changed after it was written (truncated or damaged)"
+        except OSError as err:
+            return f"{name} cannot be read ({err.strerror})"
+    return None
+
+
+def is_done(marker: Path) -> bool:
+    return check_done(marker) is None
 
 
 def read_json(path: Path) -> Any:
@@ -271,6 +385,14 @@ def run_main(body, argv=None) -> int:
         body(argv)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.filename is None:        # not about a path: a real failure, keep the traceback
+            raise
+        # A path of the wrong kind or without permission met while writing (stages probe
+        # their folders first; this is the net under that): one line naming the path.
+        print(f"error: {err.filename}: {err.strerror}; move what is in the way or choose a "
+              "--results_path you can write to", file=sys.stderr)
         return 2
     except SystemExit as stop:  # argparse: --help (0) or a bad flag (2)
         return stop.code if isinstance(stop.code, int) else 2

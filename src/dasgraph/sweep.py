@@ -21,10 +21,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import causal_models, cli, das, graphs, model as gpt2, paths, task
+from . import causal_models, cli, das, graphs, model as gpt2, paths, readers, task
 from .lean import LeanGPT2
 from .runtime import (UsageError, atomic_directory, atomic_path, atomic_save_npy, atomic_write_json,
-                      derive_seed, resolve_device, run_record, torch_threads)
+                      derive_seed, is_done, resolve_device, run_record, torch_threads,
+                      write_done)
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,14 @@ def load_subject(model_path: str, device: str = "cpu") -> Subject:
     if model.config.num_labels != task.N_CLASSES:
         raise UsageError(f"{model_path} has {model.config.num_labels} classes, the task needs "
                          f"{task.N_CLASSES}; train it with train_gpt2.py")
-    ids = task.encode_all(tokenizer)
-    lean = LeanGPT2(model.to(device))
-    states = lean.all_states(ids.to(device))
-    with torch.inference_mode():
-        predictions = lean.logits_from(0, states[0]).argmax(-1)
+    # a model and tokenizer that load but do not fit the task (another architecture, another
+    # vocabulary) fail here: name the folder, not the line of the lean forward
+    with readers.loading(model_path, readers.TRAIN, "the arithmetic GPT-2 classifier"):
+        ids = task.encode_all(tokenizer)
+        lean = LeanGPT2(model.to(device))
+        states = lean.all_states(ids.to(device))
+        with torch.inference_mode():
+            predictions = lean.logits_from(0, states[0]).argmax(-1)
     return Subject(model, lean, ids, states, predictions)
 
 
@@ -89,7 +93,8 @@ def resolve_cells(args, subject: Subject) -> list[tuple[str, int, int]]:
 
 
 def cell_finished(directory: Path) -> bool:
-    return (directory / paths.METRICS).exists()
+    """Finished = its completion marker matches every file (a damaged cell is redone)."""
+    return is_done(Path(directory) / paths.DONE)
 
 
 # Every cell is trained on one torch thread, in whichever process runs it: float reductions
@@ -157,6 +162,9 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
         cells = resolve_cells(args, subject)
         todo = [c for c in cells if args.overwrite or
                 not cell_finished(paths.das_cell_dir(args.results_path, *c))]
+        for cell in todo:          # every folder written, probed before any training
+            cli.writable_dir(paths.das_cell_dir(args.results_path, *cell).parent, "a DAS cell's folder")
+            cli.replaceable_dir(paths.das_cell_dir(args.results_path, *cell), "a DAS cell")
         if len(cells) > len(todo):
             log.info("%d of %d cells already finished; skipping them (--overwrite redoes them)",
                      len(cells) - len(todo), len(cells))
@@ -186,10 +194,9 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
 
 
 def trained_cells(root) -> list[tuple[str, int, int]]:
-    """(causal_model, layer, k) of every finished cell on disk, sorted."""
+    """(causal_model, layer, k) of every cell folder on disk, sorted (readers check each)."""
     found = []
-    for metrics in paths.das_root(root).glob("*/layer_*/k_*/" + paths.METRICS):
-        k_dir = metrics.parent
+    for k_dir in paths.das_root(root).glob("*/layer_*/k_*"):
         try:
             found.append((k_dir.parent.parent.name, int(k_dir.parent.name[len("layer_"):]),
                           int(k_dir.name[len("k_"):])))
@@ -200,8 +207,7 @@ def trained_cells(root) -> list[tuple[str, int, int]]:
 
 def load_cell(subject: Subject, directory: Path, layer: int):
     """A saved cell through pyvene's loader -> its intervention module."""
-    if not cell_finished(directory):
-        raise UsageError(f"no trained DAS cell at {directory}; run src/run_das.py first")
+    readers.check_das_cell(directory)
     return das.intervention_of(das.load_intervenable(directory, subject.model))
 
 
@@ -226,8 +232,11 @@ def evaluate_cells(args) -> pd.DataFrame:
     device = resolve_device(args.device)
     subject, cells = load_trained_selection(args, device)
     done = set()
+    cli.writable_file(paths.iia_csv(args.results_path), "iia.csv")
+    for cell in cells:             # every cell checked before any is evaluated
+        readers.check_das_cell(paths.das_cell_dir(args.results_path, *cell))
     if paths.iia_csv(args.results_path).exists() and not args.overwrite:
-        old = pd.read_csv(paths.iia_csv(args.results_path))
+        old = read_iia_csv(paths.iia_csv(args.results_path))
         old = old[(old.n_examples == args.n_testing) & (old.causal_model == old.test_causal_model)]
         done = set(zip(old.causal_model, old.layer, old.low_rank_dimension))
         if done & set(cells):
@@ -256,6 +265,11 @@ def evaluate_cells(args) -> pd.DataFrame:
                                        "test_causal_model", "iia", "n_examples"])
 
 
+def read_iia_csv(path: Path) -> pd.DataFrame:
+    return readers.read_csv_table(path, readers.EVALUATE, readers.IIA_COLUMNS,
+                                  numeric=["layer", "low_rank_dimension", "iia", "n_examples"])
+
+
 def write_iia_csv(args, table: pd.DataFrame) -> Path | None:
     """Merge into results/iia.csv (rows of re-evaluated cells replace their old rows)."""
     path = paths.iia_csv(args.results_path)
@@ -263,7 +277,7 @@ def write_iia_csv(args, table: pd.DataFrame) -> Path | None:
         return None
     key = ["causal_model", "layer", "low_rank_dimension", "test_causal_model"]
     if path.exists():
-        old = pd.read_csv(path)
+        old = read_iia_csv(path)
         table = pd.concat([old, table]).drop_duplicates(subset=key, keep="last")
     table = table.sort_values(key).reset_index(drop=True)
     with atomic_path(path) as tmp:
@@ -276,12 +290,14 @@ def build_graphs(args) -> list[Path]:
     """Stage 5: the IIA graph of every selected trained cell (skipping finished graphs)."""
     device = resolve_device(args.device)
     subject, cells = load_trained_selection(args, device)
+    todo = [c for c in cells if args.overwrite or
+            not is_done(paths.done_marker(paths.graph_npy(args.results_path, *c)))]
+    for cell in todo:              # every folder written and every cell read, before computing
+        cli.writable_dir(paths.graph_npy(args.results_path, *cell).parent, "a graph's folder")
+        readers.check_das_cell(paths.das_cell_dir(args.results_path, *cell))
     written = []
-    for cm, layer, k in tqdm(cells, desc="IIA graphs", unit="graph"):
+    for cm, layer, k in tqdm(todo, desc="IIA graphs", unit="graph"):
         target = paths.graph_npy(args.results_path, cm, layer, k)
-        if target.exists() and not args.overwrite:
-            log.debug("skip finished graph %s", target)
-            continue
         intervention = load_cell(subject, paths.das_cell_dir(args.results_path, cm, layer, k), layer)
         R = das.rotation(intervention).detach().to(device)
         table = torch.as_tensor(causal_models.counterfactual_table(cm), device=device)
@@ -297,8 +313,13 @@ def build_graphs(args) -> list[Path]:
                 "directed_iia": float(correct.float().mean()), **stats,
                 "seconds": round(seconds, 2), "run": run_record(args, device=device)}
         atomic_write_json(paths.graph_meta(args.results_path, cm, layer, k), meta)
-        for fmt in args.export or []:
-            graphs.export(graph, paths.graph_export(args.results_path, cm, layer, k, fmt), fmt)
+        exports = [paths.graph_export(args.results_path, cm, layer, k, fmt)
+                   for fmt in args.export or []]
+        for fmt, path in zip(args.export or [], exports):
+            graphs.export(graph, path, fmt)
+        # written last: a graph missing its .json (or with a truncated .npy) is redone
+        write_done(paths.done_marker(target),
+                   [target, paths.graph_meta(args.results_path, cm, layer, k), *exports])
         log.info("graph %-3s layer %d k %4d: pairs with IIA 1 %.3f, mean pair IIA %.3f (%.1f s) -> %s",
                  cm, layer, k, stats["fraction_pairs_iia_1"], stats["mean_pair_iia"], seconds, target)
         written.append(target)

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 
 import torch
 
-from . import cli, model as gpt2, paths, planted, plots, plots_analysis, task
-from .runtime import (UsageError, atomic_directory, atomic_write_json, derive_seed, read_json,
+from . import cli, model as gpt2, paths, planted, plots, plots_analysis, readers, task
+from .runtime import (UsageError, atomic_directory, check_memory, atomic_write_json, derive_seed, is_done,
                       resolve_device, run_record, set_seed, configure_determinism,
                       torch_threads)
 
@@ -37,7 +38,8 @@ TRAIN_THREADS = 1
 
 
 def is_finished(directory) -> bool:
-    return (directory / paths.METRICS).exists() and (directory / "config.json").exists()
+    """Finished = the completion marker matches every file; a damaged model is retrained."""
+    return is_done(directory / paths.DONE)
 
 
 def resolve_configs(args) -> tuple[gpt2.ArchConfig | None, gpt2.TrainConfig]:
@@ -55,6 +57,9 @@ def resolve_configs(args) -> tuple[gpt2.ArchConfig | None, gpt2.TrainConfig]:
                                                 if getattr(args, n) is not None})
     if arch.n_embd % arch.n_head:
         raise UsageError(f"--n_embd {arch.n_embd} must be divisible by --n_head {arch.n_head}")
+    # weights, gradients and AdamW's two moments: 16 bytes per parameter of 12 d^2 per block
+    check_memory(16 * 12 * arch.n_layer * arch.n_embd ** 2,
+                 f"a GPT-2 of --n_layer {arch.n_layer} x --n_embd {arch.n_embd}")
     planted = train_cfg.iit_weight > 0 or train_cfg.invariance_weight > 0
     if planted and not 0 <= train_cfg.iit_layer <= arch.n_layer:
         raise UsageError(f"--iit_layer {train_cfg.iit_layer} is out of range; layers are "
@@ -81,12 +86,14 @@ def training_device(args) -> str:
 
 def run_training(args) -> dict | None:
     root = cli.writable_dir(args.results_path)
-    out = paths.gpt2_dir(root)
+    out = cli.replaceable_dir(paths.gpt2_dir(root), "the trained model's folder")
     if is_finished(out):
         if args.skip_existing and not args.overwrite:
-            _check_same_recipe(out, args)
+            metrics = readers.read_json_record(out / paths.METRICS, readers.TRAIN,
+                                               {"test_accuracy": readers.NUMBER})
+            _check_same_recipe(metrics, out, args)
             log.info("%s already holds a trained model (test accuracy %.4f); skipping",
-                     out, read_json(out / paths.METRICS)["test_accuracy"])
+                     out, metrics["test_accuracy"])
             return None
         if not args.overwrite:
             raise UsageError(f"{out} already holds a trained model; pass --overwrite to retrain "
@@ -114,6 +121,9 @@ def run_training(args) -> dict | None:
     with torch_threads(TRAIN_THREADS if device == "cpu" else torch.get_num_threads()):
         history = gpt2.train(model.to(device), ids, labels, splits, train_cfg,
                              derive_seed(args.seed, "train"))
+    if not all(math.isfinite(row["loss"]) for row in history):
+        raise UsageError(f"training diverged (the loss became NaN or infinite) with --lr "
+                         f"{train_cfg.lr:g}; nothing was saved: lower --lr or the loss weights")
     metrics = gpt2.evaluate_splits(model, ids, labels, splits)
     plant = planted.plant_record(dataclasses.asdict(train_cfg))
     if plant:   # the known answer travels with the network (config.json and metrics.json)
@@ -138,10 +148,10 @@ def run_training(args) -> dict | None:
     return metrics
 
 
-def _check_same_recipe(out, args) -> None:
+def _check_same_recipe(metrics: dict, out, args) -> None:
     """--skip_existing keeps a finished model only if the same recipe made it."""
     _, train_cfg = resolve_configs(args)
-    made = read_json(out / paths.METRICS).get("train_config") or {}
+    made = metrics.get("train_config") or {}
     differ = {k: (made.get(k), v) for k, v in dataclasses.asdict(train_cfg).items()
               if k in made and made[k] != v}
     if differ:

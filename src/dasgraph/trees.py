@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import causal_models, paths, task
-from .runtime import (UsageError, atomic_path, atomic_write_json, atomic_write_text,
+from .runtime import (ArtifactError, UsageError, atomic_path, is_done, write_done, atomic_write_json, atomic_write_text,
                       derive_seed, read_json, run_record)
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,8 @@ def read_clique_file(path: Path) -> dict[str, Any]:
     try:
         record = read_json(path)
     except (OSError, ValueError) as err:
-        raise UsageError(f"{path} is not a readable clique file ({err}); "
-                         "re-run analyse_graphs.py with --overwrite") from None
+        raise ArtifactError(path, f"is not a readable clique file ({type(err).__name__})",
+                            "analyse_graphs.py") from None
     cliques = record.get("cliques") if isinstance(record, dict) else None
     if not isinstance(cliques, list) or not all(isinstance(c, list) for c in cliques):
         raise UsageError(f"{path} has no 'cliques' list of node-id lists; "
@@ -326,7 +326,7 @@ def run_clique_file(clique_file: CliqueFile, root: Path, finder: str, args: Any,
 
     cm, layer, k = clique_file.causal_model, clique_file.layer, clique_file.low_rank_dimension
     out_json = paths.tree_file(root, cm, layer, k, "json")
-    if out_json.exists() and not overwrite:
+    if is_done(paths.done_marker(out_json)) and not overwrite:
         _check_same_positives(out_json, positives)
         log.info("%s exists; skipping (pass --overwrite to redo)", out_json)
         return None
@@ -355,6 +355,10 @@ def run_clique_file(clique_file: CliqueFile, root: Path, finder: str, args: Any,
         log.info("wrote %s and %s", out_txt, out_png)
     record["run"] = run_record(args, seed=seed)
     atomic_write_json(out_json, record)
+    # written last: a tree whose JSON, text or drawing is damaged or gone is redone
+    write_done(paths.done_marker(out_json),
+               [paths.tree_file(root, cm, layer, k, s) for s in ("json", "txt", "png")
+                if tree is not None or s == "json"])
     log.info("wrote %s", out_json)
     return out_json
 

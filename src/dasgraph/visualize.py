@@ -23,7 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from . import (causal_models, collect, graphs, paths, plots_analysis,  # noqa: E402
+from . import (causal_models, cli, collect, graphs, paths, plots_analysis,  # noqa: E402
                plots_graphs, plots_iia, published, runtime)
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def combination_figures(root: Path) -> Figures:
         return
     pub = published.strength()
     for layer, k, path in files:
-        tables = collect.strength_tables(pd.read_csv(path))
+        tables = collect.strength_tables(collect.read_combination(path))
         panels = [(f"this run, layer {layer}, k {k}, rule {rule}", t) for rule, t in tables.items()]
         panels.append((f"published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} "
                        f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k {published.PUBLISHED_K}", pub))
@@ -244,9 +244,11 @@ def _newest_input(root: Path) -> float:
 def up_to_date(root: Path, pdf: bool) -> bool:
     """True when a finished ``all`` run drew every figure after the results last changed."""
     stamp = paths.plots_stamp(root)
-    if not stamp.exists():
+    try:
+        drawn = runtime.read_json(stamp)
+        drawn["files"] = [str(f) for f in drawn.get("files", [])]
+    except (OSError, ValueError, TypeError, AttributeError):   # absent or damaged: redraw
         return False
-    drawn = runtime.read_json(stamp)
     files = [paths.plots_dir(root) / name for name in drawn.get("files", [])]
     return (drawn.get("pdf", False) or not pdf) and all(f.exists() for f in files) \
         and stamp.stat().st_mtime > _newest_input(root)
@@ -260,6 +262,7 @@ def run(experiment: str, root: Path, pdf: bool = False, overwrite: bool = True) 
     ``overwrite=False``, nothing is redrawn when no result changed since the last full run.
     """
     root = Path(root)
+    cli.writable_dir(paths.plots_dir(root), "the plots folder")
     if experiment == "all" and not overwrite and up_to_date(root, pdf):
         log.info("every plot under %s is newer than the results; skipping "
                  "(--overwrite redraws)", paths.plots_dir(root))

@@ -1,0 +1,410 @@
+"""Fault injection: every script against damaged artifacts, wrong kinds of path and bad flags.
+
+One tiny finished results folder is built once (module fixture). Each case copies it, breaks
+one thing, runs the script's ``main(argv)`` in this process and expects exit code 2 with one
+line on stderr and no traceback. Cases are generated: scripts x the artifacts each reads x
+kinds of damage; scripts x the folders each writes x wrong kinds of path; every number, list
+and device flag of every parser x nan / inf / too large / empty. The last test prints
+``N cases, N clean``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dasgraph import cli, paths, runtime
+
+ROOT = Path(__file__).resolve().parents[1]
+SEL = ["--causal_models", "XY,Z", "--layers", "2", "--low_rank_dimensions", "4", "--device", "cpu"]
+TRAIN = ["--n_layer", "2", "--n_embd", "16", "--n_head", "2", "--epochs", "3", "--batch_size",
+         "100", "--device", "cpu"]
+MLP = ["--n_entities", "20", "--n_test_entities", "20", "--mlp_n_training", "2000",
+       "--mlp_epochs", "2", "--n_training", "600", "--n_testing", "300", "--epochs", "1",
+       "--device", "cpu", "--seed", "3"]
+
+
+def load_script(relative: str):
+    spec = importlib.util.spec_from_file_location(Path(relative).stem.replace("/", "_"),
+                                                  ROOT / relative)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# script -> the flags of a normal re-run on the finished folder (tiny where they compute)
+SCRIPTS = {
+    "train_gpt2.py": TRAIN,
+    "src/run_das.py": SEL + ["--n_training", "256", "--n_testing", "200", "--batch_size", "128",
+                             "--workers", "1"],
+    "evaluate_das.py": SEL + ["--n_testing", "200"],
+    "visualizations.py": ["--experiment", "all"],
+    "disentangle_causal_models.py": SEL,
+    "analyse_graphs.py": [],
+    "classification.py": [],
+    "combine_causal_models.py": [],
+    "make_report.py": [],
+    "reproduce_das_experiment.py": MLP + ["--baseline_sample", "30"],
+    "mlp/pattern_matching_das.py": MLP + ["--layers", "0"],
+    "mlp/wrong_causal_graph_ablation_study.py": MLP,
+}
+BUILD_ORDER = ["train_gpt2.py", "src/run_das.py", "evaluate_das.py",
+               "disentangle_causal_models.py", "analyse_graphs.py", "classification.py",
+               "combine_causal_models.py", "reproduce_das_experiment.py",
+               "mlp/pattern_matching_das.py", "mlp/wrong_causal_graph_ablation_study.py"]
+_MODULES: dict = {}
+
+
+def script(name: str):
+    if name not in _MODULES:
+        _MODULES[name] = load_script(name)
+    return _MODULES[name]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A tiny results folder that every stage has finished (plots aside: nothing reads them)."""
+    root = tmp_path_factory.mktemp("finished") / "results"
+    for name in BUILD_ORDER:
+        assert script(name).main(["--results_path", str(root), *SCRIPTS[name]]) == 0, name
+    return root
+
+
+# --- the artifacts, and who reads them ------------------------------------------------------------
+CELL = "das/XY/layer_2/k_4"
+GRAPH = "graphs/XY/layer_2_k_4"
+MODEL_FILES = ["gpt2/config.json", "gpt2/model.safetensors", "gpt2/tokenizer.json",
+               "gpt2/metrics.json"]
+CELL_FILES = [f"{CELL}/config.json", f"{CELL}/intkey_layer_1_comp_block_output_unit_pos_nunit_6#0.bin",
+              f"{CELL}/metrics.json"]
+GPT2_READERS = ["src/run_das.py", "evaluate_das.py", "disentangle_causal_models.py"]
+# (file, scripts that read it, extra flags making them read it rather than skip finished work)
+READS = [
+    *[(f, GPT2_READERS, []) for f in MODEL_FILES],
+    ("gpt2/metrics.json", ["make_report.py"], []),
+    ("gpt2/config.json", ["make_report.py"], []),
+    # visualizations.py: the one experiment that reads the file (``all`` draws for seconds)
+    ("gpt2/metrics.json", ["visualizations.py"], ["--experiment", "training"]),
+    ("gpt2/config.json", ["visualizations.py"], ["--experiment", "published"]),
+    ("iia.csv", ["visualizations.py"], ["--experiment", "empirical"]),
+    (f"{GRAPH}.npy", ["visualizations.py"], ["--experiment", "graphs"]),
+    (f"{GRAPH}.json", ["visualizations.py"], ["--experiment", "graphs"]),
+    ("cliques/RemovalHeuristic/XY_layer_2_k_4.json", ["visualizations.py"], ["--experiment", "cliques"]),
+    ("trees/XY_layer_2_k_4.json", ["visualizations.py"], ["--experiment", "trees"]),
+    ("combination/layer_2_k_4.csv", ["visualizations.py"], ["--experiment", "combination"]),
+    *[(f, ["evaluate_das.py"], []) for f in CELL_FILES],
+    *[(f, ["disentangle_causal_models.py"], ["--overwrite"]) for f in CELL_FILES],
+    (f"{CELL}/metrics.json", ["make_report.py"], []),
+    ("iia.csv", ["evaluate_das.py", "make_report.py"], []),
+    (f"{GRAPH}.npy", ["analyse_graphs.py", "combine_causal_models.py"], ["--overwrite"]),
+    (f"{GRAPH}.json", ["analyse_graphs.py", "combine_causal_models.py"], ["--overwrite"]),
+    (f"{GRAPH}.json", ["make_report.py"], []),
+    ("cliques/RemovalHeuristic/XY_layer_2_k_4.json", ["classification.py"], ["--overwrite"]),
+    ("cliques/RemovalHeuristic/XY_layer_2_k_4.json", ["make_report.py"], []),
+    ("trees/XY_layer_2_k_4.json", ["make_report.py"], []),
+    ("combination/layer_2_k_4.csv", ["make_report.py"], []),
+    ("mlp/pattern_matching/metrics.json", ["make_report.py"], []),
+    ("mlp/pattern_matching/iia.csv", ["make_report.py"], []),
+]
+
+
+def _schema(path: Path) -> bytes:
+    """Valid bytes of the wrong shape for the file's kind."""
+    if path.suffix == ".json":
+        return b"[1, 2]"
+    if path.suffix == ".csv":
+        return b"colour,size\nred,3\n"
+    if path.suffix == ".npy":
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, np.full((10, 10), np.nan, dtype=np.float32))
+        return buf.getvalue()
+    return b"\x00" * 64
+
+
+DAMAGE = {
+    "garbage": lambda p: p.write_bytes(bytes(range(256)) * 8),
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]),
+    "empty": lambda p: p.write_bytes(b""),
+    "missing": lambda p: p.unlink(),
+    "folder": lambda p: (p.unlink(), p.mkdir()),
+    "schema": lambda p: p.write_bytes(_schema(p)),
+}
+
+# (script, path that must be a folder (or a file, for "file:") the script writes, flags)
+WRITES = [
+    ("train_gpt2.py", "gpt2", ["--overwrite"]),
+    ("src/run_das.py", "das", ["--overwrite"]),
+    ("src/run_das.py", "das/XY", ["--overwrite"]),
+    ("src/run_das.py", "das/XY/layer_2", ["--overwrite"]),
+    ("src/run_das.py", "das/XY/layer_2/k_4", ["--overwrite"]),
+    ("evaluate_das.py", "file:iia.csv", ["--overwrite"]),
+    ("disentangle_causal_models.py", "graphs/Z", ["--overwrite"]),
+    ("analyse_graphs.py", "cliques", ["--overwrite"]),
+    ("analyse_graphs.py", "cliques/RemovalHeuristic", ["--overwrite"]),
+    ("classification.py", "trees", ["--overwrite"]),
+    ("combine_causal_models.py", "combination", ["--overwrite"]),
+    ("visualizations.py", "plots", ["--experiment", "training"]),
+    ("make_report.py", "file:REPORT.md", []),
+    ("reproduce_das_experiment.py", "mlp/hierarchical_equality", []),
+    ("reproduce_das_experiment.py", "mlp/hierarchical_equality/model", ["--overwrite"]),
+    ("reproduce_das_experiment.py", "mlp/hierarchical_equality/layer_0", ["--overwrite"]),
+    ("reproduce_das_experiment.py", "file:mlp/hierarchical_equality/iia.csv", []),
+    ("mlp/pattern_matching_das.py", "mlp/pattern_matching", []),
+    ("mlp/pattern_matching_das.py", "mlp/pattern_matching/layer_0", ["--overwrite"]),
+    ("mlp/pattern_matching_das.py", "file:mlp/pattern_matching/metrics.json", []),
+    ("mlp/wrong_causal_graph_ablation_study.py", "mlp/wrong_causal_graph", []),
+    ("mlp/wrong_causal_graph_ablation_study.py", "mlp/wrong_causal_graph/iit/model", ["--overwrite"]),
+    ("mlp/wrong_causal_graph_ablation_study.py", "mlp/wrong_causal_graph/plain/trained_on_ABAB",
+     ["--overwrite"]),
+    *[(name, "<root>", []) for name in SCRIPTS],     # the results root itself is a file
+]
+
+
+# Found by listing a folder, and optional by design (visualizations.py and make_report.py draw
+# and report what exists; later stages skip what is absent): "missing" is no fault for these.
+LISTED = ("iia.csv", "graphs/", "cliques/", "trees/", "combination/", "mlp/", "gpt2/metrics.json",
+          "gpt2/config.json", f"{CELL}/metrics.json")
+
+
+def artifact_cases():
+    for rel, readers, extra in READS:
+        for kind in DAMAGE:
+            for name in readers:
+                if kind == "missing" and rel.startswith(LISTED) and (
+                        name in ("visualizations.py", "make_report.py", "evaluate_das.py",
+                                 "analyse_graphs.py", "classification.py",
+                                 "combine_causal_models.py") and not rel.startswith(CELL)
+                        or name == "make_report.py"):
+                    continue
+                yield pytest.param(name, rel, kind, extra, id=f"{name}:{rel}:{kind}")
+
+
+def model_path_cases():
+    """--model_path: the same damage to a model folder passed by the user."""
+    for rel in MODEL_FILES[:3]:
+        for kind in DAMAGE:
+            for name in ("train_gpt2.py", "src/run_das.py"):
+                yield pytest.param(name, rel, kind, id=f"{name}:--model_path:{rel}:{kind}")
+
+
+def flag_cases():
+    """Every number, list and device flag of every parser, with values it must refuse."""
+    for name in SCRIPTS:
+        parser = _parser_of(name)
+        for action in parser._actions:
+            flag = action.option_strings[-1] if action.option_strings else None
+            kind = getattr(action.type, "cast", None)
+            values = []
+            if kind is float:
+                values = ["nan", "inf", "-inf"]
+            elif kind is int:
+                values = ["100000000000000000000000"]
+            elif action.type in (cli.int_list, cli.str_list):
+                values = ["", ","]
+            elif action.type is cli.device_name:
+                values = ["tpu"]
+            for value in values:
+                yield pytest.param(name, [flag, value], id=f"{name}:{flag}={value!r}")
+    yield pytest.param("classification.py", ["--clique_finder", "../../etc"], id="finder-escape")
+    yield pytest.param("analyse_graphs.py", ["--clique_finder", "../x"], id="finder-escape-2")
+    yield pytest.param("train_gpt2.py", ["--n_embd", "4096", "--n_layer", "96", "--n_head", "8"],
+                       id="train:memory-estimate")
+
+
+def _parser_of(name: str):
+    """The script's parser, captured by running parse_args on --help."""
+    import argparse
+
+    captured = {}
+    original = argparse.ArgumentParser.parse_args
+
+    def grab(self, args=None, namespace=None):
+        captured["parser"] = self
+        raise SystemExit(0)
+
+    argparse.ArgumentParser.parse_args = grab
+    try:
+        with pytest.raises(SystemExit):
+            script(name).parse_args(["--help"])
+    finally:
+        argparse.ArgumentParser.parse_args = original
+    return captured["parser"]
+
+
+# --- running a case -------------------------------------------------------------------------------
+RESULTS = {"cases": 0, "clean": 0}
+
+
+def run_case(name: str, argv: list[str], capsys) -> tuple[int, list[str]]:
+    capsys.readouterr()
+    code = script(name).main(argv)
+    err = capsys.readouterr().err
+    # what a terminal shows: the text after a progress bar's last carriage return
+    lines = [line.rsplit("\r", 1)[-1].strip() for line in err.splitlines()]
+    return code, [line for line in lines if line]
+
+
+def check_clean(code: int, lines: list[str], err_needle: str | None = None) -> None:
+    RESULTS["cases"] += 1
+    assert code == 2, (code, lines)
+    assert len(lines) == 1 and lines[0].startswith("error:"), lines
+    assert "Traceback" not in lines[0]
+    if err_needle:
+        assert err_needle in lines[0], lines
+    RESULTS["clean"] += 1
+
+
+def copy_of(finished: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "results"
+    shutil.copytree(finished, root, symlinks=True)
+    return root
+
+
+@pytest.mark.parametrize("name, rel, kind, extra", list(artifact_cases()))
+def test_damaged_artifact(finished, tmp_path, capsys, name, rel, kind, extra):
+    root = copy_of(finished, tmp_path)
+    DAMAGE[kind](root / rel)
+    code, lines = run_case(name, ["--results_path", str(root), *SCRIPTS[name], *extra], capsys)
+    check_clean(code, lines, err_needle=Path(rel).parent.name)
+
+
+@pytest.mark.parametrize("name, rel, kind", list(model_path_cases()))
+def test_damaged_model_path(finished, tmp_path, capsys, name, rel, kind):
+    model = tmp_path / "my_model"
+    shutil.copytree(paths.gpt2_dir(finished), model)
+    DAMAGE[kind](model / Path(rel).name)
+    out = tmp_path / "fresh"
+    flags = SCRIPTS[name] if name != "train_gpt2.py" else ["--epochs", "1", "--device", "cpu"]
+    code, lines = run_case(name, ["--results_path", str(out), *flags, "--model_path", str(model)],
+                           capsys)
+    check_clean(code, lines, err_needle="my_model")
+
+
+@pytest.mark.parametrize("name, rel, extra", [pytest.param(*w, id=f"{w[0]}:{w[1]}") for w in WRITES])
+def test_wrong_kind_of_path(finished, tmp_path, capsys, name, rel, extra):
+    root = copy_of(finished, tmp_path)
+    if rel == "<root>":
+        target, root = tmp_path / "a_file", tmp_path / "a_file"
+        target.write_text("not a folder")
+    elif rel.startswith("file:"):                  # a folder where the stage writes a file
+        target = root / rel[len("file:"):]
+        target.unlink(missing_ok=True)
+        target.mkdir(parents=True)
+    else:                                           # a file where the stage writes a folder
+        target = root / rel
+        shutil.rmtree(target, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("not a folder")
+    code, lines = run_case(name, ["--results_path", str(root), *SCRIPTS[name], *extra], capsys)
+    check_clean(code, lines)
+
+
+@pytest.mark.parametrize("name, flags", list(flag_cases()))
+def test_bad_flag(finished, tmp_path, capsys, name, flags):
+    root = copy_of(finished, tmp_path) if name != "train_gpt2.py" else tmp_path / "fresh"
+    code, lines = run_case(name, ["--results_path", str(root), *SCRIPTS[name], *flags], capsys)
+    check_clean(code, lines)
+
+
+def test_foreign_intervention_type_is_refused_before_any_import(finished, tmp_path, capsys):
+    """A crafted cell (its completion marker recomputed, so only the allow-list can stop it)
+    naming the ``this`` module: pyvene would import it, printing the Zen of Python."""
+    import sys
+
+    assert "this" not in sys.modules
+    root = copy_of(finished, tmp_path)
+    cell = root / CELL
+    config = json.loads((cell / "config.json").read_text())
+    config["intervention_types"] = ["<class 'this.Zen'>"]
+    (cell / "config.json").write_text(json.dumps(config))
+    runtime.write_done(cell / paths.DONE, [p for p in cell.iterdir() if p.name != paths.DONE])
+    code, lines = run_case("evaluate_das.py", ["--results_path", str(root),
+                                               *SCRIPTS["evaluate_das.py"], "--overwrite"], capsys)
+    check_clean(code, lines, err_needle="this.Zen")
+    assert "this" not in sys.modules
+
+
+# --- damaged work is redone, to the same bytes; a killed run resumes ---------------------------------
+def rerun(name: str, root: Path, *flags: str) -> None:
+    assert script(name).main(["--results_path", str(root), *SCRIPTS[name], *flags]) == 0
+
+
+def leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob(".*") if ".partial-" in p.name or ".tmp" in p.name]
+
+
+def test_truncated_cell_file_is_redone_to_the_same_bytes(finished, tmp_path):
+    import subprocess
+
+    root = copy_of(finished, tmp_path)
+    weights = root / CELL_FILES[1]
+    original = weights.read_bytes()
+    weights.write_bytes(original[: len(original) // 2])
+    dead = subprocess.Popen(["true"])
+    dead.wait()                                  # a pid that no longer runs
+    stale = root / CELL / ".." / f".k_4.partial-{dead.pid}-x"
+    stale.mkdir()
+    rerun("src/run_das.py", root)
+    assert weights.read_bytes() == original
+    assert runtime.is_done(root / CELL / paths.DONE) and not stale.exists()
+
+
+def test_deleted_graph_json_is_redone(finished, tmp_path):
+    root = copy_of(finished, tmp_path)
+    npy = (root / f"{GRAPH}.npy").read_bytes()
+    (root / f"{GRAPH}.json").unlink()
+    rerun("disentangle_causal_models.py", root)
+    assert (root / f"{GRAPH}.json").exists() and (root / f"{GRAPH}.npy").read_bytes() == npy
+
+
+# script -> (what to delete before the run, files whose bytes must match the finished folder)
+KILLED = {
+    "train_gpt2.py": (["gpt2"], ["gpt2/model.safetensors", "gpt2/metrics.json"]),
+    "src/run_das.py": (["das", "iia.csv", "graphs"], [CELL_FILES[1], CELL_FILES[2]]),
+    "evaluate_das.py": (["iia.csv"], ["iia.csv"]),
+    "disentangle_causal_models.py": (["graphs"], [f"{GRAPH}.npy"]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(KILLED))
+@pytest.mark.parametrize("after", [6.0, 12.0])
+def test_kill_9_then_rerun_gives_the_same_bytes(finished, tmp_path, name, after):
+    """The script in its own process, killed with SIGKILL after ``after`` seconds (import,
+    loading or computing, wherever it is), then re-run to the end."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = copy_of(finished, tmp_path)
+    remove, compare = KILLED[name]
+    for rel in remove:
+        target = root / rel
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    proc = subprocess.Popen([sys.executable, str(ROOT / name), "--results_path", str(root),
+                             *SCRIPTS[name]], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    time.sleep(after)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # the killed run may have finished: re-run as make reproduce does (keep finished work)
+    rerun(name, root, *(["--skip_existing"] if name == "train_gpt2.py" else []))
+    for rel in compare:
+        assert (root / rel).read_bytes() == (finished / rel).read_bytes(), rel
+    assert not leftovers(root)
+
+
+def test_count(capsys):
+    """Printed last (pytest runs a module's tests in order): the suite's tally."""
+    with capsys.disabled():
+        print(f"\nfault injection: {RESULTS['cases']} cases, {RESULTS['clean']} clean")
+    assert RESULTS["cases"] == RESULTS["clean"]
