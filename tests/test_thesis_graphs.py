@@ -39,12 +39,15 @@ def test_packaged_graphs_import_into_our_layout_at_layer_plus_one(imported):
     assert meta["mean_pair_iia"] == pytest.approx(graphs.statistics(g)["mean_pair_iia"])
 
 
-def test_import_skips_finished_graphs_unless_overwrite(tmp_path, capsys):
+def test_import_skips_finished_graphs_and_redoes_damaged_ones(tmp_path, capsys):
     target = paths.graph_npy(tmp_path, "X", 8, 256)
     assert import_graphs.main(["--results_path", str(tmp_path)]) == 0
-    target.write_bytes(b"stale")
+    good, before = target.read_bytes(), target.stat().st_mtime_ns
     assert import_graphs.main(["--results_path", str(tmp_path)]) == 0
-    assert target.read_bytes() == b"stale" and "skipped" in capsys.readouterr().out
+    assert target.stat().st_mtime_ns == before and "skipped" in capsys.readouterr().out
+    target.write_bytes(b"stale")                 # damaged: its completion marker no longer fits
+    assert import_graphs.main(["--results_path", str(tmp_path)]) == 0
+    assert target.read_bytes() == good
     assert import_graphs.main(["--results_path", str(tmp_path), "--overwrite"]) == 0
     assert graphs.load_graph(tmp_path, "X", 8, 256).shape == (N, N)
 

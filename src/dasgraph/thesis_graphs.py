@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from . import causal_models, graphs, paths, published, task
-from .runtime import UsageError, atomic_save_npy, atomic_write_json, run_record
+from .runtime import (UsageError, atomic_save_npy, atomic_write_json, is_done,
+                      run_record, write_done)
 
 log = logging.getLogger(__name__)
 
@@ -173,14 +174,15 @@ def import_graphs(found: list[ThesisGraph], root: Path, args: Any,
     for g in found:
         target = paths.graph_npy(root, g.causal_model, g.layer, g.low_rank_dimension)
         meta_path = paths.graph_meta(root, g.causal_model, g.layer, g.low_rank_dimension)
-        if target.exists() and meta_path.exists() and not overwrite:
+        if is_done(paths.done_marker(target)) and not overwrite:
             log.info("%s exists, skipped (--overwrite to redo)", target)
             continue
         graph = g.graph.copy()
         np.fill_diagonal(graph, 0.0)
         graph = graphs.check_graph(graph, g.source)
         stats = graphs.statistics(graph)
-        # the .json first, the .npy last: find_graphs only sees a graph once both exist
+        # the .json, the .npy, then the completion marker (as disentangle_causal_models.py
+        # writes its graphs): a damaged or half-imported graph is redone, not trusted
         atomic_write_json(meta_path, {
             "causal_model": g.causal_model, "layer": g.layer,
             "low_rank_dimension": g.low_rank_dimension, "shape": list(graph.shape),
@@ -193,6 +195,7 @@ def import_graphs(found: list[ThesisGraph], root: Path, args: Any,
                               "diagonal": "zeroed on import"},
             "run": run_record(args)})
         atomic_save_npy(target, graph)
+        write_done(paths.done_marker(target), [target, meta_path])
         log.info("%s (thesis layer %d) -> %s: pairs with IIA 1 %.3f, mean pair IIA %.3f",
                  g.source, g.thesis_layer, target, stats["fraction_pairs_iia_1"],
                  stats["mean_pair_iia"])
