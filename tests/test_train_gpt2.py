@@ -22,6 +22,10 @@ def test_tiny_run_writes_a_loadable_self_describing_model(tiny_results):
     assert run["seed"] == 0 and run["device"] == "cpu" and "torch" in run["versions"]
     assert "git_commit" in run and run["arguments"]["epochs"] == 3
     assert (out / "training_curve.png").stat().st_size > 1000
+    # ordinary permissions, not mkdtemp's private ones: results are for everyone to read
+    for name in ("model.safetensors", "config.json", "metrics.json", "tokenizer.json"):
+        assert (out / name).stat().st_mode & 0o777 == 0o644, name
+    assert out.stat().st_mode & 0o777 == 0o755
     model = AutoModelForSequenceClassification.from_pretrained(str(out)).eval()
     tok = AutoTokenizer.from_pretrained(str(out))
     ids = task.encode_all(tok)
