@@ -1,7 +1,9 @@
 """Stage 3: IIA of every trained DAS cell on fresh counterfactuals -> results/iia.csv.
 
 Arithmetic cells (XY, XZ, YZ) are also tested on the other arithmetic models'
-counterfactuals (the thesis's sanity check: trained on A, tested on B).
+counterfactuals (the thesis's sanity check: trained on A, tested on B). Beside iia.csv it
+writes the chance floors of every causal model and their pairwise disagreement, computed from
+the counterfactual tables (floors.csv, disagreement.csv; dasgraph.floors).
 
     python evaluate_das.py
     python evaluate_das.py --causal_model_type arithmetic --n_testing 10000
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from dasgraph import cli, runtime
+from dasgraph import cli, floors, runtime
 from dasgraph.sweep import evaluate_cells, write_iia_csv
 
 
@@ -30,6 +32,8 @@ def _run(args) -> None:
     path = write_iia_csv(args, table)
     if path:
         log.info("wrote %s", path)
+    for written in floors.write(args.results_path, args):   # chance floors, from the tables
+        log.info("wrote %s", written)
 
 
 def main(argv=None) -> int:

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dasgraph import causal_models, cliques, combine, graphs, paths, task, trees  # noqa: E402
+from dasgraph import causal_models, cliques, combine, floors, graphs, paths, task, trees  # noqa: E402
 
 N_LAYER, WIDTH = 3, 16
 LAYERS = list(range(N_LAYER + 1))          # 0 = embeddings .. 3
@@ -64,6 +64,7 @@ def write_iia(root: Path) -> pd.DataFrame:
                                  "n_examples": 500})
     table = pd.DataFrame(rows)
     table.to_csv(paths.iia_csv(root), index=False)
+    floors.write(root)          # evaluate_das.py writes the floors beside iia.csv
     return table
 
 

@@ -1,5 +1,6 @@
 """DAS: known answers, the fast path against transformers and pyvene, the sweep CLI."""
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -131,6 +132,10 @@ def test_evaluate_writes_iia_csv_with_the_cross_matrix(tiny_copy):
     assert sorted(xy.test_causal_model) == ["XY", "XZ", "YZ"]
     assert table[table.causal_model == "Z"].test_causal_model.tolist() == ["Z"]
     assert (table.n_examples == 700).all() and table.iia.between(0, 1).all()
+    floors = pd.read_csv(paths.floors_csv(tiny_copy)).set_index("causal_model")
+    assert floors.loc["XY", "unchanged"] == pytest.approx(0.067)
+    assert paths.disagreement_csv(tiny_copy).exists()
+    assert json.loads(Path(str(paths.floors_csv(tiny_copy)) + ".run.json").read_text())["command"]
 
 
 @pytest.mark.parametrize("flags, needle", [

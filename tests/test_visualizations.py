@@ -63,8 +63,12 @@ def test_empirical_one_panel_per_k_one_line_per_model(results):
     axes = _plot_axes(fig)
     assert [ax.get_title() for ax in axes] == [f"k = {k}" for k in fake_results.KS]
     for ax in axes:
-        lines = _labelled_lines(ax)
+        lines = [l for l in _labelled_lines(ax) if not l.get_label().startswith("floor")]
         assert [l.get_label() for l in lines] == list(causal_models.MODELS)
+        # the chance floors of floors.csv as two grey lines (arithmetic: 0.067 and 0.1)
+        floor = {l.get_label().split(" (")[0]: l.get_ydata()[0] for l in _labelled_lines(ax)
+                 if l.get_label().startswith("floor")}
+        assert floor == {"floor: output unchanged": 0.1, "floor: copy the source": 0.1}
         assert "layer" in ax.get_xlabel() and "IIA" in ax.get_ylabel()
         assert list(lines[0].get_xdata()) == fake_results.LAYERS
     xy = _labelled_lines(axes[0])[0]          # k = 4, XY: the values of iia.csv
@@ -79,7 +83,11 @@ def test_sanity_check_nine_train_test_pairs_per_k(results):
     assert name == paths.SANITY_CHECK_PNG
     for ax in _plot_axes(fig):
         labels = [l.get_label() for l in _labelled_lines(ax)]
+        floors = [l for l in labels if l.startswith("floor")]
+        labels = [l for l in labels if not l.startswith("floor")]
         assert len(labels) == 9 and "trained XY, tested YZ" in labels
+        # arithmetic models only: unchanged 6.7 %, copy source 10 %
+        assert floors == ["floor: output unchanged (≤ 0.067)", "floor: copy the source (≤ 0.100)"]
         assert "IIA" in ax.get_ylabel()
     plt.close(fig)
 

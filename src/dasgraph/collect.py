@@ -42,6 +42,24 @@ def load_iia(root: Path) -> pd.DataFrame | None:
     return table
 
 
+def load_floors(root: Path) -> pd.DataFrame | None:
+    """floors.csv (chance floors per causal model), or None (logged) if absent."""
+    path = paths.floors_csv(root)
+    if not path.exists():
+        missing(path, "evaluate_das.py")
+        return None
+    return pd.read_csv(path)
+
+
+def load_disagreement(root: Path) -> pd.DataFrame | None:
+    """disagreement.csv as a model x model frame, or None (logged) if absent."""
+    path = paths.disagreement_csv(root)
+    if not path.exists():
+        missing(path, "evaluate_das.py")
+        return None
+    return pd.read_csv(path, index_col=0)
+
+
 def model_shape(root: Path) -> dict:
     """n_layer, n_embd (width) and whether trained from scratch, from results/gpt2; {} if absent."""
     config_path = paths.gpt2_dir(root) / "config.json"

@@ -38,6 +38,16 @@ def iia_csv(root: Path) -> Path:
     return Path(root) / "iia.csv"
 
 
+# Chance floors and the models' pairwise disagreement, from the counterfactual tables alone
+# (dasgraph.floors); written by evaluate_das.py beside iia.csv.
+def floors_csv(root: Path) -> Path:
+    return Path(root) / "floors.csv"
+
+
+def disagreement_csv(root: Path) -> Path:
+    return Path(root) / "disagreement.csv"
+
+
 # --- stage 5: IIA graphs --------------------------------------------------------------
 def graph_npy(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> Path:
     return Path(root) / "graphs" / causal_model / f"layer_{layer}_k_{low_rank_dimension}.npy"

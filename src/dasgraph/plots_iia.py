@@ -103,11 +103,29 @@ def _draw_dag(ax, parents: dict[str, list[str]]) -> None:
 
 
 # --- IIA per layer -----------------------------------------------------------------------------
-def _per_k_panels(table: pd.DataFrame, draw, title: str, legend_cols: int):
+def _floor_lines(ax, floors: pd.DataFrame | None, models) -> None:
+    """The chance floors (dasgraph.floors) of the plotted non-trivial models, as two lines at
+    their highest value: what an intervention that changes nothing, or replaces everything,
+    scores without carrying any variable."""
+    if floors is None or floors.empty:
+        return
+    part = floors[floors["causal_model"].isin(models) & (floors["causal_model"] != "XYZ")]
+    if part.empty:
+        return
+    for column, style, text in (("unchanged", ":", "floor: output unchanged"),
+                                ("copy_source", "-.", "floor: copy the source")):
+        ax.axhline(part[column].max(), color="grey", lw=1, linestyle=style, zorder=0,
+                   label=f"{text} (≤ {part[column].max():.3f})")
+
+
+def _per_k_panels(table: pd.DataFrame, draw, title: str, legend_cols: int,
+                  floors: pd.DataFrame | None = None):
     ks = sorted(table["low_rank_dimension"].unique())
     fig, axes = _grid(len(ks))
     for ax, k in zip(axes, ks):
-        draw(ax, table[table["low_rank_dimension"] == k])
+        part = table[table["low_rank_dimension"] == k]
+        draw(ax, part)
+        _floor_lines(ax, floors, part["causal_model"].unique())
         _layer_axis(ax, table["layer"])
         ax.set_title(f"k = {k}")
         ax.set_xlabel(LAYER_LABEL, fontsize=8)
@@ -130,9 +148,9 @@ def _per_k_panels(table: pd.DataFrame, draw, title: str, legend_cols: int):
     return fig
 
 
-def empirical(iia: pd.DataFrame):
+def empirical(iia: pd.DataFrame, floors: pd.DataFrame | None = None):
     """IIA against layer, one line per causal model (tested on its own counterfactuals), one
-    panel per k."""
+    panel per k; the chance floors (floors.csv) as grey lines when given."""
     own = iia[iia["causal_model"] == iia["test_causal_model"]]
 
     def draw(ax, part):
@@ -141,10 +159,10 @@ def empirical(iia: pd.DataFrame):
             ax.plot(rows["layer"], rows["iia"], label=name, **model_style(name))
 
     return _per_k_panels(own, draw, "IIA per layer: each causal model tested on its own "
-                         "counterfactuals", legend_cols=7)
+                         "counterfactuals", legend_cols=7, floors=floors)
 
 
-def sanity_check(iia: pd.DataFrame):
+def sanity_check(iia: pd.DataFrame, floors: pd.DataFrame | None = None):
     """Arithmetic family: DAS trained on model A, tested on model B's counterfactuals; one
     panel per k, colour = trained on, line style = tested on (solid = its own)."""
     cross = iia[iia["causal_model"].isin(ARITHMETIC) & iia["test_causal_model"].isin(ARITHMETIC)]
@@ -163,7 +181,8 @@ def sanity_check(iia: pd.DataFrame):
                         label=f"trained {trained}, tested {tested}")
 
     return _per_k_panels(cross, draw, "Sanity check: DAS trained on one arithmetic model, "
-                         "tested on each (colour = trained on, style = tested on)", legend_cols=3)
+                         "tested on each (colour = trained on, style = tested on)", legend_cols=3,
+                         floors=floors)
 
 
 def iia_heatmap(iia: pd.DataFrame):

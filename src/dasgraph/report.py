@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from . import causal_models, collect, graphs, paths, planted, published, report_thesis, runtime
+from . import (causal_models, collect, floors, graphs, paths, planted, published, report_thesis,
+               runtime)
 from .markdown import Page, key_value_table, markdown_table, not_available
 from .plots_iia import order_models
 
@@ -147,12 +148,44 @@ def section_iia(page: Page) -> None:
         page.add(f"**k = {k}**", markdown_table(wide.rename_axis("causal model"), index=True))
     page.image(paths.EMPIRICAL_PNG, "IIA per layer", "empirical")
     page.image(paths.HEATMAP_PNG, "IIA heatmap", "heatmap")
+    _floors(page, own)
     _cross_matrix(page, iia)
     page.add("### This run beside the published curves")
     page.add("The published curves are for GPT-2 small fine-tuned (12 blocks × 768, k = 256), "
              "a different network: compare shapes. The paper's layer j (output of block j) is "
              "our layer L = j + 1.")
     page.image(paths.PUBLISHED_PNG, "this run vs published", "published")
+
+
+def _floors(page: Page, own: pd.DataFrame) -> None:
+    """Chance floors per model, and the layers where IIA cannot tell the models apart."""
+    page.add("### Chance floors and identifiability")
+    floor, disagree = collect.load_floors(page.root), collect.load_disagreement(page.root)
+    if floor is None or disagree is None:
+        page.add(not_available("results/floors.csv and disagreement.csv", "evaluate_das.py"))
+        return
+    page.add("Computed from the counterfactual tables over all ordered pairs (`floors.csv`): the "
+             "share of pairs whose counterfactual equals the base's own output (an intervention "
+             "that changes nothing scores this) and the source's output (one that replaces "
+             "everything, k = 6 × width, scores this). An IIA near these carries no variable.",
+             markdown_table(floor.set_index("causal_model").rename_axis("causal model"),
+                            index=True),
+             "Share of pairs on which two models' counterfactuals differ (`disagreement.csv`):",
+             markdown_table(disagree.rename_axis("causal model"), index=True))
+    width = collect.model_shape(page.root).get("n_embd")
+    trained = own[own["low_rank_dimension"] < 6 * width] if width else own
+    flagged = floors.indistinguishable_layers(trained, disagree)
+    if flagged.empty:
+        page.add(f"At no layer do two rival models both reach IIA ≥ {floors.ALIGNED} (best over "
+                 "k below full replacement): IIA tells the candidate models apart everywhere.")
+        return
+    page.add(f"**Layers where IIA does not tell the candidate models apart**: two or more rival "
+             f"models (not complements such as XY and Z, which are one computation) each reach "
+             f"IIA ≥ {floors.ALIGNED} although their counterfactuals differ on the share shown. "
+             "At layer 0 (the embeddings) this is expected: the intervention spans every input "
+             "token, so any variable of the inputs can be moved (the published GPT-2 curves "
+             "show the same at their early layers).",
+             markdown_table(flagged.rename(columns={"max_disagreement": "largest disagreement"})))
 
 
 def _cross_matrix(page: Page, iia: pd.DataFrame) -> None:

@@ -47,13 +47,13 @@ def sanity_check(root: Path) -> Figures:
         collect.missing(f"arithmetic cells in {paths.iia_csv(root)}",
                 "src/run_das.py and evaluate_das.py with --causal_model_type arithmetic")
         return
-    yield paths.SANITY_CHECK_PNG, plots_iia.sanity_check(cross)
+    yield paths.SANITY_CHECK_PNG, plots_iia.sanity_check(cross, collect.load_floors(root))
 
 
 def empirical(root: Path) -> Figures:
     iia = collect.load_iia(root)
     if iia is not None:
-        yield paths.EMPIRICAL_PNG, plots_iia.empirical(iia)
+        yield paths.EMPIRICAL_PNG, plots_iia.empirical(iia, collect.load_floors(root))
 
 
 def heatmap(root: Path) -> Figures:
