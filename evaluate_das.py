@@ -23,6 +23,11 @@ def parse_args(argv=None):
     cli.add_selection(p)
     p.add_argument("--n_testing", type=cli.positive_int, default=10_000,
                    help="fresh counterfactual pairs per cell")
+    p.add_argument("--random_draws", type=cli.non_negative_int, default=5,
+                   help="random orthonormal subspaces of the same rank k per layer and k, the "
+                        "control beside each trained IIA (0: none)")
+    p.add_argument("--n_random_pairs", type=cli.positive_int, default=1_000,
+                   help="counterfactual pairs each random subspace is tested on")
     return p.parse_args(argv)
 
 

@@ -37,6 +37,11 @@ def iia_value(cm: str, layer: int, k: int, test: str) -> float:
     return round(float(np.clip(value, 0.05, 1.0)), 4)
 
 
+def random_value(layer: int, k: int) -> float:
+    """A made-up random-subspace control: high at the embeddings only."""
+    return 0.9 if layer == 0 else 0.1 + 0.01 * KS.index(k)
+
+
 def write_gpt2(root: Path) -> None:
     out = paths.gpt2_dir(root)
     history = [{"epoch": e, "loss": 3.0 / e, "train_accuracy": 0.3 * e, "validation_accuracy": 0.28 * e}
@@ -61,7 +66,9 @@ def write_iia(root: Path) -> pd.DataFrame:
                 for test in (arithmetic if cm in arithmetic else [cm]):
                     rows.append({"causal_model": cm, "layer": layer, "low_rank_dimension": k,
                                  "test_causal_model": test, "iia": iia_value(cm, layer, k, test),
-                                 "n_examples": 500})
+                                 "n_examples": 500, "random_iia_mean": random_value(layer, k),
+                                 "random_iia_sd": 0.01, "random_draws": 5,
+                                 "random_n_examples": 300})
     table = pd.DataFrame(rows)
     table.to_csv(paths.iia_csv(root), index=False)
     floors.write(root)          # evaluate_das.py writes the floors beside iia.csv

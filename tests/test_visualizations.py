@@ -63,8 +63,14 @@ def test_empirical_one_panel_per_k_one_line_per_model(results):
     axes = _plot_axes(fig)
     assert [ax.get_title() for ax in axes] == [f"k = {k}" for k in fake_results.KS]
     for ax in axes:
-        lines = [l for l in _labelled_lines(ax) if not l.get_label().startswith("floor")]
+        lines = [l for l in _labelled_lines(ax) if l.get_label() in causal_models.MODELS]
         assert [l.get_label() for l in lines] == list(causal_models.MODELS)
+        # the random-subspace control of iia.csv, one thin line per model (one legend entry)
+        random = [l for l in ax.get_lines() if l.get_linewidth() == 0.8]
+        assert len(random) == len(causal_models.MODELS)
+        k = fake_results.KS[axes.index(ax)]
+        assert list(random[0].get_ydata()) == [fake_results.random_value(L, k)
+                                               for L in fake_results.LAYERS]
         # the chance floors of floors.csv as two grey lines (arithmetic: 0.067 and 0.1)
         floor = {l.get_label().split(" (")[0]: l.get_ydata()[0] for l in _labelled_lines(ax)
                  if l.get_label().startswith("floor")}

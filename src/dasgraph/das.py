@@ -75,6 +75,13 @@ def orthonormal(weight: torch.Tensor) -> torch.Tensor:
     return q * torch.where(signs == 0, torch.ones_like(signs), signs)
 
 
+def random_rotation(dim: int, low_rank_dimension: int, seed: int) -> torch.Tensor:
+    """(dim, k) orthonormal columns spanning a uniformly random k-dim subspace (the QR factor of
+    a Gaussian matrix, drawn on a CPU generator so every device gets the same subspace)."""
+    gen = torch.Generator().manual_seed(seed)
+    return orthonormal(torch.randn(dim, low_rank_dimension, generator=gen, dtype=torch.float64)).float()
+
+
 def interchange(base: torch.Tensor, source: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     """(B, S, d) base and source states -> intervened (B, S, d): base + (source-base) R R^T.
 

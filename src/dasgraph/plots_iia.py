@@ -118,6 +118,17 @@ def _floor_lines(ax, floors: pd.DataFrame | None, models) -> None:
                    label=f"{text} (≤ {part[column].max():.3f})")
 
 
+def _random_band(ax, rows: pd.DataFrame, color: str, first: bool) -> None:
+    """The random-subspace control of iia.csv (same layer and k): a thin line at its mean and a
+    band of ± one sd over draws, in the model's colour; nothing for an older iia.csv."""
+    if "random_iia_mean" not in rows or rows["random_iia_mean"].isna().all():
+        return
+    mean, sd = rows["random_iia_mean"], rows["random_iia_sd"].fillna(0)
+    ax.plot(rows["layer"], mean, color=color, lw=0.8, alpha=0.6, linestyle=(0, (1, 1)),
+            label="random subspace, same k (mean ± sd)" if first else "_nolegend_")
+    ax.fill_between(rows["layer"], mean - sd, mean + sd, color=color, alpha=0.12, lw=0)
+
+
 def _per_k_panels(table: pd.DataFrame, draw, title: str, legend_cols: int,
                   floors: pd.DataFrame | None = None):
     ks = sorted(table["low_rank_dimension"].unique())
@@ -154,9 +165,10 @@ def empirical(iia: pd.DataFrame, floors: pd.DataFrame | None = None):
     own = iia[iia["causal_model"] == iia["test_causal_model"]]
 
     def draw(ax, part):
-        for name in order_models(part["causal_model"].unique()):
+        for i, name in enumerate(order_models(part["causal_model"].unique())):
             rows = part[part["causal_model"] == name].sort_values("layer")
             ax.plot(rows["layer"], rows["iia"], label=name, **model_style(name))
+            _random_band(ax, rows, MODEL_COLORS.get(name, "grey"), first=(i == 0))
 
     return _per_k_panels(own, draw, "IIA per layer: each causal model tested on its own "
                          "counterfactuals", legend_cols=7, floors=floors)

@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -221,23 +222,70 @@ def load_trained_selection(args, device: str) -> tuple[Subject, list[tuple[str, 
     return subject, cells
 
 
+IIA_COLUMNS = ["causal_model", "layer", "low_rank_dimension", "test_causal_model", "iia",
+               "n_examples"]
+# The random-subspace control (Makelov et al. 2023; causalab's matched-rank baseline): the IIA
+# of random orthonormal subspaces of the same rank k at the same site, mean and sample sd over
+# draws, on pairs of its own. Nothing is trained, so it costs only forward passes.
+RANDOM_COLUMNS = ["random_iia_mean", "random_iia_sd", "random_draws", "random_n_examples"]
+
+
+def random_subspace_iia(subject: Subject, tables: dict, layer: int, k: int, draws: int,
+                        n_pairs: int, seed: int) -> dict[str, tuple[float, float]]:
+    """causal model -> (mean, sd) IIA of ``draws`` random rank-k subspaces at ``layer``.
+
+    A random subspace does not depend on the causal model, so each draw is run once on one set
+    of pairs (seeded by the run seed, layer and k) and scored against every table. At k = 6 x
+    width the subspace is everything and every draw replaces the whole state by the source's.
+    """
+    device = subject.states.device
+    base, source = das.counterfactual_pairs(n_pairs, derive_seed(seed, "random_subspace", layer, k))
+    base, source = base.to(device), source.to(device)
+    dim = subject.states.shape[2] * subject.states.shape[3]
+    scores = {name: [] for name in tables}
+    for draw in range(draws):
+        R = das.random_rotation(dim, k, derive_seed(seed, "random_subspace", layer, k, draw))
+        pred = das.predict_pairs(subject.lean, subject.states[layer], layer, R.to(device),
+                                 base, source)
+        for name, table in tables.items():
+            scores[name].append(float((pred == table[base, source]).float().mean()))
+    return {name: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
+            for name, v in scores.items()}
+
+
+def _evaluated_before(args) -> set:
+    """Cells in iia.csv made with these settings (test pairs, random draws and pairs)."""
+    if not paths.iia_csv(args.results_path).exists() or args.overwrite:
+        return set()
+    old = pd.read_csv(paths.iia_csv(args.results_path))
+    same = (old.n_examples == args.n_testing) & (old.causal_model == old.test_causal_model)
+    if args.random_draws:
+        if not set(RANDOM_COLUMNS) <= set(old.columns):
+            return set()
+        same &= (old.random_draws == args.random_draws) & \
+            (old.random_n_examples == args.n_random_pairs)
+    old = old[same]
+    return set(zip(old.causal_model, old.layer, old.low_rank_dimension))
+
+
 def evaluate_cells(args) -> pd.DataFrame:
-    """IIA of every trained cell on fresh pairs, against its own and (arithmetic) the others."""
+    """IIA of every trained cell on fresh pairs, against its own and (arithmetic) the others,
+    with the random-subspace control of the same layer and k beside it."""
     device = resolve_device(args.device)
     subject, cells = load_trained_selection(args, device)
-    done = set()
-    if paths.iia_csv(args.results_path).exists() and not args.overwrite:
-        old = pd.read_csv(paths.iia_csv(args.results_path))
-        old = old[(old.n_examples == args.n_testing) & (old.causal_model == old.test_causal_model)]
-        done = set(zip(old.causal_model, old.layer, old.low_rank_dimension))
-        if done & set(cells):
-            log.info("%d cells already evaluated in %s; skipping them (--overwrite redoes them)",
-                     len(done & set(cells)), paths.iia_csv(args.results_path))
+    done = _evaluated_before(args)
+    if done & set(cells):
+        log.info("%d cells already evaluated in %s with these settings; skipping them "
+                 "(--overwrite redoes them)", len(done & set(cells)), paths.iia_csv(args.results_path))
     cells = [c for c in cells if c not in done]
     tables = {name: torch.as_tensor(causal_models.counterfactual_table(name), device=device)
               for name in causal_models.MODELS}
     rows = []
+    controls = {}          # (layer, k) -> random_subspace_iia, shared by the causal models
     for cm, layer, k in tqdm(cells, desc="evaluating cells", unit="cell"):
+        if args.random_draws and (layer, k) not in controls:
+            controls[layer, k] = random_subspace_iia(subject, tables, layer, k, args.random_draws,
+                                                     args.n_random_pairs, args.seed)
         intervention = load_cell(subject, paths.das_cell_dir(args.results_path, cm, layer, k), layer)
         base, source = das.counterfactual_pairs(args.n_testing,
                                                 derive_seed(args.seed, "evaluate", cm, layer, k))
@@ -248,12 +296,15 @@ def evaluate_cells(args) -> pd.DataFrame:
             else [cm]
         for test in tests:
             iia = float((pred == tables[test][base, source]).float().mean())
+            mean, sd = controls[layer, k][test] if args.random_draws else (np.nan, np.nan)
             rows.append({"causal_model": cm, "layer": layer, "low_rank_dimension": k,
-                         "test_causal_model": test, "iia": iia, "n_examples": args.n_testing})
+                         "test_causal_model": test, "iia": iia, "n_examples": args.n_testing,
+                         "random_iia_mean": mean, "random_iia_sd": sd,
+                         "random_draws": args.random_draws,
+                         "random_n_examples": args.n_random_pairs if args.random_draws else 0})
         log.info("cell %-3s layer %d k %4d: IIA %.3f", cm, layer, k,
                  next(r["iia"] for r in rows[::-1] if r["test_causal_model"] == cm))
-    return pd.DataFrame(rows, columns=["causal_model", "layer", "low_rank_dimension",
-                                       "test_causal_model", "iia", "n_examples"])
+    return pd.DataFrame(rows, columns=IIA_COLUMNS + RANDOM_COLUMNS)
 
 
 def write_iia_csv(args, table: pd.DataFrame) -> Path | None:
@@ -266,6 +317,9 @@ def write_iia_csv(args, table: pd.DataFrame) -> Path | None:
         old = pd.read_csv(path)
         table = pd.concat([old, table]).drop_duplicates(subset=key, keep="last")
     table = table.sort_values(key).reset_index(drop=True)
+    for column in ("random_draws", "random_n_examples"):   # counts, not 5.0000, beside NaN rows
+        if column in table:
+            table[column] = table[column].astype("Int64")
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.4f")
     atomic_write_json(Path(str(path) + ".run.json"), run_record(args))

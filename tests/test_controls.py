@@ -1,0 +1,80 @@
+"""Controls beside every IIA: random subspaces of the same rank (issue 14)."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+import evaluate_das
+import run_das
+from dasgraph import causal_models, das, paths, task
+from dasgraph.runtime import derive_seed
+from dasgraph.sweep import load_subject, random_subspace_iia
+
+
+def test_random_rotation_is_orthonormal_seeded_and_full_rank_is_the_identity():
+    R = das.random_rotation(96, 7, seed=3)
+    assert R.shape == (96, 7)
+    assert torch.allclose(R.T @ R, torch.eye(7), atol=1e-5)
+    assert torch.equal(R, das.random_rotation(96, 7, seed=3))
+    assert not torch.equal(R, das.random_rotation(96, 7, seed=4))
+    full = das.random_rotation(96, 96, seed=3)
+    assert torch.allclose(full @ full.T, torch.eye(96), atol=1e-5)
+
+
+def test_random_subspace_at_full_width_equals_full_replacement(tiny_results):
+    """k = 6 x width: every random subspace is everything, so each draw gives the source's own
+    prediction, the trained full-replacement cell's number on the same pairs."""
+    subject = load_subject(str(paths.gpt2_dir(tiny_results)))
+    tables = {n: torch.as_tensor(causal_models.counterfactual_table(n)) for n in ("XY", "X")}
+    k, layer = task.SEQ_LEN * subject.width, 1
+    got = random_subspace_iia(subject, tables, layer, k, draws=3, n_pairs=800, seed=7)
+    base, source = das.counterfactual_pairs(800, derive_seed(7, "random_subspace", layer, k))
+    iv, _ = das.train_cell(subject.lean, subject.states[layer], tables["XY"], layer, k,
+                           das.DasConfig(), seed=0, progress=False)
+    trained = das.predict_pairs(subject.lean, subject.states[layer], layer,
+                                das.rotation(iv).detach(), base, source)
+    for name, table in tables.items():
+        identity = float((table[base, source] == subject.predictions[source]).float().mean())
+        assert got[name] == pytest.approx((identity, 0.0), abs=1e-12)
+        assert float((table[base, source] == trained).float().mean()) == pytest.approx(identity)
+    # below full width the draws differ (a random subspace is not the identity)
+    low = random_subspace_iia(subject, tables, layer, 2, draws=3, n_pairs=800, seed=7)
+    assert low["XY"][1] >= 0 and low != got
+
+
+def _evaluate(root, *flags):
+    return evaluate_das.main(["--results_path", str(root), "--n_testing", "400", "--device", "cpu",
+                              "--n_random_pairs", "300", *flags])
+
+
+def test_evaluate_writes_the_random_subspace_beside_each_iia(tiny_copy):
+    assert run_das.main(["--results_path", str(tiny_copy), "--n_training", "256", "--batch_size",
+                         "128", "--n_testing", "200", "--device", "cpu", "--workers", "1",
+                         "--causal_models", "XY,Z", "--layers", "1", "--low_rank_dimensions",
+                         "4,96"]) == 0
+    assert _evaluate(tiny_copy, "--random_draws", "3") == 0
+    table = pd.read_csv(paths.iia_csv(tiny_copy))
+    assert {"random_iia_mean", "random_iia_sd", "random_draws", "random_n_examples"} <= set(table)
+    assert (table.random_draws == 3).all() and (table.random_n_examples == 300).all()
+    assert table.random_iia_mean.between(0, 1).all() and (table.random_iia_sd >= 0).all()
+    full = table[table.low_rank_dimension == 96]
+    assert (full.random_iia_sd == 0).all()             # every draw is the identity
+    # other settings are never silently reused: a different number of draws redoes the cells
+    stamp = paths.iia_csv(tiny_copy).stat().st_mtime_ns
+    assert _evaluate(tiny_copy, "--random_draws", "3") == 0
+    assert paths.iia_csv(tiny_copy).stat().st_mtime_ns == stamp       # same settings: skipped
+    assert _evaluate(tiny_copy, "--random_draws", "2") == 0
+    again = pd.read_csv(paths.iia_csv(tiny_copy))
+    assert (again.random_draws == 2).all() and len(again) == len(table)
+    assert again.iia.tolist() == table.iia.tolist()     # the trained IIA does not move
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--random_draws", "-1"], "--random_draws"),
+    (["--n_random_pairs", "0"], "--n_random_pairs"),
+])
+def test_evaluate_bad_control_flags(tmp_path, capsys, flags, needle):
+    assert evaluate_das.main(["--results_path", str(tmp_path), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
