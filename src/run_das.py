@@ -32,6 +32,10 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=cli.positive_float, default=DEFAULTS.lr, help="Adam learning rate")
     p.add_argument("--lr_schedule", choices=das.LR_SCHEDULES, default=DEFAULTS.lr_schedule,
                    help="linear: decay to 0 over the steps (default); constant: the thesis's")
+    p.add_argument("--das_seeds", type=cli.positive_int, default=1,
+                   help="train each cell N times from different seeds (seed 1 is the usual cell; "
+                        "seeds 2..N go under RESULTS/das_seeds/); evaluate_das.py reports their "
+                        "mean and sd")
     p.add_argument("--workers", type=cli.positive_int, default=min(2, os.cpu_count() or 1),
                    help="worker processes on CPU, each training whole cells on one thread "
                         "(default: up to 2; the numbers do not depend on it)")

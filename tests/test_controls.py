@@ -8,7 +8,7 @@ import torch
 import evaluate_das
 import run_das
 from dasgraph import causal_models, das, paths, task
-from dasgraph.runtime import derive_seed
+from dasgraph.runtime import derive_seed, torch_threads
 from dasgraph.sweep import load_subject, random_subspace_iia
 
 
@@ -78,3 +78,73 @@ def test_evaluate_bad_control_flags(tmp_path, capsys, flags, needle):
     assert evaluate_das.main(["--results_path", str(tmp_path), *flags]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0]
+
+
+def _sweep(root, *flags):
+    return run_das.main(["--results_path", str(root), "--n_training", "256", "--batch_size", "128",
+                         "--n_testing", "200", "--device", "cpu", "--causal_models", "XY",
+                         "--layers", "1", "--low_rank_dimensions", "4", *flags])
+
+
+def test_das_seeds_keep_seed_one_and_each_seed_reproduces_alone(tiny_results, tmp_path):
+    import json
+    import shutil
+
+    from dasgraph import sweep as sweep_mod
+
+    roots = {name: tmp_path / name for name in ("three", "one", "alone")}
+    for root in roots.values():
+        shutil.copytree(paths.gpt2_dir(tiny_results), paths.gpt2_dir(root))
+    assert _sweep(roots["three"], "--das_seeds", "3", "--workers", "2") == 0
+    assert _sweep(roots["one"]) == 0                  # today's default: one seed
+
+    def metrics(root, das_seed):
+        return json.loads((paths.das_cell_dir(root, "XY", 1, 4, das_seed) / "metrics.json")
+                          .read_text())
+
+    # seed 1 of --das_seeds is today's cell: same derive_seed identity, same numbers
+    assert metrics(roots["three"], 1)["cell_seed"] == derive_seed(42, "XY", 1, 4)
+    assert metrics(roots["three"], 1)["train_loss"] == metrics(roots["one"], 1)["train_loss"]
+    assert len({metrics(roots["three"], i)["cell_seed"] for i in (1, 2, 3)}) == 3
+    # each further seed's cell reproduces when trained alone, in this process
+    cfg = das.DasConfig(n_training=256, n_testing=200, batch_size=128)
+    args = type("Args", (), {"seed": 42, "results_path": roots["alone"]})()
+    with torch_threads(sweep_mod.CELL_THREADS):       # as the sweep trains every cell
+        subject = load_subject(str(paths.gpt2_dir(tiny_results)))
+        for i in (2, 3):
+            alone = sweep_mod._train_and_save_cell(args, cfg, subject, "cpu", ("XY", 1, 4, i))
+            assert alone["iia"] == metrics(roots["three"], i)["iia"]
+            assert alone["train_loss"] == metrics(roots["three"], i)["train_loss"]
+    # evaluate: the mean over seeds is the mean of the three single-seed IIAs on the same pairs
+    assert _evaluate(roots["three"], "--random_draws", "0") == 0
+    row = pd.read_csv(paths.iia_csv(roots["three"])).query("test_causal_model == 'XY'").iloc[0]
+    single = []
+    for i in (1, 2, 3):
+        base, source = das.counterfactual_pairs(400, derive_seed(42, "evaluate", "XY", 1, 4))
+        R = das.rotation(sweep_mod.load_cell(subject, paths.das_cell_dir(roots["three"], "XY", 1, 4,
+                                                                         i), 1)).detach()
+        pred = das.predict_pairs(subject.lean, subject.states[1], 1, R, base, source)
+        table = torch.as_tensor(causal_models.counterfactual_table("XY"))
+        single.append(float((pred == table[base, source]).float().mean()))
+    assert row.n_seeds == 3 and row.iia == pytest.approx(single[0], abs=1e-4)
+    assert row.iia_seed_mean == pytest.approx(sum(single) / 3, abs=1e-4)
+    assert row.iia_ci_low <= row.iia <= row.iia_ci_high and row.iia_ci_high - row.iia_ci_low > 0
+    # the seeds live apart: readers of the seed-1 tree see one cell
+    assert sweep_mod.trained_cells(roots["three"]) == [("XY", 1, 4)]
+
+
+def test_bootstrap_interval_matches_resampling_pairs():
+    import numpy as np
+
+    from dasgraph.sweep import bootstrap_interval
+    correct = np.random.default_rng(0).random(2000) < 0.7
+    low, high = bootstrap_interval(correct, seed=1)
+    resampled = [correct[np.random.default_rng(i).integers(0, 2000, 2000)].mean() for i in range(2000)]
+    assert low == pytest.approx(np.percentile(resampled, 2.5), abs=0.005)
+    assert high == pytest.approx(np.percentile(resampled, 97.5), abs=0.005)
+
+
+def test_das_seeds_zero_is_one_line(tmp_path, capsys):
+    assert _sweep(tmp_path, "--das_seeds", "0") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--das_seeds" in err[0]

@@ -30,8 +30,13 @@ def das_root(root: Path) -> Path:
     return Path(root) / "das"
 
 
-def das_cell_dir(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> Path:
-    return das_root(root) / causal_model / f"layer_{layer}" / f"k_{low_rank_dimension}"
+def das_cell_dir(root: Path, causal_model: str, layer: int, low_rank_dimension: int,
+                 das_seed: int = 1) -> Path:
+    """One trained cell. DAS seed 1 is the sweep's cell (das/{cm}/layer_L/k_k); the further
+    seeds of --das_seeds N live apart, under das_seeds/seed_{i}/{cm}/layer_L/k_k, so that every
+    reader of the seed-1 cells sees the same tree as before."""
+    base = das_root(root) if das_seed == 1 else Path(root) / "das_seeds" / f"seed_{das_seed}"
+    return base / causal_model / f"layer_{layer}" / f"k_{low_rank_dimension}"
 
 
 def iia_csv(root: Path) -> Path:
