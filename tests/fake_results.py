@@ -68,7 +68,11 @@ def write_iia(root: Path) -> pd.DataFrame:
                                  "test_causal_model": test, "iia": iia_value(cm, layer, k, test),
                                  "n_examples": 500, "random_iia_mean": random_value(layer, k),
                                  "random_iia_sd": 0.01, "random_draws": 5,
-                                 "random_n_examples": 300})
+                                 "random_n_examples": 300,
+                                 "iia_ci_low": iia_value(cm, layer, k, test) - 0.02,
+                                 "iia_ci_high": iia_value(cm, layer, k, test) + 0.02,
+                                 "n_seeds": 1, "iia_seed_mean": iia_value(cm, layer, k, test),
+                                 "iia_seed_sd": float("nan")})
     table = pd.DataFrame(rows)
     table.to_csv(paths.iia_csv(root), index=False)
     floors.write(root)          # evaluate_das.py writes the floors beside iia.csv

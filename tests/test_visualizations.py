@@ -71,6 +71,8 @@ def test_empirical_one_panel_per_k_one_line_per_model(results):
         k = fake_results.KS[axes.index(ax)]
         assert list(random[0].get_ydata()) == [fake_results.random_value(L, k)
                                                for L in fake_results.LAYERS]
+        # two bands per model: the 95 % interval of the trained IIA and the random control's sd
+        assert len(ax.collections) == 2 * len(causal_models.MODELS)
         # the chance floors of floors.csv as two grey lines (arithmetic: 0.067 and 0.1)
         floor = {l.get_label().split(" (")[0]: l.get_ydata()[0] for l in _labelled_lines(ax)
                  if l.get_label().startswith("floor")}

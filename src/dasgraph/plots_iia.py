@@ -118,6 +118,19 @@ def _floor_lines(ax, floors: pd.DataFrame | None, models) -> None:
                    label=f"{text} (≤ {part[column].max():.3f})")
 
 
+def _error_band(ax, rows: pd.DataFrame, color: str) -> None:
+    """The trained IIA's uncertainty from iia.csv: mean ± sd over DAS seeds where there are
+    several, else the 95 % bootstrap interval over test pairs; nothing for an older iia.csv."""
+    if "n_seeds" in rows and (rows["n_seeds"] > 1).any():
+        low = rows["iia_seed_mean"] - rows["iia_seed_sd"].fillna(0)
+        high = rows["iia_seed_mean"] + rows["iia_seed_sd"].fillna(0)
+    elif "iia_ci_low" in rows and rows["iia_ci_low"].notna().any():
+        low, high = rows["iia_ci_low"], rows["iia_ci_high"]
+    else:
+        return
+    ax.fill_between(rows["layer"], low, high, color=color, alpha=0.25, lw=0)
+
+
 def _random_band(ax, rows: pd.DataFrame, color: str, first: bool) -> None:
     """The random-subspace control of iia.csv (same layer and k): a thin line at its mean and a
     band of ± one sd over draws, in the model's colour; nothing for an older iia.csv."""
@@ -168,6 +181,7 @@ def empirical(iia: pd.DataFrame, floors: pd.DataFrame | None = None):
         for i, name in enumerate(order_models(part["causal_model"].unique())):
             rows = part[part["causal_model"] == name].sort_values("layer")
             ax.plot(rows["layer"], rows["iia"], label=name, **model_style(name))
+            _error_band(ax, rows, MODEL_COLORS.get(name, "grey"))
             _random_band(ax, rows, MODEL_COLORS.get(name, "grey"), first=(i == 0))
 
     return _per_k_panels(own, draw, "IIA per layer: each causal model tested on its own "
