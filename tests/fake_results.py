@@ -79,12 +79,21 @@ def write_iia(root: Path) -> pd.DataFrame:
     return table
 
 
+def position_share(cm: str, layer: int) -> list[float]:
+    """A made-up share of the subspace per token: all on Z for model Z, else on the last token
+    from layer 2 on and on X below."""
+    if cm == "Z":
+        return [0, 0, 0, 0, 1.0, 0]
+    return [0, 0, 0, 0, 0.1, 0.9] if layer >= 2 else [0.7, 0, 0.3, 0, 0, 0]
+
+
 def write_das_cells(root: Path) -> None:
     """metrics.json + run.json of two cells (what the report reads for the DAS settings)."""
-    for cm, layer, k in [("XY", 1, 4), ("Z", 2, 16)]:
+    for cm, layer, k in [("XY", 1, 4), ("Z", 2, 16), ("XY", 2, 4)]:
         d = paths.das_cell_dir(root, cm, layer, k)
         _json(d / paths.METRICS, {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
                                   "iia": 0.5, "n_examples": 300, "train_loss": [3.0],
+                                  "position_share": position_share(cm, layer),
                                   "config": {"n_training": 512, "n_testing": 300,
                                              "batch_size": 256, "epochs": 1, "lr": 0.01}})
         _json(d / paths.RUN, {**RUN, "command": "run_das.py --low_rank_dimensions 4,16"})

@@ -106,6 +106,7 @@ def test_das_seeds_keep_seed_one_and_each_seed_reproduces_alone(tiny_results, tm
     assert metrics(roots["three"], 1)["cell_seed"] == derive_seed(42, "XY", 1, 4)
     assert metrics(roots["three"], 1)["train_loss"] == metrics(roots["one"], 1)["train_loss"]
     assert len({metrics(roots["three"], i)["cell_seed"] for i in (1, 2, 3)}) == 3
+    assert sum(metrics(roots["three"], 2)["position_share"]) == pytest.approx(1, abs=1e-5)
     # each further seed's cell reproduces when trained alone, in this process
     cfg = das.DasConfig(n_training=256, n_testing=200, batch_size=128)
     args = type("Args", (), {"seed": 42, "results_path": roots["alone"]})()

@@ -100,6 +100,33 @@ def test_sanity_check_nine_train_test_pairs_per_k(results):
     plt.close(fig)
 
 
+def test_attention_weights_layer_by_position_per_model(results):
+    [(name, fig)] = _figures("attention_weights", results)
+    assert name == paths.ATTENTION_WEIGHTS_PNG
+    panels = [ax for ax in fig.axes if ax.get_title() in ("XY", "Z")]
+    assert [ax.get_title() for ax in panels] == ["XY"]     # k = 4 (nearest 256/768 x 16)
+    xy = panels[0]
+    assert [t.get_text() for t in xy.get_xticklabels()] == ["X", "+", "Y", "+", "Z", "="]
+    assert [t.get_text() for t in xy.get_yticklabels()] == ["L1", "L2"]
+    grid = xy.images[0].get_array()
+    assert grid.shape == (2, 6)
+    assert list(grid[0]) == fake_results.position_share("XY", 1)
+    assert list(grid[1]) == fake_results.position_share("XY", 2)
+    plt.close(fig)
+
+
+def test_position_shares_sum_to_one_and_follow_the_rows():
+    import torch
+
+    from dasgraph import das
+    R = das.random_rotation(6 * 8, 3, seed=0)
+    shares = das.position_shares(R)
+    assert len(shares) == 6 and abs(sum(shares) - 1) < 1e-5
+    on_y = torch.zeros(6 * 8, 2)
+    on_y[2 * 8, 0] = on_y[2 * 8 + 1, 1] = 1.0             # both columns on position 2 (Y)
+    assert das.position_shares(on_y) == [0, 0, 1.0, 0, 0, 0]
+
+
 def test_heatmap_layer_by_k_grid_per_model(results):
     [(name, fig)] = _figures("heatmap", results)
     axes = _plot_axes(fig)

@@ -60,6 +60,20 @@ def load_disagreement(root: Path) -> pd.DataFrame | None:
     return pd.read_csv(path, index_col=0)
 
 
+def position_table(root: Path) -> pd.DataFrame:
+    """causal_model, layer, low_rank_dimension, position, share: the share of each trained
+    (seed-1) cell's subspace on each token position, from its metrics.json (run_das.py)."""
+    rows = []
+    for metrics_path in sorted(paths.das_root(root).glob("*/layer_*/k_*/" + paths.METRICS)):
+        metrics = runtime.read_json(metrics_path)
+        for position, share in enumerate(metrics.get("position_share") or []):
+            rows.append({"causal_model": metrics["causal_model"], "layer": metrics["layer"],
+                         "low_rank_dimension": metrics["low_rank_dimension"],
+                         "position": position, "share": share})
+    return pd.DataFrame(rows, columns=["causal_model", "layer", "low_rank_dimension", "position",
+                                       "share"])
+
+
 def model_shape(root: Path) -> dict:
     """n_layer, n_embd (width) and whether trained from scratch, from results/gpt2; {} if absent."""
     config_path = paths.gpt2_dir(root) / "config.json"

@@ -286,3 +286,39 @@ def published_comparison(ours: pd.DataFrame, ours_title: str, published: pd.Data
              ha="center", fontsize=9, style="italic")
     fig.tight_layout(rect=(0, 0.1, 1, 0.95))
     return fig
+
+
+TOKENS = ("X", "+", "Y", "+", "Z", "=")      # the 6 positions of a prompt
+
+
+def attention_weights(table: pd.DataFrame, low_rank_dimension: int):
+    """Where the learned subspace sits: per causal model, a layer x position heatmap of the share
+    of the rank-k subspace on each token (rows of collect.position_table at one k)."""
+    part = table[table["low_rank_dimension"] == low_rank_dimension]
+    names = order_models(part["causal_model"].unique())
+    layers = sorted(part["layer"].unique())
+    cols = min(4, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, squeeze=False,
+                             figsize=(3.2 * cols, (0.45 * len(layers) + 1.4) * rows))
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    image = None
+    for ax, name in zip(axes.flat, names):
+        grid = (part[part["causal_model"] == name]
+                .pivot_table(index="layer", columns="position", values="share")
+                .reindex(index=layers, columns=range(len(TOKENS))))
+        image = ax.imshow(grid.to_numpy(), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        for (i, j), value in np.ndenumerate(grid.to_numpy()):
+            if not np.isnan(value):
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if value < 0.6 else "black")
+        ax.set_xticks(range(len(TOKENS)), TOKENS)
+        ax.set_yticks(range(len(layers)), [f"L{l}" for l in layers])
+        ax.set_title(name)
+    fig.suptitle(f"Share of the learned subspace on each token (k = {low_rank_dimension})",
+                 fontsize=11)
+    fig.tight_layout()
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="share of subspace")
+    return fig

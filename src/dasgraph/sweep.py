@@ -125,7 +125,10 @@ def _train_and_save_cell(args, cfg: das.DasConfig, subject: Subject, device: str
                                cfg.n_testing, seed)
     metrics = {"causal_model": cm, "layer": layer, "low_rank_dimension": k, **result,
                "train_loss": history, "config": das.config_dict(cfg), "cell_seed": seed,
-               "das_seed": das_seed}
+               "das_seed": das_seed,
+               # where the subspace sits: which tokens DAS used (visualizations.py
+               # --experiment attention_weights)
+               "position_share": das.position_shares(das.rotation(intervention))}
     out = paths.das_cell_dir(args.results_path, cm, layer, k, das_seed)
     with atomic_directory(out, overwrite=True) as tmp:
         das.save_intervention(tmp, subject.model, layer, intervention.to("cpu"))

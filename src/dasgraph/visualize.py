@@ -62,6 +62,18 @@ def heatmap(root: Path) -> Figures:
         yield paths.HEATMAP_PNG, plots_iia.iia_heatmap(iia)
 
 
+def attention_weights(root: Path) -> Figures:
+    """The thesis's attention_weights figure: which tokens each trained subspace lies on."""
+    table = collect.position_table(root)
+    if table.empty:
+        collect.missing(f"position shares in {paths.das_root(root)}/*/layer_*/k_*/metrics.json",
+                        "src/run_das.py")
+        return
+    k = collect.reference_k(table["low_rank_dimension"].unique(),
+                            collect.model_shape(root).get("n_embd"))
+    yield paths.ATTENTION_WEIGHTS_PNG, plots_iia.attention_weights(table, k)
+
+
 def published_curves(root: Path) -> Figures:
     iia = collect.load_iia(root)
     if iia is None:
@@ -188,6 +200,7 @@ EXPERIMENTS: dict[str, Callable[[Path], Figures]] = {
     "trees": tree_figures,
     "combination": combination_figures,
     "training": training,
+    "attention_weights": attention_weights,
     "mlp": mlp,
 }
 NAMES = [*EXPERIMENTS, "all"]
