@@ -161,3 +161,15 @@ def test_clique_rules_merge_bounds_along_a_path():
                           "if_true": leaf(False), "if_false": leaf(True)}}
     # both children of the X_even split say "in a clique": that split is no test
     assert report.clique_rules(rules) == ["X+Y+Z = 14", "X+Y+Z ≥ 15 and Y_div3"]
+
+
+def test_one_view_puts_every_control_beside_the_trained_iia(full_report):
+    _, text = full_report
+    part = _section(text, "## 3. IIA")
+    part = part[part.index("### One view"):]
+    assert "layer 0, k = 4" in part.splitlines()[0]      # best non-trivial layer, reference k
+    xy = [l for l in part.splitlines() if l.startswith("| XY |")][0].split("|")
+    cells = [c.strip() for c in xy[1:-1]]
+    assert cells[1] == f"{fake_results.iia_value('XY', 0, 4, 'XY'):.3f}"
+    assert cells[4] == "0.900 ± 0.010" and cells[5] == "–"   # random subspace; no random net
+    assert cells[6] == "0.067" and cells[7] == "0.100"

@@ -42,6 +42,12 @@ def load_iia(root: Path) -> pd.DataFrame | None:
     return table
 
 
+def load_iia_quiet(root: Path) -> pd.DataFrame | None:
+    """iia.csv of an optional results root (a control's), None without a warning if absent."""
+    path = paths.iia_csv(root)
+    return pd.read_csv(path) if path.exists() else None
+
+
 def load_floors(root: Path) -> pd.DataFrame | None:
     """floors.csv (chance floors per causal model), or None (logged) if absent."""
     path = paths.floors_csv(root)

@@ -45,6 +45,11 @@ def iia_csv(root: Path) -> Path:
 
 # Chance floors and the models' pairwise disagreement, from the counterfactual tables alone
 # (dasgraph.floors); written by evaluate_das.py beside iia.csv.
+def control_root(root: Path, control: str) -> Path:
+    """A results root of its own for a control network (run_das.py --control random_init)."""
+    return Path(root) / "controls" / control
+
+
 def floors_csv(root: Path) -> Path:
     return Path(root) / "floors.csv"
 
