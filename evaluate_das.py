@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 
-from dasgraph import cli, floors, runtime
-from dasgraph.sweep import evaluate_cells, write_iia_csv
+from dasgraph import cli, floors, paths, random_network, runtime
+from dasgraph.sweep import evaluate_cells, model_dir, write_iia_csv
 
 
 def parse_args(argv=None):
@@ -21,6 +21,9 @@ def parse_args(argv=None):
     cli.add_common(p)
     cli.add_model_path(p)
     cli.add_selection(p)
+    p.add_argument("--control", choices=random_network.CONTROLS, default="none",
+                   help="random_init: the same sweep on a randomly initialised network of the same "
+                        "architecture, against its own behaviour, in RESULTS/controls/random_init")
     p.add_argument("--n_testing", type=cli.positive_int, default=10_000,
                    help="fresh counterfactual pairs per cell")
     p.add_argument("--random_draws", type=cli.non_negative_int, default=5,
@@ -33,11 +36,15 @@ def parse_args(argv=None):
 
 def _run(args) -> None:
     log = logging.getLogger(__name__)
+    if args.control != "none":            # the control network's own results root
+        args.results_path = paths.control_root(args.results_path, args.control)
     table = evaluate_cells(args)
     path = write_iia_csv(args, table)
     if path:
         log.info("wrote %s", path)
-    for written in floors.write(args.results_path, args):   # chance floors, from the tables
+    # chance floors: the task's, or those of a control network's own behaviour
+    tables = None if args.control == "none" else random_network.own_tables(model_dir(args))
+    for written in floors.write(args.results_path, args, tables):
         log.info("wrote %s", written)
 
 

@@ -149,3 +149,43 @@ def test_das_seeds_zero_is_one_line(tmp_path, capsys):
     assert _sweep(tmp_path, "--das_seeds", "0") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--das_seeds" in err[0]
+
+
+def test_counterfactual_nodes_take_the_models_inputs_from_the_source():
+    from dasgraph import random_network
+    nodes = random_network.counterfactual_nodes("XY")
+    b, s = task.node_id(3, 4, 5), task.node_id(7, 8, 9)
+    assert nodes[b, s] == task.node_id(7, 8, 5)
+    assert (random_network.counterfactual_nodes("XYZ") == range(1000)).all()
+    # a network that solves the task: its own behaviour is the task's table
+    table = random_network.behaviour_table("X", task.labels())
+    assert (table == causal_models.counterfactual_table("X")).all()
+
+
+def test_random_init_control_has_its_own_results_and_floors(tiny_copy):
+    from dasgraph import random_network
+    flags = ["--results_path", str(tiny_copy), "--device", "cpu", "--control", "random_init"]
+    assert run_das.main([*flags, "--n_training", "256", "--batch_size", "128", "--n_testing",
+                         "200", "--workers", "1", "--causal_models", "XY", "--layers", "1",
+                         "--low_rank_dimensions", "4"]) == 0
+    root = paths.control_root(tiny_copy, "random_init")
+    net = paths.gpt2_dir(root)
+    import json
+    assert json.loads((net / "metrics.json").read_text())["control"] == "random_init"
+    assert json.loads((net / "config.json").read_text())["n_embd"] == \
+        json.loads((paths.gpt2_dir(tiny_copy) / "config.json").read_text())["n_embd"]
+    assert not paths.das_root(tiny_copy).exists()          # the trained network's tree untouched
+    assert _evaluate(tiny_copy, "--control", "random_init", "--random_draws", "2") == 0
+    table = pd.read_csv(paths.iia_csv(root))
+    assert table.iia.between(0, 1).all() and not paths.iia_csv(tiny_copy).exists()
+    # floors of the random network's own behaviour, not the task's
+    floors = pd.read_csv(paths.floors_csv(root)).set_index("causal_model")
+    predictions = load_subject(str(net)).predictions.numpy()
+    own = random_network.behaviour_table("XY", predictions)
+    assert floors.loc["XY", "unchanged"] == pytest.approx((own == predictions[:, None]).mean())
+
+
+def test_unknown_control_is_one_line(tmp_path, capsys):
+    assert _sweep(tmp_path, "--control", "shuffled") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--control" in err[0]

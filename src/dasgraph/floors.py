@@ -28,25 +28,26 @@ FLOOR_COLUMNS = ["causal_model", "unchanged", "copy_source"]
 ALIGNED = 0.9
 
 
-def floors(name: str) -> dict:
-    """{'causal_model', 'unchanged', 'copy_source'} of one model, over all ordered pairs."""
-    table = causal_models.counterfactual_table(name)
+def floors(name: str, table: np.ndarray | None = None) -> dict:
+    """{'causal_model', 'unchanged', 'copy_source'} of one model, over all ordered pairs; from
+    its task table, or from ``table`` (a control network's own-behaviour labels)."""
+    table = causal_models.counterfactual_table(name) if table is None else table
     own = np.diagonal(table)                    # the output of input i un-intervened
     return {"causal_model": name,
             "unchanged": float((table == own[:, None]).mean()),
             "copy_source": float((table == own[None, :]).mean())}
 
 
-def floor_table(names=None) -> pd.DataFrame:
+def floor_table(names=None, tables: dict | None = None) -> pd.DataFrame:
     names = list(names or causal_models.MODELS)
-    return pd.DataFrame([floors(n) for n in names], columns=FLOOR_COLUMNS)
+    return pd.DataFrame([floors(n, (tables or {}).get(n)) for n in names], columns=FLOOR_COLUMNS)
 
 
-def disagreement_matrix(names=None) -> pd.DataFrame:
+def disagreement_matrix(names=None, tables: dict | None = None) -> pd.DataFrame:
     """Share of ordered pairs on which two models' counterfactuals differ (symmetric, 0 on the
     diagonal); rows and columns in ``names`` order."""
     names = list(names or causal_models.MODELS)
-    tables = {n: causal_models.counterfactual_table(n) for n in names}
+    tables = tables or {n: causal_models.counterfactual_table(n) for n in names}
     out = pd.DataFrame(0.0, index=names, columns=names)
     for a, b in itertools.combinations(names, 2):
         out.loc[a, b] = out.loc[b, a] = float((tables[a] != tables[b]).mean())
@@ -86,20 +87,24 @@ def complementary(a: str, b: str) -> bool:
         len(ma.intervened) + len(mb.intervened) == 3
 
 
-def write(root, args=None) -> list:
-    """floors.csv and disagreement.csv under ``root``, each with its run.json sidecar."""
+def write(root, args=None, tables: dict | None = None) -> list:
+    """floors.csv and disagreement.csv under ``root``, each with its run.json sidecar; from the
+    task's tables, or from ``tables`` (name -> (1000, 1000) labels of a control network)."""
     from pathlib import Path
 
     from . import paths, runtime
 
     written = []
-    for path, table, index in ((paths.floors_csv(root), floor_table(), False),
-                               (paths.disagreement_csv(root), disagreement_matrix(), True)):
+    for path, table, index in ((paths.floors_csv(root), floor_table(tables=tables), False),
+                               (paths.disagreement_csv(root), disagreement_matrix(tables=tables),
+                                True)):
         with runtime.atomic_path(path) as tmp:
             table.to_csv(tmp, index=index, index_label="causal_model" if index else None,
                          float_format="%.6f")
         runtime.atomic_write_json(Path(str(path) + ".run.json"),
-                                  runtime.run_record(args, made_from="counterfactual tables, "
-                                                     "all ordered pairs"))
+                                  runtime.run_record(args, made_from=(
+                                      "counterfactual tables" if tables is None else
+                                      "the control network's own behaviour")
+                                      + ", all ordered pairs"))
         written.append(path)
     return written

@@ -106,6 +106,18 @@ def _table(cm: str, device: str) -> torch.Tensor:
     return torch.as_tensor(causal_models.counterfactual_table(cm), device=device)
 
 
+def label_tables(args, subject: Subject, names, device: str) -> dict[str, torch.Tensor]:
+    """Counterfactual classes per causal model: the task's (the usual case), or with
+    ``--control random_init`` the network's own behaviour (dasgraph.random_network)."""
+    if getattr(args, "control", "none") == "random_init":
+        from . import random_network
+
+        predictions = subject.predictions.cpu().numpy()
+        return {n: torch.as_tensor(random_network.behaviour_table(n, predictions), device=device)
+                for n in names}
+    return {n: _table(n, device) for n in names}
+
+
 def cell_seed(run_seed: int, cm: str, layer: int, k: int, das_seed: int = 1) -> int:
     """The seed of one cell's training. DAS seed 1 keeps the identity the sweep has always used,
     so a default sweep's numbers do not move when --das_seeds is added."""
@@ -117,7 +129,7 @@ def cell_seed(run_seed: int, cm: str, layer: int, k: int, das_seed: int = 1) -> 
 def _train_and_save_cell(args, cfg: das.DasConfig, subject: Subject, device: str,
                          cell: tuple[str, int, int, int], progress: bool = False) -> dict:
     cm, layer, k, das_seed = cell
-    table = _table(cm, device)
+    table = label_tables(args, subject, [cm], device)[cm]
     seed = cell_seed(args.seed, cm, layer, k, das_seed)
     intervention, history = das.train_cell(subject.lean, subject.states[layer], table, layer, k,
                                            cfg, seed, progress=progress)
@@ -354,8 +366,7 @@ def evaluate_cells(args) -> pd.DataFrame:
         log.info("%d cells already evaluated in %s with these settings; skipping them "
                  "(--overwrite redoes them)", len(done & set(cells)), paths.iia_csv(args.results_path))
     cells = [c for c in cells if c not in done]
-    tables = {name: torch.as_tensor(causal_models.counterfactual_table(name), device=device)
-              for name in causal_models.MODELS}
+    tables = label_tables(args, subject, causal_models.MODELS, device)
     rows = []
     controls = {}          # (layer, k) -> random_subspace_iia, shared by the causal models
     for cm, layer, k in tqdm(cells, desc="evaluating cells", unit="cell"):
