@@ -94,6 +94,8 @@ def write(root, args=None, tables: dict | None = None) -> list:
 
     from . import paths, runtime
 
+    made_from = "counterfactual tables" if tables is None else "the control network's own behaviour"
+    tables = tables or {n: causal_models.counterfactual_table(n) for n in causal_models.MODELS}
     written = []
     for path, table, index in ((paths.floors_csv(root), floor_table(tables=tables), False),
                                (paths.disagreement_csv(root), disagreement_matrix(tables=tables),
@@ -102,9 +104,7 @@ def write(root, args=None, tables: dict | None = None) -> list:
             table.to_csv(tmp, index=index, index_label="causal_model" if index else None,
                          float_format="%.6f")
         runtime.atomic_write_json(Path(str(path) + ".run.json"),
-                                  runtime.run_record(args, made_from=(
-                                      "counterfactual tables" if tables is None else
-                                      "the control network's own behaviour")
-                                      + ", all ordered pairs"))
+                                  runtime.run_record(args, made_from=made_from
+                                                     + ", all ordered pairs"))
         written.append(path)
     return written
