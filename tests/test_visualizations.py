@@ -290,3 +290,18 @@ def test_unknown_experiment_exits_2_with_one_line_naming_the_valid_ones(tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope" in err[0] and "show_causal_models" in err[0] and "all" in err[0]
     assert not paths.plots_dir(tmp_path).exists()
+
+
+def test_one_view_bars_and_floors(results):
+    [(name, fig)] = _figures("one_view", results)
+    assert name == paths.ONE_VIEW_PNG
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(causal_models.MODELS)
+    heights = [p.get_height() for p in ax.patches]
+    n = len(causal_models.MODELS)
+    assert len(heights) == 3 * n
+    # layer 0 (best non-trivial layer of the fake IIA), k = 4: trained, then random subspace
+    assert heights[0] == pytest.approx(fake_results.iia_value("XY", 0, 4, "XY"))
+    assert heights[n] == pytest.approx(fake_results.random_value(0, 4))
+    assert heights[2 * n:] == [0] * n                      # no random network run
+    plt.close(fig)

@@ -164,7 +164,8 @@ PUBLISHED_PNG = "published.png"
 GRAPH_STATS_PNG = "graph_statistics.png"
 TREES_PNG = "trees.png"
 TRAINING_PNG = "training.png"
-ATTENTION_WEIGHTS_PNG = "attention_weights.png"   # the thesis's name: where the subspace sits
+ATTENTION_WEIGHTS_PNG = "attention_weights.png"
+ONE_VIEW_PNG = "one_view.png"                     # one cell beside every control   # the thesis's name: where the subspace sits
 
 
 def graph_png(cm: str, layer: int, k: int) -> str:

@@ -322,3 +322,34 @@ def attention_weights(table: pd.DataFrame, low_rank_dimension: int):
     if image is not None:
         fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="share of subspace")
     return fig
+
+
+def one_view(cell: pd.DataFrame, layer: int, low_rank_dimension: int):
+    """One cell beside its controls (rows of collect.one_view): per causal model, bars for the
+    trained IIA (with its 95 % interval), the random subspace (± sd) and the random network,
+    and the model's two chance floors as ticks."""
+    names = list(cell["causal_model"])
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2, 3.8))
+    width = 0.26
+    err = None
+    if "iia_ci_low" in cell and cell["iia_ci_low"].notna().all():
+        err = np.vstack([cell["iia"] - cell["iia_ci_low"], cell["iia_ci_high"] - cell["iia"]])
+    ax.bar(x - width, cell["iia"], width, yerr=err, color=[MODEL_COLORS.get(n, "grey") for n in names],
+           label="trained DAS (95 % interval)")
+    if "random_iia_mean" in cell:
+        ax.bar(x, cell["random_iia_mean"].fillna(0), width, yerr=cell["random_iia_sd"].fillna(0),
+               color="lightgrey", edgecolor="grey", label="random subspace, same k (± sd)")
+    ax.bar(x + width, cell["random_network_iia"].fillna(0), width, color="white",
+           edgecolor="black", hatch="//", label="random network (own behaviour)")
+    for column, style, text in (("floor_unchanged", ":", "floor: output unchanged"),
+                                ("floor_copy_source", "-.", "floor: copy the source")):
+        ax.hlines(cell[column], x - 1.6 * width, x + 1.6 * width, colors="black", lw=1.2,
+                  linestyles=style, label=text)
+    ax.set_xticks(x, names)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(IIA_LABEL)
+    ax.set_title(f"Layer {layer}, k = {low_rank_dimension}: trained IIA beside its controls")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    fig.tight_layout()
+    return fig

@@ -194,39 +194,20 @@ def _pm(mean, sd) -> str:
 
 
 def _one_view(page: Page, iia: pd.DataFrame) -> None:
-    """One cell with every control beside it: the planted layer (else the layer where the best
-    non-trivial model scores highest) at the reference k."""
-    own = iia[iia["causal_model"] == iia["test_causal_model"]]
-    k = collect.reference_k(own["low_rank_dimension"].unique(),
-                            collect.model_shape(page.root).get("n_embd"))
-    part = own[own["low_rank_dimension"] == k]
-    plant = planted.read_plant(page.root)
-    if plant is not None and plant.layer in set(part["layer"]):
-        layer = plant.layer
-    else:
-        rivals = part[part["causal_model"] != causal_models.TRIVIAL]
-        layer = int(rivals.loc[rivals["iia"].idxmax(), "layer"]) if not rivals.empty else \
-            int(part["layer"].min())
-    cell = part[part["layer"] == layer].set_index("causal_model")
-    random_net = collect.load_iia_quiet(paths.control_root(page.root, "random_init"))
-    floor = collect.load_floors(page.root)
-    floor = floor.set_index("causal_model") if floor is not None else None
+    """One cell with every control beside it (collect.one_view chooses it)."""
+    layer, k, cell = collect.one_view(page.root, iia)
     rows = []
-    for cm in order_models(cell.index):
-        r = cell.loc[cm]
-        net = None if random_net is None else random_net[
-            (random_net["causal_model"] == cm) & (random_net["test_causal_model"] == cm)
-            & (random_net["layer"] == layer) & (random_net["low_rank_dimension"] == k)]
+    for r in cell.to_dict("records"):
         rows.append({
-            "causal model": cm, "trained IIA": r["iia"],
+            "causal model": r["causal_model"], "trained IIA": r["iia"],
             "95 % interval": "–" if pd.isna(r.get("iia_ci_low")) else
             f"{r['iia_ci_low']:.3f}–{r['iia_ci_high']:.3f}",
             "over DAS seeds": _pm(r.get("iia_seed_mean"), r.get("iia_seed_sd"))
             if r.get("n_seeds", 1) > 1 else "1 seed",
             "random subspace": _pm(r.get("random_iia_mean"), r.get("random_iia_sd")),
-            "random network": "–" if net is None or net.empty else f"{net['iia'].iloc[0]:.3f}",
-            "floor: unchanged": None if floor is None else floor.loc[cm, "unchanged"],
-            "floor: copy source": None if floor is None else floor.loc[cm, "copy_source"]})
+            "random network": "–" if pd.isna(r["random_network_iia"]) else
+            f"{r['random_network_iia']:.3f}",
+            "floor: unchanged": r["floor_unchanged"], "floor: copy source": r["floor_copy_source"]})
     page.add(f"### One view: layer {layer}, k = {k}",
              "The trained IIA beside its controls: a random subspace of the same rank at the same "
              "site (mean ± sd over draws), the same sweep on a randomly initialised network of "
@@ -234,6 +215,7 @@ def _one_view(page: Page, iia: pd.DataFrame) -> None:
              " – when not run), and the chance floors. The cross-model matrix above is this "
              "section's sanity check. An IIA means something only well above every control.",
              markdown_table(pd.DataFrame(rows)))
+    page.image(paths.ONE_VIEW_PNG, "one view", "one_view")
 
 
 def _cross_matrix(page: Page, iia: pd.DataFrame) -> None:

@@ -74,6 +74,14 @@ def attention_weights(root: Path) -> Figures:
     yield paths.ATTENTION_WEIGHTS_PNG, plots_iia.attention_weights(table, k)
 
 
+def one_view(root: Path) -> Figures:
+    """One cell beside every control (the report's "One view" table, drawn)."""
+    iia = collect.load_iia(root)
+    if iia is not None:
+        layer, k, cell = collect.one_view(root, iia)
+        yield paths.ONE_VIEW_PNG, plots_iia.one_view(cell, layer, k)
+
+
 def published_curves(root: Path) -> Figures:
     iia = collect.load_iia(root)
     if iia is None:
@@ -201,6 +209,7 @@ EXPERIMENTS: dict[str, Callable[[Path], Figures]] = {
     "combination": combination_figures,
     "training": training,
     "attention_weights": attention_weights,
+    "one_view": one_view,
     "mlp": mlp,
 }
 NAMES = [*EXPERIMENTS, "all"]
