@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 RESULTS ?= results
 
 .PHONY: install test test-all reproduce reproduce-gpt2 reproduce-mlp reproduce-beside \
+	reproduce-seeds reproduce-random-init \
 	reproduce-thesis-graphs thesis-graphs-all-finders bench clean
 
 $(STAMP): requirements.txt pyproject.toml
@@ -46,6 +47,22 @@ reproduce-gpt2: $(STAMP)
 	$(PY) analyse_graphs.py --results_path $(RESULTS)
 	$(PY) classification.py --results_path $(RESULTS)
 	$(PY) combine_causal_models.py --results_path $(RESULTS)
+
+# Controls against interpretability illusions (issue 14) that cost too much for make reproduce's
+# 10 minutes: every cell trained DAS_SEEDS times (seed 1 is make reproduce's own cell, so only
+# seeds 2..N train; iia.csv then carries the mean and sd over seeds), and the same sweep on a
+# randomly initialised network of the same architecture, under $(RESULTS)/controls/random_init.
+# make reproduce itself adds only the random-subspace control, the bootstrap intervals and the
+# chance floors (evaluate_das.py).
+DAS_SEEDS ?= 3
+
+reproduce-seeds: $(STAMP)
+	$(PY) src/run_das.py --results_path $(RESULTS) --das_seeds $(DAS_SEEDS)
+	$(PY) evaluate_das.py --results_path $(RESULTS)
+
+reproduce-random-init: $(STAMP)
+	$(PY) src/run_das.py --results_path $(RESULTS) --control random_init
+	$(PY) evaluate_das.py --results_path $(RESULTS) --control random_init
 
 # The thesis's own published graphs (GPT-2 small, its layer 7 = our 8, k 256; shipped in the
 # package) through stages 6 and 8, in a results root of their own (paths.thesis_graphs_root), for

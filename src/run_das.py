@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from dasgraph import cli, das, runtime
+from dasgraph import cli, das, paths, random_network, runtime
 from dasgraph.sweep import run_sweep
 
 DEFAULTS = das.DasConfig()
@@ -25,6 +25,9 @@ def parse_args(argv=None):
     cli.add_selection(p)
     p.add_argument("--n_training", type=cli.count(cli.MAX_PAIRS), default=DEFAULTS.n_training,
                    help="counterfactual training pairs per cell")
+    p.add_argument("--control", choices=random_network.CONTROLS, default="none",
+                   help="random_init: the same sweep on a randomly initialised network of the same "
+                        "architecture, against its own behaviour, in RESULTS/controls/random_init")
     p.add_argument("--n_testing", type=cli.count(cli.MAX_PAIRS), default=DEFAULTS.n_testing,
                    help="fresh counterfactual test pairs per cell")
     p.add_argument("--batch_size", type=cli.count(cli.MAX_BATCH), default=DEFAULTS.batch_size)
@@ -32,6 +35,10 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=cli.positive_float, default=DEFAULTS.lr, help="Adam learning rate")
     p.add_argument("--lr_schedule", choices=das.LR_SCHEDULES, default=DEFAULTS.lr_schedule,
                    help="linear: decay to 0 over the steps (default); constant: the thesis's")
+    p.add_argument("--das_seeds", type=cli.count(100), default=1,
+                   help="train each cell N times from different seeds (seed 1 is the usual cell; "
+                        "seeds 2..N go under RESULTS/das_seeds/); evaluate_das.py reports their "
+                        "mean and sd")
     p.add_argument("--workers", type=cli.count(256), default=min(2, os.cpu_count() or 1),
                    help="worker processes on CPU, each training whole cells on one thread "
                         "(default: up to 2; the numbers do not depend on it)")
@@ -40,6 +47,12 @@ def parse_args(argv=None):
 
 def _run(args) -> None:
     cli.writable_dir(args.results_path)
+    if args.control == "random_init":      # the same sweep, on a random network of this shape
+        from dasgraph.sweep import model_dir
+
+        root = paths.control_root(args.results_path, args.control)
+        random_network.make_network(model_dir(args), root, args.seed, args)
+        args.results_path, args.model_path = root, None
     cfg = das.DasConfig(n_training=args.n_training, n_testing=args.n_testing,
                         batch_size=args.batch_size, epochs=args.epochs, lr=args.lr,
                         lr_schedule=args.lr_schedule)

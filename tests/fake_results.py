@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dasgraph import causal_models, cliques, combine, graphs, paths, task, trees  # noqa: E402
+from dasgraph import causal_models, cliques, combine, floors, graphs, paths, task, trees  # noqa: E402
 
 N_LAYER, WIDTH = 3, 16
 LAYERS = list(range(N_LAYER + 1))          # 0 = embeddings .. 3
@@ -35,6 +35,11 @@ def iia_value(cm: str, layer: int, k: int, test: str) -> float:
     """A made-up but structured IIA: falls with layer, rises with k, lower across models."""
     value = 0.95 - 0.15 * layer + 0.01 * KS.index(k) - (0.3 if test != cm else 0.0)
     return round(float(np.clip(value, 0.05, 1.0)), 4)
+
+
+def random_value(layer: int, k: int) -> float:
+    """A made-up random-subspace control: high at the embeddings only."""
+    return 0.9 if layer == 0 else 0.1 + 0.01 * KS.index(k)
 
 
 def write_gpt2(root: Path) -> None:
@@ -61,18 +66,34 @@ def write_iia(root: Path) -> pd.DataFrame:
                 for test in (arithmetic if cm in arithmetic else [cm]):
                     rows.append({"causal_model": cm, "layer": layer, "low_rank_dimension": k,
                                  "test_causal_model": test, "iia": iia_value(cm, layer, k, test),
-                                 "n_examples": 500})
+                                 "n_examples": 500, "random_iia_mean": random_value(layer, k),
+                                 "random_iia_sd": 0.01, "random_draws": 5,
+                                 "random_n_examples": 300,
+                                 "iia_ci_low": iia_value(cm, layer, k, test) - 0.02,
+                                 "iia_ci_high": iia_value(cm, layer, k, test) + 0.02,
+                                 "n_seeds": 1, "iia_seed_mean": iia_value(cm, layer, k, test),
+                                 "iia_seed_sd": float("nan")})
     table = pd.DataFrame(rows)
     table.to_csv(paths.iia_csv(root), index=False)
+    floors.write(root)          # evaluate_das.py writes the floors beside iia.csv
     return table
+
+
+def position_share(cm: str, layer: int) -> list[float]:
+    """A made-up share of the subspace per token: all on Z for model Z, else on the last token
+    from layer 2 on and on X below."""
+    if cm == "Z":
+        return [0, 0, 0, 0, 1.0, 0]
+    return [0, 0, 0, 0, 0.1, 0.9] if layer >= 2 else [0.7, 0, 0.3, 0, 0, 0]
 
 
 def write_das_cells(root: Path) -> None:
     """metrics.json + run.json of two cells (what the report reads for the DAS settings)."""
-    for cm, layer, k in [("XY", 1, 4), ("Z", 2, 16)]:
+    for cm, layer, k in [("XY", 1, 4), ("Z", 2, 16), ("XY", 2, 4)]:
         d = paths.das_cell_dir(root, cm, layer, k)
         _json(d / paths.METRICS, {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
                                   "iia": 0.5, "n_examples": 300, "train_loss": [3.0],
+                                  "position_share": position_share(cm, layer),
                                   "config": {"n_training": 512, "n_testing": 300,
                                              "batch_size": 256, "epochs": 1, "lr": 0.01}})
         _json(d / paths.RUN, {**RUN, "command": "run_das.py --low_rank_dimensions 4,16"})

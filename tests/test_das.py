@@ -1,5 +1,6 @@
 """DAS: known answers, the fast path against transformers and pyvene, the sweep CLI."""
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -126,11 +127,18 @@ def test_evaluate_writes_iia_csv_with_the_cross_matrix(tiny_copy):
                               "--device", "cpu"]) == 0
     table = pd.read_csv(paths.iia_csv(tiny_copy))
     assert list(table.columns) == ["causal_model", "layer", "low_rank_dimension",
-                                   "test_causal_model", "iia", "n_examples"]
+                                   "test_causal_model", "iia", "n_examples", "random_iia_mean",
+                                   "random_iia_sd", "random_draws", "random_n_examples",
+                                   "iia_ci_low", "iia_ci_high", "n_seeds", "iia_seed_mean",
+                                   "iia_seed_sd"]
     xy = table[table.causal_model == "XY"]
     assert sorted(xy.test_causal_model) == ["XY", "XZ", "YZ"]
     assert table[table.causal_model == "Z"].test_causal_model.tolist() == ["Z"]
     assert (table.n_examples == 700).all() and table.iia.between(0, 1).all()
+    floors = pd.read_csv(paths.floors_csv(tiny_copy)).set_index("causal_model")
+    assert floors.loc["XY", "unchanged"] == pytest.approx(0.067)
+    assert paths.disagreement_csv(tiny_copy).exists()
+    assert json.loads(Path(str(paths.floors_csv(tiny_copy)) + ".run.json").read_text())["command"]
 
 
 @pytest.mark.parametrize("flags, needle", [

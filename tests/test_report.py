@@ -72,6 +72,19 @@ def test_iia_tables_pivot_iia_csv(full_report):
     assert len([l for l in cross.splitlines() if re.match(r"\| (XY|XZ|YZ) \| (XY|XZ|YZ) \|", l)]) == 9
 
 
+def test_floors_and_indistinguishable_layers(full_report):
+    _, text = full_report
+    part = _section(text, "## 3. IIA")
+    part = part[part.index("### Chance floors"):part.index("### Sanity check")]
+    xy = [l for l in part.splitlines() if l.startswith("| XY | 0.067")]
+    assert xy and "0.100" in xy[0]                       # unchanged 6.7 %, copy source 10 %
+    # the fake IIA puts every model >= 0.9 at layer 0 only (0.95 - 0.15 per layer)
+    assert "Layers where IIA does not tell the candidate models apart" in part
+    flagged = [l for l in part.splitlines() if re.match(r"\| \d \| [A-Z,]+ \|", l)]
+    assert [l.split("|")[1].strip() for l in flagged] == ["0"]
+    assert "expected" in part
+
+
 def test_graph_cliques_trees_combination_mlp_tables(full_report):
     _, text = full_report
     graph = _section(text, "## 4. IIA graphs")
@@ -148,3 +161,15 @@ def test_clique_rules_merge_bounds_along_a_path():
                           "if_true": leaf(False), "if_false": leaf(True)}}
     # both children of the X_even split say "in a clique": that split is no test
     assert report.clique_rules(rules) == ["X+Y+Z = 14", "X+Y+Z ≥ 15 and Y_div3"]
+
+
+def test_one_view_puts_every_control_beside_the_trained_iia(full_report):
+    _, text = full_report
+    part = _section(text, "## 3. IIA")
+    part = part[part.index("### One view"):]
+    assert "layer 0, k = 4" in part.splitlines()[0]      # best non-trivial layer, reference k
+    xy = [l for l in part.splitlines() if l.startswith("| XY |")][0].split("|")
+    cells = [c.strip() for c in xy[1:-1]]
+    assert cells[1] == f"{fake_results.iia_value('XY', 0, 4, 'XY'):.3f}"
+    assert cells[4] == "0.900 ± 0.010" and cells[5] == "–"   # random subspace; no random net
+    assert cells[6] == "0.067" and cells[7] == "0.100"

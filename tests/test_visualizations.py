@@ -63,8 +63,20 @@ def test_empirical_one_panel_per_k_one_line_per_model(results):
     axes = _plot_axes(fig)
     assert [ax.get_title() for ax in axes] == [f"k = {k}" for k in fake_results.KS]
     for ax in axes:
-        lines = _labelled_lines(ax)
+        lines = [l for l in _labelled_lines(ax) if l.get_label() in causal_models.MODELS]
         assert [l.get_label() for l in lines] == list(causal_models.MODELS)
+        # the random-subspace control of iia.csv, one thin line per model (one legend entry)
+        random = [l for l in ax.get_lines() if l.get_linewidth() == 0.8]
+        assert len(random) == len(causal_models.MODELS)
+        k = fake_results.KS[axes.index(ax)]
+        assert list(random[0].get_ydata()) == [fake_results.random_value(L, k)
+                                               for L in fake_results.LAYERS]
+        # two bands per model: the 95 % interval of the trained IIA and the random control's sd
+        assert len(ax.collections) == 2 * len(causal_models.MODELS)
+        # the chance floors of floors.csv as two grey lines (arithmetic: 0.067 and 0.1)
+        floor = {l.get_label().split(" (")[0]: l.get_ydata()[0] for l in _labelled_lines(ax)
+                 if l.get_label().startswith("floor")}
+        assert floor == {"floor: output unchanged": 0.1, "floor: copy the source": 0.1}
         assert "layer" in ax.get_xlabel() and "IIA" in ax.get_ylabel()
         assert list(lines[0].get_xdata()) == fake_results.LAYERS
     xy = _labelled_lines(axes[0])[0]          # k = 4, XY: the values of iia.csv
@@ -79,9 +91,40 @@ def test_sanity_check_nine_train_test_pairs_per_k(results):
     assert name == paths.SANITY_CHECK_PNG
     for ax in _plot_axes(fig):
         labels = [l.get_label() for l in _labelled_lines(ax)]
+        floors = [l for l in labels if l.startswith("floor")]
+        labels = [l for l in labels if not l.startswith("floor")]
         assert len(labels) == 9 and "trained XY, tested YZ" in labels
+        # arithmetic models only: unchanged 6.7 %, copy source 10 %
+        assert floors == ["floor: output unchanged (≤ 0.067)", "floor: copy the source (≤ 0.100)"]
         assert "IIA" in ax.get_ylabel()
     plt.close(fig)
+
+
+def test_attention_weights_layer_by_position_per_model(results):
+    [(name, fig)] = _figures("attention_weights", results)
+    assert name == paths.ATTENTION_WEIGHTS_PNG
+    panels = [ax for ax in fig.axes if ax.get_title() in ("XY", "Z")]
+    assert [ax.get_title() for ax in panels] == ["XY"]     # k = 4 (nearest 256/768 x 16)
+    xy = panels[0]
+    assert [t.get_text() for t in xy.get_xticklabels()] == ["X", "+", "Y", "+", "Z", "="]
+    assert [t.get_text() for t in xy.get_yticklabels()] == ["L1", "L2"]
+    grid = xy.images[0].get_array()
+    assert grid.shape == (2, 6)
+    assert list(grid[0]) == fake_results.position_share("XY", 1)
+    assert list(grid[1]) == fake_results.position_share("XY", 2)
+    plt.close(fig)
+
+
+def test_position_shares_sum_to_one_and_follow_the_rows():
+    import torch
+
+    from dasgraph import das
+    R = das.random_rotation(6 * 8, 3, seed=0)
+    shares = das.position_shares(R)
+    assert len(shares) == 6 and abs(sum(shares) - 1) < 1e-5
+    on_y = torch.zeros(6 * 8, 2)
+    on_y[2 * 8, 0] = on_y[2 * 8 + 1, 1] = 1.0             # both columns on position 2 (Y)
+    assert das.position_shares(on_y) == [0, 0, 1.0, 0, 0, 0]
 
 
 def test_heatmap_layer_by_k_grid_per_model(results):
@@ -247,3 +290,18 @@ def test_unknown_experiment_exits_2_with_one_line_naming_the_valid_ones(tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope" in err[0] and "show_causal_models" in err[0] and "all" in err[0]
     assert not paths.plots_dir(tmp_path).exists()
+
+
+def test_one_view_bars_and_floors(results):
+    [(name, fig)] = _figures("one_view", results)
+    assert name == paths.ONE_VIEW_PNG
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(causal_models.MODELS)
+    heights = [p.get_height() for p in ax.patches]
+    n = len(causal_models.MODELS)
+    assert len(heights) == 3 * n
+    # layer 0 (best non-trivial layer of the fake IIA), k = 4: trained, then random subspace
+    assert heights[0] == pytest.approx(fake_results.iia_value("XY", 0, 4, "XY"))
+    assert heights[n] == pytest.approx(fake_results.random_value(0, 4))
+    assert heights[2 * n:] == [0] * n                      # no random network run
+    plt.close(fig)

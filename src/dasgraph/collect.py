@@ -41,6 +41,81 @@ def load_iia(root: Path) -> pd.DataFrame | None:
     return table
 
 
+def load_iia_quiet(root: Path) -> pd.DataFrame | None:
+    """iia.csv of an optional results root (a control's), None without a warning if absent."""
+    path = paths.iia_csv(root)
+    return readers.read_csv_table(path, readers.EVALUATE, readers.IIA_COLUMNS,
+                                  numeric=["layer", "low_rank_dimension", "iia"]) \
+        if path.exists() else None
+
+
+def one_view(root: Path, iia: pd.DataFrame) -> tuple[int, int, pd.DataFrame]:
+    """(layer, k, table) of one cell with every control beside it: the planted layer (else the
+    layer where the best non-trivial model scores highest) at the reference k. One row per
+    causal model: its iia.csv row (own counterfactuals), the random network's IIA at the same
+    cell (NaN when not run) and the chance floors."""
+    from . import causal_models, planted
+
+    own = iia[iia["causal_model"] == iia["test_causal_model"]]
+    k = reference_k(own["low_rank_dimension"].unique(), model_shape(root).get("n_embd"))
+    part = own[own["low_rank_dimension"] == k]
+    plant = planted.read_plant(root)
+    rivals = part[part["causal_model"] != causal_models.TRIVIAL]
+    if plant is not None and plant.layer in set(part["layer"]):
+        layer = plant.layer
+    else:
+        layer = int(rivals.loc[rivals["iia"].idxmax(), "layer"]) if not rivals.empty else \
+            int(part["layer"].min())
+    cell = part[part["layer"] == layer].copy()
+    net = load_iia_quiet(paths.control_root(root, "random_init"))
+    if net is not None:
+        net = net[(net["causal_model"] == net["test_causal_model"]) & (net["layer"] == layer)
+                  & (net["low_rank_dimension"] == k)].set_index("causal_model")["iia"]
+    cell["random_network_iia"] = cell["causal_model"].map(net) if net is not None else np.nan
+    floors = load_floors(root)
+    for column in ("unchanged", "copy_source"):
+        cell[f"floor_{column}"] = cell["causal_model"].map(
+            floors.set_index("causal_model")[column]) if floors is not None else np.nan
+    order = order_models(cell["causal_model"].unique())
+    cell = cell.sort_values("causal_model", key=lambda c: c.map(order.index), ignore_index=True)
+    return layer, k, cell
+
+
+def load_floors(root: Path) -> pd.DataFrame | None:
+    """floors.csv (chance floors per causal model), or None (logged) if absent."""
+    path = paths.floors_csv(root)
+    if not path.exists():
+        missing(path, "evaluate_das.py")
+        return None
+    return readers.read_csv_table(path, readers.EVALUATE, ["causal_model", "unchanged",
+                                                            "copy_source"],
+                                  numeric=["unchanged", "copy_source"])
+
+
+def load_disagreement(root: Path) -> pd.DataFrame | None:
+    """disagreement.csv as a model x model frame, or None (logged) if absent."""
+    path = paths.disagreement_csv(root)
+    if not path.exists():
+        missing(path, "evaluate_das.py")
+        return None
+    table = readers.read_csv_table(path, readers.EVALUATE, [])
+    return table.set_index(table.columns[0])
+
+
+def position_table(root: Path) -> pd.DataFrame:
+    """causal_model, layer, low_rank_dimension, position, share: the share of each trained
+    (seed-1) cell's subspace on each token position, from its metrics.json (run_das.py)."""
+    rows = []
+    for metrics_path in sorted(paths.das_root(root).glob("*/layer_*/k_*/" + paths.METRICS)):
+        metrics = runtime.read_json(metrics_path)
+        for position, share in enumerate(metrics.get("position_share") or []):
+            rows.append({"causal_model": metrics["causal_model"], "layer": metrics["layer"],
+                         "low_rank_dimension": metrics["low_rank_dimension"],
+                         "position": position, "share": share})
+    return pd.DataFrame(rows, columns=["causal_model", "layer", "low_rank_dimension", "position",
+                                       "share"])
+
+
 def model_shape(root: Path) -> dict:
     """n_layer, n_embd (width) and whether trained from scratch, from results/gpt2; {} if absent."""
     config = readers.read_optional_json(paths.gpt2_dir(root) / "config.json", readers.TRAIN)

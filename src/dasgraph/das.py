@@ -77,6 +77,22 @@ def orthonormal(weight: torch.Tensor) -> torch.Tensor:
     return q * torch.where(signs == 0, torch.ones_like(signs), signs)
 
 
+def random_rotation(dim: int, low_rank_dimension: int, seed: int) -> torch.Tensor:
+    """(dim, k) orthonormal columns spanning a uniformly random k-dim subspace (the QR factor of
+    a Gaussian matrix, drawn on a CPU generator so every device gets the same subspace)."""
+    gen = torch.Generator().manual_seed(seed)
+    return orthonormal(torch.randn(dim, low_rank_dimension, generator=gen, dtype=torch.float64)).float()
+
+
+def position_shares(R: torch.Tensor, n_positions: int = task.SEQ_LEN) -> list[float]:
+    """Share of a (S*d, k) subspace lying on each of the S positions: the squared norm of R's
+    rows of that position over k (R's columns are orthonormal, so the shares sum to 1). The
+    per-position size d is R's row count / S, never a fixed width (the thesis's figure assumed
+    one token size)."""
+    rows = R.detach().reshape(n_positions, R.shape[0] // n_positions, R.shape[1])
+    return [float(v) for v in rows.pow(2).sum((1, 2)) / R.shape[1]]
+
+
 def interchange(base: torch.Tensor, source: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     """(B, S, d) base and source states -> intervened (B, S, d): base + (source-base) R R^T.
 

@@ -39,12 +39,32 @@ def das_root(root: Path) -> Path:
     return Path(root) / "das"
 
 
-def das_cell_dir(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> Path:
-    return das_root(root) / causal_model / f"layer_{layer}" / f"k_{low_rank_dimension}"
+def das_cell_dir(root: Path, causal_model: str, layer: int, low_rank_dimension: int,
+                 das_seed: int = 1) -> Path:
+    """One trained cell. DAS seed 1 is the sweep's cell (das/{cm}/layer_L/k_k); the further
+    seeds of --das_seeds N live apart, under das_seeds/seed_{i}/{cm}/layer_L/k_k, so that every
+    reader of the seed-1 cells sees the same tree as before."""
+    base = das_root(root) if das_seed == 1 else Path(root) / "das_seeds" / f"seed_{das_seed}"
+    return base / causal_model / f"layer_{layer}" / f"k_{low_rank_dimension}"
 
 
 def iia_csv(root: Path) -> Path:
     return Path(root) / "iia.csv"
+
+
+# Chance floors and the models' pairwise disagreement, from the counterfactual tables alone
+# (dasgraph.floors); written by evaluate_das.py beside iia.csv.
+def control_root(root: Path, control: str) -> Path:
+    """A results root of its own for a control network (run_das.py --control random_init)."""
+    return Path(root) / "controls" / control
+
+
+def floors_csv(root: Path) -> Path:
+    return Path(root) / "floors.csv"
+
+
+def disagreement_csv(root: Path) -> Path:
+    return Path(root) / "disagreement.csv"
 
 
 # --- stage 5: IIA graphs --------------------------------------------------------------
@@ -153,6 +173,8 @@ PUBLISHED_PNG = "published.png"
 GRAPH_STATS_PNG = "graph_statistics.png"
 TREES_PNG = "trees.png"
 TRAINING_PNG = "training.png"
+ATTENTION_WEIGHTS_PNG = "attention_weights.png"
+ONE_VIEW_PNG = "one_view.png"                     # one cell beside every control   # the thesis's name: where the subspace sits
 
 
 def graph_png(cm: str, layer: int, k: int) -> str:

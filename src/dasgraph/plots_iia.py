@@ -103,11 +103,53 @@ def _draw_dag(ax, parents: dict[str, list[str]]) -> None:
 
 
 # --- IIA per layer -----------------------------------------------------------------------------
-def _per_k_panels(table: pd.DataFrame, draw, title: str, legend_cols: int):
+def _floor_lines(ax, floors: pd.DataFrame | None, models) -> None:
+    """The chance floors (dasgraph.floors) of the plotted non-trivial models, as two lines at
+    their highest value: what an intervention that changes nothing, or replaces everything,
+    scores without carrying any variable."""
+    if floors is None or floors.empty:
+        return
+    part = floors[floors["causal_model"].isin(models) & (floors["causal_model"] != "XYZ")]
+    if part.empty:
+        return
+    for column, style, text in (("unchanged", ":", "floor: output unchanged"),
+                                ("copy_source", "-.", "floor: copy the source")):
+        ax.axhline(part[column].max(), color="grey", lw=1, linestyle=style, zorder=0,
+                   label=f"{text} (≤ {part[column].max():.3f})")
+
+
+def _error_band(ax, rows: pd.DataFrame, color: str) -> None:
+    """The trained IIA's uncertainty from iia.csv: mean ± sd over DAS seeds where there are
+    several, else the 95 % bootstrap interval over test pairs; nothing for an older iia.csv."""
+    if "n_seeds" in rows and (rows["n_seeds"] > 1).any():
+        low = rows["iia_seed_mean"] - rows["iia_seed_sd"].fillna(0)
+        high = rows["iia_seed_mean"] + rows["iia_seed_sd"].fillna(0)
+    elif "iia_ci_low" in rows and rows["iia_ci_low"].notna().any():
+        low, high = rows["iia_ci_low"], rows["iia_ci_high"]
+    else:
+        return
+    ax.fill_between(rows["layer"], low, high, color=color, alpha=0.25, lw=0)
+
+
+def _random_band(ax, rows: pd.DataFrame, color: str, first: bool) -> None:
+    """The random-subspace control of iia.csv (same layer and k): a thin line at its mean and a
+    band of ± one sd over draws, in the model's colour; nothing for an older iia.csv."""
+    if "random_iia_mean" not in rows or rows["random_iia_mean"].isna().all():
+        return
+    mean, sd = rows["random_iia_mean"], rows["random_iia_sd"].fillna(0)
+    ax.plot(rows["layer"], mean, color=color, lw=0.8, alpha=0.6, linestyle=(0, (1, 1)),
+            label="random subspace, same k (mean ± sd)" if first else "_nolegend_")
+    ax.fill_between(rows["layer"], mean - sd, mean + sd, color=color, alpha=0.12, lw=0)
+
+
+def _per_k_panels(table: pd.DataFrame, draw, title: str, legend_cols: int,
+                  floors: pd.DataFrame | None = None):
     ks = sorted(table["low_rank_dimension"].unique())
     fig, axes = _grid(len(ks))
     for ax, k in zip(axes, ks):
-        draw(ax, table[table["low_rank_dimension"] == k])
+        part = table[table["low_rank_dimension"] == k]
+        draw(ax, part)
+        _floor_lines(ax, floors, part["causal_model"].unique())
         _layer_axis(ax, table["layer"])
         ax.set_title(f"k = {k}")
         ax.set_xlabel(LAYER_LABEL, fontsize=8)
@@ -130,21 +172,23 @@ def _per_k_panels(table: pd.DataFrame, draw, title: str, legend_cols: int):
     return fig
 
 
-def empirical(iia: pd.DataFrame):
+def empirical(iia: pd.DataFrame, floors: pd.DataFrame | None = None):
     """IIA against layer, one line per causal model (tested on its own counterfactuals), one
-    panel per k."""
+    panel per k; the chance floors (floors.csv) as grey lines when given."""
     own = iia[iia["causal_model"] == iia["test_causal_model"]]
 
     def draw(ax, part):
-        for name in order_models(part["causal_model"].unique()):
+        for i, name in enumerate(order_models(part["causal_model"].unique())):
             rows = part[part["causal_model"] == name].sort_values("layer")
             ax.plot(rows["layer"], rows["iia"], label=name, **model_style(name))
+            _error_band(ax, rows, MODEL_COLORS.get(name, "grey"))
+            _random_band(ax, rows, MODEL_COLORS.get(name, "grey"), first=(i == 0))
 
     return _per_k_panels(own, draw, "IIA per layer: each causal model tested on its own "
-                         "counterfactuals", legend_cols=7)
+                         "counterfactuals", legend_cols=7, floors=floors)
 
 
-def sanity_check(iia: pd.DataFrame):
+def sanity_check(iia: pd.DataFrame, floors: pd.DataFrame | None = None):
     """Arithmetic family: DAS trained on model A, tested on model B's counterfactuals; one
     panel per k, colour = trained on, line style = tested on (solid = its own)."""
     cross = iia[iia["causal_model"].isin(ARITHMETIC) & iia["test_causal_model"].isin(ARITHMETIC)]
@@ -163,7 +207,8 @@ def sanity_check(iia: pd.DataFrame):
                         label=f"trained {trained}, tested {tested}")
 
     return _per_k_panels(cross, draw, "Sanity check: DAS trained on one arithmetic model, "
-                         "tested on each (colour = trained on, style = tested on)", legend_cols=3)
+                         "tested on each (colour = trained on, style = tested on)", legend_cols=3,
+                         floors=floors)
 
 
 def iia_heatmap(iia: pd.DataFrame):
@@ -240,4 +285,71 @@ def published_comparison(ours: pd.DataFrame, ours_title: str, published: pd.Data
              "The paper's 'layer j' (output of block j) is plotted at L = j + 1.",
              ha="center", fontsize=9, style="italic")
     fig.tight_layout(rect=(0, 0.1, 1, 0.95))
+    return fig
+
+
+TOKENS = ("X", "+", "Y", "+", "Z", "=")      # the 6 positions of a prompt
+
+
+def attention_weights(table: pd.DataFrame, low_rank_dimension: int):
+    """Where the learned subspace sits: per causal model, a layer x position heatmap of the share
+    of the rank-k subspace on each token (rows of collect.position_table at one k)."""
+    part = table[table["low_rank_dimension"] == low_rank_dimension]
+    names = order_models(part["causal_model"].unique())
+    layers = sorted(part["layer"].unique())
+    cols = min(4, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, squeeze=False,
+                             figsize=(3.2 * cols, (0.45 * len(layers) + 1.4) * rows))
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    image = None
+    for ax, name in zip(axes.flat, names):
+        grid = (part[part["causal_model"] == name]
+                .pivot_table(index="layer", columns="position", values="share")
+                .reindex(index=layers, columns=range(len(TOKENS))))
+        image = ax.imshow(grid.to_numpy(), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        for (i, j), value in np.ndenumerate(grid.to_numpy()):
+            if not np.isnan(value):
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if value < 0.6 else "black")
+        ax.set_xticks(range(len(TOKENS)), TOKENS)
+        ax.set_yticks(range(len(layers)), [f"L{l}" for l in layers])
+        ax.set_title(name)
+    fig.suptitle(f"Share of the learned subspace on each token (k = {low_rank_dimension})",
+                 fontsize=11)
+    fig.tight_layout()
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="share of subspace")
+    return fig
+
+
+def one_view(cell: pd.DataFrame, layer: int, low_rank_dimension: int):
+    """One cell beside its controls (rows of collect.one_view): per causal model, bars for the
+    trained IIA (with its 95 % interval), the random subspace (± sd) and the random network,
+    and the model's two chance floors as ticks."""
+    names = list(cell["causal_model"])
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2, 3.8))
+    width = 0.26
+    err = None
+    if "iia_ci_low" in cell and cell["iia_ci_low"].notna().all():
+        err = np.vstack([cell["iia"] - cell["iia_ci_low"], cell["iia_ci_high"] - cell["iia"]])
+    ax.bar(x - width, cell["iia"], width, yerr=err, color=[MODEL_COLORS.get(n, "grey") for n in names],
+           label="trained DAS (95 % interval)")
+    if "random_iia_mean" in cell:
+        ax.bar(x, cell["random_iia_mean"].fillna(0), width, yerr=cell["random_iia_sd"].fillna(0),
+               color="lightgrey", edgecolor="grey", label="random subspace, same k (± sd)")
+    ax.bar(x + width, cell["random_network_iia"].fillna(0), width, color="white",
+           edgecolor="black", hatch="//", label="random network (own behaviour)")
+    for column, style, text in (("floor_unchanged", ":", "floor: output unchanged"),
+                                ("floor_copy_source", "-.", "floor: copy the source")):
+        ax.hlines(cell[column], x - 1.6 * width, x + 1.6 * width, colors="black", lw=1.2,
+                  linestyles=style, label=text)
+    ax.set_xticks(x, names)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(IIA_LABEL)
+    ax.set_title(f"Layer {layer}, k = {low_rank_dimension}: trained IIA beside its controls")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    fig.tight_layout()
     return fig

@@ -129,6 +129,8 @@ def read_csv_table(path: Path, stage: str, columns: Iterable[str],
     import pandas as pd
 
     path = _check_file(path, stage, "a CSV table")
+    if not _ends_with_newline(path):      # every table here is written whole, newline-ended
+        raise ArtifactError(path, "is truncated (its last line is incomplete)", stage)
     try:
         table = pd.read_csv(path)
     except pd.errors.EmptyDataError:
@@ -148,6 +150,17 @@ def read_csv_table(path: Path, stage: str, columns: Iterable[str],
         if table[column].isna().any():
             raise ArtifactError(path, f"column {column!r} has empty cells (truncated?)", stage)
     return table
+
+
+def _ends_with_newline(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            if f.seek(0, 2) == 0:
+                return True                # empty: read_csv's own message says so
+            f.seek(-1, 2)
+            return f.read(1) == b"\n"
+    except OSError:
+        return True                        # unreadable: read_csv's own message says so
 
 
 def _first_line(err: BaseException) -> str:

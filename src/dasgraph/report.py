@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from . import (causal_models, cli, collect, graphs, paths, planted, published, readers,
+from . import (causal_models, cli, collect, floors, graphs, paths, planted, published, readers,
                report_thesis, runtime)
 from .markdown import Page, key_value_table, markdown_table, not_available
 from .plots_iia import order_models
@@ -159,12 +159,74 @@ def section_iia(page: Page) -> None:
         page.add(f"**k = {k}**", markdown_table(wide.rename_axis("causal model"), index=True))
     page.image(paths.EMPIRICAL_PNG, "IIA per layer", "empirical")
     page.image(paths.HEATMAP_PNG, "IIA heatmap", "heatmap")
+    _floors(page, own)
     _cross_matrix(page, iia)
+    _one_view(page, iia)
     page.add("### This run beside the published curves")
     page.add("The published curves are for GPT-2 small fine-tuned (12 blocks × 768, k = 256), "
              "a different network: compare shapes. The paper's layer j (output of block j) is "
              "our layer L = j + 1.")
     page.image(paths.PUBLISHED_PNG, "this run vs published", "published")
+
+
+def _floors(page: Page, own: pd.DataFrame) -> None:
+    """Chance floors per model, and the layers where IIA cannot tell the models apart."""
+    page.add("### Chance floors and identifiability")
+    floor, disagree = collect.load_floors(page.root), collect.load_disagreement(page.root)
+    if floor is None or disagree is None:
+        page.add(not_available("results/floors.csv and disagreement.csv", "evaluate_das.py"))
+        return
+    page.add("Computed from the counterfactual tables over all ordered pairs (`floors.csv`): the "
+             "share of pairs whose counterfactual equals the base's own output (an intervention "
+             "that changes nothing scores this) and the source's output (one that replaces "
+             "everything, k = 6 × width, scores this). An IIA near these carries no variable.",
+             markdown_table(floor.set_index("causal_model").rename_axis("causal model"),
+                            index=True),
+             "Share of pairs on which two models' counterfactuals differ (`disagreement.csv`):",
+             markdown_table(disagree.rename_axis("causal model"), index=True))
+    width = collect.model_shape(page.root).get("n_embd")
+    trained = own[own["low_rank_dimension"] < 6 * width] if width else own
+    flagged = floors.indistinguishable_layers(trained, disagree)
+    if flagged.empty:
+        page.add(f"At no layer do two rival models both reach IIA ≥ {floors.ALIGNED} (best over "
+                 "k below full replacement): IIA tells the candidate models apart everywhere.")
+        return
+    page.add(f"**Layers where IIA does not tell the candidate models apart**: two or more rival "
+             f"models (not complements such as XY and Z, which are one computation) each reach "
+             f"IIA ≥ {floors.ALIGNED} although their counterfactuals differ on the share shown. "
+             "At layer 0 (the embeddings) this is expected: the intervention spans every input "
+             "token, so any variable of the inputs can be moved (the published GPT-2 curves "
+             "show the same at their early layers).",
+             markdown_table(flagged.rename(columns={"max_disagreement": "largest disagreement"})))
+
+
+def _pm(mean, sd) -> str:
+    return "–" if pd.isna(mean) else (f"{mean:.3f}" if pd.isna(sd) else f"{mean:.3f} ± {sd:.3f}")
+
+
+def _one_view(page: Page, iia: pd.DataFrame) -> None:
+    """One cell with every control beside it (collect.one_view chooses it)."""
+    layer, k, cell = collect.one_view(page.root, iia)
+    rows = []
+    for r in cell.to_dict("records"):
+        rows.append({
+            "causal model": r["causal_model"], "trained IIA": r["iia"],
+            "95 % interval": "–" if pd.isna(r.get("iia_ci_low")) else
+            f"{r['iia_ci_low']:.3f}–{r['iia_ci_high']:.3f}",
+            "over DAS seeds": _pm(r.get("iia_seed_mean"), r.get("iia_seed_sd"))
+            if r.get("n_seeds", 1) > 1 else "1 seed",
+            "random subspace": _pm(r.get("random_iia_mean"), r.get("random_iia_sd")),
+            "random network": "–" if pd.isna(r["random_network_iia"]) else
+            f"{r['random_network_iia']:.3f}",
+            "floor: unchanged": r["floor_unchanged"], "floor: copy source": r["floor_copy_source"]})
+    page.add(f"### One view: layer {layer}, k = {k}",
+             "The trained IIA beside its controls: a random subspace of the same rank at the same "
+             "site (mean ± sd over draws), the same sweep on a randomly initialised network of "
+             "the same architecture tested against its own behaviour (`make reproduce-random-init`;"
+             " – when not run), and the chance floors. The cross-model matrix above is this "
+             "section's sanity check. An IIA means something only well above every control.",
+             markdown_table(pd.DataFrame(rows)))
+    page.image(paths.ONE_VIEW_PNG, "one view", "one_view")
 
 
 def _cross_matrix(page: Page, iia: pd.DataFrame) -> None:

@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -110,18 +111,42 @@ def _table(cm: str, device: str) -> torch.Tensor:
     return torch.as_tensor(causal_models.counterfactual_table(cm), device=device)
 
 
+def label_tables(args, subject: Subject, names, device: str) -> dict[str, torch.Tensor]:
+    """Counterfactual classes per causal model: the task's (the usual case), or with
+    ``--control random_init`` the network's own behaviour (dasgraph.random_network)."""
+    if getattr(args, "control", "none") == "random_init":
+        from . import random_network
+
+        predictions = subject.predictions.cpu().numpy()
+        return {n: torch.as_tensor(random_network.behaviour_table(n, predictions), device=device)
+                for n in names}
+    return {n: _table(n, device) for n in names}
+
+
+def cell_seed(run_seed: int, cm: str, layer: int, k: int, das_seed: int = 1) -> int:
+    """The seed of one cell's training. DAS seed 1 keeps the identity the sweep has always used,
+    so a default sweep's numbers do not move when --das_seeds is added."""
+    if das_seed == 1:
+        return derive_seed(run_seed, cm, layer, k)
+    return derive_seed(run_seed, cm, layer, k, "das_seed", das_seed)
+
+
 def _train_and_save_cell(args, cfg: das.DasConfig, subject: Subject, device: str,
-                         cell: tuple[str, int, int], progress: bool = False) -> dict:
-    cm, layer, k = cell
-    table = _table(cm, device)
-    seed = derive_seed(args.seed, cm, layer, k)
+                         cell: tuple[str, int, int, int], progress: bool = False) -> dict:
+    cm, layer, k, das_seed = cell
+    table = label_tables(args, subject, [cm], device)[cm]
+    seed = cell_seed(args.seed, cm, layer, k, das_seed)
     intervention, history = das.train_cell(subject.lean, subject.states[layer], table, layer, k,
                                            cfg, seed, progress=progress)
     result = das.evaluate_cell(subject.lean, subject.states[layer], table, layer, intervention,
                                cfg.n_testing, seed)
     metrics = {"causal_model": cm, "layer": layer, "low_rank_dimension": k, **result,
-               "train_loss": history, "config": das.config_dict(cfg), "cell_seed": seed}
-    out = paths.das_cell_dir(args.results_path, cm, layer, k)
+               "train_loss": history, "config": das.config_dict(cfg), "cell_seed": seed,
+               "das_seed": das_seed,
+               # where the subspace sits: which tokens DAS used (visualizations.py
+               # --experiment attention_weights)
+               "position_share": das.position_shares(das.rotation(intervention))}
+    out = paths.das_cell_dir(args.results_path, cm, layer, k, das_seed)
     with atomic_directory(out, overwrite=True) as tmp:
         das.save_intervention(tmp, subject.model, layer, intervention.to("cpu"))
         atomic_write_json(tmp / paths.METRICS, metrics)
@@ -148,7 +173,7 @@ def _worker_init(args, cfg: das.DasConfig, device: str, parent: int) -> None:
                    subject=load_subject(model_dir(args), device))
 
 
-def _worker_cell(cell: tuple[str, int, int]) -> dict:
+def _worker_cell(cell: tuple[str, int, int, int]) -> dict:
     w = _WORKER
     return _train_and_save_cell(w["args"], w["cfg"], w["subject"], w["device"], cell)
 
@@ -159,7 +184,8 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
     causal_models.select(args.causal_model_type, args.causal_models)   # fail before loading
     with torch_threads(CELL_THREADS):
         subject = load_subject(model_dir(args), device)
-        cells = resolve_cells(args, subject)
+        cells = [(*c, i) for c in resolve_cells(args, subject)
+                 for i in range(1, getattr(args, "das_seeds", 1) + 1)]
         todo = [c for c in cells if args.overwrite or
                 not cell_finished(paths.das_cell_dir(args.results_path, *c))]
         for cell in todo:          # every folder written, probed before any training
@@ -174,14 +200,14 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
 
         def report(metrics: dict) -> None:
             bar.update()
-            log.info("cell %-3s layer %d k %4d: IIA %.3f (%d test pairs)", metrics["causal_model"],
-                     metrics["layer"], metrics["low_rank_dimension"], metrics["iia"],
-                     metrics["n_examples"])
+            log.info("cell %-3s layer %d k %4d seed %d: IIA %.3f (%d test pairs)",
+                     metrics["causal_model"], metrics["layer"], metrics["low_rank_dimension"],
+                     metrics["das_seed"], metrics["iia"], metrics["n_examples"])
             done.append(metrics)
 
         if workers <= 1:
             for cell in todo:
-                bar.set_postfix(cell=f"{cell[0]} L{cell[1]} k{cell[2]}")
+                bar.set_postfix(cell=f"{cell[0]} L{cell[1]} k{cell[2]} s{cell[3]}")
                 report(_train_and_save_cell(args, cfg, subject, device, cell, progress=True))
         else:  # spawned workers: each loads the model once and trains whole cells
             ctx = multiprocessing.get_context("spawn")
@@ -227,42 +253,140 @@ def load_trained_selection(args, device: str) -> tuple[Subject, list[tuple[str, 
     return subject, cells
 
 
+IIA_COLUMNS = ["causal_model", "layer", "low_rank_dimension", "test_causal_model", "iia",
+               "n_examples"]
+# The random-subspace control (Makelov et al. 2023; causalab's matched-rank baseline): the IIA
+# of random orthonormal subspaces of the same rank k at the same site, mean and sample sd over
+# draws, on pairs of its own. Nothing is trained, so it costs only forward passes.
+RANDOM_COLUMNS = ["random_iia_mean", "random_iia_sd", "random_draws", "random_n_examples"]
+
+
+def random_subspace_iia(subject: Subject, tables: dict, layer: int, k: int, draws: int,
+                        n_pairs: int, seed: int) -> dict[str, tuple[float, float]]:
+    """causal model -> (mean, sd) IIA of ``draws`` random rank-k subspaces at ``layer``.
+
+    A random subspace does not depend on the causal model, so each draw is run once on one set
+    of pairs (seeded by the run seed, layer and k) and scored against every table. At k = 6 x
+    width the subspace is everything and every draw replaces the whole state by the source's.
+    """
+    device = subject.states.device
+    base, source = das.counterfactual_pairs(n_pairs, derive_seed(seed, "random_subspace", layer, k))
+    base, source = base.to(device), source.to(device)
+    dim = subject.states.shape[2] * subject.states.shape[3]
+    scores = {name: [] for name in tables}
+    for draw in range(draws):
+        R = das.random_rotation(dim, k, derive_seed(seed, "random_subspace", layer, k, draw))
+        pred = das.predict_pairs(subject.lean, subject.states[layer], layer, R.to(device),
+                                 base, source)
+        for name, table in tables.items():
+            scores[name].append(float((pred == table[base, source]).float().mean()))
+    return {name: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
+            for name, v in scores.items()}
+
+
+def _evaluated_before(args) -> set:
+    """Cells in iia.csv made with these settings (test pairs, random draws and pairs)."""
+    if not paths.iia_csv(args.results_path).exists() or args.overwrite:
+        return set()
+    old = read_iia_csv(paths.iia_csv(args.results_path))
+    same = (old.n_examples == args.n_testing) & (old.causal_model == old.test_causal_model)
+    if args.random_draws:
+        if not set(RANDOM_COLUMNS) <= set(old.columns):
+            return set()
+        same &= (old.random_draws == args.random_draws) & \
+            (old.random_n_examples == args.n_random_pairs)
+    old = old[same]
+    if "n_seeds" not in old:       # an iia.csv from before DAS seeds and intervals: redo
+        return set()
+    return {(cm, layer, k) for cm, layer, k, n in
+            zip(old.causal_model, old.layer, old.low_rank_dimension, old.n_seeds)
+            if n == len(das_seeds_on_disk(args.results_path, cm, layer, k))}
+
+
+SEED_COLUMNS = ["iia_ci_low", "iia_ci_high", "n_seeds", "iia_seed_mean", "iia_seed_sd"]
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_interval(correct: np.ndarray, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of IIA over the test pairs. Resampling n pairs of 0/1
+    outcomes with replacement gives a mean distributed as Binomial(n, IIA) / n, so that is
+    drawn directly (the same distribution, without materialising the resamples)."""
+    n = len(correct)
+    means = np.random.default_rng(seed).binomial(n, float(np.mean(correct)),
+                                                  BOOTSTRAP_RESAMPLES) / n
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def das_seeds_on_disk(root, cm: str, layer: int, k: int) -> list[int]:
+    """DAS seeds 1..N finished for a cell (run_das.py --das_seeds N)."""
+    seeds = [1]
+    while cell_finished(paths.das_cell_dir(root, cm, layer, k, seeds[-1] + 1)):
+        seeds.append(seeds[-1] + 1)
+    return seeds
+
+
+def _cell_rows(args, subject: Subject, tables: dict, cell, control) -> list[dict]:
+    """iia.csv rows of one cell: seed 1's IIA with its bootstrap interval, the mean and sd over
+    its DAS seeds (all on the same test pairs) and the random-subspace control."""
+    cm, layer, k = cell
+    device = subject.states.device
+    base, source = das.counterfactual_pairs(args.n_testing,
+                                            derive_seed(args.seed, "evaluate", cm, layer, k))
+    base, source = base.to(device), source.to(device)
+    seeds = das_seeds_on_disk(args.results_path, cm, layer, k)
+    preds = []
+    for das_seed in seeds:
+        intervention = load_cell(subject, paths.das_cell_dir(args.results_path, cm, layer, k,
+                                                             das_seed), layer)
+        R = das.rotation(intervention).detach().to(device)
+        preds.append(das.predict_pairs(subject.lean, subject.states[layer], layer, R, base, source))
+    tests = causal_models.FAMILIES["arithmetic"] if cm in causal_models.FAMILIES["arithmetic"] \
+        else [cm]
+    rows = []
+    for test in tests:
+        labels = tables[test][base, source]
+        correct = [(pred == labels).cpu().numpy() for pred in preds]
+        per_seed = [float(c.mean()) for c in correct]
+        low, high = bootstrap_interval(correct[0], derive_seed(args.seed, "bootstrap", cm, layer,
+                                                               k, test))
+        mean, sd = control[test] if control else (np.nan, np.nan)
+        rows.append({"causal_model": cm, "layer": layer, "low_rank_dimension": k,
+                     "test_causal_model": test, "iia": per_seed[0], "n_examples": args.n_testing,
+                     "random_iia_mean": mean, "random_iia_sd": sd,
+                     "random_draws": args.random_draws,
+                     "random_n_examples": args.n_random_pairs if args.random_draws else 0,
+                     "iia_ci_low": low, "iia_ci_high": high, "n_seeds": len(seeds),
+                     "iia_seed_mean": float(np.mean(per_seed)),
+                     "iia_seed_sd": float(np.std(per_seed, ddof=1)) if len(seeds) > 1 else np.nan})
+    return rows
+
+
 def evaluate_cells(args) -> pd.DataFrame:
-    """IIA of every trained cell on fresh pairs, against its own and (arithmetic) the others."""
+    """IIA of every trained cell on fresh pairs, against its own and (arithmetic) the others,
+    with its bootstrap interval, its spread over DAS seeds and the random-subspace control."""
     device = resolve_device(args.device)
     subject, cells = load_trained_selection(args, device)
-    done = set()
     cli.writable_file(paths.iia_csv(args.results_path), "iia.csv")
     for cell in cells:             # every cell checked before any is evaluated
         readers.check_das_cell(paths.das_cell_dir(args.results_path, *cell))
-    if paths.iia_csv(args.results_path).exists() and not args.overwrite:
-        old = read_iia_csv(paths.iia_csv(args.results_path))
-        old = old[(old.n_examples == args.n_testing) & (old.causal_model == old.test_causal_model)]
-        done = set(zip(old.causal_model, old.layer, old.low_rank_dimension))
-        if done & set(cells):
-            log.info("%d cells already evaluated in %s; skipping them (--overwrite redoes them)",
-                     len(done & set(cells)), paths.iia_csv(args.results_path))
+    done = _evaluated_before(args)
+    if done & set(cells):
+        log.info("%d cells already evaluated in %s with these settings; skipping them "
+                 "(--overwrite redoes them)", len(done & set(cells)), paths.iia_csv(args.results_path))
     cells = [c for c in cells if c not in done]
-    tables = {name: torch.as_tensor(causal_models.counterfactual_table(name), device=device)
-              for name in causal_models.MODELS}
+    tables = label_tables(args, subject, causal_models.MODELS, device)
     rows = []
+    controls = {}          # (layer, k) -> random_subspace_iia, shared by the causal models
     for cm, layer, k in tqdm(cells, desc="evaluating cells", unit="cell"):
-        intervention = load_cell(subject, paths.das_cell_dir(args.results_path, cm, layer, k), layer)
-        base, source = das.counterfactual_pairs(args.n_testing,
-                                                derive_seed(args.seed, "evaluate", cm, layer, k))
-        base, source = base.to(device), source.to(device)
-        R = das.rotation(intervention).detach().to(device)
-        pred = das.predict_pairs(subject.lean, subject.states[layer], layer, R, base, source)
-        tests = causal_models.FAMILIES["arithmetic"] if cm in causal_models.FAMILIES["arithmetic"] \
-            else [cm]
-        for test in tests:
-            iia = float((pred == tables[test][base, source]).float().mean())
-            rows.append({"causal_model": cm, "layer": layer, "low_rank_dimension": k,
-                         "test_causal_model": test, "iia": iia, "n_examples": args.n_testing})
-        log.info("cell %-3s layer %d k %4d: IIA %.3f", cm, layer, k,
-                 next(r["iia"] for r in rows[::-1] if r["test_causal_model"] == cm))
-    return pd.DataFrame(rows, columns=["causal_model", "layer", "low_rank_dimension",
-                                       "test_causal_model", "iia", "n_examples"])
+        if args.random_draws and (layer, k) not in controls:
+            controls[layer, k] = random_subspace_iia(subject, tables, layer, k, args.random_draws,
+                                                     args.n_random_pairs, args.seed)
+        rows += _cell_rows(args, subject, tables, (cm, layer, k), controls.get((layer, k)))
+        log.info("cell %-3s layer %d k %4d: IIA %.3f (%d DAS seeds)", cm, layer, k,
+                 next(r["iia"] for r in rows[::-1] if r["test_causal_model"] == cm),
+                 rows[-1]["n_seeds"])
+    return pd.DataFrame(rows, columns=IIA_COLUMNS + RANDOM_COLUMNS + SEED_COLUMNS)
 
 
 def read_iia_csv(path: Path) -> pd.DataFrame:
@@ -280,6 +404,9 @@ def write_iia_csv(args, table: pd.DataFrame) -> Path | None:
         old = read_iia_csv(path)
         table = pd.concat([old, table]).drop_duplicates(subset=key, keep="last")
     table = table.sort_values(key).reset_index(drop=True)
+    for column in ("random_draws", "random_n_examples", "n_seeds"):   # counts, not 5.0000, beside NaN rows
+        if column in table:
+            table[column] = table[column].astype("Int64")
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False, float_format="%.4f")
     atomic_write_json(Path(str(path) + ".run.json"), run_record(args))

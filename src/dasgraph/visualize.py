@@ -47,19 +47,39 @@ def sanity_check(root: Path) -> Figures:
         collect.missing(f"arithmetic cells in {paths.iia_csv(root)}",
                 "src/run_das.py and evaluate_das.py with --causal_model_type arithmetic")
         return
-    yield paths.SANITY_CHECK_PNG, plots_iia.sanity_check(cross)
+    yield paths.SANITY_CHECK_PNG, plots_iia.sanity_check(cross, collect.load_floors(root))
 
 
 def empirical(root: Path) -> Figures:
     iia = collect.load_iia(root)
     if iia is not None:
-        yield paths.EMPIRICAL_PNG, plots_iia.empirical(iia)
+        yield paths.EMPIRICAL_PNG, plots_iia.empirical(iia, collect.load_floors(root))
 
 
 def heatmap(root: Path) -> Figures:
     iia = collect.load_iia(root)
     if iia is not None:
         yield paths.HEATMAP_PNG, plots_iia.iia_heatmap(iia)
+
+
+def attention_weights(root: Path) -> Figures:
+    """The thesis's attention_weights figure: which tokens each trained subspace lies on."""
+    table = collect.position_table(root)
+    if table.empty:
+        collect.missing(f"position shares in {paths.das_root(root)}/*/layer_*/k_*/metrics.json",
+                        "src/run_das.py")
+        return
+    k = collect.reference_k(table["low_rank_dimension"].unique(),
+                            collect.model_shape(root).get("n_embd"))
+    yield paths.ATTENTION_WEIGHTS_PNG, plots_iia.attention_weights(table, k)
+
+
+def one_view(root: Path) -> Figures:
+    """One cell beside every control (the report's "One view" table, drawn)."""
+    iia = collect.load_iia(root)
+    if iia is not None:
+        layer, k, cell = collect.one_view(root, iia)
+        yield paths.ONE_VIEW_PNG, plots_iia.one_view(cell, layer, k)
 
 
 def published_curves(root: Path) -> Figures:
@@ -188,6 +208,8 @@ EXPERIMENTS: dict[str, Callable[[Path], Figures]] = {
     "trees": tree_figures,
     "combination": combination_figures,
     "training": training,
+    "attention_weights": attention_weights,
+    "one_view": one_view,
     "mlp": mlp,
 }
 NAMES = [*EXPERIMENTS, "all"]
