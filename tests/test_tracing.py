@@ -116,6 +116,14 @@ def test_stage_writes_table_figure_and_run_records(tiny_copy):
     record = json.loads(paths.tracing_csv(tiny_copy, "replace").with_suffix(
         ".csv.run.json").read_text())
     assert record["arguments"]["corruption"] == "replace" and record["git_commit"]
+    # the report's section reads it and sets the known answers beside it
+    from dasgraph import report, report_companions
+    checks = report_companions.tracing_checks(table, plant_layer=1)
+    assert checks.holds.tolist()[:2] == [True, True]       # hold for any network
+    assert len(checks) == 4
+    text = report.build(tiny_copy).text()
+    assert "### Causal tracing, replace corruption" in text and "tracing/replace.png" in text
+    assert "### Path patching" not in text
 
 
 @pytest.mark.parametrize("flags, needle", [
