@@ -22,6 +22,7 @@ a pyvene configuration that freezes every later component at its clean value are
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,9 +30,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import circuits, task, tracing
+from . import circuits, cli, paths, plots_circuits, sweep, task, tracing
 from .lean import LeanGPT2
-from .runtime import UsageError
+from .runtime import UsageError, resolve_device
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -169,12 +172,6 @@ def parse_heads(text: str) -> list[tuple[int, int]]:
 
 def run_stage(args) -> pd.DataFrame:
     """path_patching.py: patch every chosen head, write the CSV (+ run record) and heatmap."""
-    import logging
-
-    from . import cli, paths, plots, plots_circuits, sweep
-    from .runtime import atomic_path, resolve_device, sidecar_run_json
-
-    log = logging.getLogger(__name__)
     if args.receiver != "final" and not args.receiver.isdigit():
         raise UsageError(f"--receiver {args.receiver!r}: give 'final' or a layer number")
     heads = parse_heads(args.heads) if args.heads else None
@@ -197,13 +194,9 @@ def run_stage(args) -> pd.DataFrame:
     labels = torch.as_tensor(task.labels(), device=device)
     table = patch_heads(subject.lean, subject.ids.to(device), labels,
                         tracing.traced_nodes(args.n_inputs), cfg, seed=args.seed)
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False)
-    sidecar_run_json(out, args, device=device)
-    figure = paths.path_patching_png(root, receiver_name(cfg, subject.lean))
-    title = (f"path patching: {cfg.counterfactual} changed, head -> "
-             f"{receiver_name(cfg, subject.lean)} (total {table.total_effect_logit_diff.iloc[0]:.2f})")
-    plots.save_figure(plots_circuits.path_patching_map(table, title), figure)
-    sidecar_run_json(figure, args, device=device)
-    log.info("wrote %s and %s", out, figure)
+    name = receiver_name(cfg, subject.lean)
+    title = (f"path patching: {cfg.counterfactual} changed, head -> {name} "
+             f"(total {table.total_effect_logit_diff.iloc[0]:.2f})")
+    tracing.write_table_and_figure(table, out, plots_circuits.path_patching_map(table, title),
+                                   paths.path_patching_png(root, name), args, device)
     return table

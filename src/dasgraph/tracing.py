@@ -25,16 +25,20 @@ VanillaIntervention from the clean run.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import circuits, task
+from . import circuits, cli, paths, plots, plots_circuits, sweep, task
 from .lean import LeanGPT2
-from .runtime import UsageError
+from .runtime import UsageError, atomic_path, resolve_device, sidecar_run_json
+
+log = logging.getLogger(__name__)
 
 CORRUPTIONS = ("noise", "replace")
 ROME_NOISE_SCALE = 3.0
@@ -216,12 +220,6 @@ def traced_nodes(n_inputs: int) -> np.ndarray:
 
 def run_stage(args) -> pd.DataFrame:
     """trace_causal_effects.py: trace, write the CSV (+ run record) and the heatmaps."""
-    import logging
-
-    from . import cli, paths, plots, plots_circuits, sweep
-    from .runtime import atomic_path, resolve_device, sidecar_run_json
-
-    log = logging.getLogger(__name__)
     cfg = TraceConfig(corruption=args.corruption, noise_scale=args.noise_scale,
                       n_samples=args.n_samples, window=args.window, layers=args.layers,
                       positions=args.positions)
@@ -237,14 +235,20 @@ def run_stage(args) -> pd.DataFrame:
     labels = torch.as_tensor(task.labels(), device=device)
     table = trace(subject.lean, subject.ids.to(device), labels, traced_nodes(args.n_inputs),
                   args.variables, args.components, cfg, seed=args.seed)
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False)
-    sidecar_run_json(out, args, device=device)
     title = (f"causal tracing, {cfg.corruption} corruption"
              + (f" (noise {cfg.noise_scale} x std)" if cfg.corruption == "noise" else "")
              + f", {table.n_inputs.iloc[0]} inputs x {cfg.n_samples} samples")
-    figure = paths.tracing_png(root, cfg.corruption)
-    plots.save_figure(plots_circuits.tracing_maps(table, title), figure)
-    sidecar_run_json(figure, args, device=device)
-    log.info("wrote %s and %s", out, figure)
+    write_table_and_figure(table, out, plots_circuits.tracing_maps(table, title),
+                           paths.tracing_png(root, cfg.corruption), args, device)
     return table
+
+
+def write_table_and_figure(table: pd.DataFrame, csv: Path, figure, png: Path, args,
+                           device: str) -> None:
+    """A stage's tidy table and its figure, each written atomically with a run record."""
+    with atomic_path(csv) as tmp:
+        table.to_csv(tmp, index=False)
+    sidecar_run_json(csv, args, device=device)
+    plots.save_figure(figure, png)
+    sidecar_run_json(png, args, device=device)
+    log.info("wrote %s and %s", csv, png)
