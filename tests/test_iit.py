@@ -81,3 +81,18 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, flags, needle):
     assert train_iit.main(["--results_path", str(tmp_path), *base, *flags]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0]
+
+
+def test_gpt2_fine_tunes_a_model_path_network(tiny_results, tmp_path, capsys):
+    folder = str(paths.gpt2_dir(tiny_results))
+    flags = ["--results_path", str(tmp_path), "--model_path", folder, "--epochs", "1",
+             "--batch_size", "200", "--device", "cpu", "--name", "tuned"]
+    assert train_iit.main([*flags, "--layer", "3"]) == 2          # the tiny network has 0..2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--layer 3" in err[0]
+    assert train_iit.main([*flags, "--layer", "1", "--dims", "2"]) == 0
+    metrics = json.loads((paths.iit_dir(tmp_path, "tuned") / paths.METRICS).read_text())
+    assert metrics["site"] == {"layer": 1, "positions": "last", "dims": [0, 1]}
+    tuned = json.loads((paths.gpt2_dir(paths.iit_dir(tmp_path, "tuned") / "iit")
+                        / paths.METRICS).read_text())["train_config"]
+    assert tuned["iit_weight"] == 1.0 and tuned["epochs"] == 1 and tuned["lr"] == 2e-5
