@@ -158,8 +158,9 @@ def test_report_section_reads_the_thesis_graphs_folder(tmp_path):
     assert make_report.main(["--results_path", str(tmp_path)]) == 0
     text = paths.report_md(tmp_path).read_text()
     start = text.index("## 9. The thesis's own graphs")
-    assert text[start:].strip().splitlines()[-1].startswith("> Not available")
-    assert "make reproduce-thesis-graphs" in text[start:]
+    section = text[start:].split("\n## ", 1)[0]        # up to the next section
+    assert section.strip().splitlines()[-1].startswith("> Not available")
+    assert "make reproduce-thesis-graphs" in section
 
     root = paths.thesis_graphs_root(tmp_path)
     assert import_graphs.main(["--results_path", str(root)]) == 0

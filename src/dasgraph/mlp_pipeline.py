@@ -88,7 +88,8 @@ def prepare(args: argparse.Namespace, experiment: str) -> tuple[str, Path]:
     device = runtime.resolve_device(args.device)
     root = cli.writable_dir(args.results_path)
     out = cli.writable_dir(paths.mlp_dir(root, experiment), "the experiment's folder")
-    for path in (out / paths.METRICS, paths.mlp_iia_csv(out), paths.mlp_figure(out), out / paths.RUN):
+    figure = [paths.mlp_figure(out)] if experiment in paths.MLP_FIGURES else []   # train_iit has none
+    for path in (out / paths.METRICS, paths.mlp_iia_csv(out), *figure, out / paths.RUN):
         cli.writable_file(path, "a summary file")
     torch.set_num_threads(args.num_threads)
     return device, out

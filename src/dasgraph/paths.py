@@ -152,6 +152,30 @@ def mlp_cell_dir(experiment_dir: Path, *, layer: int | None = None, trained_on: 
     return base / (f"trained_on_{trained_on}" if trained_on else f"layer_{layer}")
 
 
+# --- companions of DAS: causal tracing, path patching, interchange intervention training -----
+def tracing_csv(root: Path, corruption: str) -> Path:
+    """corruption: 'noise' or 'replace'; one row per variable x component x layer x position."""
+    return Path(root) / "tracing" / f"{corruption}.csv"
+
+
+def tracing_png(root: Path, corruption: str) -> Path:
+    return Path(root) / "tracing" / f"{corruption}.png"
+
+
+def path_patching_csv(root: Path, receiver: str) -> Path:
+    """receiver: 'final' or 'layer_{L}'; one row per (layer, head)."""
+    return Path(root) / "path_patching" / f"{receiver}.csv"
+
+
+def path_patching_png(root: Path, receiver: str) -> Path:
+    return Path(root) / "path_patching" / f"{receiver}.png"
+
+
+def iit_dir(root: Path, name: str) -> Path:
+    """train_iit.py: one folder per run name, holding the network(s) and metrics.json."""
+    return Path(root) / "iit" / name
+
+
 # --- the thesis's own graphs, imported (import_graphs.py) ------------------------------------
 def thesis_graphs_root(root: Path) -> Path:
     """A results root of its own for the thesis's published graphs (make

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from . import (causal_models, cli, collect, floors, graphs, paths, planted, published, readers,
-               report_thesis, runtime)
+               report_companions, report_thesis, runtime)
 from .markdown import Page, key_value_table, markdown_table, not_available
 from .plots_iia import order_models
 
@@ -501,7 +501,7 @@ def _mlp_table(table: pd.DataFrame) -> tuple[str, str]:
 SECTIONS: list[Callable[[Page], None]] = [
     section_settings, section_planted, section_training, section_causal_models, section_iia,
     section_graphs, section_cliques, section_trees, section_combination, section_mlp,
-    report_thesis.section]
+    report_thesis.section, report_companions.section]
 
 
 def build(root: Path) -> Page:

@@ -15,6 +15,7 @@ N_INPUTS = N_VALUES ** 3            # 1000
 N_CLASSES = 3 * max(VALUES) - 3 * min(VALUES) + 1   # 28: sums 3..30
 MIN_SUM = 3 * min(VALUES)
 SEQ_LEN = 6                         # X + Y + Z =
+VARIABLE_POSITIONS = {"X": 0, "Y": 2, "Z": 4}   # the token of each input variable
 PAD_TOKEN = "<|endoftext|>"
 VOCAB = [PAD_TOKEN] + [str(v) for v in VALUES] + ["+", "="]
 
