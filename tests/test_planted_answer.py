@@ -107,3 +107,18 @@ def test_figures_of_a_planted_network_carry_the_answer(planted_results, tmp_path
     name, fig = next(f for f in visualize.graph_figures(planted_results)
                      if f[0] == paths.graph_png("XY", LAYER, K))
     assert "planted answer" in fig._suptitle.get_text()
+
+
+def test_a_single_mechanism_has_no_region_checks_to_fail(planted_results, tmp_path):
+    import shutil
+
+    root = tmp_path / "single"
+    shutil.copytree(planted_results, root)
+    config = {"iit_weight": 1.0, "iit_causal_model": "XY", "iit_layer": LAYER, "iit_dims": 1}
+    (paths.gpt2_dir(root) / paths.METRICS).write_text(json.dumps(
+        {"train_config": config, "planted": planted.plant_record(config)}))
+    np.save(paths.graph_npy(root, "XY", LAYER, K), ideal_graph("XY", "XY"))
+    table = planted.check(root, LAYER, K)
+    assert table["check"].tolist() == ["pairs in its region with IIA 1",
+                                       "strength alone at λ=0.95 (its region: 100%)"]
+    assert table["holds"].tolist()[0] == True  # noqa: E712 - every pair of the ideal graph

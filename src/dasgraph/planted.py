@@ -175,7 +175,8 @@ def check(root: Path, layer: int | None = None, low_rank_dimension: int | None =
             strength, bar = float(single["strength"].iloc[0]), mask.mean() + ALONE_MARGIN
             row(f"strength alone at λ={LAMBDA} (its region: {mask.mean():.0%})", model,
                 strength, f"< {bar:.2f}", strength < bar if len(regions) > 1 else None)
-    for model, mask in regions.items():
+    # a single mechanism has no region to describe: its trees are not a check of the plant
+    for model, mask in regions.items() if len(regions) > 1 else ():
         tree_path = paths.tree_file(root, model, layer, k, "json")
         if not tree_path.exists():
             continue
