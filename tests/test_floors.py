@@ -57,3 +57,15 @@ def test_indistinguishable_layers_flags_rivals_not_complements():
     assert flagged["layer"].tolist() == [0]
     assert "XYZ" not in flagged.loc[0, "models"] and flagged.loc[0, "max_disagreement"] > 0.9
     assert floors.complementary("XY", "Z") and not floors.complementary("XY", "X")
+
+
+def test_writing_the_same_floors_again_leaves_the_files_alone(tmp_path):
+    # a second make reproduce must not make the plots look stale
+    from dasgraph import floors, paths
+
+    assert floors.write(tmp_path) == [paths.floors_csv(tmp_path), paths.disagreement_csv(tmp_path)]
+    before = [p.stat().st_mtime_ns for p in (paths.floors_csv(tmp_path),
+                                             paths.disagreement_csv(tmp_path))]
+    assert floors.write(tmp_path) == []
+    assert [p.stat().st_mtime_ns for p in (paths.floors_csv(tmp_path),
+                                           paths.disagreement_csv(tmp_path))] == before

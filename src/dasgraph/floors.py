@@ -100,9 +100,11 @@ def write(root, args=None, tables: dict | None = None) -> list:
     for path, table, index in ((paths.floors_csv(root), floor_table(tables=tables), False),
                                (paths.disagreement_csv(root), disagreement_matrix(tables=tables),
                                 True)):
-        with runtime.atomic_path(path) as tmp:
-            table.to_csv(tmp, index=index, index_label="causal_model" if index else None,
-                         float_format="%.6f")
+        text = table.to_csv(index=index, index_label="causal_model" if index else None,
+                            float_format="%.6f")
+        if path.is_file() and path.read_text() == text:
+            continue      # unchanged: leave it (and its date) alone, so nothing downstream redraws
+        runtime.atomic_write_text(path, text)
         runtime.atomic_write_json(Path(str(path) + ".run.json"),
                                   runtime.run_record(args, made_from=made_from
                                                      + ", all ordered pairs"))
