@@ -126,6 +126,24 @@ def test_stage_writes_table_figure_and_run_records(tiny_copy):
     assert "### Path patching" not in text
 
 
+def test_a_finished_trace_is_skipped_refused_with_other_settings_and_redone_when_damaged(
+        tiny_copy, capsys):
+    csv = paths.tracing_csv(tiny_copy, "replace")
+    assert run(tiny_copy, "--variables", "X", "--corruption", "replace") == 0
+    before = csv.stat().st_mtime_ns
+    assert run(tiny_copy, "--variables", "X", "--corruption", "replace") == 0
+    assert csv.stat().st_mtime_ns == before                       # same settings: skipped
+    capsys.readouterr()
+    assert run(tiny_copy, "--variables", "X", "--corruption", "replace", "--layers", "1") == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "--layers None" in err[0] and "--overwrite" in err[0]
+    assert csv.stat().st_mtime_ns == before                       # not silently reused
+    good = csv.read_bytes()
+    csv.write_bytes(good[: len(good) // 2])                       # damaged: redone
+    assert run(tiny_copy, "--variables", "X", "--corruption", "replace") == 0
+    assert csv.read_bytes() == good
+
+
 @pytest.mark.parametrize("flags, needle", [
     (["--layers", "3"], "--layers"),
     (["--positions", "6"], "--positions"),

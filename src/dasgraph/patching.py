@@ -188,9 +188,9 @@ def run_stage(args) -> pd.DataFrame:
     subject = sweep.load_subject(sweep.model_dir(args), device)
     check_config(cfg, subject.lean)
     out = paths.path_patching_csv(root, receiver_name(cfg, subject.lean))
-    if out.exists() and not args.overwrite:
-        log.info("%s exists; skipping (pass --overwrite to redo it)", out)
-        return pd.read_csv(out)
+    done = tracing.finished(out, args, "path_patching.py")
+    if done is not None:
+        return done
     labels = torch.as_tensor(task.labels(), device=device)
     table = patch_heads(subject.lean, subject.ids.to(device), labels,
                         tracing.traced_nodes(args.n_inputs), cfg, seed=args.seed)

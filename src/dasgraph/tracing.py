@@ -25,6 +25,7 @@ VanillaIntervention from the clean run.
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +35,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import circuits, cli, paths, plots, plots_circuits, sweep, task
+from . import circuits, cli, paths, plots, plots_circuits, readers, sweep, task
 from .lean import LeanGPT2
-from .runtime import UsageError, atomic_path, resolve_device, sidecar_run_json
+from .runtime import (UsageError, atomic_path, is_done, resolve_device, sidecar_run_json,
+                      write_done)
 
 log = logging.getLogger(__name__)
 
@@ -226,12 +228,12 @@ def run_stage(args) -> pd.DataFrame:
     check_config(cfg, None, args.variables, args.components)   # before loading anything
     root = cli.writable_dir(args.results_path)
     out = paths.tracing_csv(root, cfg.corruption)
-    if out.exists() and not args.overwrite:
-        log.info("%s exists; skipping (pass --overwrite to redo it)", out)
-        return pd.read_csv(out)
     device = resolve_device(args.device)
     subject = sweep.load_subject(sweep.model_dir(args), device)
     check_config(cfg, subject.lean, args.variables, args.components)
+    done = finished(out, args, "trace_causal_effects.py")
+    if done is not None:
+        return done
     labels = torch.as_tensor(task.labels(), device=device)
     table = trace(subject.lean, subject.ids.to(device), labels, traced_nodes(args.n_inputs),
                   args.variables, args.components, cfg, seed=args.seed)
@@ -245,10 +247,34 @@ def run_stage(args) -> pd.DataFrame:
 
 def write_table_and_figure(table: pd.DataFrame, csv: Path, figure, png: Path, args,
                            device: str) -> None:
-    """A stage's tidy table and its figure, each written atomically with a run record."""
+    """A stage's tidy table and its figure, each written atomically with a run record, then
+    the completion marker (last: a half-written pair is redone, not trusted)."""
     with atomic_path(csv) as tmp:
         table.to_csv(tmp, index=False)
     sidecar_run_json(csv, args, device=device)
     plots.save_figure(figure, png)
     sidecar_run_json(png, args, device=device)
+    write_done(paths.done_marker(csv), [csv, png, Path(str(csv) + ".run.json")])
     log.info("wrote %s and %s", csv, png)
+
+
+# arguments that do not change a table: where it goes, how it is logged, where it runs
+_NOT_SETTINGS = {"results_path", "overwrite", "verbose", "device"}
+
+
+def finished(csv: Path, args, stage: str) -> pd.DataFrame | None:
+    """The finished table at ``csv`` if it was made with these settings, None if it must be
+    (re)made; UsageError when a finished one was made with other settings."""
+    if getattr(args, "overwrite", False) or not is_done(paths.done_marker(csv)):
+        return None
+    made = (readers.read_json_record(Path(str(csv) + ".run.json"), stage)
+            .get("arguments") or {})
+    asked = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
+    differ = [k for k, v in asked.items()
+              if k in made and json.loads(json.dumps(v, default=str)) != made[k]]
+    if differ:
+        raise UsageError(f"{csv} was made with other settings ("
+                         + ", ".join(f"--{k} {made[k]!r}" for k in differ)
+                         + "); pass --overwrite to redo it with these")
+    log.info("%s exists; skipping (pass --overwrite to redo it)", csv)
+    return readers.read_csv_table(csv, stage, [])
