@@ -71,6 +71,7 @@ def write_iia(root: Path) -> pd.DataFrame:
                                  "random_n_examples": 300,
                                  "iia_ci_low": iia_value(cm, layer, k, test) - 0.02,
                                  "iia_ci_high": iia_value(cm, layer, k, test) + 0.02,
+                                 "iia_changed": iia_value(cm, layer, k, test), "n_changed": 450,
                                  "n_seeds": 1, "iia_seed_mean": iia_value(cm, layer, k, test),
                                  "iia_seed_sd": float("nan")})
     table = pd.DataFrame(rows)

@@ -129,12 +129,27 @@ def test_evaluate_writes_iia_csv_with_the_cross_matrix(tiny_copy):
     assert list(table.columns) == ["causal_model", "layer", "low_rank_dimension",
                                    "test_causal_model", "iia", "n_examples", "random_iia_mean",
                                    "random_iia_sd", "random_draws", "random_n_examples",
-                                   "iia_ci_low", "iia_ci_high", "n_seeds", "iia_seed_mean",
-                                   "iia_seed_sd"]
+                                   "iia_ci_low", "iia_ci_high", "iia_changed", "n_changed",
+                                   "n_seeds", "iia_seed_mean", "iia_seed_sd"]
     xy = table[table.causal_model == "XY"]
     assert sorted(xy.test_causal_model) == ["XY", "XZ", "YZ"]
     assert table[table.causal_model == "Z"].test_causal_model.tolist() == ["Z"]
     assert (table.n_examples == 700).all() and table.iia.between(0, 1).all()
+    # IIA on the pairs whose counterfactual differs from the base's own answer: recomputed
+    # here from the network's predictions and the same test pairs
+    from dasgraph import causal_models, das, sweep as stages
+    from dasgraph.runtime import derive_seed
+    subject = stages.load_subject(str(paths.gpt2_dir(tiny_copy)))
+    row = table[(table.causal_model == "Z") & (table.layer == 1)].iloc[0]
+    base, source = das.counterfactual_pairs(700, derive_seed(42, "evaluate", "Z", 1, 8))
+    labels = torch.as_tensor(causal_models.counterfactual_table("Z"))[base, source]
+    changed = labels != subject.predictions[base]
+    assert row.n_changed == int(changed.sum()) and 0 < row.n_changed < 700
+    iv = stages.load_cell(subject, paths.das_cell_dir(tiny_copy, "Z", 1, 8), 1)
+    pred = das.predict_pairs(subject.lean, subject.states[1], 1, das.rotation(iv).detach(),
+                             base, source)
+    assert row.iia_changed == pytest.approx(float((pred == labels)[changed].float().mean()),
+                                            abs=5e-5)   # iia.csv keeps 4 decimals
     floors = pd.read_csv(paths.floors_csv(tiny_copy)).set_index("causal_model")
     assert floors.loc["XY", "unchanged"] == pytest.approx(0.067)
     assert paths.disagreement_csv(tiny_copy).exists()

@@ -296,14 +296,15 @@ def _evaluated_before(args) -> set:
         same &= (old.random_draws == args.random_draws) & \
             (old.random_n_examples == args.n_random_pairs)
     old = old[same]
-    if "n_seeds" not in old:       # an iia.csv from before DAS seeds and intervals: redo
+    if not set(SEED_COLUMNS) <= set(old.columns):   # an iia.csv from before these columns: redo
         return set()
     return {(cm, layer, k) for cm, layer, k, n in
             zip(old.causal_model, old.layer, old.low_rank_dimension, old.n_seeds)
             if n == len(das_seeds_on_disk(args.results_path, cm, layer, k))}
 
 
-SEED_COLUMNS = ["iia_ci_low", "iia_ci_high", "n_seeds", "iia_seed_mean", "iia_seed_sd"]
+SEED_COLUMNS = ["iia_ci_low", "iia_ci_high", "iia_changed", "n_changed", "n_seeds",
+                "iia_seed_mean", "iia_seed_sd"]
 BOOTSTRAP_RESAMPLES = 2000
 
 
@@ -350,13 +351,19 @@ def _cell_rows(args, subject: Subject, tables: dict, cell, control) -> list[dict
         per_seed = [float(c.mean()) for c in correct]
         low, high = bootstrap_interval(correct[0], derive_seed(args.seed, "bootstrap", cm, layer,
                                                                k, test))
+        # chance-corrected: only the pairs whose counterfactual differs from the base's own
+        # answer, where an interchange that does nothing cannot be right (a near-constant
+        # network, such as a random one, leaves few of them)
+        changed = (labels != subject.predictions[base]).cpu().numpy()
         mean, sd = control[test] if control else (np.nan, np.nan)
         rows.append({"causal_model": cm, "layer": layer, "low_rank_dimension": k,
                      "test_causal_model": test, "iia": per_seed[0], "n_examples": args.n_testing,
                      "random_iia_mean": mean, "random_iia_sd": sd,
                      "random_draws": args.random_draws,
                      "random_n_examples": args.n_random_pairs if args.random_draws else 0,
-                     "iia_ci_low": low, "iia_ci_high": high, "n_seeds": len(seeds),
+                     "iia_ci_low": low, "iia_ci_high": high,
+                     "iia_changed": float(correct[0][changed].mean()) if changed.any() else np.nan,
+                     "n_changed": int(changed.sum()), "n_seeds": len(seeds),
                      "iia_seed_mean": float(np.mean(per_seed)),
                      "iia_seed_sd": float(np.std(per_seed, ddof=1)) if len(seeds) > 1 else np.nan})
     return rows
