@@ -71,6 +71,10 @@ def test_combination_on_the_imported_graphs_reproduces_figure_2(imported):
     table, worst, mean = thesis_graphs.compare_strength(combine.strength_table(cells, "mean_iia"))
     assert len(table) == 13
     assert worst <= 2.5 and mean <= 1.0, (worst, mean)
+    # its figure says the published panel is these same graphs, not another network
+    from dasgraph import visualize
+    (_, fig), = list(visualize.combination_figures(imported))
+    assert "(published: the same graphs)" in fig._suptitle.get_text()
 
 
 @pytest.mark.skipif(not THESIS_GRAPHS.is_dir(), reason="../shared/reference/thesis_graphs absent")

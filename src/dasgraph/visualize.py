@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import (causal_models, cli, collect, graphs, paths, plots_analysis,  # noqa: E402
-               plots_graphs, plots_iia, published, runtime)
+               plots_graphs, plots_iia, published, readers, runtime)
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +171,20 @@ def combination_figures(root: Path) -> Figures:
         panels = [(f"this run, layer {layer}, k {k}, rule {rule}", t) for rule, t in tables.items()]
         panels.append((f"published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} "
                        f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k {published.PUBLISHED_K}", pub))
+        # the thesis's own graphs, imported (import_graphs.py), are the published network's
+        same = _imported_from_thesis(root, layer, k)
         yield paths.combination_png(layer, k), plots_analysis.strength_vs_lambda(
             panels, "Combined causal models: strength vs faithfulness threshold λ "
-                    "(published: a different network)" + _planted_note(root))
+                    f"(published: {'the same graphs' if same else 'a different network'})"
+                    + _planted_note(root))
+
+
+def _imported_from_thesis(root: Path, layer: int, k: int) -> bool:
+    """True when the graphs at (layer, k) were imported from the thesis's published ones."""
+    metas = [paths.graph_meta(root, cm, layer, k) for cm, _, _ in
+             graphs.find_graphs(root, None, [layer], [k])]
+    return bool(metas) and all(
+        "imported_from" in (readers.read_optional_json(m, readers.GRAPHS) or {}) for m in metas)
 
 
 def training(root: Path) -> Figures:
