@@ -18,7 +18,9 @@ import logging
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from dasgraph import causal_models, cli, cliques, graphs, paths, runtime
+from dasgraph.causal import models as causal_models
+from dasgraph import cli, paths, runtime
+from dasgraph.analysis import cliques, graphs
 from dasgraph.runtime import UsageError
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,9 @@ import logging
 
 from tqdm import tqdm
 
-from dasgraph import causal_models, cli, cliques, paths, runtime, trees
+from dasgraph.causal import models as causal_models
+from dasgraph import cli, paths, runtime
+from dasgraph.analysis import cliques, trees
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 
-from dasgraph import cli, combine, paths, runtime
+from dasgraph import cli, paths, runtime
+from dasgraph.analysis import combine
 
 log = logging.getLogger(__name__)
 

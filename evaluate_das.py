@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 
-from dasgraph import cli, floors, paths, random_network, runtime
-from dasgraph.sweep import evaluate_cells, model_dir, write_iia_csv
+from dasgraph import cli, paths, runtime
+from dasgraph.causal import floors
+from dasgraph.networks import random_init as random_network
+from dasgraph.stages.sweep import evaluate_cells, model_dir, write_iia_csv
 
 
 def parse_args(argv=None):

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dasgraph import cli, runtime, thesis_graphs
+from dasgraph import cli, runtime
+from dasgraph.analysis import thesis_graphs
 
 
 def parse_args(argv=None):

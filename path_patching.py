@@ -11,7 +11,8 @@ and a heatmap (results/path_patching/{receiver}.{csv,png}).
 """
 from __future__ import annotations
 
-from dasgraph import cli, patching, runtime
+from dasgraph import cli, runtime
+from dasgraph.interventions import patching
 
 
 def parse_args(argv=None):

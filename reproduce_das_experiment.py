@@ -12,7 +12,8 @@ model/ (the MLP) and layer_0/ (the rotation, in pyvene's format, and its metrics
 Example:
     python reproduce_das_experiment.py --results_path results --seed 42
 """
-from dasgraph import cli, mlp_experiments, mlp_pipeline, runtime
+from dasgraph import cli, runtime
+from dasgraph.mlp import experiments as mlp_experiments, pipeline as mlp_pipeline
 
 
 def parse_args(argv=None):

@@ -10,7 +10,8 @@ and a heatmap figure (results/tracing/{corruption}.{csv,png}).
 """
 from __future__ import annotations
 
-from dasgraph import cli, runtime, tracing
+from dasgraph import cli, runtime
+from dasgraph.interventions import tracing
 
 
 def parse_args(argv=None):

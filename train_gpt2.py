@@ -14,7 +14,7 @@ network (docs/gpu.md). Fine-tuning a --model_path uses the GPU when there is one
 from __future__ import annotations
 
 from dasgraph import cli, runtime
-from dasgraph.training import TRAIN_DEFAULTS, run_training
+from dasgraph.stages.training import TRAIN_DEFAULTS, run_training
 
 
 def parse_args(argv=None):

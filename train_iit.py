@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import re
 
-from dasgraph import cli, iit, mlp_pipeline, runtime
+from dasgraph import cli, runtime
+from dasgraph.interventions import iit
+from dasgraph.mlp import pipeline as mlp_pipeline
 
 
 def parse_args(argv=None):

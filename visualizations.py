@@ -12,7 +12,8 @@ trees, combination, training, mlp, all.
 """
 from __future__ import annotations
 
-from dasgraph import cli, runtime, visualize
+from dasgraph import cli, runtime
+from dasgraph.plots import visualize
 
 
 def parse_args(argv=None):

@@ -16,7 +16,7 @@ import time
 import networkx as nx
 import numpy as np
 
-from dasgraph import cliques
+from dasgraph.analysis import cliques
 
 
 def parse_args(argv=None):

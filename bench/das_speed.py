@@ -15,9 +15,11 @@ import time
 
 import torch
 
-from dasgraph import causal_models, das, paths
+from dasgraph.causal import models as causal_models
+from dasgraph.interventions import das
+from dasgraph import paths
 from dasgraph.runtime import resolve_device
-from dasgraph.sweep import load_subject
+from dasgraph.stages.sweep import load_subject
 
 
 def synchronize(device: str) -> None:

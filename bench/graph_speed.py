@@ -15,8 +15,11 @@ import time
 import numpy as np
 import torch
 
-from dasgraph import causal_models, das, graphs, paths
-from dasgraph.sweep import load_cell, load_subject
+from dasgraph.causal import models as causal_models
+from dasgraph.interventions import das
+from dasgraph.analysis import graphs
+from dasgraph import paths
+from dasgraph.stages.sweep import load_cell, load_subject
 
 N_PAIRS = 499_500
 

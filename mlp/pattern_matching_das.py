@@ -11,7 +11,8 @@ model/ and layer_L/ (rotation in pyvene's format + metrics) for each layer.
 Example:
     python mlp/pattern_matching_das.py --results_path results --layers 0,1,2
 """
-from dasgraph import cli, mlp_experiments, mlp_model, mlp_pipeline, runtime
+from dasgraph import cli, runtime
+from dasgraph.mlp import experiments as mlp_experiments, model as mlp_model, pipeline as mlp_pipeline
 
 
 def parse_args(argv=None):

@@ -24,7 +24,8 @@ Example:
     python mlp/wrong_causal_graph_ablation_study.py --results_path results --layer 0
     python mlp/wrong_causal_graph_ablation_study.py --networks iit --iit_weight 0.5
 """
-from dasgraph import cli, mlp_experiments, mlp_pipeline, runtime
+from dasgraph import cli, runtime
+from dasgraph.mlp import experiments as mlp_experiments, pipeline as mlp_pipeline
 
 
 def parse_args(argv=None):

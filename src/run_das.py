@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 
-from dasgraph import cli, das, paths, random_network, runtime
-from dasgraph.sweep import run_sweep
+from dasgraph import cli, paths, runtime
+from dasgraph.interventions import das
+from dasgraph.networks import random_init as random_network
+from dasgraph.stages.sweep import run_sweep
 
 DEFAULTS = das.DasConfig()
 
@@ -48,7 +50,7 @@ def parse_args(argv=None):
 def _run(args) -> None:
     cli.writable_dir(args.results_path)
     if args.control == "random_init":      # the same sweep, on a random network of this shape
-        from dasgraph.sweep import model_dir
+        from dasgraph.stages.sweep import model_dir
 
         root = paths.control_root(args.results_path, args.control)
         random_network.make_network(model_dir(args), root, args.seed, args)

@@ -11,11 +11,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from dasgraph import causal_models, cliques, combine, floors, graphs, paths, task, trees  # noqa: E402
+from dasgraph.causal import models as causal_models, floors
+from dasgraph.analysis import cliques, combine, graphs, trees
+from dasgraph import paths
+from dasgraph.tasks import arithmetic as task
 
 N_LAYER, WIDTH = 3, 16
 LAYERS = list(range(N_LAYER + 1))          # 0 = embeddings .. 3

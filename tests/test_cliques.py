@@ -13,7 +13,9 @@ from networkx.algorithms import approximation
 from networkx.algorithms.approximation import ramsey
 
 import analyse_graphs
-from dasgraph import cliques, paths, task
+from dasgraph.analysis import cliques
+from dasgraph import paths
+from dasgraph.tasks import arithmetic as task
 
 EXACT = ["ExhaustiveCliqueFinder", "BranchAndBoundHeuristic", "MaxCliqueHeuristic_v2"]
 HEURISTIC = ["DegreeHeuristic", "RemovalHeuristic", "MaxCliqueHeuristic"]

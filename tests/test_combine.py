@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dasgraph import combine, paths
+from dasgraph.analysis import combine
+from dasgraph import paths
 
 REPO = Path(__file__).resolve().parents[1]
 N = 1000

@@ -7,9 +7,12 @@ import torch
 
 import evaluate_das
 import run_das
-from dasgraph import causal_models, das, paths, task
+from dasgraph.causal import models as causal_models
+from dasgraph.interventions import das
+from dasgraph import paths
+from dasgraph.tasks import arithmetic as task
 from dasgraph.runtime import derive_seed, torch_threads
-from dasgraph.sweep import load_subject, random_subspace_iia
+from dasgraph.stages.sweep import load_subject, random_subspace_iia
 
 
 def test_random_rotation_is_orthonormal_seeded_and_full_rank_is_the_identity():
@@ -90,7 +93,7 @@ def test_das_seeds_keep_seed_one_and_each_seed_reproduces_alone(tiny_results, tm
     import json
     import shutil
 
-    from dasgraph import sweep as sweep_mod
+    from dasgraph.stages import sweep as sweep_mod
 
     roots = {name: tmp_path / name for name in ("three", "one", "alone")}
     for root in roots.values():
@@ -137,7 +140,7 @@ def test_das_seeds_keep_seed_one_and_each_seed_reproduces_alone(tiny_results, tm
 def test_bootstrap_interval_matches_resampling_pairs():
     import numpy as np
 
-    from dasgraph.sweep import bootstrap_interval
+    from dasgraph.stages.sweep import bootstrap_interval
     correct = np.random.default_rng(0).random(2000) < 0.7
     low, high = bootstrap_interval(correct, seed=1)
     resampled = [correct[np.random.default_rng(i).integers(0, 2000, 2000)].mean() for i in range(2000)]
@@ -152,7 +155,7 @@ def test_das_seeds_zero_is_one_line(tmp_path, capsys):
 
 
 def test_counterfactual_nodes_take_the_models_inputs_from_the_source():
-    from dasgraph import random_network
+    from dasgraph.networks import random_init as random_network
     nodes = random_network.counterfactual_nodes("XY")
     b, s = task.node_id(3, 4, 5), task.node_id(7, 8, 9)
     assert nodes[b, s] == task.node_id(7, 8, 5)
@@ -163,7 +166,7 @@ def test_counterfactual_nodes_take_the_models_inputs_from_the_source():
 
 
 def test_random_init_control_has_its_own_results_and_floors(tiny_copy):
-    from dasgraph import random_network
+    from dasgraph.networks import random_init as random_network
     flags = ["--results_path", str(tiny_copy), "--device", "cpu", "--control", "random_init"]
     assert run_das.main([*flags, "--n_training", "256", "--batch_size", "128", "--n_testing",
                          "200", "--workers", "1", "--causal_models", "XY", "--layers", "1",

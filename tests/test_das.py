@@ -8,8 +8,11 @@ import torch
 
 import evaluate_das
 import run_das
-from dasgraph import causal_models, das, paths, task
-from dasgraph.sweep import load_subject
+from dasgraph.causal import models as causal_models
+from dasgraph.interventions import das
+from dasgraph import paths
+from dasgraph.tasks import arithmetic as task
+from dasgraph.stages.sweep import load_subject
 
 
 # --- a hand-built network with a known answer -----------------------------------------------
@@ -137,7 +140,9 @@ def test_evaluate_writes_iia_csv_with_the_cross_matrix(tiny_copy):
     assert (table.n_examples == 700).all() and table.iia.between(0, 1).all()
     # IIA on the pairs whose counterfactual differs from the base's own answer: recomputed
     # here from the network's predictions and the same test pairs
-    from dasgraph import causal_models, das, sweep as stages
+    from dasgraph.causal import models as causal_models
+    from dasgraph.interventions import das
+    from dasgraph.stages import sweep as stages
     from dasgraph.runtime import derive_seed
     subject = stages.load_subject(str(paths.gpt2_dir(tiny_copy)))
     row = table[(table.causal_model == "Z") & (table.layer == 1)].iloc[0]

@@ -5,8 +5,10 @@ import pytest
 import torch
 
 import train_gpt2
-from dasgraph import causal_models, das, paths
-from dasgraph.sweep import load_subject
+from dasgraph.causal import models as causal_models
+from dasgraph.interventions import das
+from dasgraph import paths
+from dasgraph.stages.sweep import load_subject
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,8 @@ import itertools
 import pandas as pd
 import pytest
 
-from dasgraph import floors, task
+from dasgraph.causal import floors
+from dasgraph.tasks import arithmetic as task
 
 INPUTS = [tuple(int(v) for v in row) for row in task.all_inputs()]
 
@@ -61,7 +62,8 @@ def test_indistinguishable_layers_flags_rivals_not_complements():
 
 def test_writing_the_same_floors_again_leaves_the_files_alone(tmp_path):
     # a second make reproduce must not make the plots look stale
-    from dasgraph import floors, paths
+    from dasgraph.causal import floors
+    from dasgraph import paths
 
     assert floors.write(tmp_path) == [paths.floors_csv(tmp_path), paths.disagreement_csv(tmp_path)]
     before = [p.stat().st_mtime_ns for p in (paths.floors_csv(tmp_path),

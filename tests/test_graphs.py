@@ -7,8 +7,12 @@ import torch
 
 import disentangle_causal_models
 import run_das
-from dasgraph import causal_models, das, graphs, paths, task
-from dasgraph.sweep import load_subject
+from dasgraph.causal import models as causal_models
+from dasgraph.interventions import das
+from dasgraph.analysis import graphs
+from dasgraph import paths
+from dasgraph.tasks import arithmetic as task
+from dasgraph.stages.sweep import load_subject
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,10 @@ from safetensors.torch import load_file
 import train_gpt2
 import train_iit
 from conftest import TINY_TRAIN
-from dasgraph import iit, model as gpt2, paths, task
+from dasgraph.interventions import iit
+from dasgraph.networks import gpt2
+from dasgraph import paths
+from dasgraph.tasks import arithmetic as task
 
 TINY_IIT = ["--layer", "1", "--n_layer", "2", "--n_embd", "16", "--n_head", "2",
             "--epochs", "3", "--batch_size", "100", "--device", "cpu"]

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from dasgraph import mlp_das, mlp_model, mlp_pipeline, mlp_tasks, paths
+from dasgraph.mlp import das as mlp_das, model as mlp_model, pipeline as mlp_pipeline, tasks as mlp_tasks
+from dasgraph import paths
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--n_entities", "20", "--n_test_entities", "20", "--mlp_n_training", "2000",

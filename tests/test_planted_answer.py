@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dasgraph import causal_models, paths, planted, task
+from dasgraph.causal import models as causal_models
+from dasgraph import paths
+from dasgraph.analysis import planted
+from dasgraph.tasks import arithmetic as task
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = "XY if Z<=5 else X"
@@ -99,7 +102,7 @@ def test_share_of_pairs_at_one_counts_distinct_pairs_only():
 
 
 def test_figures_of_a_planted_network_carry_the_answer(planted_results, tmp_path):
-    from dasgraph import visualize
+    from dasgraph.plots import visualize
 
     note = visualize._planted_note(planted_results)
     assert "(X+Y)+Z where Z <= 5, (X)+Y+Z elsewhere (layer 2, coordinate 0" in note

@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from dasgraph import causal_models, model as gpt2, task
-from dasgraph.lean import LeanGPT2
+from dasgraph.causal import models as causal_models
+from dasgraph.networks import gpt2
+from dasgraph.tasks import arithmetic as task
+from dasgraph.networks.lean import LeanGPT2
 
 
 @pytest.mark.parametrize("name, key", [

@@ -10,7 +10,9 @@ import pytest
 
 import fake_results
 import make_report
-from dasgraph import markdown, paths, report, visualize
+from dasgraph.report import markdown
+from dasgraph import paths, report
+from dasgraph.plots import visualize
 
 SECTIONS = ["## Settings", "### Model", "### Training (stage 1)", "### DAS (stage 2)",
             "### Code and versions", "## 1. The arithmetic GPT-2", "## 2. Causal models",

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dasgraph import task
+from dasgraph.tasks import arithmetic as task
 
 
 def test_node_ids_follow_product_order():

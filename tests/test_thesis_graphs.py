@@ -13,7 +13,8 @@ import torch
 
 import combine_causal_models
 import import_graphs
-from dasgraph import combine, graphs, paths, thesis_graphs
+from dasgraph.analysis import combine, graphs, thesis_graphs
+from dasgraph import paths
 
 THESIS_GRAPHS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "thesis_graphs"
 N = 1000
@@ -72,7 +73,7 @@ def test_combination_on_the_imported_graphs_reproduces_figure_2(imported):
     assert len(table) == 13
     assert worst <= 2.5 and mean <= 1.0, (worst, mean)
     # its figure says the published panel is these same graphs, not another network
-    from dasgraph import visualize
+    from dasgraph.plots import visualize
     (_, fig), = list(visualize.combination_figures(imported))
     assert "(published: the same graphs)" in fig._suptitle.get_text()
 

@@ -8,8 +8,11 @@ import pytest
 import torch
 
 import trace_causal_effects
-from dasgraph import circuits, das, paths, task, tracing
-from dasgraph.sweep import load_subject
+from dasgraph.networks import circuits
+from dasgraph.interventions import das, tracing
+from dasgraph import paths
+from dasgraph.tasks import arithmetic as task
+from dasgraph.stages.sweep import load_subject
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +120,8 @@ def test_stage_writes_table_figure_and_run_records(tiny_copy):
         ".csv.run.json").read_text())
     assert record["arguments"]["corruption"] == "replace" and record["git_commit"]
     # the report's section reads it and sets the known answers beside it
-    from dasgraph import report, report_companions
+    from dasgraph import report
+    from dasgraph.report import companions as report_companions
     checks = report_companions.tracing_checks(table, plant_layer=1)
     assert checks.holds.tolist()[:2] == [True, True]       # hold for any network
     assert len(checks) == 4

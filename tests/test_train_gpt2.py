@@ -5,7 +5,9 @@ import pytest
 import torch
 
 import train_gpt2
-from dasgraph import model as gpt2, paths, task
+from dasgraph.networks import gpt2
+from dasgraph import paths
+from dasgraph.tasks import arithmetic as task
 
 from conftest import TINY_TRAIN
 
@@ -114,7 +116,8 @@ def test_auto_device_trains_the_embedded_default_on_the_cpu(monkeypatch):
     then the same on every machine); fine-tuning and explicit devices are left as asked."""
     from argparse import Namespace
 
-    from dasgraph import runtime, training
+    from dasgraph import runtime
+    from dasgraph.stages import training
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert training.training_device(Namespace(device="auto", model_path=None)) == "cpu"

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dasgraph import paths, task, trees
+from dasgraph import paths
+from dasgraph.tasks import arithmetic as task
+from dasgraph.analysis import trees
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-import fake_results  # noqa: E402
-import visualizations  # noqa: E402
-from dasgraph import causal_models, collect, paths, plots_graphs, published, task, visualize  # noqa: E402
+import fake_results
+import visualizations
+from dasgraph.causal import models as causal_models
+from dasgraph import collect, paths
+from dasgraph.plots import graphs as plots_graphs, visualize
+from dasgraph.report import published
+from dasgraph.tasks import arithmetic as task
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +122,7 @@ def test_attention_weights_layer_by_position_per_model(results):
 def test_position_shares_sum_to_one_and_follow_the_rows():
     import torch
 
-    from dasgraph import das
+    from dasgraph.interventions import das
     R = das.random_rotation(6 * 8, 3, seed=0)
     shares = das.position_shares(R)
     assert len(shares) == 6 and abs(sum(shares) - 1) < 1e-5

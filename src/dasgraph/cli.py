@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import paths
+from dasgraph import paths
 
 
 class Parser(argparse.ArgumentParser):
@@ -74,8 +74,8 @@ time_limit = _number(float, lambda v: 0 < v <= 10**6, "is outside (0, 1000000] s
 
 def planted_model(text: str) -> str:
     """A model to plant by IIT: a name or 'A if V<=t else B' (checked, returned normalised)."""
-    from . import causal_models
-    from .runtime import UsageError
+    from dasgraph.causal import models as causal_models
+    from dasgraph.runtime import UsageError
 
     try:
         return causal_models.planted_model(text).name
@@ -159,7 +159,7 @@ def writable_dir(path: Path, flag: str = "--results_path") -> Path:
     Stages call it for every folder they will write, before computing anything, so a file
     in a folder's place or a folder without write permission fails in the first second.
     """
-    from .runtime import UsageError
+    from dasgraph.runtime import UsageError
 
     path = Path(path)
     try:
@@ -176,7 +176,7 @@ def writable_dir(path: Path, flag: str = "--results_path") -> Path:
 
 def writable_file(path: Path, flag: str) -> Path:
     """The folder of ``path`` is writable and ``path`` itself is not a folder."""
-    from .runtime import UsageError
+    from dasgraph.runtime import UsageError
 
     path = Path(path)
     writable_dir(path.parent, flag)
@@ -188,7 +188,7 @@ def writable_file(path: Path, flag: str) -> Path:
 
 def replaceable_dir(path: Path, flag: str) -> Path:
     """``path`` may be (re)placed by a folder: its parent is writable, and it is not a file."""
-    from .runtime import UsageError
+    from dasgraph.runtime import UsageError
 
     path = Path(path)
     writable_dir(path.parent, flag)

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import graphs, paths, published, readers, runtime
-from .plots_iia import order_models
+from dasgraph.analysis import graphs
+from dasgraph import paths, readers, runtime
+from dasgraph.report import published
+from dasgraph.plots.iia import order_models
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,8 @@ def one_view(root: Path, iia: pd.DataFrame) -> tuple[int, int, pd.DataFrame]:
     layer where the best non-trivial model scores highest) at the reference k. One row per
     causal model: its iia.csv row (own counterfactuals), the random network's IIA at the same
     cell (NaN when not run) and the chance floors."""
-    from . import causal_models, planted
+    from dasgraph.causal import models as causal_models
+    from dasgraph.analysis import planted
 
     own = iia[iia["causal_model"] == iia["test_causal_model"]]
     k = reference_k(own["low_rank_dimension"].unique(), model_shape(root).get("n_embd"))
@@ -168,7 +171,7 @@ def graph_table(root: Path) -> pd.DataFrame:
 
 def clique_finders(root: Path) -> list[str]:
     """Finders with a clique folder holding at least one file."""
-    from . import cliques
+    from dasgraph.analysis import cliques
 
     return [f for f in cliques.FINDERS
             if paths.cliques_dir(root, f).is_dir()
@@ -176,7 +179,7 @@ def clique_finders(root: Path) -> list[str]:
 
 
 def clique_summary(root: Path, finder: str) -> pd.DataFrame:
-    from . import cliques
+    from dasgraph.analysis import cliques
 
     return cliques.summarise(root, finder)
 
@@ -220,7 +223,7 @@ def _check_rules(node: dict, path: Path) -> None:
 
 
 def read_combination(path: Path) -> pd.DataFrame:
-    from . import combine
+    from dasgraph.analysis import combine
 
     readers.check_marker(paths.done_marker(path), path, readers.COMBINE)
     return readers.read_csv_table(path, readers.COMBINE, combine.CELL_COLUMNS,
@@ -256,7 +259,7 @@ def combination_files(root: Path) -> list[tuple[int, int, Path]]:
 
 def strength_tables(cells: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """rule -> strength table (% per model set x λ) of one combination CSV."""
-    from . import combine
+    from dasgraph.analysis import combine
 
     return {rule: combine.strength_table(cells, rule) for rule in combine.RULES
             if (cells["rule"] == rule).any()}

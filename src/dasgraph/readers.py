@@ -20,8 +20,9 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from . import paths, task
-from .runtime import ArtifactError, UsageError, check_done
+from dasgraph import paths
+from dasgraph.tasks import arithmetic as task
+from dasgraph.runtime import ArtifactError, UsageError, check_done
 
 # Stages, by what they make (the "re-run ..." of every message).
 TRAIN, SWEEP, EVALUATE = "train_gpt2.py", "src/run_das.py", "evaluate_das.py"

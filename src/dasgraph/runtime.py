@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import paths
+from dasgraph import paths
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,112 @@
+"""IIA graphs: 1000x1000 symmetric matrices, entry (i, j) = mean correctness of the two
+interchanges (i base / j source, and j base / i source); diagonal 0; node order = node id.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from dasgraph import paths, readers
+from dasgraph.tasks import arithmetic as task
+from dasgraph.runtime import UsageError
+
+_GRAPH_NAME = re.compile(r"^layer_(\d+)_k_(\d+)\.npy$")
+
+
+def load_graph(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> np.ndarray:
+    """The saved (1000, 1000) float32 graph; UsageError naming the stage to run if absent/bad."""
+    path = paths.graph_npy(root, causal_model, layer, low_rank_dimension)
+    if not path.exists():
+        raise UsageError(f"no IIA graph at {path}; run disentangle_causal_models.py first "
+                         f"(--causal_models {causal_model} --layers {layer} "
+                         f"--low_rank_dimensions {low_rank_dimension})")
+    return readers.read_graph_npy(path)
+
+
+check_graph = readers.check_graph
+
+
+def find_graphs(root: Path, causal_models: list[str] | None = None,
+                layers: list[int] | None = None,
+                low_rank_dimensions: list[int] | None = None) -> list[tuple[str, int, int]]:
+    """(causal_model, layer, k) of every saved graph matching the selection, sorted."""
+    base = Path(root) / "graphs"
+    found = []
+    if base.exists():
+        for model_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+            for f in model_dir.glob("layer_*_k_*.npy"):
+                m = _GRAPH_NAME.match(f.name)
+                if m:
+                    found.append((model_dir.name, int(m.group(1)), int(m.group(2))))
+    keep = [(c, l, k) for c, l, k in found
+            if (not causal_models or c in causal_models) and (not layers or l in layers)
+            and (not low_rank_dimensions or k in low_rank_dimensions)]
+    return sorted(keep, key=lambda t: (t[0], t[1], t[2]))
+
+
+# --- computing graphs ------------------------------------------------------------------------
+def correctness_matrix(lean, states, layer: int, R, table, chunk: int = 8000,
+                       progress: bool = True):
+    """(N, N) bool: is the intervened network right on base i, source j (every ordered pair)?
+
+    The intervention is linear, so the state of pair (i, j) is A_i + B_j with
+    A = h (I - R R^T) and B = h R R^T precomputed once per input; each batch then runs only the
+    blocks above ``layer`` on A_i + B_j.  states: (N, S, d); R: (S*d, k); table: (N, N).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    N, S, d = states.shape
+    with torch.inference_mode():
+        flat = states.reshape(N, S * d)
+        B = (flat @ R) @ R.T                            # h R R^T
+        A = flat - B                                    # h (I - R R^T)
+        bases_per_batch = max(1, chunk // N)
+        out = torch.empty(N, N, dtype=torch.bool)
+        for start in tqdm(range(0, N, bases_per_batch), desc=f"graph layer {layer}",
+                          unit="base", unit_scale=bases_per_batch, leave=False,
+                          disable=not progress):
+            rows = slice(start, min(N, start + bases_per_batch))
+            h = (A[rows, None, :] + B[None, :, :]).reshape(-1, S, d)
+            pred = lean.logits_from(layer, h).argmax(-1).view(-1, N)
+            out[rows] = (pred == table[rows]).cpu()
+    return out
+
+
+def graph_from_correctness(correct) -> np.ndarray:
+    """Symmetric IIA graph: mean of the two directions, diagonal 0, float32."""
+    c = np.asarray(correct, dtype=np.float32)
+    graph = (c + c.T) / 2
+    np.fill_diagonal(graph, 0.0)
+    return graph
+
+
+def statistics(graph: np.ndarray) -> dict:
+    """Share of pairs with IIA 1 (both directions right) and mean pair IIA (off-diagonal)."""
+    iu = np.triu_indices(graph.shape[0], k=1)
+    values = graph[iu]
+    return {"fraction_pairs_iia_1": float((values == 1).mean()),
+            "mean_pair_iia": float(values.mean()),
+            "fraction_pairs_iia_0": float((values == 0).mean())}
+
+
+def export(graph: np.ndarray, path: Path, fmt: str, threshold: float = 1.0) -> None:
+    """GraphML or node-link JSON of the thresholded graph (nodes carry X, Y, Z)."""
+    import json
+
+    import networkx as nx
+
+    from dasgraph.runtime import atomic_path
+
+    g = nx.Graph()
+    for node, (x, y, z) in enumerate(task.all_inputs()):
+        g.add_node(int(node), X=int(x), Y=int(y), Z=int(z))
+    rows, cols = np.nonzero(np.triu(graph >= threshold, k=1))
+    g.add_edges_from((int(i), int(j), {"iia": float(graph[i, j])}) for i, j in zip(rows, cols))
+    with atomic_path(path) as tmp:
+        if fmt == "graphml":
+            nx.write_graphml(g, tmp)
+        else:
+            tmp.write_text(json.dumps(nx.node_link_data(g, edges="edges")))

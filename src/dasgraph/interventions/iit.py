@@ -1,0 +1,173 @@
+"""Interchange intervention training (Geiger et al., ICML 2022) as a stage a user can run.
+
+Train a network so that a causal model's variable lives at a chosen site: the loss is the task
+loss plus the interchange loss, the cross-entropy of the network with the site swapped in from
+a source input against the causal model's counterfactual label. The stage trains twice with the
+same seed, with and without the interchange loss (the baseline), and reports the IIA of the
+site's swap (no rotation is learned: the site *is* the alignment) before training, after it,
+and for the baseline.
+
+One implementation per network, the one its planting already uses:
+- GPT-2 (from scratch, or fine-tuning --model_path): ``training.run_training`` with
+  ``model.TrainConfig``'s IIT fields, so a train_iit.py run with the default's recipe *is*
+  the default network (same seeds, same code path, bit for bit); site = layer, the last
+  position (or all), coordinates 0..dims-1.
+- the MLP (hierarchical equality, ABAB, ...): ``mlp_pipeline.network`` with ``iit_layer``
+  (``mlp_das.InterchangeTraining``); site = the layer's neurons split into the two variables'
+  halves (``mlp_das.PLANTED_NEURONS``).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+
+import numpy as np
+import torch
+
+from dasgraph.causal import models as causal_models
+from dasgraph import cli, paths
+from dasgraph.networks import gpt2
+from dasgraph.tasks import arithmetic as task
+from dasgraph.networks.lean import LeanGPT2
+from dasgraph.runtime import (UsageError, atomic_write_json, derive_seed, read_json, run_record)
+
+log = logging.getLogger(__name__)
+
+N_TEST_PAIRS = 10_000
+
+
+@torch.inference_mode()
+def gpt2_site_iia(model, ids: torch.Tensor, cfg: gpt2.TrainConfig, nodes: np.ndarray,
+                  n_pairs: int, seed: int) -> float:
+    """IIA of the planted swap (``model.swap_coordinates``) on (base, source) pairs drawn from
+    ``nodes``, against ``cfg.iit_causal_model``'s counterfactual labels."""
+    lean = LeanGPT2(model.eval())
+    states = lean.states_at(cfg.iit_layer, ids)
+    table = torch.as_tensor(causal_models.counterfactual_table(cfg.iit_causal_model))
+    rng = np.random.default_rng(seed)
+    base, source = (torch.as_tensor(rng.choice(nodes, n_pairs)) for _ in range(2))
+    swapped = gpt2.swap_coordinates(states[base], states[source], cfg.iit_dims,
+                                    cfg.iit_last_position_only)
+    pred = lean.logits_from(cfg.iit_layer, swapped).argmax(-1)
+    labels = table[base, source]
+    valid = (labels >= 0) & (labels < task.N_CLASSES)
+    return float((pred == labels)[valid].float().mean())
+
+
+def _training_args(args: argparse.Namespace, results_path, iit: bool) -> argparse.Namespace:
+    """train_gpt2.py's arguments for one of the two runs (with or without the interchange loss)."""
+    run = copy.copy(args)
+    run.results_path = results_path
+    run.skip_existing = not args.overwrite
+    run.iit_weight = args.iit_weight if iit else 0.0
+    run.invariance_weight = args.invariance_weight if iit else 0.0
+    run.iit_causal_model, run.iit_layer, run.iit_dims = args.causal_model, args.layer, args.dims
+    run.iit_last_position_only = args.positions == "last"
+    return run
+
+
+def run_gpt2(args: argparse.Namespace) -> dict:
+    from dasgraph.stages.training import resolve_configs, run_training
+
+    root = cli.writable_dir(args.results_path)
+    out = paths.iit_dir(root, args.name)
+    if args.iit_weight <= 0:
+        raise UsageError(f"--iit_weight {args.iit_weight}: must be > 0 (the baseline is trained "
+                         "without it anyway)")
+    runs = {name: _training_args(args, out / name, name == "iit") for name in ("iit", "baseline")}
+    try:                                           # checks layer and dims against the network
+        arch, cfg = resolve_configs(runs["iit"])
+    except UsageError as err:                      # train_gpt2.py's flag names -> this stage's
+        raise UsageError(str(err).replace("--iit_layer", "--layer")
+                         .replace("--iit_dims", "--dims")) from None
+    if args.model_path:
+        before = gpt2.load_classifier(args.model_path, num_labels=task.N_CLASSES)
+        tokenizer = gpt2.load_tokenizer(args.model_path)
+        _check_site(cfg, before.config)
+    else:
+        before = gpt2.build_model(arch, derive_seed(args.seed, "init"))
+        tokenizer = task.build_tokenizer()
+    for name, run in runs.items():
+        log.info("training the %s network", name)
+        run_training(run)
+    ids = task.encode_all(tokenizer)
+    test = task.split_nodes(args.seed)["test"]
+    seed = derive_seed(args.seed, "iit", "test")
+    iia = {"before": gpt2_site_iia(before, ids, cfg, test, N_TEST_PAIRS, seed)}
+    accuracy = {}
+    for name in runs:
+        folder = paths.gpt2_dir(out / name)
+        net = gpt2.load_classifier(str(folder))
+        iia[name] = gpt2_site_iia(net, ids, cfg, test, N_TEST_PAIRS, seed)
+        accuracy[name] = read_json(folder / paths.METRICS)["test_accuracy"]
+    site = {"layer": cfg.iit_layer, "positions": args.positions,
+            "dims": list(range(cfg.iit_dims))}
+    return _write(out, args, "gpt2", cfg.iit_causal_model, site, iia, accuracy,
+                  n_pairs=N_TEST_PAIRS, test_inputs="the test split's inputs as bases and sources")
+
+
+def _check_site(cfg: gpt2.TrainConfig, config) -> None:
+    if not 0 <= cfg.iit_layer <= config.n_layer:
+        raise UsageError(f"--layer {cfg.iit_layer} is out of range; this network has layers "
+                         f"0..{config.n_layer}")
+    if not 1 <= cfg.iit_dims <= config.n_embd:
+        raise UsageError(f"--dims {cfg.iit_dims} must be in 1..{config.n_embd} (the width)")
+
+
+def run_mlp(args: argparse.Namespace) -> dict:
+    from dasgraph.mlp import das as mlp_das, model as mlp_model, pipeline as pipe, tasks as mlp_tasks
+
+    if args.causal_model not in mlp_tasks.MODELS:
+        raise UsageError(f"--causal_model {args.causal_model!r} is not an MLP task; valid: "
+                         f"{', '.join(mlp_tasks.MODELS)}")
+    layer = pipe.check_layers([args.layer], "--layer")[0]
+    if args.iit_weight <= 0:
+        raise UsageError(f"--iit_weight {args.iit_weight}: must be > 0")
+    device, _ = pipe.prepare(args, "iit")
+    out = paths.iit_dir(cli.writable_dir(args.results_path), args.name)
+    model = mlp_tasks.MODELS[args.causal_model]
+    nets = {"iit": pipe.network(model, args, paths.mlp_network_dir(out, "iit"), device,
+                                iit_layer=layer),
+            "baseline": pipe.network(model, args, paths.mlp_network_dir(out, "baseline"), device)}
+    site = mlp_das.neuron_basis(mlp_das.PLANTED_NEURONS, device)
+    # before training: the same initial weights the two runs start from
+    untrained = pipe.Network(model, mlp_model.build_mlp(
+        derive_seed(args.seed, model.name, "mlp")).to(device), nets["iit"].entities, {})
+    iia = {"before": pipe.evaluate(untrained, layer, site, model, args, device)["iia"]["all"]}
+    accuracy = {}
+    for name, net in nets.items():
+        iia[name] = pipe.evaluate(net, layer, site, model, args, device)["iia"]["all"]
+        accuracy[name] = net.metrics["test_accuracy"]
+    halves = dict(zip(model.variables, (mlp_das.PLANTED_NEURONS,
+                                        mlp_das.other_neurons(mlp_das.PLANTED_NEURONS))))
+    return _write(out, args, "mlp", model.name, {"layer": layer, "neurons": halves}, iia,
+                  accuracy, n_pairs=args.n_testing, test_inputs="held-out entities")
+
+
+def _write(out, args, network: str, causal_model: str, site: dict, iia: dict,
+           accuracy: dict, **extra) -> dict:
+    metrics = {"network": network, "causal_model": causal_model, "site": site,
+               "iia": {"before_training": iia["before"], "after_iit": iia["iit"],
+                       "baseline_without_iit": iia["baseline"]},
+               "test_accuracy": accuracy, **extra}
+    atomic_write_json(out / paths.METRICS, metrics)
+    atomic_write_json(out / paths.RUN, run_record(args))
+    log.info("IIA at the site (%s): before %.4f, after IIT %.4f, baseline without IIT %.4f; "
+             "wrote %s", causal_model, iia["before"], iia["iit"], iia["baseline"], out)
+    return metrics
+
+
+def run_stage(args: argparse.Namespace) -> dict:
+    if args.network == "mlp":
+        if args.model_path:
+            raise UsageError("--model_path is for --network gpt2 (the MLP trains from scratch)")
+        return run_mlp(args)
+    if args.causal_model not in causal_models.NON_TRIVIAL:
+        try:
+            causal_models.planted_model(args.causal_model)
+        except UsageError:
+            raise UsageError(f"--causal_model {args.causal_model!r}: for --network gpt2 give "
+                             f"one of {', '.join(causal_models.NON_TRIVIAL)} or 'A if V<=t else B'"
+                             ) from None
+    return run_gpt2(args)

@@ -1,0 +1,284 @@
+"""Causal tracing (Meng et al. 2022, ROME): where does the information about an input flow?
+
+Corrupt one input variable's token, then restore one clean state at a time and see how much of
+the clean answer comes back:
+
+- corruption ``noise``: Gaussian noise added to the variable's embedding, with standard
+  deviation ``noise_scale`` (3 in ROME) x the empirical std of the embeddings at the variable
+  positions; ``replace``: symmetric token replacement, the variable set to another of its
+  values (what activation-patching practice now prefers: the corrupted run stays on the
+  network's input distribution, Zhang & Nanda 2024).
+- restored site: the residual stream at (layer, position), or an attention or MLP output at a
+  position over a window of blocks (ROME's window, centred on the block).
+- metrics, per (input, corruption sample) and then averaged: the indirect effect
+  p(answer | corrupted, restored) - p(answer | corrupted); the total effect
+  p(answer | clean) - p(answer | corrupted); and both again with the logit difference
+  logit(answer) - logit(alternative) in place of p (alternative = the replaced input's answer,
+  or for noise the clean run's runner-up class).
+
+The answer is the clean input's class; inputs the network gets wrong are left out (ROME traces
+known facts only). Restores use ``circuits.forward``; the tests check a restore against pyvene's
+VanillaIntervention from the clean run.
+
+    from dasgraph.interventions import tracing
+    table = tracing.trace(lean, ids, labels, nodes, variables=["X"], corruption="replace")
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from dasgraph.networks import circuits
+from dasgraph import cli, paths, plots, readers
+from dasgraph.plots import circuits as plots_circuits
+from dasgraph.stages import sweep
+from dasgraph.tasks import arithmetic as task
+from dasgraph.networks.lean import LeanGPT2
+from dasgraph.runtime import (UsageError, atomic_path, is_done, resolve_device, sidecar_run_json,
+                      write_done)
+
+log = logging.getLogger(__name__)
+
+CORRUPTIONS = ("noise", "replace")
+ROME_NOISE_SCALE = 3.0
+
+
+@dataclass
+class TraceConfig:
+    corruption: str = "noise"
+    noise_scale: float = ROME_NOISE_SCALE
+    n_samples: int = 5            # noise draws / replacement values per input
+    window: int = 1               # blocks restored together for attn and mlp
+    layers: list[int] | None = None      # restore only these layers / blocks (default: all)
+    positions: list[int] | None = None   # restore only these positions (default: all)
+
+
+def check_config(cfg: TraceConfig, lean: LeanGPT2 | None, variables: list[str],
+                 components: list[str]) -> None:
+    """UsageError naming the bad value (noise scale, corruption, variable, component, and
+    with a network: layer, position, window)."""
+    if cfg.corruption not in CORRUPTIONS:
+        raise UsageError(f"--corruption {cfg.corruption!r}; valid: {', '.join(CORRUPTIONS)}")
+    if not cfg.noise_scale > 0:
+        raise UsageError(f"--noise_scale {cfg.noise_scale} must be > 0")
+    bad = [v for v in variables if v not in task.VARIABLE_POSITIONS]
+    if bad:
+        raise UsageError(f"--variables {','.join(bad)}: unknown; valid: "
+                         f"{', '.join(task.VARIABLE_POSITIONS)}")
+    bad = [c for c in components if c not in circuits.COMPONENTS]
+    if bad:
+        raise UsageError(f"--components {','.join(bad)}: unknown component; valid: "
+                         f"{', '.join(circuits.COMPONENTS)}")
+    bad = [p for p in cfg.positions or [] if not 0 <= p < task.SEQ_LEN]
+    if bad:
+        raise UsageError(f"--positions {bad}: out of range; token positions are "
+                         f"0..{task.SEQ_LEN - 1}")
+    if lean is None:
+        return
+    bad = [l for l in cfg.layers or [] if not 0 <= l <= lean.n_layer]
+    if bad:
+        raise UsageError(f"--layers {bad}: out of range; this model has layers 0..{lean.n_layer} "
+                         f"(resid; attn and mlp blocks 0..{lean.n_layer - 1})")
+    if not 1 <= cfg.window <= lean.n_layer:
+        raise UsageError(f"--window {cfg.window} is out of range; this model has "
+                         f"{lean.n_layer} blocks")
+
+
+def embedding_std(lean: LeanGPT2, ids: torch.Tensor) -> float:
+    """Empirical std of the layer-0 states at the variables' positions (ROME's noise unit)."""
+    with torch.no_grad():
+        return float(lean.embed(ids)[:, list(task.VARIABLE_POSITIONS.values())].std())
+
+
+def corrupt(lean: LeanGPT2, ids: torch.Tensor, batch: torch.Tensor, variable: str,
+            cfg: TraceConfig, std: float, gen: torch.Generator
+            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Corrupt ``variable`` in the inputs ``batch`` (B,) node ids; ids: (N, S) of every input.
+
+    Returns (B, S, d) corrupted embeddings and, for ``replace``, the (B,) change of the class
+    (the replaced input's answer minus the clean one; None for noise). Replacement goes
+    through node ids, so it works with any tokenizer.
+    """
+    pos = task.VARIABLE_POSITIONS[variable]
+    if cfg.corruption == "noise":
+        h = lean.embed(ids[batch])
+        noise = torch.randn(h.shape[0], h.shape[2], generator=gen).to(h)
+        h[:, pos] += cfg.noise_scale * std * noise
+        return h, None
+    replaced, delta = replaced_nodes(batch, variable, gen)
+    return lean.embed(ids[replaced]), delta.to(ids.device)
+
+
+def replaced_nodes(batch: torch.Tensor, variable: str, gen: torch.Generator
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric token replacement: the (B,) node ids with ``variable`` set to another of its
+    values (uniform over the other n-1), and the (B,) change of the class."""
+    xyz = np.stack(task.node_to_xyz(batch.cpu().numpy()), axis=1)
+    which = list(task.VARIABLE_POSITIONS).index(variable)
+    n, low = len(task.VALUES), min(task.VALUES)
+    shift = torch.randint(1, n, (len(batch),), generator=gen).numpy()
+    new = xyz.copy()
+    new[:, which] = (xyz[:, which] - low + shift) % n + low
+    return torch.as_tensor(task.node_id(*new.T)), torch.as_tensor(new[:, which] - xyz[:, which])
+
+
+def restore_sites(lean: LeanGPT2, component: str, window: int) -> list[tuple[int, list[int]]]:
+    """(index shown on the map, indices restored together) for every layer or block."""
+    if component == "resid":
+        return [(layer, [layer]) for layer in range(lean.n_layer + 1)]
+    n = lean.n_layer
+    return [(i, list(range(max(0, i - window // 2), min(n, i - (-window // 2)))))
+            for i in range(n)]
+
+
+def restorer(clean: dict, kind: str, indices: list[int], position: int) -> circuits.Edit:
+    """An edit that puts the clean run's ``kind`` values back at ``position`` in blocks
+    ``indices`` (clean: the {(kind, index): value} cache of the clean forward)."""
+    def edit(k: str, i: int, value: torch.Tensor):
+        if k == kind and i in indices:
+            value = value.clone()
+            value[:, position] = clean[(k, i)][:, position]
+            return value
+        return None
+    return edit
+
+
+def _scores(logits: torch.Tensor, answer: torch.Tensor, other: torch.Tensor):
+    """(B,) probability of the answer and logit difference answer - other."""
+    p = logits.softmax(-1).gather(1, answer[:, None])[:, 0]
+    diff = logits.gather(1, answer[:, None])[:, 0] - logits.gather(1, other[:, None])[:, 0]
+    return p, diff
+
+
+@torch.inference_mode()
+def trace(lean: LeanGPT2, ids: torch.Tensor, labels: torch.Tensor, nodes: np.ndarray,
+          variables: list[str], components: list[str], cfg: TraceConfig,
+          seed: int, progress: bool = True) -> pd.DataFrame:
+    """The tidy table of effects: one row per corrupted variable x component x layer x position.
+
+    ids: (N, S) token ids of every input; labels: (N,) classes; nodes: the inputs traced (those
+    the network gets wrong are dropped). Each input is repeated ``n_samples`` times with its
+    own corruption draw; every restore sees the same draws.
+    """
+    check_config(cfg, lean, variables, components)
+    std = embedding_std(lean, ids)
+    clean_logits = circuits.forward(lean, lean.embed(ids[nodes]))[0]
+    right = (clean_logits.argmax(-1) == labels[nodes]).cpu().numpy()
+    nodes = np.asarray(nodes)[right]
+    batch = torch.as_tensor(np.repeat(nodes, cfg.n_samples))
+    x, answer = ids[batch], labels[batch]
+    clean_logits, clean = circuits.forward(lean, lean.embed(x), keep=True)
+    runner_up = clean_logits.scatter(1, answer[:, None], float("-inf")).argmax(-1)
+    p_clean, d_clean = None, None
+    rows = []
+    for variable in variables:
+        gen = torch.Generator().manual_seed(seed + task.VARIABLE_POSITIONS[variable])
+        h0, delta = corrupt(lean, ids, batch, variable, cfg, std, gen)
+        other = runner_up if delta is None else answer + delta
+        p_clean, d_clean = _scores(clean_logits, answer, other)
+        p_corr, d_corr = _scores(circuits.forward(lean, h0)[0], answer, other)
+        jobs = [(c, shown, idx, pos) for c in components
+                for shown, idx in restore_sites(lean, c, cfg.window)
+                if cfg.layers is None or shown in cfg.layers
+                for pos in (cfg.positions or range(x.shape[1]))]
+        for component, shown, indices, position in tqdm(
+                jobs, desc=f"tracing {variable}", leave=False, disable=not progress):
+            logits = circuits.forward(lean, h0, edit=restorer(clean, component, indices,
+                                                               position))[0]
+            p, d = _scores(logits, answer, other)
+            rows.append({
+                "corruption": cfg.corruption, "corrupted_variable": variable,
+                "component": component, "layer": shown, "position": position,
+                "window": 1 if component == "resid" else len(indices),
+                "indirect_effect": float((p - p_corr).mean()),
+                "indirect_effect_std": float((p - p_corr).std()),
+                "total_effect": float((p_clean - p_corr).mean()),
+                "indirect_effect_logit_diff": float((d - d_corr).mean()),
+                "total_effect_logit_diff": float((d_clean - d_corr).mean()),
+                "p_corrupted": float(p_corr.mean()), "p_restored": float(p.mean()),
+                "p_clean": float(p_clean.mean()),
+                "n_inputs": len(nodes), "n_examples": len(batch)})
+    table = pd.DataFrame(rows)
+    table["fraction_of_total_effect"] = table.indirect_effect / table.total_effect
+    return table
+
+
+def effect_map(table: pd.DataFrame, variable: str, component: str,
+               metric: str = "indirect_effect") -> pd.DataFrame:
+    """layer x position grid of one metric for one corrupted variable and component."""
+    part = table[(table.corrupted_variable == variable) & (table.component == component)]
+    return part.pivot(index="layer", columns="position", values=metric).sort_index()
+
+
+def traced_nodes(n_inputs: int) -> np.ndarray:
+    """n_inputs node ids spread evenly over the 1000 (every input for n >= 1000)."""
+    if n_inputs >= task.N_INPUTS:
+        return np.arange(task.N_INPUTS)
+    return np.unique(np.linspace(0, task.N_INPUTS - 1, n_inputs).round().astype(int))
+
+
+def run_stage(args) -> pd.DataFrame:
+    """trace_causal_effects.py: trace, write the CSV (+ run record) and the heatmaps."""
+    cfg = TraceConfig(corruption=args.corruption, noise_scale=args.noise_scale,
+                      n_samples=args.n_samples, window=args.window, layers=args.layers,
+                      positions=args.positions)
+    check_config(cfg, None, args.variables, args.components)   # before loading anything
+    root = cli.writable_dir(args.results_path)
+    out = paths.tracing_csv(root, cfg.corruption)
+    device = resolve_device(args.device)
+    subject = sweep.load_subject(sweep.model_dir(args), device)
+    check_config(cfg, subject.lean, args.variables, args.components)
+    done = finished(out, args, "trace_causal_effects.py")
+    if done is not None:
+        return done
+    labels = torch.as_tensor(task.labels(), device=device)
+    table = trace(subject.lean, subject.ids.to(device), labels, traced_nodes(args.n_inputs),
+                  args.variables, args.components, cfg, seed=args.seed)
+    title = (f"causal tracing, {cfg.corruption} corruption"
+             + (f" (noise {cfg.noise_scale} x std)" if cfg.corruption == "noise" else "")
+             + f", {table.n_inputs.iloc[0]} inputs x {cfg.n_samples} samples")
+    write_table_and_figure(table, out, plots_circuits.tracing_maps(table, title),
+                           paths.tracing_png(root, cfg.corruption), args, device)
+    return table
+
+
+def write_table_and_figure(table: pd.DataFrame, csv: Path, figure, png: Path, args,
+                           device: str) -> None:
+    """A stage's tidy table and its figure, each written atomically with a run record, then
+    the completion marker (last: a half-written pair is redone, not trusted)."""
+    with atomic_path(csv) as tmp:
+        table.to_csv(tmp, index=False)
+    sidecar_run_json(csv, args, device=device)
+    plots.save_figure(figure, png)
+    sidecar_run_json(png, args, device=device)
+    write_done(paths.done_marker(csv), [csv, png, Path(str(csv) + ".run.json")])
+    log.info("wrote %s and %s", csv, png)
+
+
+# arguments that do not change a table: where it goes, how it is logged, where it runs
+_NOT_SETTINGS = {"results_path", "overwrite", "verbose", "device"}
+
+
+def finished(csv: Path, args, stage: str) -> pd.DataFrame | None:
+    """The finished table at ``csv`` if it was made with these settings, None if it must be
+    (re)made; UsageError when a finished one was made with other settings."""
+    if getattr(args, "overwrite", False) or not is_done(paths.done_marker(csv)):
+        return None
+    made = (readers.read_json_record(Path(str(csv) + ".run.json"), stage)
+            .get("arguments") or {})
+    asked = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
+    differ = [k for k, v in asked.items()
+              if k in made and json.loads(json.dumps(v, default=str)) != made[k]]
+    if differ:
+        raise UsageError(f"{csv} was made with other settings ("
+                         + ", ".join(f"--{k} {made[k]!r}" for k in differ)
+                         + "); pass --overwrite to redo it with these")
+    log.info("%s exists; skipping (pass --overwrite to redo it)", csv)
+    return readers.read_csv_table(csv, stage, [])

@@ -1,0 +1,80 @@
+"""The random-network control (Sutter et al. 2025): the same DAS sweep on a randomly initialised
+network of the same architecture, in a results root of its own (``controls/random_init``).
+
+A random network does not compute the sum, so IIA against a causal model's *task* labels would
+only measure that it fails the task. Its cells are trained and tested against its *own
+behaviour* instead: the counterfactual label of (base, source) under model M is the network's
+own prediction on the input that takes M's intervened inputs from the source and the rest from
+the base (for XY: the input (Xs, Ys, Zb)). For a network that solves the task this equals the
+usual label; for a random one, a high IIA shows what an alignment map of this rank can make a
+network do when it computes nothing of the kind, which is the illusion this control measures.
+It cannot show that the trained network's variable is *not* real, only how much IIA an
+expressive enough map buys for free.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from dasgraph.causal import models as causal_models
+from dasgraph import paths
+from dasgraph.tasks import arithmetic as task
+from dasgraph.runtime import atomic_directory, atomic_write_json, derive_seed, run_record
+
+log = logging.getLogger(__name__)
+
+CONTROLS = ("none", "random_init")
+
+
+def counterfactual_nodes(name: str) -> np.ndarray:
+    """(1000, 1000) node id of the input with model ``name``'s intervened inputs from the
+    source (column) and the rest from the base (row)."""
+    model = causal_models.MODELS[name]
+    inputs = task.all_inputs()
+    take = np.array([v in model.intervened for v in "XYZ"])
+    mixed = np.where(take, inputs[None, :, :], inputs[:, None, :])       # (base, source, 3)
+    return task.node_id(mixed[..., 0], mixed[..., 1], mixed[..., 2])
+
+
+def behaviour_table(name: str, predictions: np.ndarray) -> np.ndarray:
+    """(1000, 1000) counterfactual classes from the network's own (1000,) predictions."""
+    return np.asarray(predictions)[counterfactual_nodes(name)]
+
+
+def own_tables(model_path: str) -> dict[str, np.ndarray]:
+    """Every causal model's own-behaviour table for the network at ``model_path``."""
+    from dasgraph.stages.sweep import load_subject
+
+    predictions = load_subject(model_path).predictions.cpu().numpy()
+    return {n: behaviour_table(n, predictions) for n in causal_models.MODELS}
+
+
+def make_network(model_path: str, root: Path, seed: int, args=None) -> Path:
+    """A randomly initialised copy of the classifier at ``model_path`` (same config and
+    tokenizer), saved as ``root``/gpt2 unless one is there already; returns that folder."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from dasgraph.networks import gpt2
+
+    out = paths.gpt2_dir(root)
+    if (out / paths.METRICS).exists():
+        return out
+    config = AutoConfig.from_pretrained(model_path)
+    net_seed = derive_seed(seed, "random_init")
+    torch.manual_seed(net_seed)
+    network = AutoModelForSequenceClassification.from_config(config).eval()
+    tokenizer = gpt2.load_tokenizer(model_path)
+    ids = task.encode_all(tokenizer)
+    accuracy = gpt2.accuracy(network, ids, torch.as_tensor(task.labels()))
+    with atomic_directory(out) as tmp:
+        network.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        atomic_write_json(tmp / paths.METRICS, {"control": "random_init", "architecture_of":
+                                                str(model_path), "init_seed": net_seed,
+                                                "all_inputs_accuracy": accuracy})
+        atomic_write_json(tmp / paths.RUN, run_record(args, seed=net_seed))
+    log.info("random network (accuracy %.3f on all inputs) -> %s", accuracy, out)
+    return out

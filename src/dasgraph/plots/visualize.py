@@ -1,0 +1,326 @@
+"""Stage 4: draw every figure from the results tree (read by ``collect``), save under
+``results/plots/``.
+
+Each experiment is a generator of (file name, Figure): ``figures(name, root)`` draws without
+saving (what the tests inspect), ``run(name, root, pdf)`` saves. An experiment whose inputs are
+missing logs which stage makes them and yields nothing (or only what exists), so ``all`` runs
+on any partial results folder.
+
+    from dasgraph.plots import visualize
+    visualize.run("empirical", Path("results"))     # -> [results/plots/empirical.png]
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from dasgraph import cli, collect, paths, readers, runtime
+from dasgraph.analysis import graphs
+from dasgraph.causal import models as causal_models
+from dasgraph.plots import analysis as plots_analysis, graphs as plots_graphs, iia as plots_iia
+from dasgraph.report import published
+
+log = logging.getLogger(__name__)
+
+Figures = Iterator[tuple[str, "plt.Figure"]]
+
+
+# --- experiments: generators of (file name, figure) ------------------------------------------------
+def show_causal_models(root: Path) -> Figures:
+    yield paths.CAUSAL_MODELS_PNG, plots_iia.causal_model_graphs(
+        {name: (m.label, m.parents) for name, m in causal_models.MODELS.items()})
+
+
+def sanity_check(root: Path) -> Figures:
+    iia = collect.load_iia(root)
+    if iia is None:
+        return
+    arithmetic = causal_models.FAMILIES["arithmetic"]
+    cross = iia[iia["causal_model"].isin(arithmetic) & iia["test_causal_model"].isin(arithmetic)]
+    if cross.empty:
+        collect.missing(f"arithmetic cells in {paths.iia_csv(root)}",
+                "src/run_das.py and evaluate_das.py with --causal_model_type arithmetic")
+        return
+    yield paths.SANITY_CHECK_PNG, plots_iia.sanity_check(cross, collect.load_floors(root))
+
+
+def empirical(root: Path) -> Figures:
+    iia = collect.load_iia(root)
+    if iia is not None:
+        yield paths.EMPIRICAL_PNG, plots_iia.empirical(iia, collect.load_floors(root))
+
+
+def heatmap(root: Path) -> Figures:
+    iia = collect.load_iia(root)
+    if iia is not None:
+        yield paths.HEATMAP_PNG, plots_iia.iia_heatmap(iia)
+
+
+def attention_weights(root: Path) -> Figures:
+    """The thesis's attention_weights figure: which tokens each trained subspace lies on."""
+    table = collect.position_table(root)
+    if table.empty:
+        collect.missing(f"position shares in {paths.das_root(root)}/*/layer_*/k_*/metrics.json",
+                        "src/run_das.py")
+        return
+    k = collect.reference_k(table["low_rank_dimension"].unique(),
+                            collect.model_shape(root).get("n_embd"))
+    yield paths.ATTENTION_WEIGHTS_PNG, plots_iia.attention_weights(table, k)
+
+
+def one_view(root: Path) -> Figures:
+    """One cell beside every control (the report's "One view" table, drawn)."""
+    iia = collect.load_iia(root)
+    if iia is not None:
+        layer, k, cell = collect.one_view(root, iia)
+        yield paths.ONE_VIEW_PNG, plots_iia.one_view(cell, layer, k)
+
+
+def published_curves(root: Path) -> Figures:
+    iia = collect.load_iia(root)
+    if iia is None:
+        return
+    own = iia[iia["causal_model"] == iia["test_causal_model"]]
+    shape = collect.model_shape(root)
+    width = shape.get("n_embd")
+    k = collect.reference_k(own["low_rank_dimension"].unique(), width)
+    if width:
+        net = ("GPT-2 trained from scratch" if shape.get("from_scratch", True) else
+               "GPT-2 fine-tuned") + f", {shape.get('n_layer')} blocks x width {width}"
+        k_text = f"k = {k} (k / width = {k / width:.2f})"
+    else:
+        net, k_text = "this run's network", f"k = {k}"
+    pub_k = f"{published.PUBLISHED_K / published.PUBLISHED_WIDTH:.2f}"
+    yield paths.PUBLISHED_PNG, plots_iia.published_comparison(
+        own[own["low_rank_dimension"] == k], f"THIS RUN: {net}\n{k_text}",
+        published.iia(), f"PUBLISHED (paper, Figure 1): GPT-2 small fine-tuned, 12 blocks x width "
+        f"768\nk = {published.PUBLISHED_K} (k / width = {pub_k})")
+
+
+def _planted_note(root: Path) -> str:
+    """' (planted: ...)' for the titles of a planted network's figures, so that each figure
+    carries the known answer it should show; '' otherwise."""
+    from dasgraph.analysis import planted
+
+    plant = planted.read_plant(root)
+    return f"\nplanted answer: {plant.describe()}" if plant else ""
+
+
+def graph_figures(root: Path) -> Figures:
+    found = graphs.find_graphs(root)
+    if not found:
+        collect.missing(paths.graph_npy(root, "{cm}", "{L}", "{k}"), "disentangle_causal_models.py")
+        return
+    stats = collect.graph_table(root)
+    pub = published.graph_stats()
+    yield paths.GRAPH_STATS_PNG, plots_graphs.graph_statistics(
+        stats, pub, f"published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} "
+                    f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k = {published.PUBLISHED_K}")
+    for cm, layer, k in found:
+        graph = graphs.load_graph(root, cm, layer, k)
+        s = graphs.statistics(graph)
+        yield paths.graph_png(cm, layer, k), plots_graphs.graph_figure(
+            graph, f"IIA graph of {cm} ({causal_models.MODELS[cm].label if cm in causal_models.MODELS else cm}), "
+                   f"layer {layer}, k {k}: {s['fraction_pairs_iia_1']:.1%} of pairs with IIA 1, "
+                   f"mean pair IIA {s['mean_pair_iia']:.3f}" + _planted_note(root))
+
+
+def clique_figures(root: Path) -> Figures:
+    from dasgraph.analysis import trees
+
+    finders = collect.clique_finders(root)
+    if not finders:
+        collect.missing(paths.cliques_json(root, "{finder}", "{cm}", "{L}", "{k}"), "analyse_graphs.py")
+        return
+    for finder in finders:
+        summary = collect.clique_summary(root, finder)
+        yield paths.cliques_stats_png(finder), plots_graphs.clique_statistics(
+            summary, f"Cliques ({finder}) in the IIA graphs, edges with IIA >= "
+                     f"{summary['threshold'].iloc[0]:g}")
+        for f in trees.find_clique_files(root, finder):
+            record = trees.read_clique_file(f.path)
+            yield (paths.cliques_grid_png(finder, f.causal_model, f.layer, f.low_rank_dimension),
+                   plots_graphs.clique_grid(record["cliques"],
+                                            f"{finder} cliques of {f.causal_model}, layer "
+                                            f"{f.layer}, k {f.low_rank_dimension}: members on "
+                                            "the (X, Y, Z) grid" + _planted_note(root)))
+
+
+def tree_figures(root: Path) -> Figures:
+    records = collect.tree_records(root)
+    if not records:
+        collect.missing(paths.tree_file(root, "{cm}", "{L}", "{k}", "json"), "classification.py")
+        return
+    yield paths.TREES_PNG, plots_analysis.tree_accuracy(collect.tree_table(records))
+
+
+def combination_figures(root: Path) -> Figures:
+    files = collect.combination_files(root)
+    if not files:
+        collect.missing(paths.combination_csv(root, "{L}", "{k}"), "combine_causal_models.py")
+        return
+    pub = published.strength()
+    for layer, k, path in files:
+        tables = collect.strength_tables(collect.read_combination(path))
+        panels = [(f"this run, layer {layer}, k {k}, rule {rule}", t) for rule, t in tables.items()]
+        panels.append((f"published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} "
+                       f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k {published.PUBLISHED_K}", pub))
+        # the thesis's own graphs, imported (import_graphs.py), are the published network's
+        same = _imported_from_thesis(root, layer, k)
+        yield paths.combination_png(layer, k), plots_analysis.strength_vs_lambda(
+            panels, "Combined causal models: strength vs faithfulness threshold λ "
+                    f"(published: {'the same graphs' if same else 'a different network'})"
+                    + _planted_note(root))
+
+
+def _imported_from_thesis(root: Path, layer: int, k: int) -> bool:
+    """True when the graphs at (layer, k) were imported from the thesis's published ones."""
+    metas = [paths.graph_meta(root, cm, layer, k) for cm, _, _ in
+             graphs.find_graphs(root, None, [layer], [k])]
+    return bool(metas) and all(
+        "imported_from" in (readers.read_optional_json(m, readers.GRAPHS) or {}) for m in metas)
+
+
+def training(root: Path) -> Figures:
+    metrics = collect.training_metrics(root)
+    if metrics:
+        shape = collect.model_shape(root)
+        net = (f"{shape.get('n_layer')} blocks x width {shape.get('n_embd')}"
+               if shape.get("n_embd") else "")
+        yield paths.TRAINING_PNG, plots_analysis.training_curves(
+            metrics["history"], metrics, "Arithmetic GPT-2 training" + (f": {net}" if net else ""))
+
+
+def mlp(root: Path) -> Figures:
+    """The MLP scripts draw their own figures; here we only check they exist."""
+    found = collect.mlp_pngs(root)
+    for exp, script in collect.MLP_EXPERIMENTS.items():
+        if found.get(exp):
+            log.info("MLP %s: %s (drawn by %s)", exp, ", ".join(str(p) for p in found[exp]), script)
+        else:
+            collect.missing(paths.mlp_dir(root, exp) / "*.png", script)
+    return iter(())
+
+
+EXPERIMENTS: dict[str, Callable[[Path], Figures]] = {
+    "show_causal_models": show_causal_models,
+    "sanity_check": sanity_check,
+    "empirical": empirical,
+    "heatmap": heatmap,
+    "published": published_curves,
+    "graphs": graph_figures,
+    "cliques": clique_figures,
+    "trees": tree_figures,
+    "combination": combination_figures,
+    "training": training,
+    "attention_weights": attention_weights,
+    "one_view": one_view,
+    "mlp": mlp,
+}
+NAMES = [*EXPERIMENTS, "all"]
+
+
+def figures(experiment: str, root: Path) -> Figures:
+    """The (file name, figure) pairs of one experiment, drawn but not saved."""
+    if experiment not in EXPERIMENTS:
+        raise runtime.UsageError(f"unknown experiment {experiment!r}; valid: {', '.join(NAMES)}")
+    yield from EXPERIMENTS[experiment](Path(root))
+
+
+# --- saving ---------------------------------------------------------------------------------------
+@dataclass
+class Saver:
+    root: Path
+    pdf: bool = False
+
+    def __post_init__(self):
+        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+        commit = runtime.git_commit()
+        self.png_meta = {"Software": "dasgraph visualizations.py", "Source": commit,
+                         "Description": command}
+        self.pdf_meta = {"Creator": "dasgraph visualizations.py",
+                         "Subject": f"{command} (git {commit})"}
+
+    def save(self, name: str, fig) -> list[Path]:
+        """PNG (and PDF with --pdf) under plots/, written atomically; closes the figure."""
+        base = paths.plots_dir(self.root) / name
+        written = []
+        try:
+            for suffix, meta in [(".png", self.png_meta)] + ([(".pdf", self.pdf_meta)] if self.pdf else []):
+                target = base.with_suffix(suffix)
+                with runtime.atomic_path(target) as tmp:
+                    fig.savefig(tmp, dpi=130, bbox_inches="tight", format=suffix[1:], metadata=meta)
+                log.info("wrote %s", target)
+                written.append(target)
+        finally:
+            plt.close(fig)
+        return written
+
+
+def _newest_input(root: Path) -> float:
+    """mtime of the newest file the plots could be drawn from (anything outside plots/)."""
+    plots, report = paths.plots_dir(root), paths.report_md(root)
+    newest = 0.0
+    for path in root.rglob("*"):
+        if path.is_file() and plots not in path.parents and not path.name.startswith(report.name) \
+                and not path.name.endswith(".log"):
+            newest = max(newest, path.stat().st_mtime)
+    return newest
+
+
+def up_to_date(root: Path, pdf: bool) -> bool:
+    """True when a finished ``all`` run drew every figure after the results last changed."""
+    stamp = paths.plots_stamp(root)
+    try:
+        drawn = runtime.read_json(stamp)
+        drawn["files"] = [str(f) for f in drawn.get("files", [])]
+    except (OSError, ValueError, TypeError, AttributeError):   # absent or damaged: redraw
+        return False
+    files = [paths.plots_dir(root) / name for name in drawn.get("files", [])]
+    return (drawn.get("pdf", False) or not pdf) and all(f.exists() for f in files) \
+        and stamp.stat().st_mtime > _newest_input(root)
+
+
+def run(experiment: str, root: Path, pdf: bool = False, overwrite: bool = True) -> list[Path]:
+    """Draw and save one experiment (or ``all``); returns the files written.
+
+    With ``all``, an experiment that fails is logged and the others still run; the failure
+    is raised at the end so the exit code says something went wrong. With ``all`` and
+    ``overwrite=False``, nothing is redrawn when no result changed since the last full run.
+    """
+    root = Path(root)
+    cli.writable_dir(paths.plots_dir(root), "the plots folder")
+    if experiment == "all" and not overwrite and up_to_date(root, pdf):
+        log.info("every plot under %s is newer than the results; skipping "
+                 "(--overwrite redraws)", paths.plots_dir(root))
+        return []
+    saver = Saver(root, pdf)
+    names = list(EXPERIMENTS) if experiment == "all" else [experiment]
+    written, failed = [], []
+    for name in names:
+        log.info("experiment %s", name)
+        try:
+            for filename, fig in figures(name, root):
+                written += saver.save(filename, fig)
+        except runtime.UsageError:
+            raise
+        except Exception:  # noqa: BLE001 - keep drawing the rest; report at the end
+            if experiment != "all":
+                raise
+            log.exception("experiment %s failed", name)
+            failed.append(name)
+    log.info("%d file(s) written under %s", len(written), paths.plots_dir(root))
+    if failed:
+        raise RuntimeError(f"experiments failed: {', '.join(failed)} (see the log above)")
+    if experiment == "all":
+        runtime.atomic_write_json(paths.plots_stamp(root), {
+            "pdf": pdf, "files": sorted({str(p.relative_to(paths.plots_dir(root)))
+                                         for p in written})})
+    return written

@@ -1,0 +1,465 @@
+"""Stages 2-3 orchestration: load the classifier, cache states, train and evaluate DAS cells.
+
+A cell is (causal model, layer, k); each is trained with its own seed
+(``derive_seed(seed, cm, layer, k)``), written atomically to its own folder and skipped when
+finished, so a sweep can be killed at any moment, resumed, or split across processes.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from dasgraph.causal import models as causal_models
+from dasgraph import cli, paths, readers
+from dasgraph.interventions import das
+from dasgraph.analysis import graphs
+from dasgraph.networks import gpt2
+from dasgraph.tasks import arithmetic as task
+from dasgraph.networks.lean import LeanGPT2
+from dasgraph.runtime import (UsageError, atomic_directory, atomic_path, atomic_save_npy, atomic_write_json,
+                      derive_seed, is_done, resolve_device, run_record, torch_threads,
+                      write_done)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Subject:
+    """The network under study, ready for the fast path."""
+    model: object            # GPT2ForSequenceClassification (eval mode, on CPU for pyvene saving)
+    lean: LeanGPT2
+    ids: torch.Tensor        # (1000, 6) token ids, row = node id
+    states: torch.Tensor     # (n_layer+1, 1000, 6, d) cached residual states
+    predictions: torch.Tensor  # (1000,) the network's own predicted class per input
+
+    @property
+    def width(self) -> int:
+        return self.lean.d
+
+
+def model_dir(args) -> str:
+    """--model_path, or the stage-1 folder under --results_path (which must then exist)."""
+    if args.model_path:
+        return str(args.model_path)
+    folder = paths.gpt2_dir(args.results_path)
+    if not folder.is_dir():
+        raise UsageError(f"no trained model at {folder}; run train_gpt2.py first "
+                         "(or pass --model_path)")
+    return str(folder)
+
+
+def load_subject(model_path: str, device: str = "cpu") -> Subject:
+    """Load the trained classifier and cache every input's states at every layer."""
+    tokenizer = gpt2.load_tokenizer(model_path)
+    model = gpt2.load_classifier(model_path)
+    if model.config.num_labels != task.N_CLASSES:
+        raise UsageError(f"{model_path} has {model.config.num_labels} classes, the task needs "
+                         f"{task.N_CLASSES}; train it with train_gpt2.py")
+    # a model and tokenizer that load but do not fit the task (another architecture, another
+    # vocabulary) fail here: name the folder, not the line of the lean forward
+    with readers.loading(model_path, readers.TRAIN, "the arithmetic GPT-2 classifier"):
+        ids = task.encode_all(tokenizer)
+        lean = LeanGPT2(model.to(device))
+        states = lean.all_states(ids.to(device))
+        with torch.inference_mode():
+            predictions = lean.logits_from(0, states[0]).argmax(-1)
+    return Subject(model, lean, ids, states, predictions)
+
+
+def resolve_cells(args, subject: Subject) -> list[tuple[str, int, int]]:
+    """The selected (causal_model, layer, k) cells, checked against the model's size."""
+    names = causal_models.select(args.causal_model_type, args.causal_models)
+    n_sites = subject.lean.n_sites
+    layers = sorted(set(cli.flatten(args.layers))) if args.layers else list(range(n_sites))
+    bad = [l for l in layers if not 0 <= l < n_sites]
+    if bad:
+        raise UsageError(f"--layers {bad}: out of range; this model has layers 0..{n_sites - 1} "
+                         "(0 = embeddings, L = output of block L-1)")
+    full = task.SEQ_LEN * subject.width
+    ks = sorted(set(cli.flatten(args.low_rank_dimensions))) if args.low_rank_dimensions else \
+        das.default_low_rank_dimensions(subject.width)
+    bad = [k for k in ks if not 1 <= k <= full]
+    if bad:
+        raise UsageError(f"--low_rank_dimensions {bad}: k must be in 1..{full} "
+                         f"(6 positions x width {subject.width})")
+    return list(itertools.product(names, layers, ks))
+
+
+def cell_finished(directory: Path) -> bool:
+    """Finished = its completion marker matches every file (a damaged cell is redone)."""
+    return is_done(Path(directory) / paths.DONE)
+
+
+# Every cell is trained on one torch thread, in whichever process runs it: float reductions
+# depend on the thread count, so this is what makes a cell re-run alone give the number it got
+# in the full sweep. Parallelism comes from worker processes instead (--workers), which on
+# these small per-step ops also beats two threads in one process.
+CELL_THREADS = 1
+
+
+@functools.lru_cache(maxsize=None)
+def _table(cm: str, device: str) -> torch.Tensor:
+    """One counterfactual table per causal model and process, shared by its cells."""
+    return torch.as_tensor(causal_models.counterfactual_table(cm), device=device)
+
+
+def label_tables(args, subject: Subject, names, device: str) -> dict[str, torch.Tensor]:
+    """Counterfactual classes per causal model: the task's (the usual case), or with
+    ``--control random_init`` the network's own behaviour (dasgraph.random_network)."""
+    if getattr(args, "control", "none") == "random_init":
+        from dasgraph.networks import random_init as random_network
+
+        predictions = subject.predictions.cpu().numpy()
+        return {n: torch.as_tensor(random_network.behaviour_table(n, predictions), device=device)
+                for n in names}
+    return {n: _table(n, device) for n in names}
+
+
+def cell_seed(run_seed: int, cm: str, layer: int, k: int, das_seed: int = 1) -> int:
+    """The seed of one cell's training. DAS seed 1 keeps the identity the sweep has always used,
+    so a default sweep's numbers do not move when --das_seeds is added."""
+    if das_seed == 1:
+        return derive_seed(run_seed, cm, layer, k)
+    return derive_seed(run_seed, cm, layer, k, "das_seed", das_seed)
+
+
+def _train_and_save_cell(args, cfg: das.DasConfig, subject: Subject, device: str,
+                         cell: tuple[str, int, int, int], progress: bool = False) -> dict:
+    cm, layer, k, das_seed = cell
+    table = label_tables(args, subject, [cm], device)[cm]
+    seed = cell_seed(args.seed, cm, layer, k, das_seed)
+    intervention, history = das.train_cell(subject.lean, subject.states[layer], table, layer, k,
+                                           cfg, seed, progress=progress)
+    result = das.evaluate_cell(subject.lean, subject.states[layer], table, layer, intervention,
+                               cfg.n_testing, seed)
+    metrics = {"causal_model": cm, "layer": layer, "low_rank_dimension": k, **result,
+               "train_loss": history, "config": das.config_dict(cfg), "cell_seed": seed,
+               "das_seed": das_seed,
+               # where the subspace sits: which tokens DAS used (visualizations.py
+               # --experiment attention_weights)
+               "position_share": das.position_shares(das.rotation(intervention))}
+    out = paths.das_cell_dir(args.results_path, cm, layer, k, das_seed)
+    with atomic_directory(out, overwrite=True) as tmp:
+        das.save_intervention(tmp, subject.model, layer, intervention.to("cpu"))
+        atomic_write_json(tmp / paths.METRICS, metrics)
+        atomic_write_json(tmp / paths.RUN, run_record(args, device=device, cell_seed=seed))
+    return metrics
+
+
+_WORKER: dict = {}
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose sweep was killed (not just interrupted) stops instead of idling on."""
+    while True:
+        time.sleep(2)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _worker_init(args, cfg: das.DasConfig, device: str, parent: int) -> None:
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    torch.set_num_threads(CELL_THREADS)
+    logging.getLogger("dasgraph").setLevel(logging.WARNING)   # the parent logs each cell
+    _WORKER.update(args=args, cfg=cfg, device=device,
+                   subject=load_subject(model_dir(args), device))
+
+
+def _worker_cell(cell: tuple[str, int, int, int]) -> dict:
+    w = _WORKER
+    return _train_and_save_cell(w["args"], w["cfg"], w["subject"], w["device"], cell)
+
+
+def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
+    """Train (or skip) every selected cell; return the metrics of the cells trained now."""
+    device = resolve_device(args.device)
+    causal_models.select(args.causal_model_type, args.causal_models)   # fail before loading
+    with torch_threads(CELL_THREADS):
+        subject = load_subject(model_dir(args), device)
+        cells = [(*c, i) for c in resolve_cells(args, subject)
+                 for i in range(1, getattr(args, "das_seeds", 1) + 1)]
+        todo = [c for c in cells if args.overwrite or
+                not cell_finished(paths.das_cell_dir(args.results_path, *c))]
+        for cell in todo:          # every folder written, probed before any training
+            cli.writable_dir(paths.das_cell_dir(args.results_path, *cell).parent, "a DAS cell's folder")
+            cli.replaceable_dir(paths.das_cell_dir(args.results_path, *cell), "a DAS cell")
+        if len(cells) > len(todo):
+            log.info("%d of %d cells already finished; skipping them (--overwrite redoes them)",
+                     len(cells) - len(todo), len(cells))
+        workers = min(args.workers, len(todo)) if device == "cpu" else 1
+        bar = tqdm(total=len(todo), desc="DAS cells", unit="cell")
+        done = []
+
+        def report(metrics: dict) -> None:
+            bar.update()
+            log.info("cell %-3s layer %d k %4d seed %d: IIA %.3f (%d test pairs)",
+                     metrics["causal_model"], metrics["layer"], metrics["low_rank_dimension"],
+                     metrics["das_seed"], metrics["iia"], metrics["n_examples"])
+            done.append(metrics)
+
+        if workers <= 1:
+            for cell in todo:
+                bar.set_postfix(cell=f"{cell[0]} L{cell[1]} k{cell[2]} s{cell[3]}")
+                report(_train_and_save_cell(args, cfg, subject, device, cell, progress=True))
+        else:  # spawned workers: each loads the model once and trains whole cells
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                     initargs=(args, cfg, device, os.getpid())) as pool:
+                for future in as_completed([pool.submit(_worker_cell, c) for c in todo]):
+                    report(future.result())
+        bar.close()
+    return done
+
+
+def trained_cells(root) -> list[tuple[str, int, int]]:
+    """(causal_model, layer, k) of every cell folder on disk, sorted (readers check each)."""
+    found = []
+    for k_dir in paths.das_root(root).glob("*/layer_*/k_*"):
+        try:
+            found.append((k_dir.parent.parent.name, int(k_dir.parent.name[len("layer_"):]),
+                          int(k_dir.name[len("k_"):])))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def load_cell(subject: Subject, directory: Path, layer: int):
+    """A saved cell through pyvene's loader -> its intervention module."""
+    readers.check_das_cell(directory)
+    return das.intervention_of(das.load_intervenable(directory, subject.model))
+
+
+def load_trained_selection(args, device: str) -> tuple[Subject, list[tuple[str, int, int]]]:
+    """The subject and the trained cells on disk matching the selection flags (all k found on
+    disk unless --low_rank_dimensions is given); UsageError if there are none."""
+    causal_models.select(args.causal_model_type, args.causal_models)   # fail before loading
+    subject = load_subject(model_dir(args), device)
+    selected = resolve_cells(args, subject)          # validates the flags against the model
+    names, layers = {c[0] for c in selected}, {c[1] for c in selected}
+    ks = {c[2] for c in selected} if args.low_rank_dimensions else None
+    cells = [c for c in trained_cells(args.results_path)
+             if c[0] in names and c[1] in layers and (ks is None or c[2] in ks)]
+    if not cells:
+        raise UsageError(f"no trained DAS cells under {paths.das_root(args.results_path)} for this "
+                         "selection; run src/run_das.py first")
+    return subject, cells
+
+
+IIA_COLUMNS = ["causal_model", "layer", "low_rank_dimension", "test_causal_model", "iia",
+               "n_examples"]
+# The random-subspace control (Makelov et al. 2023; causalab's matched-rank baseline): the IIA
+# of random orthonormal subspaces of the same rank k at the same site, mean and sample sd over
+# draws, on pairs of its own. Nothing is trained, so it costs only forward passes.
+RANDOM_COLUMNS = ["random_iia_mean", "random_iia_sd", "random_draws", "random_n_examples"]
+
+
+def random_subspace_iia(subject: Subject, tables: dict, layer: int, k: int, draws: int,
+                        n_pairs: int, seed: int) -> dict[str, tuple[float, float]]:
+    """causal model -> (mean, sd) IIA of ``draws`` random rank-k subspaces at ``layer``.
+
+    A random subspace does not depend on the causal model, so each draw is run once on one set
+    of pairs (seeded by the run seed, layer and k) and scored against every table. At k = 6 x
+    width the subspace is everything and every draw replaces the whole state by the source's.
+    """
+    device = subject.states.device
+    base, source = das.counterfactual_pairs(n_pairs, derive_seed(seed, "random_subspace", layer, k))
+    base, source = base.to(device), source.to(device)
+    dim = subject.states.shape[2] * subject.states.shape[3]
+    scores = {name: [] for name in tables}
+    for draw in range(draws):
+        R = das.random_rotation(dim, k, derive_seed(seed, "random_subspace", layer, k, draw))
+        pred = das.predict_pairs(subject.lean, subject.states[layer], layer, R.to(device),
+                                 base, source)
+        for name, table in tables.items():
+            scores[name].append(float((pred == table[base, source]).float().mean()))
+    return {name: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
+            for name, v in scores.items()}
+
+
+def _evaluated_before(args) -> set:
+    """Cells in iia.csv made with these settings (test pairs, random draws and pairs)."""
+    if not paths.iia_csv(args.results_path).exists() or args.overwrite:
+        return set()
+    old = read_iia_csv(paths.iia_csv(args.results_path))
+    same = (old.n_examples == args.n_testing) & (old.causal_model == old.test_causal_model)
+    if args.random_draws:
+        if not set(RANDOM_COLUMNS) <= set(old.columns):
+            return set()
+        same &= (old.random_draws == args.random_draws) & \
+            (old.random_n_examples == args.n_random_pairs)
+    old = old[same]
+    if not set(SEED_COLUMNS) <= set(old.columns):   # an iia.csv from before these columns: redo
+        return set()
+    return {(cm, layer, k) for cm, layer, k, n in
+            zip(old.causal_model, old.layer, old.low_rank_dimension, old.n_seeds)
+            if n == len(das_seeds_on_disk(args.results_path, cm, layer, k))}
+
+
+SEED_COLUMNS = ["iia_ci_low", "iia_ci_high", "iia_changed", "n_changed", "n_seeds",
+                "iia_seed_mean", "iia_seed_sd"]
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_interval(correct: np.ndarray, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of IIA over the test pairs. Resampling n pairs of 0/1
+    outcomes with replacement gives a mean distributed as Binomial(n, IIA) / n, so that is
+    drawn directly (the same distribution, without materialising the resamples)."""
+    n = len(correct)
+    means = np.random.default_rng(seed).binomial(n, float(np.mean(correct)),
+                                                  BOOTSTRAP_RESAMPLES) / n
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def das_seeds_on_disk(root, cm: str, layer: int, k: int) -> list[int]:
+    """DAS seeds 1..N finished for a cell (run_das.py --das_seeds N)."""
+    seeds = [1]
+    while cell_finished(paths.das_cell_dir(root, cm, layer, k, seeds[-1] + 1)):
+        seeds.append(seeds[-1] + 1)
+    return seeds
+
+
+def _cell_rows(args, subject: Subject, tables: dict, cell, control) -> list[dict]:
+    """iia.csv rows of one cell: seed 1's IIA with its bootstrap interval, the mean and sd over
+    its DAS seeds (all on the same test pairs) and the random-subspace control."""
+    cm, layer, k = cell
+    device = subject.states.device
+    base, source = das.counterfactual_pairs(args.n_testing,
+                                            derive_seed(args.seed, "evaluate", cm, layer, k))
+    base, source = base.to(device), source.to(device)
+    seeds = das_seeds_on_disk(args.results_path, cm, layer, k)
+    preds = []
+    for das_seed in seeds:
+        intervention = load_cell(subject, paths.das_cell_dir(args.results_path, cm, layer, k,
+                                                             das_seed), layer)
+        R = das.rotation(intervention).detach().to(device)
+        preds.append(das.predict_pairs(subject.lean, subject.states[layer], layer, R, base, source))
+    tests = causal_models.FAMILIES["arithmetic"] if cm in causal_models.FAMILIES["arithmetic"] \
+        else [cm]
+    rows = []
+    for test in tests:
+        labels = tables[test][base, source]
+        correct = [(pred == labels).cpu().numpy() for pred in preds]
+        per_seed = [float(c.mean()) for c in correct]
+        low, high = bootstrap_interval(correct[0], derive_seed(args.seed, "bootstrap", cm, layer,
+                                                               k, test))
+        # chance-corrected: only the pairs whose counterfactual differs from the base's own
+        # answer, where an interchange that does nothing cannot be right (a near-constant
+        # network, such as a random one, leaves few of them)
+        changed = (labels != subject.predictions[base]).cpu().numpy()
+        mean, sd = control[test] if control else (np.nan, np.nan)
+        rows.append({"causal_model": cm, "layer": layer, "low_rank_dimension": k,
+                     "test_causal_model": test, "iia": per_seed[0], "n_examples": args.n_testing,
+                     "random_iia_mean": mean, "random_iia_sd": sd,
+                     "random_draws": args.random_draws,
+                     "random_n_examples": args.n_random_pairs if args.random_draws else 0,
+                     "iia_ci_low": low, "iia_ci_high": high,
+                     "iia_changed": float(correct[0][changed].mean()) if changed.any() else np.nan,
+                     "n_changed": int(changed.sum()), "n_seeds": len(seeds),
+                     "iia_seed_mean": float(np.mean(per_seed)),
+                     "iia_seed_sd": float(np.std(per_seed, ddof=1)) if len(seeds) > 1 else np.nan})
+    return rows
+
+
+def evaluate_cells(args) -> pd.DataFrame:
+    """IIA of every trained cell on fresh pairs, against its own and (arithmetic) the others,
+    with its bootstrap interval, its spread over DAS seeds and the random-subspace control."""
+    device = resolve_device(args.device)
+    subject, cells = load_trained_selection(args, device)
+    cli.writable_file(paths.iia_csv(args.results_path), "iia.csv")
+    for cell in cells:             # every cell checked before any is evaluated
+        readers.check_das_cell(paths.das_cell_dir(args.results_path, *cell))
+    done = _evaluated_before(args)
+    if done & set(cells):
+        log.info("%d cells already evaluated in %s with these settings; skipping them "
+                 "(--overwrite redoes them)", len(done & set(cells)), paths.iia_csv(args.results_path))
+    cells = [c for c in cells if c not in done]
+    tables = label_tables(args, subject, causal_models.MODELS, device)
+    rows = []
+    controls = {}          # (layer, k) -> random_subspace_iia, shared by the causal models
+    for cm, layer, k in tqdm(cells, desc="evaluating cells", unit="cell"):
+        if args.random_draws and (layer, k) not in controls:
+            controls[layer, k] = random_subspace_iia(subject, tables, layer, k, args.random_draws,
+                                                     args.n_random_pairs, args.seed)
+        rows += _cell_rows(args, subject, tables, (cm, layer, k), controls.get((layer, k)))
+        log.info("cell %-3s layer %d k %4d: IIA %.3f (%d DAS seeds)", cm, layer, k,
+                 next(r["iia"] for r in rows[::-1] if r["test_causal_model"] == cm),
+                 rows[-1]["n_seeds"])
+    return pd.DataFrame(rows, columns=IIA_COLUMNS + RANDOM_COLUMNS + SEED_COLUMNS)
+
+
+def read_iia_csv(path: Path) -> pd.DataFrame:
+    return readers.read_csv_table(path, readers.EVALUATE, readers.IIA_COLUMNS,
+                                  numeric=["layer", "low_rank_dimension", "iia", "n_examples"])
+
+
+def write_iia_csv(args, table: pd.DataFrame) -> Path | None:
+    """Merge into results/iia.csv (rows of re-evaluated cells replace their old rows)."""
+    path = paths.iia_csv(args.results_path)
+    if table.empty:
+        return None
+    key = ["causal_model", "layer", "low_rank_dimension", "test_causal_model"]
+    if path.exists():
+        old = read_iia_csv(path)
+        table = pd.concat([old, table]).drop_duplicates(subset=key, keep="last")
+    table = table.sort_values(key).reset_index(drop=True)
+    for column in ("random_draws", "random_n_examples", "n_seeds"):   # counts, not 5.0000, beside NaN rows
+        if column in table:
+            table[column] = table[column].astype("Int64")
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.4f")
+    atomic_write_json(Path(str(path) + ".run.json"), run_record(args))
+    return path
+
+
+def build_graphs(args) -> list[Path]:
+    """Stage 5: the IIA graph of every selected trained cell (skipping finished graphs)."""
+    device = resolve_device(args.device)
+    subject, cells = load_trained_selection(args, device)
+    todo = [c for c in cells if args.overwrite or
+            not is_done(paths.done_marker(paths.graph_npy(args.results_path, *c)))]
+    for cell in todo:              # every folder written and every cell read, before computing
+        cli.writable_dir(paths.graph_npy(args.results_path, *cell).parent, "a graph's folder")
+        readers.check_das_cell(paths.das_cell_dir(args.results_path, *cell))
+    written = []
+    for cm, layer, k in tqdm(todo, desc="IIA graphs", unit="graph"):
+        target = paths.graph_npy(args.results_path, cm, layer, k)
+        intervention = load_cell(subject, paths.das_cell_dir(args.results_path, cm, layer, k), layer)
+        R = das.rotation(intervention).detach().to(device)
+        table = torch.as_tensor(causal_models.counterfactual_table(cm), device=device)
+        start = time.perf_counter()
+        correct = graphs.correctness_matrix(subject.lean, subject.states[layer], layer, R, table)
+        seconds = time.perf_counter() - start
+        graph = graphs.graph_from_correctness(correct.numpy())
+        stats = graphs.statistics(graph)
+        atomic_save_npy(target, graph)
+        meta = {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
+                "shape": list(graph.shape), "node_order": "node id = 100(X-1)+10(Y-1)+(Z-1)",
+                "entry": "mean correctness of (i base, j source) and (j base, i source)",
+                "directed_iia": float(correct.float().mean()), **stats,
+                "seconds": round(seconds, 2), "run": run_record(args, device=device)}
+        atomic_write_json(paths.graph_meta(args.results_path, cm, layer, k), meta)
+        exports = [paths.graph_export(args.results_path, cm, layer, k, fmt)
+                   for fmt in args.export or []]
+        for fmt, path in zip(args.export or [], exports):
+            graphs.export(graph, path, fmt)
+        # written last: a graph missing its .json (or with a truncated .npy) is redone
+        write_done(paths.done_marker(target),
+                   [target, paths.graph_meta(args.results_path, cm, layer, k), *exports])
+        log.info("graph %-3s layer %d k %4d: pairs with IIA 1 %.3f, mean pair IIA %.3f (%.1f s) -> %s",
+                 cm, layer, k, stats["fraction_pairs_iia_1"], stats["mean_pair_iia"], seconds, target)
+        written.append(target)
+    return written
