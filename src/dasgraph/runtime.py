@@ -304,11 +304,23 @@ def _digest(path: Path) -> dict:
     return {"size": path.stat().st_size, "sha256": sha.hexdigest()}
 
 
-def write_done(marker: Path, files: list[Path]) -> Path:
-    """Write ``marker`` (last) recording the size and sha256 of each of ``files``."""
+def settings_hash(settings: dict) -> str:
+    """A short content hash of the settings that determine an artifact (canonical JSON, so
+    key order does not matter). The one settings hash of the package: completion markers,
+    ``run.json`` and the sweep's cells all use it."""
+    text = json.dumps(settings, sort_keys=True, default=_json_default, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_done(marker: Path, files: list[Path], settings: dict | None = None) -> Path:
+    """Write ``marker`` (last) recording the size and sha256 of each of ``files`` and, when
+    given, the ``settings`` that made them and their :func:`settings_hash`."""
     marker = Path(marker)
     record = {"files": {os.path.relpath(f, marker.parent): _digest(Path(f))
                         for f in sorted(map(Path, files)) if Path(f) != marker}}
+    if settings is not None:
+        record["settings"] = json.loads(json.dumps(settings, default=_json_default))
+        record["settings_hash"] = settings_hash(settings)
     atomic_write_json(marker, record)
     return marker
 
@@ -337,6 +349,41 @@ def check_done(marker: Path) -> str | None:
 
 def is_done(marker: Path) -> bool:
     return check_done(marker) is None
+
+
+def changed_settings(marker: Path, settings: dict) -> list[str]:
+    """The keys whose value in ``settings`` differs from the one the marker recorded (all keys
+    when the marker recorded none)."""
+    try:
+        done = json.loads(Path(marker).read_bytes()).get("settings")
+    except (OSError, ValueError, AttributeError):
+        done = None
+    if not isinstance(done, dict):
+        return sorted(settings)
+    now = json.loads(json.dumps(settings, default=_json_default))
+    return sorted(k for k in set(done) | set(now) if done.get(k) != now.get(k))
+
+
+def finished(marker: Path, settings: dict, overwrite: bool = False, what: str = "artifact") -> bool:
+    """The one "skip if finished" rule. True (skip) when the artifact of ``marker`` is complete,
+    intact and was made with the same ``settings``. False (do it, again) when it is missing,
+    unfinished or damaged, or when ``overwrite``. UsageError naming the changed settings when it
+    was finished with other ones: results made with other settings are never silently reused."""
+    marker = Path(marker)
+    if overwrite or not marker.parent.exists():
+        return False
+    problem = check_done(marker)
+    if problem:
+        if marker.parent.exists() and any(marker.parent.iterdir()):
+            log.warning("%s %s: doing it again", marker.parent, problem)
+        return False
+    changed = changed_settings(marker, settings)
+    if changed:
+        raise UsageError(f"{marker.parent} ({what}) was made with other settings "
+                         f"({', '.join(changed)}); pass --overwrite to redo it, or use another "
+                         "--results_path")
+    log.info("skipped %s: finished with the same settings (--overwrite redoes it)", marker.parent)
+    return True
 
 
 def read_json(path: Path) -> Any:
