@@ -18,8 +18,7 @@ import logging
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from dasgraph.causal import models as causal_models
-from dasgraph import cli, paths, runtime
+from dasgraph import cli, paths, runtime, tasks
 from dasgraph.analysis import cliques, graphs
 from dasgraph.runtime import UsageError
 
@@ -60,7 +59,8 @@ def finished(out) -> bool:
 def _run(args) -> None:
     cliques.get_finder(args.clique_finder)
     root = args.results_path
-    cells = graphs.find_graphs(root, causal_models.select(args.causal_model_type, args.causal_models),
+    task = tasks.for_results(root, args.task)
+    cells = graphs.find_graphs(root, task.select(args.causal_model_type, args.causal_models),
                                cli.flatten(args.layers), cli.flatten(args.low_rank_dimensions))
     if not cells:
         raise UsageError(f"no IIA graphs under {root / 'graphs'} match the selection; "
@@ -79,7 +79,7 @@ def _run(args) -> None:
                                                  args.min_clique_size, args.time_limit)
             runtime.atomic_write_json(out, cliques.record(
                 args.clique_finder, cm, layer, k, args.threshold, args.min_clique_size,
-                found, stats, runtime.run_record(args)))
+                found, stats, runtime.run_record(args), task))
             log.info("%s layer %d k %d: %s -> %s", cm, layer, k,
                      cliques.describe(stats, found.timed_out), out)
 

@@ -21,6 +21,7 @@ def parse_args(argv=None):
     p = cli.parser(__doc__)
     cli.add_common(p, seed=0)
     cli.add_model_path(p, default=None)
+    cli.add_task(p)
     p.add_argument("--epochs", type=cli.count(cli.MAX_EPOCHS), default=None,
                    help=f"epochs (default {TRAIN_DEFAULTS['scratch'].epochs} from scratch, "
                         f"{TRAIN_DEFAULTS['pretrained'].epochs} fine-tuning)")
@@ -28,12 +29,12 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=cli.positive_float, default=None, help="peak learning rate (AdamW)")
     p.add_argument("--weight_decay", type=cli.unit_float, default=None)
     p.add_argument("--iit_weight", type=cli.non_negative_float, default=None,
-                   help="interchange intervention training weight (default 1 from scratch, "
-                        "0 fine-tuning; 0 = plain training)")
+                   help="interchange intervention training weight (default: the task's recipe, "
+                        "arithmetic 1 from scratch; 0 fine-tuning; 0 = plain training)")
     p.add_argument("--iit_causal_model", type=cli.planted_model, default=None,
-                   help="causal model planted by IIT: one model (XY, XZ, YZ, X, Y, Z) or a "
-                        "combination 'A if V<=t else B' (default from scratch: "
-                        f"'{TRAIN_DEFAULTS['scratch'].iit_causal_model}'; "
+                   help="causal model planted by IIT: one of the task's non-trivial models "
+                        "(arithmetic: XY, XZ, YZ, X, Y, Z) or a combination 'A if V<=t else B' "
+                        "(default from scratch: the task's recipe, arithmetic XY, boolean Q; "
                         "--iit_causal_model 'XY if Z<=5 else X' plants a combined model, "
                         "docs/combined_plant.md)")
     p.add_argument("--iit_layer", type=cli.count(cli.MAX_LAYERS, minimum=0), default=None,

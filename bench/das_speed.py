@@ -20,6 +20,9 @@ from dasgraph.interventions import das
 from dasgraph import paths
 from dasgraph.runtime import resolve_device
 from dasgraph.stages.sweep import load_subject
+from dasgraph import tasks
+
+ARITH = tasks.get("arithmetic")
 
 
 def synchronize(device: str) -> None:
@@ -34,7 +37,7 @@ def time_fast(subject, layer, k, batch, steps, table):
     device = str(subject.states.device)
     weight = torch.nn.Parameter(das.rotation(iv).detach().clone().to(device))
     opt = torch.optim.Adam([weight], lr=0.01)
-    base, source = das.counterfactual_pairs(batch * steps, 1)
+    base, source = das.counterfactual_pairs(batch * steps, 1, 1000)
     synchronize(device)
     start = time.perf_counter()
     for step in range(steps):
@@ -52,9 +55,9 @@ def time_fast(subject, layer, k, batch, steps, table):
 def time_pyvene(subject, layer, k, batch, steps, table):
     device = str(subject.states.device)
     iv = das.new_intervention(subject.states.shape[2] * subject.width, k, 0).to(device)
-    model = das.wrap(subject.model, layer, k, iv)
+    model = das.wrap(subject.model, layer, k, subject.n_positions, iv)
     opt = torch.optim.Adam(iv.parameters(), lr=0.01)
-    base, source = das.counterfactual_pairs(batch * steps, 1)
+    base, source = das.counterfactual_pairs(batch * steps, 1, 1000)
     ids = subject.ids.to(device)
     synchronize(device)
     start = time.perf_counter()
@@ -80,8 +83,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     subject = load_subject(args.model_path or str(paths.gpt2_dir(args.results_path)), device)
-    k = args.low_rank_dimension or das.default_low_rank_dimensions(subject.width)[2]
-    table = torch.as_tensor(causal_models.counterfactual_table("XY"), device=device)
+    k = args.low_rank_dimension or das.default_low_rank_dimensions(subject.width, 6)[2]
+    table = torch.as_tensor(causal_models.table_of("XY", ARITH), device=device)
     print(f"model: {subject.lean.n_layer} layers x width {subject.width}; k={k}; "
           f"batch {args.batch_size}; {args.steps} steps; device {device}; "
           f"threads {torch.get_num_threads()}")

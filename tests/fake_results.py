@@ -19,6 +19,9 @@ from dasgraph.causal import models as causal_models, floors
 from dasgraph.analysis import cliques, combine, graphs, trees
 from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
+from dasgraph import tasks
+
+ARITH = tasks.get("arithmetic")
 
 N_LAYER, WIDTH = 3, 16
 LAYERS = list(range(N_LAYER + 1))          # 0 = embeddings .. 3
@@ -62,8 +65,8 @@ def write_gpt2(root: Path) -> None:
 
 def write_iia(root: Path) -> pd.DataFrame:
     rows = []
-    arithmetic = causal_models.FAMILIES["arithmetic"]
-    for cm in causal_models.MODELS:
+    arithmetic = ARITH.all_families()["arithmetic"]
+    for cm in ARITH.models:
         for layer in LAYERS:
             for k in KS:
                 for test in (arithmetic if cm in arithmetic else [cm]):
@@ -79,7 +82,7 @@ def write_iia(root: Path) -> pd.DataFrame:
                                  "iia_seed_sd": float("nan")})
     table = pd.DataFrame(rows)
     table.to_csv(paths.iia_csv(root), index=False)
-    floors.write(root)          # evaluate_das.py writes the floors beside iia.csv
+    floors.write(root, ARITH)          # evaluate_das.py writes the floors beside iia.csv
     return table
 
 
@@ -143,7 +146,7 @@ def write_cliques(root: Path, graphs_: dict[str, np.ndarray], finder: str = "Rem
         found = cliques.Cliques(clique_lists(cm))
         stats = cliques.statistics(cliques.adjacency(graphs_[cm], 1.0), found)
         _json(paths.cliques_json(root, finder, cm, layer, k),
-              cliques.record(finder, cm, layer, k, 1.0, 5, found, stats, RUN))
+              cliques.record(finder, cm, layer, k, 1.0, 5, found, stats, RUN, ARITH))
 
 
 def tree_record(clique_sets: list[list[int]]) -> dict:
@@ -152,15 +155,15 @@ def tree_record(clique_sets: list[list[int]]) -> dict:
     from sklearn.tree import DecisionTreeClassifier
 
     if not clique_sets:
-        record, _ = trees.fit_clique_tree({"cliques": []}, seed=0)   # degenerate: no fitting
+        record, _ = trees.fit_clique_tree({"cliques": []}, seed=0, task=ARITH)   # degenerate: no fitting
         return record
-    data = trees.build_dataset(clique_sets, np.random.default_rng(0))
-    tree = DecisionTreeClassifier(max_depth=2, random_state=0).fit(trees.features(data.nodes), data.y)
+    data = trees.build_dataset(clique_sets, np.random.default_rng(0), n_inputs=1000)
+    tree = DecisionTreeClassifier(max_depth=2, random_state=0).fit(trees.Features.of(ARITH).rows(data.nodes), data.y)
     n_pos = int(data.y.sum())
     return {"status": "ok", "n_cliques": len(clique_sets),
             "class_balance": {"n_positive": n_pos, "n_negative": len(data.y) - n_pos,
                               "negatives": data.negatives_rule, "majority_baseline_accuracy": 0.5},
-            "features": list(trees.FEATURE_NAMES), "best_max_depth": 2,
+            "features": list(trees.Features.of(ARITH).names), "best_max_depth": 2,
             "cv_accuracy": {"mean": 0.97, "std": 0.02, "folds": [0.97] * 5},
             "training_accuracy": {"value": 1.0, "note": "fit data"},
             "feature_importances": {}, "rules": trees.tree_to_dict(tree)}

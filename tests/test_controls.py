@@ -13,6 +13,9 @@ from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
 from dasgraph.runtime import derive_seed, torch_threads
 from dasgraph.stages.sweep import load_subject, random_subspace_iia
+from dasgraph import tasks
+
+ARITH = tasks.get("arithmetic")
 
 
 def test_random_rotation_is_orthonormal_seeded_and_full_rank_is_the_identity():
@@ -29,10 +32,10 @@ def test_random_subspace_at_full_width_equals_full_replacement(tiny_results):
     """k = 6 x width: every random subspace is everything, so each draw gives the source's own
     prediction, the trained full-replacement cell's number on the same pairs."""
     subject = load_subject(str(paths.gpt2_dir(tiny_results)))
-    tables = {n: torch.as_tensor(causal_models.counterfactual_table(n)) for n in ("XY", "X")}
+    tables = {n: torch.as_tensor(causal_models.table_of(n, ARITH)) for n in ("XY", "X")}
     k, layer = task.SEQ_LEN * subject.width, 1
     got = random_subspace_iia(subject, tables, layer, k, draws=3, n_pairs=800, seed=7)
-    base, source = das.counterfactual_pairs(800, derive_seed(7, "random_subspace", layer, k))
+    base, source = das.counterfactual_pairs(800, derive_seed(7, "random_subspace", layer, k), 1000)
     iv, _ = das.train_cell(subject.lean, subject.states[layer], tables["XY"], layer, k,
                            das.DasConfig(), seed=0, progress=False)
     trained = das.predict_pairs(subject.lean, subject.states[layer], layer,
@@ -124,11 +127,11 @@ def test_das_seeds_keep_seed_one_and_each_seed_reproduces_alone(tiny_results, tm
     row = pd.read_csv(paths.iia_csv(roots["three"])).query("test_causal_model == 'XY'").iloc[0]
     single = []
     for i in (1, 2, 3):
-        base, source = das.counterfactual_pairs(400, derive_seed(42, "evaluate", "XY", 1, 4))
+        base, source = das.counterfactual_pairs(400, derive_seed(42, "evaluate", "XY", 1, 4), 1000)
         R = das.rotation(sweep_mod.load_cell(subject, paths.das_cell_dir(roots["three"], "XY", 1, 4,
                                                                          i), 1)).detach()
         pred = das.predict_pairs(subject.lean, subject.states[1], 1, R, base, source)
-        table = torch.as_tensor(causal_models.counterfactual_table("XY"))
+        table = torch.as_tensor(causal_models.table_of("XY", ARITH))
         single.append(float((pred == table[base, source]).float().mean()))
     assert row.n_seeds == 3 and row.iia == pytest.approx(single[0], abs=1e-4)
     assert row.iia_seed_mean == pytest.approx(sum(single) / 3, abs=1e-4)
@@ -161,8 +164,8 @@ def test_counterfactual_nodes_take_the_models_inputs_from_the_source():
     assert nodes[b, s] == task.node_id(7, 8, 5)
     assert (random_network.counterfactual_nodes("XYZ") == range(1000)).all()
     # a network that solves the task: its own behaviour is the task's table
-    table = random_network.behaviour_table("X", task.labels())
-    assert (table == causal_models.counterfactual_table("X")).all()
+    table = random_network.behaviour_table("X", task.labels(), ARITH)
+    assert (table == causal_models.table_of("X", ARITH)).all()
 
 
 def test_random_init_control_has_its_own_results_and_floors(tiny_copy):
@@ -184,7 +187,7 @@ def test_random_init_control_has_its_own_results_and_floors(tiny_copy):
     # floors of the random network's own behaviour, not the task's
     floors = pd.read_csv(paths.floors_csv(root)).set_index("causal_model")
     predictions = load_subject(str(net)).predictions.numpy()
-    own = random_network.behaviour_table("XY", predictions)
+    own = random_network.behaviour_table("XY", predictions, ARITH)
     assert floors.loc["XY", "unchanged"] == pytest.approx((own == predictions[:, None]).mean())
 
 

@@ -13,6 +13,9 @@ from dasgraph.interventions import das
 from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
 from dasgraph.stages.sweep import load_subject
+from dasgraph import tasks
+
+ARITH = tasks.get("arithmetic")
 
 
 # --- a hand-built network with a known answer -----------------------------------------------
@@ -44,8 +47,8 @@ def test_das_finds_the_planted_variable_and_rejects_wrong_models():
     net = HandBuilt()
     cfg = das.DasConfig()                   # the defaults the sweep uses
     iia = {}
-    for name in causal_models.MODELS:
-        table = torch.as_tensor(causal_models.counterfactual_table(name))
+    for name in ARITH.models:
+        table = torch.as_tensor(causal_models.table_of(name, ARITH))
         iv, _ = das.train_cell(net, net.states, table, 1, 2, cfg, seed=1, progress=False)
         iia[name] = das.evaluate_cell(net, net.states, table, 1, iv, 2000, seed=1)["iia"]
     assert iia["XY"] >= 0.99, iia
@@ -70,13 +73,13 @@ def test_lean_forward_equals_transformers(tiny_results):
 
 def test_full_replacement_gives_the_source_prediction(tiny_results):
     subject = load_subject(str(paths.gpt2_dir(tiny_results)))
-    table = torch.as_tensor(causal_models.counterfactual_table("XY"))
+    table = torch.as_tensor(causal_models.table_of("XY", ARITH))
     k = task.SEQ_LEN * subject.width
     iv, history = das.train_cell(subject.lean, subject.states[1], table, 1, k,
                                  das.DasConfig(), seed=0, progress=False)
     assert history == []
     result = das.evaluate_cell(subject.lean, subject.states[1], table, 1, iv, 3000, seed=0)
-    base, source = das.counterfactual_pairs(3000, das.derive_seed(0, "test"))
+    base, source = das.counterfactual_pairs(3000, das.derive_seed(0, "test"), 1000)
     expected = float((table[base, source] == subject.predictions[source]).float().mean())
     assert result["iia"] == pytest.approx(expected, abs=1e-12)
 
@@ -90,7 +93,7 @@ def test_saved_cell_loads_in_pyvene_and_matches_the_fast_path(tiny_copy):
     assert sweep(tiny_copy, "--causal_models", "XY", "--layers", "0,2",
                  "--low_rank_dimensions", "8") == 0
     subject = load_subject(str(paths.gpt2_dir(tiny_copy)))
-    base, source = das.counterfactual_pairs(64, 5)
+    base, source = das.counterfactual_pairs(64, 5, 1000)
     for layer in (0, 2):
         pv = das.load_intervenable(paths.das_cell_dir(tiny_copy, "XY", layer, 8), subject.model)
         with torch.no_grad():
@@ -146,8 +149,8 @@ def test_evaluate_writes_iia_csv_with_the_cross_matrix(tiny_copy):
     from dasgraph.runtime import derive_seed
     subject = stages.load_subject(str(paths.gpt2_dir(tiny_copy)))
     row = table[(table.causal_model == "Z") & (table.layer == 1)].iloc[0]
-    base, source = das.counterfactual_pairs(700, derive_seed(42, "evaluate", "Z", 1, 8))
-    labels = torch.as_tensor(causal_models.counterfactual_table("Z"))[base, source]
+    base, source = das.counterfactual_pairs(700, derive_seed(42, "evaluate", "Z", 1, 8), 1000)
+    labels = torch.as_tensor(causal_models.table_of("Z", ARITH))[base, source]
     changed = labels != subject.predictions[base]
     assert row.n_changed == int(changed.sum()) and 0 < row.n_changed < 700
     iv = stages.load_cell(subject, paths.das_cell_dir(tiny_copy, "Z", 1, 8), 1)

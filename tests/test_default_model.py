@@ -9,6 +9,9 @@ from dasgraph.causal import models as causal_models
 from dasgraph.interventions import das
 from dasgraph import paths
 from dasgraph.stages.sweep import load_subject
+from dasgraph import tasks
+
+ARITH = tasks.get("arithmetic")
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +33,8 @@ def test_trivial_model_aligns_at_every_layer_below_full_replacement(default_mode
     subject = load_subject(str(paths.gpt2_dir(default_model)))
     accuracy = json.loads((paths.gpt2_dir(default_model) / "metrics.json").read_text())[
         "all_inputs_accuracy"]
-    table = torch.as_tensor(causal_models.counterfactual_table("XYZ"))
-    ks = [k for k in das.default_low_rank_dimensions(subject.width)
+    table = torch.as_tensor(causal_models.table_of("XYZ", ARITH))
+    ks = [k for k in das.default_low_rank_dimensions(subject.width, 6)
           if k < 6 * subject.width]
     for layer in range(subject.lean.n_sites):
         best = 0.0
@@ -52,7 +55,7 @@ def test_the_default_is_informative_at_the_planted_layer(default_model):
     subject = load_subject(str(paths.gpt2_dir(default_model)))
     iia = {}
     for cm in ("XY", "Z", "X", "Y", "XZ", "YZ"):
-        table = torch.as_tensor(causal_models.counterfactual_table(cm))
+        table = torch.as_tensor(causal_models.table_of(cm, ARITH))
         iv, _ = das.train_cell(subject.lean, subject.states[2], table, 2, 21, das.DasConfig(),
                                seed=0, progress=False)
         iia[cm] = das.evaluate_cell(subject.lean, subject.states[2], table, 2, iv, 2000, 0)["iia"]

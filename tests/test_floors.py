@@ -8,6 +8,9 @@ import pytest
 
 from dasgraph.causal import floors
 from dasgraph.tasks import arithmetic as task
+from dasgraph import tasks
+
+ARITH = tasks.get("arithmetic")
 
 INPUTS = [tuple(int(v) for v in row) for row in task.all_inputs()]
 
@@ -26,16 +29,16 @@ def test_floors_equal_a_brute_force_count_over_all_pairs(model):
         unchanged += cf == sum(base)
         copy += cf == sum(source)
     n = len(INPUTS) ** 2
-    got = floors.floors(model)
+    got = floors.floors(model, ARITH.table(model))
     assert got["unchanged"] == pytest.approx(unchanged / n, abs=1e-12)
     assert got["copy_source"] == pytest.approx(copy / n, abs=1e-12)
 
 
 def test_published_floors_and_disagreement_by_brute_force():
     # the numbers: 6.7 % unchanged and 10 % copy for an arithmetic model
-    assert floors.floors("XY")["unchanged"] == pytest.approx(0.067)
-    assert floors.floors("XY")["copy_source"] == pytest.approx(0.10)
-    m = floors.disagreement_matrix(["XY", "X"])
+    assert floors.floors("XY", ARITH.table("XY"))["unchanged"] == pytest.approx(0.067)
+    assert floors.floors("XY", ARITH.table("XY"))["copy_source"] == pytest.approx(0.10)
+    m = floors.disagreement_matrix({n: ARITH.table(n) for n in ["XY", "X"]})
     differ = sum(_output("XY", b, s) != _output("X", b, s)
                  for b, s in itertools.product(INPUTS[::7], INPUTS))
     # the full matrix entry, against a brute-force count over every 7th base and all sources
@@ -45,7 +48,7 @@ def test_published_floors_and_disagreement_by_brute_force():
 
 
 def test_indistinguishable_layers_flags_rivals_not_complements():
-    d = floors.disagreement_matrix()
+    d = floors.disagreement_matrix({n: ARITH.table(n) for n in {n: ARITH.table(n) for n in ARITH.models}})
     own = pd.DataFrame([
         # layer 0: everything aligns -> flagged; layer 2: XY and Z only (complements) -> not
         *[{"causal_model": m, "layer": 0, "low_rank_dimension": 5, "iia": 0.99} for m in d.index],
@@ -54,10 +57,11 @@ def test_indistinguishable_layers_flags_rivals_not_complements():
         {"causal_model": "X", "layer": 2, "low_rank_dimension": 5, "iia": 0.11},
         {"causal_model": "XYZ", "layer": 2, "low_rank_dimension": 5, "iia": 0.99},
     ])
-    flagged = floors.indistinguishable_layers(own, d)
+    flagged = floors.indistinguishable_layers(own, d, ARITH)
     assert flagged["layer"].tolist() == [0]
     assert "XYZ" not in flagged.loc[0, "models"] and flagged.loc[0, "max_disagreement"] > 0.9
-    assert floors.complementary("XY", "Z") and not floors.complementary("XY", "X")
+    assert floors.complementary(ARITH.table("XY"), ARITH.table("Z"))
+    assert not floors.complementary(ARITH.table("XY"), ARITH.table("X"))
 
 
 def test_writing_the_same_floors_again_leaves_the_files_alone(tmp_path):
@@ -65,9 +69,9 @@ def test_writing_the_same_floors_again_leaves_the_files_alone(tmp_path):
     from dasgraph.causal import floors
     from dasgraph import paths
 
-    assert floors.write(tmp_path) == [paths.floors_csv(tmp_path), paths.disagreement_csv(tmp_path)]
+    assert floors.write(tmp_path, ARITH) == [paths.floors_csv(tmp_path), paths.disagreement_csv(tmp_path)]
     before = [p.stat().st_mtime_ns for p in (paths.floors_csv(tmp_path),
                                              paths.disagreement_csv(tmp_path))]
-    assert floors.write(tmp_path) == []
+    assert floors.write(tmp_path, ARITH) == []
     assert [p.stat().st_mtime_ns for p in (paths.floors_csv(tmp_path),
                                            paths.disagreement_csv(tmp_path))] == before

@@ -13,6 +13,9 @@ from dasgraph.analysis import graphs
 from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
 from dasgraph.stages.sweep import load_subject
+from dasgraph import tasks
+
+ARITH = tasks.get("arithmetic")
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +36,7 @@ def test_graph_equals_pair_by_pair_pyvene(graph_results):
     graph = graphs.load_graph(graph_results, "XY", 1, 6)
     subject = load_subject(str(paths.gpt2_dir(graph_results)))
     pv = das.load_intervenable(paths.das_cell_dir(graph_results, "XY", 1, 6), subject.model)
-    table = causal_models.counterfactual_table("XY")
+    table = causal_models.table_of("XY", ARITH)
     rng = np.random.default_rng(0)
     i, j = rng.integers(0, 1000, 120), rng.integers(0, 1000, 120)
     i, j = i[i != j], j[i != j]
@@ -59,7 +62,7 @@ def test_graph_is_symmetric_with_zero_diagonal_in_node_order(graph_results):
 
 
 def test_node_order_matches_node_ids_on_a_hand_built_correctness_matrix():
-    table = causal_models.counterfactual_table("X")
+    table = causal_models.table_of("X", ARITH)
     inputs = task.all_inputs()
     # a "network" that is right exactly when the source's X is odd
     correct = np.broadcast_to(inputs[None, :, 0] % 2 == 1, table.shape)

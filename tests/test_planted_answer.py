@@ -14,6 +14,9 @@ from dasgraph.causal import models as causal_models
 from dasgraph import paths
 from dasgraph.analysis import planted
 from dasgraph.tasks import arithmetic as task
+from dasgraph import tasks
+
+ARITH = tasks.get("arithmetic")
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = "XY if Z<=5 else X"
@@ -30,8 +33,8 @@ def _script(name: str):
 def ideal_graph(plant: str, model: str) -> np.ndarray:
     """Pair IIA of ``model`` when an interchange on the network realises the plant exactly:
     a direction is right where the plant's counterfactual equals the model's."""
-    right = (causal_models.counterfactual_table(plant)
-             == causal_models.counterfactual_table(model)).astype(np.float32)
+    right = (causal_models.table_of(plant, ARITH)
+             == causal_models.table_of(model, ARITH)).astype(np.float32)
     graph = (right + right.T) / 2
     np.fill_diagonal(graph, 0.0)
     return graph
@@ -45,8 +48,8 @@ def planted_results(tmp_path_factory):
     train_config = {"iit_weight": 1.0, "iit_causal_model": SPEC, "iit_layer": LAYER,
                     "iit_dims": 1, "invariance_weight": 1.0}
     (gpt2 / paths.METRICS).write_text(json.dumps(
-        {"train_config": train_config, "planted": planted.plant_record(train_config)}))
-    for model in causal_models.NON_TRIVIAL:
+        {"train_config": train_config, "planted": planted.plant_record(train_config, ARITH)}))
+    for model in ARITH.non_trivial:
         path = paths.graph_npy(root, model, LAYER, K)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, ideal_graph(SPEC, model))
@@ -59,10 +62,10 @@ def planted_results(tmp_path_factory):
 
 def test_the_plant_is_recorded_with_its_rule_and_layer():
     record = planted.plant_record({"iit_weight": 1.0, "iit_causal_model": SPEC, "iit_layer": 2,
-                                   "iit_dims": 1})
+                                   "iit_dims": 1}, ARITH)
     assert record == {"causal_model": SPEC, "layer": 2, "dims": 1, "positions": "last",
                       "rule": "Z <= 5", "inside": "XY", "outside": "X"}
-    assert planted.plant_record({"iit_weight": 0.0, "invariance_weight": 0.0}) is None
+    assert planted.plant_record({"iit_weight": 0.0, "invariance_weight": 0.0}, ARITH) is None
 
 
 def test_every_stage_finds_the_planted_combination_on_ideal_graphs(planted_results):
@@ -119,7 +122,7 @@ def test_a_single_mechanism_has_no_region_checks_to_fail(planted_results, tmp_pa
     shutil.copytree(planted_results, root)
     config = {"iit_weight": 1.0, "iit_causal_model": "XY", "iit_layer": LAYER, "iit_dims": 1}
     (paths.gpt2_dir(root) / paths.METRICS).write_text(json.dumps(
-        {"train_config": config, "planted": planted.plant_record(config)}))
+        {"train_config": config, "planted": planted.plant_record(config, ARITH)}))
     np.save(paths.graph_npy(root, "XY", LAYER, K), ideal_graph("XY", "XY"))
     table = planted.check(root, LAYER, K)
     assert table["check"].tolist() == ["pairs in its region with IIA 1",

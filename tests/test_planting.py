@@ -7,6 +7,9 @@ from dasgraph.causal import models as causal_models
 from dasgraph.networks import gpt2
 from dasgraph.tasks import arithmetic as task
 from dasgraph.networks.lean import LeanGPT2
+from dasgraph import tasks
+
+ARITH = tasks.get("arithmetic")
 
 
 @pytest.mark.parametrize("name, key", [
@@ -16,7 +19,7 @@ from dasgraph.networks.lean import LeanGPT2
     ("XYZ", lambda x, y, z: x + y + z),
 ])
 def test_indistinguishable_inputs_share_the_causal_models_variables(name, key):
-    groups = causal_models.indistinguishable(name)
+    groups = causal_models.indistinguishable(causal_models.table_of(name, ARITH))
     keys = [key(*row) for row in task.all_inputs()]
     for a in range(0, 1000, 37):          # same group <=> same variables, both ways
         for b in range(0, 1000, 11):
@@ -24,7 +27,7 @@ def test_indistinguishable_inputs_share_the_causal_models_variables(name, key):
 
 
 def test_partners_are_other_members_of_the_group_within_the_pool():
-    groups = causal_models.indistinguishable("XY")
+    groups = causal_models.indistinguishable(causal_models.table_of("XY", ARITH))
     pool = np.arange(0, 1000, 2)
     sample = gpt2.partner_sampler(groups, pool)
     batch = torch.as_tensor(pool[:200])
@@ -71,7 +74,7 @@ def test_swap_writes_only_the_source_coordinates_at_the_last_position():
 
 def test_trainable_lean_forward_equals_transformers_and_drops_out_only_in_train_mode():
     arch = gpt2.ArchConfig(n_layer=2, n_embd=16, n_head=2, dropout=0.3)
-    model = gpt2.build_model(arch, seed=0).eval()
+    model = gpt2.build_model(arch, 0, ARITH).eval()
     lean = LeanGPT2(model, frozen=False)
     assert all(p.requires_grad for p in model.parameters())
     ids = task.encode_all(task.build_tokenizer())[:50]
@@ -88,10 +91,10 @@ def test_invariance_penalty_removes_what_the_causal_model_cannot_see():
     ids = task.encode_all(task.build_tokenizer())
     labels = torch.as_tensor(task.labels())
     splits = task.split_nodes(0)
-    groups = causal_models.indistinguishable("XY")
+    groups = causal_models.indistinguishable(causal_models.table_of("XY", ARITH))
     measured = {}
     for weight in (0.0, 10.0):
-        net = gpt2.build_model(gpt2.ArchConfig(n_layer=2, n_embd=16, n_head=2), seed=0)
+        net = gpt2.build_model(gpt2.ArchConfig(n_layer=2, n_embd=16, n_head=2), 0, ARITH)
         cfg = gpt2.TrainConfig(epochs=4, batch_size=100, lr=3e-3, iit_weight=1.0, iit_layer=1,
                                invariance_weight=weight)
         gpt2.train(net, ids, labels, splits, cfg, seed=0)
@@ -107,9 +110,9 @@ def test_invariance_penalty_removes_what_the_causal_model_cannot_see():
 
 # --- a planted combination: one variable whose meaning depends on the input -------------------
 def test_combined_model_counterfactuals_follow_the_region_of_base_and_source():
-    model = causal_models.planted_model("XY if X<=5 else X")
+    model = causal_models.planted_model("XY if X<=5 else X", ARITH)
     assert isinstance(model, causal_models.CombinedModel) and model.name == "XY if X<=5 else X"
-    table = causal_models.counterfactual_table(model.name)
+    table = causal_models.table_of(model.name, ARITH)
     xyz = task.all_inputs()
     for b in range(0, 1000, 13):
         for s in range(0, 1000, 17):
@@ -121,16 +124,16 @@ def test_combined_model_counterfactuals_follow_the_region_of_base_and_source():
     inside = np.flatnonzero(xyz[:, 0] <= 5)
     outside = np.flatnonzero(xyz[:, 0] > 5)
     assert (table[np.ix_(inside, inside)]
-            == causal_models.counterfactual_table("XY")[np.ix_(inside, inside)]).all()
+            == causal_models.table_of("XY", ARITH)[np.ix_(inside, inside)]).all()
     assert (table[np.ix_(outside, outside)]
-            == causal_models.counterfactual_table("X")[np.ix_(outside, outside)]).all()
+            == causal_models.table_of("X", ARITH)[np.ix_(outside, outside)]).all()
     assert (np.diagonal(table) == task.labels()).all()
 
 
 def test_combined_model_partners_share_its_variable_and_rest():
     # (P, rest) alone decides every interchange, so e.g. (1, 6, 9) with P = 7, rest 9 and
     # (7, 2, 7) with P = 7, rest 9 are partners although they sit in different regions
-    groups = causal_models.indistinguishable("XY if X<=5 else X")
+    groups = causal_models.indistinguishable(causal_models.table_of("XY if X<=5 else X", ARITH))
     xyz = task.all_inputs()
     keys = [(x + y, z) if x <= 5 else (x, y + z) for x, y, z in xyz]
     assert groups[58] == groups[616]
@@ -143,7 +146,7 @@ def test_combined_model_partners_share_its_variable_and_rest():
                                   "XY if X<=5 else XY", "XYZ if X<=5 else X", "XY or X", "Q"])
 def test_bad_plant_specs_are_refused(spec):
     with pytest.raises(causal_models.UsageError):
-        causal_models.planted_model(spec)
+        causal_models.planted_model(spec, ARITH)
 
 
 def test_interchange_loss_ignores_sums_the_network_has_no_class_for():

@@ -13,6 +13,9 @@ import make_report
 from dasgraph.report import markdown
 from dasgraph import paths, report
 from dasgraph.plots import visualize
+from dasgraph import tasks
+
+ARITH = tasks.get("arithmetic")
 
 SECTIONS = ["## Settings", "### Model", "### Training (stage 1)", "### DAS (stage 2)",
             "### Code and versions", "## 1. The arithmetic GPT-2", "## 2. Causal models",
@@ -162,7 +165,7 @@ def test_clique_rules_merge_bounds_along_a_path():
              "if_false": {"feature": "Y_div3", "threshold": 0.5, "condition": "not Y_div3",
                           "if_true": leaf(False), "if_false": leaf(True)}}
     # both children of the X_even split say "in a clique": that split is no test
-    assert report.clique_rules(rules) == ["X+Y+Z = 14", "X+Y+Z ≥ 15 and Y_div3"]
+    assert report.clique_rules(rules, trees.Features.of(ARITH).binary) == ["X+Y+Z = 14", "X+Y+Z ≥ 15 and Y_div3"]
 
 
 def test_one_view_puts_every_control_beside_the_trained_iia(full_report):

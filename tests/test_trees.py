@@ -11,6 +11,9 @@ import pytest
 from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
 from dasgraph.analysis import trees
+from dasgraph import tasks
+
+ARITH = tasks.get("arithmetic")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,8 +33,8 @@ XY_AT_MOST_8 = np.flatnonzero(XYZ[:, 0] + XYZ[:, 1] <= 8)
 
 # --- features --------------------------------------------------------------------------------
 def test_feature_names_are_the_thesis_19():
-    assert len(trees.FEATURE_NAMES) == 19 == len(set(trees.FEATURE_NAMES))
-    assert {"X", "X_even", "X+Y", "X+Y+Z", "Y_div3", "Z_div7"} <= set(trees.FEATURE_NAMES)
+    assert len(trees.Features.of(ARITH).names) == 19 == len(set(trees.Features.of(ARITH).names))
+    assert {"X", "X_even", "X+Y", "X+Y+Z", "Y_div3", "Z_div7"} <= set(trees.Features.of(ARITH).names)
 
 
 @pytest.mark.parametrize("xyz, expected", [
@@ -49,15 +52,15 @@ def test_feature_names_are_the_thesis_19():
 ])
 def test_features_on_hand_checked_inputs(xyz, expected):
     node = int(task.node_id(*xyz))
-    row = dict(zip(trees.FEATURE_NAMES, trees.features([node])[0].tolist()))
+    row = dict(zip(trees.Features.of(ARITH).names, trees.Features.of(ARITH).rows([node])[0].tolist()))
     assert row == expected
 
 
 # --- data set -------------------------------------------------------------------------------
 def test_negatives_balance_and_are_seeded():
     cliques = [[0, 1, 2, 3, 4], [500, 501, 502, 503, 504, 505]]
-    a = trees.build_dataset(cliques, np.random.default_rng(3), positives="all")
-    b = trees.build_dataset(cliques, np.random.default_rng(3), positives="all")
+    a = trees.build_dataset(cliques, np.random.default_rng(3), positives="all", n_inputs=1000)
+    b = trees.build_dataset(cliques, np.random.default_rng(3), positives="all", n_inputs=1000)
     assert a.y.sum() == 11 and (a.y == 0).sum() == 11
     pos, neg = set(a.nodes[a.y == 1]), set(a.nodes[a.y == 0])
     assert pos == {0, 1, 2, 3, 4, 500, 501, 502, 503, 504, 505} and not pos & neg
@@ -66,7 +69,7 @@ def test_negatives_balance_and_are_seeded():
 
 def test_largest_describes_one_clique_and_draws_negatives_from_everything_else():
     cliques = [[0, 1, 2, 3, 4], [500, 501, 502, 503, 504, 505], [7, 8, 9, 10, 11, 12]]
-    data = trees.build_dataset(cliques, np.random.default_rng(3))       # default: largest
+    data = trees.build_dataset(cliques, np.random.default_rng(3), n_inputs=1000)       # default: largest
     assert set(data.nodes[data.y == 1]) == set(range(500, 506))         # first of the largest
     assert (data.y == 0).sum() == 6 and not set(data.nodes[data.y == 0]) & set(range(500, 506))
     # the thesis's union: every clique's members
@@ -75,7 +78,7 @@ def test_largest_describes_one_clique_and_draws_negatives_from_everything_else()
 
 
 def test_more_than_half_positive_uses_all_the_rest_and_says_so():
-    data = trees.build_dataset([list(range(600))], np.random.default_rng(0))
+    data = trees.build_dataset([list(range(600))], np.random.default_rng(0), n_inputs=1000)
     assert data.y.sum() == 600 and (data.y == 0).sum() == 400
     assert set(data.nodes[data.y == 0]) == set(range(600, 1000))
     assert "all 400 remaining" in data.negatives_rule
@@ -88,7 +91,7 @@ def test_more_than_half_positive_uses_all_the_rest_and_says_so():
 ])
 def test_planted_rule_is_found_with_cv_accuracy_one(positives, feature, condition):
     cliques = [positives[:len(positives) // 2].tolist(), positives[len(positives) // 2:].tolist()]
-    record, tree = trees.fit_clique_tree({"cliques": cliques}, seed=1, positives="all")
+    record, tree = trees.fit_clique_tree({"cliques": cliques}, seed=1, positives="all", task=ARITH)
     assert record["status"] == "ok"
     assert record["cv_accuracy"]["mean"] == pytest.approx(1.0)
     assert record["best_max_depth"] == 1
@@ -104,7 +107,7 @@ def test_planted_rule_is_found_with_cv_accuracy_one(positives, feature, conditio
 def test_reported_accuracy_is_held_out_not_training():
     rng = np.random.default_rng(0)
     random_positives = rng.choice(1000, 150, replace=False).tolist()   # no rule to find
-    record, _ = trees.fit_clique_tree({"cliques": [random_positives]}, seed=0)
+    record, _ = trees.fit_clique_tree({"cliques": [random_positives]}, seed=0, task=ARITH)
     cv, train = record["cv_accuracy"]["mean"], record["training_accuracy"]["value"]
     assert cv < 0.65, "a rule-free clique must not look predictable"
     assert train > cv
@@ -119,14 +122,14 @@ def test_reported_accuracy_is_held_out_not_training():
     ([[3, 4]], "too_few_examples"),
 ])
 def test_degenerate_cases_give_a_record_not_a_crash(cliques, status):
-    record, tree = trees.fit_clique_tree({"cliques": cliques}, seed=0)
+    record, tree = trees.fit_clique_tree({"cliques": cliques}, seed=0, task=ARITH)
     assert tree is None
     assert record["status"] == status and record["message"]
 
 
 def test_plot_returns_a_figure():
-    record, tree = trees.fit_clique_tree({"cliques": [X_EVEN.tolist()]}, seed=0)
-    fig = trees.plot_tree_figure(tree, "planted X_even")
+    record, tree = trees.fit_clique_tree({"cliques": [X_EVEN.tolist()]}, seed=0, task=ARITH)
+    fig = trees.plot_tree_figure(tree, "planted X_even", record["features"])
     assert fig.axes and "planted X_even" in fig.axes[0].get_title()
 
 

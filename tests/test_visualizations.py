@@ -16,6 +16,9 @@ from dasgraph import collect, paths
 from dasgraph.plots import graphs as plots_graphs, visualize
 from dasgraph.report import published
 from dasgraph.tasks import arithmetic as task
+from dasgraph import tasks
+
+ARITH = tasks.get("arithmetic")
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +55,8 @@ def test_show_causal_models_one_panel_per_model(results):
     [(name, fig)] = _figures("show_causal_models", results)
     assert name == paths.CAUSAL_MODELS_PNG
     axes = _plot_axes(fig)
-    assert len(axes) == len(causal_models.MODELS)
-    for ax, (model, spec) in zip(axes, causal_models.MODELS.items()):
+    assert len(axes) == len(ARITH.models)
+    for ax, (model, spec) in zip(axes, ARITH.models.items()):
         assert ax.get_title().startswith(f"{model}:") and spec.label in ax.get_title()
         # nodes X, Y, Z, P, O and one arrow per edge of the model's DAG
         n_edges = sum(len(p) for p in spec.parents.values())
@@ -67,16 +70,16 @@ def test_empirical_one_panel_per_k_one_line_per_model(results):
     axes = _plot_axes(fig)
     assert [ax.get_title() for ax in axes] == [f"k = {k}" for k in fake_results.KS]
     for ax in axes:
-        lines = [l for l in _labelled_lines(ax) if l.get_label() in causal_models.MODELS]
-        assert [l.get_label() for l in lines] == list(causal_models.MODELS)
+        lines = [l for l in _labelled_lines(ax) if l.get_label() in ARITH.models]
+        assert [l.get_label() for l in lines] == list(ARITH.models)
         # the random-subspace control of iia.csv, one thin line per model (one legend entry)
         random = [l for l in ax.get_lines() if l.get_linewidth() == 0.8]
-        assert len(random) == len(causal_models.MODELS)
+        assert len(random) == len(ARITH.models)
         k = fake_results.KS[axes.index(ax)]
         assert list(random[0].get_ydata()) == [fake_results.random_value(L, k)
                                                for L in fake_results.LAYERS]
         # two bands per model: the 95 % interval of the trained IIA and the random control's sd
-        assert len(ax.collections) == 2 * len(causal_models.MODELS)
+        assert len(ax.collections) == 2 * len(ARITH.models)
         # the chance floors of floors.csv as two grey lines (arithmetic: 0.067 and 0.1)
         floor = {l.get_label().split(" (")[0]: l.get_ydata()[0] for l in _labelled_lines(ax)
                  if l.get_label().startswith("floor")}
@@ -124,17 +127,17 @@ def test_position_shares_sum_to_one_and_follow_the_rows():
 
     from dasgraph.interventions import das
     R = das.random_rotation(6 * 8, 3, seed=0)
-    shares = das.position_shares(R)
+    shares = das.position_shares(R, 6)
     assert len(shares) == 6 and abs(sum(shares) - 1) < 1e-5
     on_y = torch.zeros(6 * 8, 2)
     on_y[2 * 8, 0] = on_y[2 * 8 + 1, 1] = 1.0             # both columns on position 2 (Y)
-    assert das.position_shares(on_y) == [0, 0, 1.0, 0, 0, 0]
+    assert das.position_shares(on_y, 6) == [0, 0, 1.0, 0, 0, 0]
 
 
 def test_heatmap_layer_by_k_grid_per_model(results):
     [(name, fig)] = _figures("heatmap", results)
     axes = _plot_axes(fig)
-    assert [ax.get_title() for ax in axes] == list(causal_models.MODELS)
+    assert [ax.get_title() for ax in axes] == list(ARITH.models)
     grid = axes[0].get_images()[0].get_array()
     assert grid.shape == (len(fake_results.KS), len(fake_results.LAYERS))   # rows k, columns layer
     assert grid[0, 1] == pytest.approx(fake_results.iia_value("XY", 1, 4, "XY"))
@@ -183,7 +186,7 @@ def test_graphs_matrix_in_node_order_and_mean_iia_on_the_xyz_grid(results):
 
 def test_xyz_cube_orientation():
     values = np.arange(task.N_INPUTS)
-    cube = plots_graphs.xyz_cube(values)
+    cube = plots_graphs.xyz_cube(values, ARITH)
     assert cube[4 - 1, 2 - 1, 9 - 1] == task.node_id(2, 9, 4)     # cube[z-1, x-1, y-1]
 
 
@@ -194,7 +197,7 @@ def test_cliques_statistics_and_members_on_the_grid(results):
     assert len(stats) == 4 and "number of cliques" in stats[0].get_ylabel()
     assert [p.get_height() for p in stats[0].patches] == [2, 1]      # XY: 2 cliques, Z: 1
     _, grid = figs[1]                                                # XY layer 2 k 4
-    membership = plots_graphs.clique_membership(fake_results.clique_lists("XY"))
+    membership = plots_graphs.clique_membership(fake_results.clique_lists("XY"), 1000)
     assert set(np.unique(membership)) == {0, 1, 2}
     panel = _plot_axes(grid)[0].get_images()[0].get_array()         # Z = 1: rows X, columns Y
     assert panel[6 - 1, 7 - 1] > 0 and panel[7 - 1, 6 - 1] == 0      # 6 + 7 + 1 = 14, X < Y
@@ -300,9 +303,9 @@ def test_one_view_bars_and_floors(results):
     [(name, fig)] = _figures("one_view", results)
     assert name == paths.ONE_VIEW_PNG
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == list(causal_models.MODELS)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(ARITH.models)
     heights = [p.get_height() for p in ax.patches]
-    n = len(causal_models.MODELS)
+    n = len(ARITH.models)
     assert len(heights) == 3 * n
     # layer 0 (best non-trivial layer of the fake IIA), k = 4: trained, then random subspace
     assert heights[0] == pytest.approx(fake_results.iia_value("XY", 0, 4, "XY"))

@@ -73,14 +73,12 @@ time_limit = _number(float, lambda v: 0 < v <= 10**6, "is outside (0, 1000000] s
 
 
 def planted_model(text: str) -> str:
-    """A model to plant by IIT: a name or 'A if V<=t else B' (checked, returned normalised)."""
-    from dasgraph.causal import models as causal_models
-    from dasgraph.runtime import UsageError
-
-    try:
-        return causal_models.planted_model(text).name
-    except UsageError as err:
-        raise argparse.ArgumentTypeError(str(err).split(": ", 1)[1]) from None
+    """A model to plant by IIT: a name or 'A if V<=t else B' (checked against the task by the
+    stage, which knows the task; whitespace normalised here)."""
+    text = " ".join(text.split())
+    if not text:
+        raise argparse.ArgumentTypeError("give a causal model's name or 'A if V<=t else B'")
+    return text
 
 
 def flatten(values: Sequence | None) -> list | None:
@@ -141,10 +139,19 @@ def add_model_path(p: argparse.ArgumentParser, default: str | None = None) -> No
                    help="trained classifier: a local folder (default: RESULTS/gpt2) or a hub id")
 
 
+def add_task(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", default=None,
+                   help="arithmetic (X+Y+Z=), boolean (the paper's De Morgan task), or a Python "
+                        "file that defines TASK (README, 'Your own task'); default: the task "
+                        "RESULTS/task.json records, else arithmetic")
+
+
 def add_selection(p: argparse.ArgumentParser) -> None:
-    """Which sweep cells: causal models, layers and low-rank dimensions (default: all)."""
-    p.add_argument("--causal_model_type", choices=["arithmetic", "simple", "all"], default="all",
-                   help="family of causal models (arithmetic: XY XZ YZ; simple: X Y Z XYZ)")
+    """Which task and sweep cells: causal models, layers and low-rank dimensions (default: all)."""
+    add_task(p)
+    p.add_argument("--causal_model_type", default="all",
+                   help="family of the task's causal models: all (default); arithmetic: "
+                        "arithmetic (XY XZ YZ), simple (X Y Z XYZ); boolean: copies, intermediate")
     p.add_argument("--causal_models", type=str_list, default=None,
                    help="comma-separated names, e.g. XY,Z (overrides --causal_model_type)")
     p.add_argument("--layers", type=int_list, nargs="+", default=None,

@@ -21,7 +21,7 @@ from dasgraph.plots.iia import order_models
 log = logging.getLogger(__name__)
 
 MLP_EXPERIMENTS = readers.MLP_SCRIPTS
-TREE_NAME = re.compile(r"^(?P<cm>[A-Z]+)_layer_(?P<layer>\d+)_k_(?P<k>\d+)\.json$")
+TREE_NAME = re.compile(r"^(?P<cm>[A-Za-z0-9]+)_layer_(?P<layer>\d+)_k_(?P<k>\d+)\.json$")
 COMBINATION_NAME = re.compile(r"^layer_(?P<layer>\d+)_k_(?P<k>\d+)\.csv$")
 
 
@@ -56,14 +56,14 @@ def one_view(root: Path, iia: pd.DataFrame) -> tuple[int, int, pd.DataFrame]:
     layer where the best non-trivial model scores highest) at the reference k. One row per
     causal model: its iia.csv row (own counterfactuals), the random network's IIA at the same
     cell (NaN when not run) and the chance floors."""
-    from dasgraph.causal import models as causal_models
+    from dasgraph import tasks
     from dasgraph.analysis import planted
 
     own = iia[iia["causal_model"] == iia["test_causal_model"]]
     k = reference_k(own["low_rank_dimension"].unique(), model_shape(root).get("n_embd"))
     part = own[own["low_rank_dimension"] == k]
     plant = planted.read_plant(root)
-    rivals = part[part["causal_model"] != causal_models.TRIVIAL]
+    rivals = part[part["causal_model"] != tasks.for_results(root).trivial]
     if plant is not None and plant.layer in set(part["layer"]):
         layer = plant.layer
     else:

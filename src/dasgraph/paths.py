@@ -26,7 +26,12 @@ def results_root(results_path: str | Path | None = None) -> Path:
     return Path(results_path) if results_path is not None else DEFAULT_RESULTS
 
 
-# --- stage 1: the arithmetic GPT-2 -------------------------------------------------------
+def task_json(root: Path) -> Path:
+    """Which task a results tree holds (dasgraph.tasks.write_record; train_gpt2.py --task)."""
+    return Path(root) / "task.json"
+
+
+# --- stage 1: the GPT-2 of the task --------------------------------------------------------
 def gpt2_dir(root: Path) -> Path:
     return Path(root) / "gpt2"
 

@@ -21,7 +21,6 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from dasgraph import paths
-from dasgraph.tasks import arithmetic as task
 from dasgraph.runtime import ArtifactError, UsageError, check_done
 
 # Stages, by what they make (the "re-run ..." of every message).
@@ -189,15 +188,17 @@ def read_npy(path: Path, stage: str, ndim: int | None = None, columns: int | Non
     return array
 
 
-def read_graph_npy(path: Path, stage: str = GRAPHS) -> np.ndarray:
-    """A saved (1000, 1000) IIA graph: float, finite, in [0, 1], symmetric, zero diagonal."""
+def read_graph_npy(path: Path, n_inputs: int, stage: str = GRAPHS) -> np.ndarray:
+    """A saved (N, N) IIA graph of a task with N inputs: float, finite, in [0, 1], symmetric,
+    zero diagonal."""
     path = Path(path)
     check_marker(paths.done_marker(path), path, stage)
-    return check_graph(read_npy(path, stage, ndim=2), path, stage)
+    return check_graph(read_npy(path, stage, ndim=2), n_inputs, path, stage)
 
 
-def check_graph(graph: np.ndarray, where: object = "graph", stage: str = GRAPHS) -> np.ndarray:
-    n = task.N_INPUTS
+def check_graph(graph: np.ndarray, n_inputs: int, where: object = "graph",
+                stage: str = GRAPHS) -> np.ndarray:
+    n = n_inputs
     if graph.shape != (n, n):
         raise ArtifactError(where, f"has shape {graph.shape}, expected ({n}, {n})", stage)
     if not np.isfinite(graph).all() or graph.min() < 0 or graph.max() > 1:

@@ -38,7 +38,6 @@ import networkx as nx
 import numpy as np
 
 from dasgraph import paths
-from dasgraph.tasks import arithmetic as task
 from dasgraph.runtime import UsageError
 
 DEFAULT_FINDER = "RemovalHeuristic"
@@ -448,15 +447,16 @@ def describe(stats: dict, timed_out: bool = False) -> str:
 
 
 def record(finder: str, causal_model: str, layer: int, low_rank_dimension: int,
-           threshold: float, min_size: int, found: Cliques, stats: dict, run: dict) -> dict:
-    """The clique file's JSON (schema read by the decision-tree stage)."""
-    xyz = [np.stack(task.node_to_xyz(np.asarray(c, dtype=np.int64)), axis=1).tolist()
-           for c in found]
+           threshold: float, min_size: int, found: Cliques, stats: dict, run: dict,
+           task) -> dict:
+    """The clique file's JSON (schema read by the decision-tree stage); each clique also as
+    the inputs' values (``cliques_inputs``, columns in ``variables`` order)."""
+    values = [task.inputs[np.asarray(c, dtype=np.int64)].tolist() for c in found]
     return {"finder": finder, "causal_model": causal_model, "layer": int(layer),
             "low_rank_dimension": int(low_rank_dimension), "threshold": float(threshold),
             "min_clique_size": int(min_size), "timed_out": bool(found.timed_out),
             "statistics": stats, "cliques": [[int(v) for v in c] for c in found],
-            "cliques_xyz": xyz, "run": run}
+            "variables": list(task.variables), "cliques_inputs": values, "run": run}
 
 
 SUMMARY_COLUMNS = ["finder", "causal_model", "layer", "low_rank_dimension", "threshold",

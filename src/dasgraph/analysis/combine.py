@@ -51,10 +51,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from dasgraph.causal import models as causal_models
 from dasgraph.analysis import graphs
-from dasgraph import paths
-from dasgraph.tasks import arithmetic as task
+from dasgraph import paths, tasks
 from dasgraph.runtime import UsageError, atomic_path, is_done, sidecar_run_json, write_done
 
 log = logging.getLogger(__name__)
@@ -64,29 +62,31 @@ GROWTHS = ("thesis", "prefix")
 MARGIN_STEP = 0.01     # the thesis code's margin increment per pass that adds nothing
 DEFAULT_LAMBDAS = (1.0, 0.95, 0.9, 0.8)
 MIN_CELL_SIZE = 2
-# The model sets of the published strength table (reference/published_strength_layer7_k256.csv):
-# every single non-trivial model, six pairs of a single-variable model with an arithmetic one,
-# and all six together. Names join models with "+", as the published file does.
-SINGLE_ORDER = ("X", "Y", "Z", "XY", "XZ", "YZ")
-PUBLISHED_PAIRS = (("X", "XY"), ("Y", "XY"), ("Y", "YZ"), ("Z", "YZ"), ("X", "XZ"), ("Z", "XZ"))
 
 
-def default_model_sets() -> list[tuple[str, ...]]:
-    return [(m,) for m in SINGLE_ORDER] + list(PUBLISHED_PAIRS) + [SINGLE_ORDER]
+def default_model_sets(task: tasks.Task) -> list[tuple[str, ...]]:
+    """The task's own model sets (arithmetic: those of the published strength table), else
+    every single non-trivial model, every pair, and all of them. Names join models with "+",
+    as the published file does."""
+    if task.model_sets:
+        return [tuple(s) for s in task.model_sets]
+    singles = task.non_trivial
+    pairs = [(a, b) for i, a in enumerate(singles) for b in singles[i + 1:]]
+    return [(m,) for m in singles] + pairs + [tuple(singles)]
 
 
 def model_set_name(models: Sequence[str]) -> str:
     return "+".join(models)
 
 
-def parse_model_set(text: str) -> tuple[str, ...]:
+def parse_model_set(text: str, task: tasks.Task) -> tuple[str, ...]:
     """'X,XY' -> ('X', 'XY'); UsageError for unknown, trivial or repeated names."""
     models = tuple(part.strip() for part in text.replace("+", ",").split(",") if part.strip())
-    bad = [m for m in models if m not in causal_models.NON_TRIVIAL]
+    bad = [m for m in models if m not in task.non_trivial]
     if not models or bad or len(set(models)) != len(models):
         raise UsageError(f"--model_sets {text!r}: give distinct non-trivial models separated by "
-                         f"commas, from {', '.join(causal_models.NON_TRIVIAL)} "
-                         f"({causal_models.TRIVIAL} is the trivial model that takes the rest)")
+                         f"commas, from {', '.join(task.non_trivial)} "
+                         f"({task.trivial} is the trivial model that takes the rest)")
     return models
 
 
@@ -103,7 +103,7 @@ def mean_pair_iia(graph: np.ndarray, nodes: np.ndarray) -> float:
 def prefix_mean_iia(graph: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Order ``nodes`` by degree inside ``graph[nodes][:, nodes]`` and give every prefix's mean.
 
-    graph: (1000, 1000) IIA graph; nodes: (n,) sorted node ids.
+    graph: (N, N) IIA graph; nodes: (n,) sorted node ids.
     Returns (ordered, means): ordered (n,) node ids by degree descending, ties by node id;
     means (n,) float64, means[m - 1] = mean pair IIA of the first m (means[0] = NaN).
     O(n²): one pass to build the subgraph, one lower-triangle row sum, one cumulative sum.
@@ -193,8 +193,11 @@ class Combination:
     rule: str
     lam: float
     cells: list[Cell]          # non-trivial cells, in the order made
-    remainder: Cell            # the XYZ cell
-    n_inputs: int = task.N_INPUTS
+    remainder: Cell            # the trivial model's cell (XYZ for arithmetic)
+
+    @property
+    def n_inputs(self) -> int:
+        return sum(len(c.nodes) for c in self.cells) + len(self.remainder.nodes)
 
     @property
     def strength(self) -> float:
@@ -208,8 +211,8 @@ class Combination:
             else float("nan")
 
     def assignment(self) -> np.ndarray:
-        """(1000,) model name per node id."""
-        out = np.full(self.n_inputs, causal_models.TRIVIAL, dtype=object)
+        """(N,) model name per node id."""
+        out = np.full(self.n_inputs, self.remainder.causal_model, dtype=object)
         for cell in self.cells:
             out[cell.nodes] = cell.causal_model
         return out
@@ -219,17 +222,21 @@ class Combiner:
     """Runs the greedy on one (layer, k)'s graphs, caching each (model, remaining set) growth.
 
     A growth depends only on the model and the remaining inputs, not on λ, the rule or the
-    model set (λ only truncates it), so every start from all 1000 inputs is computed once.
+    model set (λ only truncates it), so every start from all inputs is computed once.
+    ``trivial`` names the model that takes the rest (the task's trivial model).
     """
 
     def __init__(self, graphs_: Mapping[str, np.ndarray], trivial_graph: np.ndarray | None = None,
-                 min_cell_size: int = MIN_CELL_SIZE, growth: str = "thesis"):
+                 min_cell_size: int = MIN_CELL_SIZE, growth: str = "thesis",
+                 trivial: str = "XYZ"):
         if growth not in GROWTHS:
             raise ValueError(f"growth {growth!r} is not one of {GROWTHS}")
         self.graphs = dict(graphs_)
         self.trivial_graph = trivial_graph
         self.min_cell_size = max(2, int(min_cell_size))
         self.growth = growth
+        self.trivial = trivial
+        self.n_inputs = len(next(iter(self.graphs.values()))) if self.graphs else 0
         self._cache: dict[tuple, Any] = {}
 
     def _cached(self, key: tuple, make):
@@ -271,7 +278,7 @@ class Combiner:
         missing = [m for m in models if m not in self.graphs]
         if missing:
             raise KeyError(f"no graph for {missing}")
-        remaining = np.ones(task.N_INPUTS, dtype=bool)
+        remaining = np.ones(self.n_inputs, dtype=bool)
         unused, cells = list(models), []
         while unused and remaining.sum() >= self.min_cell_size:
             if rule == "mean_iia":
@@ -292,7 +299,7 @@ class Combiner:
         trivial_iia = mean_pair_iia(self.trivial_graph, left) if self.trivial_graph is not None \
             else float("nan")
         return Combination(tuple(models), rule, float(lam), cells,
-                           Cell(causal_models.TRIVIAL, left, trivial_iia, None))
+                           Cell(self.trivial, left, trivial_iia, None))
 
 
 def _nan_low(value: float) -> float:
@@ -300,9 +307,11 @@ def _nan_low(value: float) -> float:
 
 
 def combine(graphs_: Mapping[str, np.ndarray], models: Sequence[str], lam: float, rule: str,
-            trivial_graph: np.ndarray | None = None, growth: str = "thesis") -> Combination:
-    """One combined model: ``graphs_`` maps model name -> (1000, 1000) IIA graph."""
-    return Combiner(graphs_, trivial_graph, growth=growth).combine(models, lam, rule)
+            trivial_graph: np.ndarray | None = None, growth: str = "thesis",
+            trivial: str = "XYZ") -> Combination:
+    """One combined model: ``graphs_`` maps model name -> (N, N) IIA graph."""
+    return Combiner(graphs_, trivial_graph, growth=growth, trivial=trivial).combine(models, lam,
+                                                                                     rule)
 
 
 # --- tables -----------------------------------------------------------------------------
@@ -312,18 +321,19 @@ CELL_COLUMNS = ["layer", "low_rank_dimension", "models", "rule", "growth", "lamb
 
 def combination_tables(combiner: Combiner, model_sets: Iterable[Sequence[str]],
                        lambdas: Sequence[float], rules: Sequence[str], layer: int,
-                       low_rank_dimension: int, progress: bool = False
+                       low_rank_dimension: int, task: tasks.Task, progress: bool = False
                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(cells, assignment) tidy tables for every model set × rule × λ.
 
     cells: one row per cell, the XYZ remainder included (step empty); strength, faithfulness
     and n_cells repeat on every row of a combination, so one row per combination reads as the
-    strength table. assignment: one row per combination × node (node_id, X, Y, Z, causal_model).
+    strength table. assignment: one row per combination × node (node_id, the task's input
+    variables, causal_model).
     """
     from tqdm import tqdm
 
     jobs = [(tuple(s), r, float(lam)) for s in model_sets for r in rules for lam in lambdas]
-    xyz = task.all_inputs()
+    inputs = task.columns()
     cell_rows, assign_parts = [], []
     for models, rule, lam in tqdm(jobs, desc=f"layer {layer} k {low_rank_dimension}",
                                   disable=not progress):
@@ -339,7 +349,7 @@ def combination_tables(combiner: Combiner, model_sets: Iterable[Sequence[str]],
         assign_parts.append(pd.DataFrame({
             "layer": layer, "low_rank_dimension": low_rank_dimension,
             "models": head["models"], "rule": rule, "lambda": lam,
-            "node_id": np.arange(task.N_INPUTS), "X": xyz[:, 0], "Y": xyz[:, 1], "Z": xyz[:, 2],
+            "node_id": np.arange(task.n_inputs), **inputs,
             "causal_model": combo.assignment()}))
     cells = pd.DataFrame(cell_rows, columns=CELL_COLUMNS).astype({"step": "Int64"})
     return cells, pd.concat(assign_parts, ignore_index=True)
@@ -412,7 +422,7 @@ def usable_model_sets(cell: GraphCell, model_sets: Sequence[tuple[str, ...]],
 
 def run_graph_cell(root: Path, cell: GraphCell, model_sets: Sequence[tuple[str, ...]],
                    lambdas: Sequence[float], rules: Sequence[str], args: Any,
-                   strict: bool = False, overwrite: bool = False,
+                   task: tasks.Task, strict: bool = False, overwrite: bool = False,
                    growth: str = "thesis") -> pd.DataFrame | None:
     """Combine at one (layer, k) and write its two CSVs (+ run records); returns the cells table.
 
@@ -429,12 +439,12 @@ def run_graph_cell(root: Path, cell: GraphCell, model_sets: Sequence[tuple[str, 
         return None
     needed = sorted({m for s in sets for m in s})
     loaded = {m: graphs.load_graph(root, m, cell.layer, cell.low_rank_dimension) for m in needed}
-    trivial = (graphs.load_graph(root, causal_models.TRIVIAL, cell.layer, cell.low_rank_dimension)
-               if paths.graph_npy(root, causal_models.TRIVIAL, cell.layer,
+    trivial = (graphs.load_graph(root, task.trivial, cell.layer, cell.low_rank_dimension)
+               if paths.graph_npy(root, task.trivial, cell.layer,
                                   cell.low_rank_dimension).exists() else None)
-    table, assignment = combination_tables(Combiner(loaded, trivial, growth=growth), sets,
-                                           lambdas, rules,
-                                           cell.layer, cell.low_rank_dimension, progress=True)
+    combiner = Combiner(loaded, trivial, growth=growth, trivial=task.trivial)
+    table, assignment = combination_tables(combiner, sets, lambdas, rules, cell.layer,
+                                           cell.low_rank_dimension, task, progress=True)
     assign_out = paths.combination_assignment_csv(root, cell.layer, cell.low_rank_dimension)
     for frame, path in ((assignment, assign_out), (table, out)):   # main CSV last: "done" marker
         sidecar_run_json(path, args, trivial_graph=trivial is not None,

@@ -1,5 +1,6 @@
-"""IIA graphs: 1000x1000 symmetric matrices, entry (i, j) = mean correctness of the two
-interchanges (i base / j source, and j base / i source); diagonal 0; node order = node id.
+"""IIA graphs: N x N symmetric matrices over a task's inputs (1000 x 1000 for arithmetic), entry
+(i, j) = mean correctness of the two interchanges (i base / j source, and j base / i source);
+diagonal 0; node order = node id (the row of the task's inputs).
 """
 from __future__ import annotations
 
@@ -8,21 +9,21 @@ from pathlib import Path
 
 import numpy as np
 
-from dasgraph import paths, readers
-from dasgraph.tasks import arithmetic as task
+from dasgraph import paths, readers, tasks
 from dasgraph.runtime import UsageError
 
 _GRAPH_NAME = re.compile(r"^layer_(\d+)_k_(\d+)\.npy$")
 
 
 def load_graph(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> np.ndarray:
-    """The saved (1000, 1000) float32 graph; UsageError naming the stage to run if absent/bad."""
+    """The saved (N, N) float32 graph of the results tree's task; UsageError naming the stage
+    to run if absent/bad."""
     path = paths.graph_npy(root, causal_model, layer, low_rank_dimension)
     if not path.exists():
         raise UsageError(f"no IIA graph at {path}; run disentangle_causal_models.py first "
                          f"(--causal_models {causal_model} --layers {layer} "
                          f"--low_rank_dimensions {low_rank_dimension})")
-    return readers.read_graph_npy(path)
+    return readers.read_graph_npy(path, tasks.for_results(root).n_inputs)
 
 
 check_graph = readers.check_graph
@@ -92,8 +93,9 @@ def statistics(graph: np.ndarray) -> dict:
             "fraction_pairs_iia_0": float((values == 0).mean())}
 
 
-def export(graph: np.ndarray, path: Path, fmt: str, threshold: float = 1.0) -> None:
-    """GraphML or node-link JSON of the thresholded graph (nodes carry X, Y, Z)."""
+def export(graph: np.ndarray, path: Path, fmt: str, task: tasks.Task,
+           threshold: float = 1.0) -> None:
+    """GraphML or node-link JSON of the thresholded graph (nodes carry the task's inputs)."""
     import json
 
     import networkx as nx
@@ -101,8 +103,8 @@ def export(graph: np.ndarray, path: Path, fmt: str, threshold: float = 1.0) -> N
     from dasgraph.runtime import atomic_path
 
     g = nx.Graph()
-    for node, (x, y, z) in enumerate(task.all_inputs()):
-        g.add_node(int(node), X=int(x), Y=int(y), Z=int(z))
+    for node, row in enumerate(task.inputs):
+        g.add_node(int(node), **{v: int(x) for v, x in zip(task.variables, row)})
     rows, cols = np.nonzero(np.triu(graph >= threshold, k=1))
     g.add_edges_from((int(i), int(j), {"iia": float(graph[i, j])}) for i, j in zip(rows, cols))
     with atomic_path(path) as tmp:

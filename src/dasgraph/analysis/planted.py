@@ -25,8 +25,7 @@ import pandas as pd
 
 from dasgraph.causal import models as causal_models
 from dasgraph.analysis import graphs
-from dasgraph import paths, readers
-from dasgraph.tasks import arithmetic as task
+from dasgraph import paths, readers, tasks
 from dasgraph.runtime import ArtifactError, UsageError
 
 LAMBDA = 0.95
@@ -42,14 +41,15 @@ class Plant:
     model: causal_models.CausalModel | causal_models.CombinedModel
     layer: int
     dims: int
+    task: tasks.Task
 
     @property
     def regions(self) -> dict[str, np.ndarray]:
-        """Planted model name -> (1000,) bool mask of the inputs it explains."""
+        """Planted model name -> (N,) bool mask of the inputs it explains."""
         if isinstance(self.model, causal_models.CausalModel):
-            return {self.model.name: np.ones(task.N_INPUTS, dtype=bool)}
-        inside = self.model.region(task.all_inputs())
-        return {self.model.inside: inside, self.model.outside: ~inside}
+            return {self.model.name: np.ones(self.task.n_inputs, dtype=bool)}
+        inside = self.model.region(self.task.columns())
+        return {self.model.inside.name: inside, self.model.outside.name: ~inside}
 
     def describe(self) -> str:
         where = f"layer {self.layer}, coordinate{'s' if self.dims > 1 else ''} 0" + \
@@ -57,21 +57,21 @@ class Plant:
         if isinstance(self.model, causal_models.CausalModel):
             return f"{self.model.label} everywhere ({where})"
         m = self.model
-        return (f"{causal_models.MODELS[m.inside].label} where {m.variable} <= {m.threshold}, "
-                f"{causal_models.MODELS[m.outside].label} elsewhere ({where})")
+        return (f"{m.inside.label} where {m.variable} <= {m.threshold}, "
+                f"{m.outside.label} elsewhere ({where})")
 
 
-def plant_record(train_config: dict) -> dict | None:
+def plant_record(train_config: dict, task: tasks.Task) -> dict | None:
     """What a training run planted, for the model's metadata (None when nothing was)."""
     if not (train_config.get("iit_weight", 0) > 0 or train_config.get("invariance_weight", 0) > 0):
         return None
-    model = causal_models.planted_model(train_config["iit_causal_model"])
+    model = causal_models.planted_model(train_config["iit_causal_model"], task)
     record = {"causal_model": model.name, "layer": train_config["iit_layer"],
               "dims": train_config["iit_dims"],
               "positions": "last" if train_config.get("iit_last_position_only", True) else "all"}
     if isinstance(model, causal_models.CombinedModel):
-        record.update(rule=f"{model.variable} <= {model.threshold}", inside=model.inside,
-                      outside=model.outside)
+        record.update(rule=f"{model.variable} <= {model.threshold}", inside=model.inside.name,
+                      outside=model.outside.name)
     return record
 
 
@@ -83,8 +83,9 @@ def read_plant(root: Path) -> Plant | None:
     if not record:
         return None
     try:
-        return Plant(causal_models.planted_model(record["causal_model"]), int(record["layer"]),
-                     int(record.get("dims", 1)))
+        task = tasks.for_results(root)
+        return Plant(causal_models.planted_model(record["causal_model"], task),
+                     int(record["layer"]), int(record.get("dims", 1)), task)
     except (KeyError, TypeError, ValueError, UsageError):
         raise ArtifactError(metrics_path, "has a 'planted' record that is not a causal model "
                             "at a layer", readers.TRAIN) from None
@@ -165,7 +166,7 @@ def check(root: Path, layer: int | None = None, low_rank_dimension: int | None =
         name = _set_name(cells, set(regions))
         if name is not None and len(regions) > 1:
             given = assignment[assignment["models"] == name].sort_values("node_id")
-            expected = np.full(task.N_INPUTS, "", dtype=object)
+            expected = np.full(plant.task.n_inputs, "", dtype=object)
             for model, mask in regions.items():
                 expected[mask] = model
             share = float((given["causal_model"].to_numpy() == expected).mean())

@@ -29,9 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dasgraph.causal import models as causal_models
 from dasgraph.analysis import graphs
-from dasgraph import paths
+from dasgraph import paths, tasks
 from dasgraph.report import published
 from dasgraph.tasks import arithmetic as task
 from dasgraph.runtime import (UsageError, atomic_save_npy, atomic_write_json, is_done,
@@ -41,7 +40,7 @@ log = logging.getLogger(__name__)
 
 FILE_NAME = re.compile(r"^(?P<label>.+)_graph_(?P<k>\d+)_(?P<layer>\d+)$")   # a .pt file's stem
 PACKAGED = "thesis_graphs_256_7.npz"          # inside dasgraph/reference/
-LABELS = {m.label: name for name, m in causal_models.MODELS.items()}   # (X+Y)+Z -> XY
+LABELS = {m.label: name for name, m in task.TASK.models.items()}   # (X+Y)+Z -> XY
 VALUES = (0.0, 0.5, 1.0)
 
 
@@ -175,6 +174,7 @@ def import_graphs(found: list[ThesisGraph], root: Path, args: Any,
     """Write each graph as results/graphs/{cm}/layer_{L}_k_{k}.npy (diagonal zeroed) with the
     .json that stages 6-8 read; a graph already imported is skipped unless ``overwrite``."""
     written = []
+    tasks.write_record(root, task.TASK)      # the thesis's graphs are of the arithmetic task
     for g in found:
         target = paths.graph_npy(root, g.causal_model, g.layer, g.low_rank_dimension)
         meta_path = paths.graph_meta(root, g.causal_model, g.layer, g.low_rank_dimension)
@@ -183,7 +183,7 @@ def import_graphs(found: list[ThesisGraph], root: Path, args: Any,
             continue
         graph = g.graph.copy()
         np.fill_diagonal(graph, 0.0)
-        graph = graphs.check_graph(graph, g.source)
+        graph = graphs.check_graph(graph, task.N_INPUTS, g.source)
         stats = graphs.statistics(graph)
         # the .json, the .npy, then the completion marker (as disentangle_causal_models.py
         # writes its graphs): a damaged or half-imported graph is redone, not trusted

@@ -1,16 +1,17 @@
 """Decision trees that describe which inputs sit inside the cliques of an IIA graph (stage 7).
 
 Positives are the inputs inside any clique of a clique file; negatives are an equal number of
-other inputs drawn with a seeded generator. Each input is described by the thesis's 19
-features (:data:`FEATURE_NAMES`), and a depth-1..4 ``DecisionTreeClassifier`` is chosen by
+other inputs drawn with a seeded generator. Each input is described by its task's features
+(:class:`Features`; for arithmetic the thesis's 19), and a depth-1..4 ``DecisionTreeClassifier`` is chosen by
 ``GridSearchCV``. The accuracy we report is *held out*: nested cross-validation (an outer
 stratified k-fold around the whole grid search), so depth selection never sees the test fold.
 The thesis reported training accuracy only (THESIS.md §8.7); we still record it, labelled so.
 
 Typical use::
 
-    record, tree = fit_clique_tree(read_clique_file(path), seed=42)
-    fig = plot_tree_figure(tree, title="XY layer 3 k 8")
+    task = tasks.get("arithmetic")
+    record, tree = fit_clique_tree(read_clique_file(path, task.n_inputs), task, seed=42)
+    fig = plot_tree_figure(tree, "XY layer 3 k 8", Features.of(task).names)
 """
 from __future__ import annotations
 
@@ -23,39 +24,42 @@ from typing import Any
 
 import numpy as np
 
-from dasgraph.causal import models as causal_models
-from dasgraph import paths
-from dasgraph.tasks import arithmetic as task
+from dasgraph import paths, tasks
 from dasgraph.runtime import (ArtifactError, UsageError, atomic_path, is_done, write_done, atomic_write_json, atomic_write_text,
                       derive_seed, read_json, run_record)
 
 log = logging.getLogger(__name__)
 
 # --- features -------------------------------------------------------------------------------
-_VARS = ("X", "Y", "Z")
-_DIVISORS = (3, 5, 7)
-FEATURE_NAMES: tuple[str, ...] = (
-    *_VARS,
-    *(f"{v}_even" for v in _VARS),
-    "X+Y", "X+Z", "Y+Z", "X+Y+Z",
-    *(f"{v}_div{d}" for v in _VARS for d in _DIVISORS),
-)
-BINARY_FEATURES = frozenset(n for n in FEATURE_NAMES if "_" in n)   # X_even, Y_div3, ...
 CLASS_NAMES = ("outside cliques", "in a clique")                     # y = 0, y = 1
 MAX_DEPTHS = (1, 2, 3, 4)
 MAX_FOLDS = 5
 
 
-def features(nodes: np.ndarray | list[int]) -> np.ndarray:
-    """(N, 19) int64 feature matrix for node ids, columns in :data:`FEATURE_NAMES` order."""
-    x, y, z = task.node_to_xyz(np.asarray(nodes, dtype=np.int64))
-    cols = [x, y, z, x % 2 == 0, y % 2 == 0, z % 2 == 0, x + y, x + z, y + z, x + y + z]
-    cols += [v % d == 0 for v in (x, y, z) for d in _DIVISORS]
-    return np.stack(cols, axis=1).astype(np.int64)
+@dataclass(frozen=True)
+class Features:
+    """The trees' features of a task (``Task.tree_features``: the inputs, the task's extras and
+    each model's P): names, the (N_inputs, F) int64 matrix in node-id order, and which are 0/1
+    properties (a split on those reads "not X_even" rather than "X_even <= 0")."""
+    names: tuple[str, ...]
+    matrix: np.ndarray
+    binary: frozenset[str]
+
+    @classmethod
+    def of(cls, task: tasks.Task) -> "Features":
+        cols = task.tree_features()
+        matrix = np.stack([np.asarray(v).astype(np.int64) for v in cols.values()], axis=1)
+        binary = frozenset(n for n, v in cols.items()
+                           if set(np.unique(v)) <= {0, 1} and n not in task.variables)
+        return cls(tuple(cols), matrix, binary)
+
+    def rows(self, nodes) -> np.ndarray:
+        """(n, F) features of node ids."""
+        return self.matrix[np.asarray(nodes, dtype=np.int64)]
 
 
 # --- clique files ---------------------------------------------------------------------------
-_CLIQUE_NAME = re.compile(r"^(?P<cm>[A-Z]+)_layer_(?P<layer>\d+)_k_(?P<k>\d+)\.json$")
+_CLIQUE_NAME = re.compile(r"^(?P<cm>[A-Za-z0-9]+)_layer_(?P<layer>\d+)_k_(?P<k>\d+)\.json$")
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ class CliqueFile:
     low_rank_dimension: int
 
 
-def find_clique_files(root: Path, finder: str, causal_models_: list[str] | None = None,
+def find_clique_files(root: Path, finder: str, known_models, causal_models_: list[str] | None = None,
                       layers: list[int] | None = None,
                       low_rank_dimensions: list[int] | None = None) -> list[CliqueFile]:
     """Every clique file of ``finder`` matching the selection, sorted by (model, layer, k).
@@ -78,7 +82,7 @@ def find_clique_files(root: Path, finder: str, causal_models_: list[str] | None 
     if folder.is_dir():
         for f in folder.iterdir():
             m = _CLIQUE_NAME.match(f.name)
-            if m and m["cm"] in causal_models.MODELS:
+            if m and m["cm"] in known_models:
                 found.append(CliqueFile(f, m["cm"], int(m["layer"]), int(m["k"])))
     keep = [c for c in found
             if (not causal_models_ or c.causal_model in causal_models_)
@@ -91,8 +95,8 @@ def find_clique_files(root: Path, finder: str, causal_models_: list[str] | None 
     return sorted(keep, key=lambda c: (c.causal_model, c.layer, c.low_rank_dimension))
 
 
-def read_clique_file(path: Path) -> dict[str, Any]:
-    """The clique record, with ``cliques`` checked to be lists of node ids in 0..999."""
+def read_clique_file(path: Path, n_inputs: int) -> dict[str, Any]:
+    """The clique record, with ``cliques`` checked to be lists of node ids in 0..n_inputs-1."""
     try:
         record = read_json(path)
     except (OSError, ValueError) as err:
@@ -103,8 +107,8 @@ def read_clique_file(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path} has no 'cliques' list of node-id lists; "
                          "re-run analyse_graphs.py with --overwrite")
     nodes = [n for c in cliques for n in c]
-    if not all(isinstance(n, int) and 0 <= n < task.N_INPUTS for n in nodes):
-        raise UsageError(f"{path}: clique members must be node ids in 0..{task.N_INPUTS - 1}")
+    if not all(isinstance(n, int) and 0 <= n < n_inputs for n in nodes):
+        raise UsageError(f"{path}: clique members must be node ids in 0..{n_inputs - 1}")
     return record
 
 
@@ -135,7 +139,7 @@ def positive_nodes(cliques: list[list[int]], positives: str = "largest") -> np.n
     return np.unique(np.array([n for c in chosen for n in c], dtype=np.int64))
 
 
-def build_dataset(cliques: list[list[int]], rng: np.random.Generator,
+def build_dataset(cliques: list[list[int]], rng: np.random.Generator, n_inputs: int,
                   positives: str = "largest") -> Dataset:
     """Positives = :func:`positive_nodes`; negatives = as many other inputs, drawn by ``rng``.
 
@@ -143,12 +147,12 @@ def build_dataset(cliques: list[list[int]], rng: np.random.Generator,
     remaining input becomes a negative (the classes are then unbalanced, and we say so).
     """
     positives = positive_nodes(cliques, positives)
-    rest = np.setdiff1d(np.arange(task.N_INPUTS), positives)
+    rest = np.setdiff1d(np.arange(n_inputs), positives)
     if len(positives) > len(rest):
         negatives, rule = rest, (f"all {len(rest)} remaining inputs (positives are more than "
                                  "half of the inputs, so the classes are unbalanced)")
         log.warning("%d of %d inputs are in cliques: negatives are %s", len(positives),
-                    task.N_INPUTS, rule)
+                    n_inputs, rule)
     else:
         negatives = np.sort(rng.choice(rest, size=len(positives), replace=False))
         rule = f"{len(positives)} inputs drawn at random from the {len(rest)} others"
@@ -178,10 +182,10 @@ def _search(seed: int, n_folds: int, cv_seed: int):
                         n_jobs=1)
 
 
-def fit_tree(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[dict[str, Any], Any]:
+def fit_tree(X: np.ndarray, y: np.ndarray, seed: int, feats: Features) -> tuple[dict[str, Any], Any]:
     """Nested-CV accuracy plus a final tree refit on all data; returns (numbers, tree).
 
-    X: (N, 19) features; y: (N,) 0/1 labels with both classes present.
+    X: (N, F) features (``feats.rows``); y: (N,) 0/1 labels with both classes present.
     Outer loop: stratified k-fold (k = min(5, smaller class)); in each training part a
     GridSearchCV (inner stratified k-fold) picks max_depth, and the chosen tree is scored on
     the outer test fold it never saw. The reported tree is the same search run on all data.
@@ -222,18 +226,18 @@ def fit_tree(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[dict[str, Any], A
             "note": ("accuracy of the final tree on the examples it was fit on (what the "
                      "thesis reported); not a measure of how well the rule generalises"),
         },
-        "feature_importances": _importances(tree),
-        "rules": tree_to_dict(tree),
+        "feature_importances": _importances(tree, feats.names),
+        "rules": tree_to_dict(tree, feats),
     }
     return numbers, tree
 
 
-def _importances(tree) -> dict[str, float]:
-    pairs = sorted(zip(FEATURE_NAMES, tree.feature_importances_), key=lambda p: -p[1])
+def _importances(tree, names) -> dict[str, float]:
+    pairs = sorted(zip(names, tree.feature_importances_), key=lambda p: -p[1])
     return {name: round(float(v), 6) for name, v in pairs if v > 0}
 
 
-def tree_to_dict(tree, node: int = 0) -> dict[str, Any]:
+def tree_to_dict(tree, feats: Features, node: int = 0) -> dict[str, Any]:
     """The fitted tree as nested JSON: internal nodes hold a condition and if_true/if_false."""
     t = tree.tree_
     # value holds class fractions (sklearn >= 1.4); weighted_n_node_samples turns them to counts
@@ -242,34 +246,34 @@ def tree_to_dict(tree, node: int = 0) -> dict[str, Any]:
                            "class_counts": dict(zip(CLASS_NAMES, map(int, counts)))}
     if t.children_left[node] == -1:
         return {"leaf": True, "prediction": CLASS_NAMES[int(np.argmax(t.value[node][0]))], **out}
-    name, threshold = FEATURE_NAMES[t.feature[node]], float(t.threshold[node])
-    return {"condition": _condition(name, threshold), "feature": name,
+    name, threshold = feats.names[t.feature[node]], float(t.threshold[node])
+    return {"condition": _condition(name, threshold, feats.binary), "feature": name,
             "threshold": threshold, **out,
-            "if_true": tree_to_dict(tree, t.children_left[node]),
-            "if_false": tree_to_dict(tree, t.children_right[node])}
+            "if_true": tree_to_dict(tree, feats, t.children_left[node]),
+            "if_false": tree_to_dict(tree, feats, t.children_right[node])}
 
 
-def _condition(name: str, threshold: float) -> str:
+def _condition(name: str, threshold: float, binary) -> str:
     """sklearn's 'feature <= t' in words: features are integers, so 'X+Y <= 8.5' is 'X+Y <= 8'."""
-    if name in BINARY_FEATURES:
+    if name in binary:
         return f"not {name}"          # <= 0.5 on a 0/1 feature means the property is false
     return f"{name} <= {math.floor(threshold)}"
 
 
-def export_text(tree) -> str:
+def export_text(tree, names) -> str:
     from sklearn.tree import export_text as _export
 
-    return _export(tree, feature_names=list(FEATURE_NAMES), class_names=list(CLASS_NAMES))
+    return _export(tree, feature_names=list(names), class_names=list(CLASS_NAMES))
 
 
-def plot_tree_figure(tree, title: str):
+def plot_tree_figure(tree, title: str, names):
     """A readable drawing of the fitted tree; returns a matplotlib Figure (Agg)."""
     import matplotlib.pyplot as plt
     from sklearn.tree import plot_tree
 
     leaves, depth = tree.get_n_leaves(), tree.get_depth()
     fig, ax = plt.subplots(figsize=(max(9.0, 2.4 * leaves), 1.6 + 1.9 * (depth + 1)))
-    plot_tree(tree, feature_names=list(FEATURE_NAMES), class_names=list(CLASS_NAMES),
+    plot_tree(tree, feature_names=list(names), class_names=list(CLASS_NAMES),
               filled=True, rounded=True, impurity=False, fontsize=10, ax=ax)
     ax.set_title(f"{title}\nvalue = [{CLASS_NAMES[0]}, {CLASS_NAMES[1]}]; "
                  "left branch = condition true", fontsize=11)
@@ -278,15 +282,16 @@ def plot_tree_figure(tree, title: str):
 
 
 # --- one clique file -> one record ------------------------------------------------------------
-def fit_clique_tree(clique_record: dict[str, Any], seed: int, positives: str = "largest"
-                    ) -> tuple[dict[str, Any], Any]:
+def fit_clique_tree(clique_record: dict[str, Any], task: tasks.Task, seed: int,
+                    positives: str = "largest") -> tuple[dict[str, Any], Any]:
     """The tree record for one clique file, and the tree (None in degenerate cases).
 
     Degenerate cases (no cliques, no positives, every input positive, too few examples for
     cross-validation) give a record with ``status`` and a ``message`` instead of a tree.
     """
     cliques = clique_record.get("cliques") or []
-    data = build_dataset(cliques, np.random.default_rng(seed), positives)
+    data = build_dataset(cliques, np.random.default_rng(seed), task.n_inputs, positives)
+    feats = Features.of(task)
     n_pos, n_neg = int(data.y.sum()), int((data.y == 0).sum())
     record: dict[str, Any] = {
         "positives": positives,
@@ -295,7 +300,8 @@ def fit_clique_tree(clique_record: dict[str, Any], seed: int, positives: str = "
                           "negatives": data.negatives_rule,
                           "majority_baseline_accuracy":
                               (max(n_pos, n_neg) / (n_pos + n_neg)) if n_pos + n_neg else None},
-        "features": list(FEATURE_NAMES),
+        "features": list(feats.names),
+        "binary_features": sorted(feats.binary),
     }
     status, message = "ok", None
     if not cliques:
@@ -309,13 +315,14 @@ def fit_clique_tree(clique_record: dict[str, Any], seed: int, positives: str = "
                            "too few for nested cross-validation (need at least 3 of each)")
     if status != "ok":
         return {"status": status, "message": message, **record}, None
-    numbers, tree = fit_tree(features(data.nodes), data.y, seed)
+    numbers, tree = fit_tree(feats.rows(data.nodes), data.y, seed, feats)
     return {"status": status, **record, **numbers}, tree
 
 
 # --- the stage: one clique file -> trees/{cm}_layer_{L}_k_{k}.{json,txt,png} -------------------
 def run_clique_file(clique_file: CliqueFile, root: Path, finder: str, args: Any, seed: int,
-                    overwrite: bool = False, positives: str = "largest") -> Path | None:
+                    task: tasks.Task, overwrite: bool = False,
+                    positives: str = "largest") -> Path | None:
     """Fit and write the tree for one clique file; returns the JSON path (None if skipped).
 
     The JSON is written last, so its presence marks a finished cell (a re-run skips it
@@ -329,9 +336,9 @@ def run_clique_file(clique_file: CliqueFile, root: Path, finder: str, args: Any,
         _check_same_positives(out_json, positives)
         log.info("%s exists; skipping (pass --overwrite to redo)", out_json)
         return None
-    clique_record = read_clique_file(clique_file.path)
+    clique_record = read_clique_file(clique_file.path, task.n_inputs)
     cell_seed = derive_seed(seed, "trees", finder, cm, layer, k)
-    record, tree = fit_clique_tree(clique_record, cell_seed, positives)
+    record, tree = fit_clique_tree(clique_record, task, cell_seed, positives)
     record = {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
               "clique_finder": finder, "clique_file": str(clique_file.path),
               "clique_threshold": clique_record.get("threshold"),
@@ -345,9 +352,10 @@ def run_clique_file(clique_file: CliqueFile, root: Path, finder: str, args: Any,
                  f"tree depth {record['best_max_depth']}, nested-CV accuracy {record['cv_accuracy']['mean']:.3f} "
                  f"± {record['cv_accuracy']['std']:.3f}")
         out_txt = paths.tree_file(root, cm, layer, k, "txt")
-        atomic_write_text(out_txt, "# " + title.replace("\n", "; ") + "\n" + export_text(tree))
+        names = record["features"]
+        atomic_write_text(out_txt, "# " + title.replace("\n", "; ") + "\n" + export_text(tree, names))
         out_png = paths.tree_file(root, cm, layer, k, "png")
-        fig = plot_tree_figure(tree, title)
+        fig = plot_tree_figure(tree, title, names)
         with atomic_path(out_png) as tmp:
             fig.savefig(tmp, format="png", dpi=110)
         plt.close(fig)

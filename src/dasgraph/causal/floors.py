@@ -21,40 +21,37 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from dasgraph.causal import models as causal_models
 
 FLOOR_COLUMNS = ["causal_model", "unchanged", "copy_source"]
 # a model "aligns" at a layer when its best IIA over k reaches this (the README's threshold)
 ALIGNED = 0.9
 
 
-def floors(name: str, table: np.ndarray | None = None) -> dict:
-    """{'causal_model', 'unchanged', 'copy_source'} of one model, over all ordered pairs; from
-    its task table, or from ``table`` (a control network's own-behaviour labels)."""
-    table = causal_models.counterfactual_table(name) if table is None else table
+def floors(name: str, table: np.ndarray) -> dict:
+    """{'causal_model', 'unchanged', 'copy_source'} of one model, over all ordered pairs, from
+    its counterfactual table (the task's, or a control network's own-behaviour labels)."""
     own = np.diagonal(table)                    # the output of input i un-intervened
     return {"causal_model": name,
             "unchanged": float((table == own[:, None]).mean()),
             "copy_source": float((table == own[None, :]).mean())}
 
 
-def floor_table(names=None, tables: dict | None = None) -> pd.DataFrame:
-    names = list(names or causal_models.MODELS)
-    return pd.DataFrame([floors(n, (tables or {}).get(n)) for n in names], columns=FLOOR_COLUMNS)
+def floor_table(tables: dict) -> pd.DataFrame:
+    """One row per model of ``tables`` (name -> counterfactual table)."""
+    return pd.DataFrame([floors(n, t) for n, t in tables.items()], columns=FLOOR_COLUMNS)
 
 
-def disagreement_matrix(names=None, tables: dict | None = None) -> pd.DataFrame:
+def disagreement_matrix(tables: dict) -> pd.DataFrame:
     """Share of ordered pairs on which two models' counterfactuals differ (symmetric, 0 on the
-    diagonal); rows and columns in ``names`` order."""
-    names = list(names or causal_models.MODELS)
-    tables = tables or {n: causal_models.counterfactual_table(n) for n in names}
+    diagonal); rows and columns in ``tables`` order."""
+    names = list(tables)
     out = pd.DataFrame(0.0, index=names, columns=names)
     for a, b in itertools.combinations(names, 2):
         out.loc[a, b] = out.loc[b, a] = float((tables[a] != tables[b]).mean())
     return out
 
 
-def indistinguishable_layers(own_iia: pd.DataFrame, disagreement: pd.DataFrame,
+def indistinguishable_layers(own_iia: pd.DataFrame, disagreement: pd.DataFrame, task,
                              threshold: float = ALIGNED) -> pd.DataFrame:
     """Layers where two or more non-trivial models align (best IIA over k >= threshold) although
     their counterfactuals differ: IIA does not tell those hypotheses apart there. Pairs that
@@ -68,8 +65,9 @@ def indistinguishable_layers(own_iia: pd.DataFrame, disagreement: pd.DataFrame,
     rows = []
     for layer, part in best.groupby("layer"):
         aligned = [m for m in part.loc[part["iia"] >= threshold, "causal_model"]
-                   if m in causal_models.NON_TRIVIAL and m in disagreement.index]
-        rivals = [(a, b) for a, b in itertools.combinations(aligned, 2) if not complementary(a, b)]
+                   if m in task.non_trivial and m in disagreement.index]
+        rivals = [(a, b) for a, b in itertools.combinations(aligned, 2)
+                  if not complementary(task.table(a), task.table(b))]
         if not rivals:
             continue
         worst = max(disagreement.loc[a, b] for a, b in rivals)
@@ -78,24 +76,23 @@ def indistinguishable_layers(own_iia: pd.DataFrame, disagreement: pd.DataFrame,
     return pd.DataFrame(rows, columns=["layer", "models", "max_disagreement"])
 
 
-def complementary(a: str, b: str) -> bool:
-    """True when one model's P is the other's rest (XY and Z): an interchange of one is an
-    interchange of the other's complement, so when the network computes one it computes both;
-    aligning together is then expected, not an illusion."""
-    ma, mb = causal_models.MODELS[a], causal_models.MODELS[b]
-    return set(ma.intervened).isdisjoint(mb.intervened) and \
-        len(ma.intervened) + len(mb.intervened) == 3
+def complementary(table_a: np.ndarray, table_b: np.ndarray) -> bool:
+    """True when one model's P is the other's rest (XY and Z; boolean Q and OP1): interchanging
+    one from the source is interchanging the other from the base, so their tables are each
+    other's transpose, and when the network computes one it computes both: aligning together
+    is then expected, not an illusion."""
+    return bool((table_a == table_b.T).all())
 
 
-def write(root, args=None, tables: dict | None = None) -> list:
+def write(root, task, args=None, tables: dict | None = None) -> list:
     """floors.csv and disagreement.csv under ``root``, each with its run.json sidecar; from the
-    task's tables, or from ``tables`` (name -> (1000, 1000) labels of a control network)."""
+    task's tables, or from ``tables`` (name -> (N, N) labels of a control network)."""
     from pathlib import Path
 
     from dasgraph import paths, runtime
 
     made_from = "counterfactual tables" if tables is None else "the control network's own behaviour"
-    tables = tables or {n: causal_models.counterfactual_table(n) for n in causal_models.MODELS}
+    tables = tables or {n: task.table(n) for n in task.models}
     written = []
     for path, table, index in ((paths.floors_csv(root), floor_table(tables=tables), False),
                                (paths.disagreement_csv(root), disagreement_matrix(tables=tables),

@@ -1,166 +1,233 @@
-"""The seven causal models of the arithmetic task and their counterfactual labels.
+"""Causal models with one intermediate variable P, and their counterfactual tables.
 
-Each model has one intermediate variable P (the model's name says what P sums); the
-counterfactual of (base b, source s) is the output with P set to its value on s:
+A causal model of a task names its intermediate variable P as a function of the inputs and
+gives the output as a function of P and the (base's) inputs. The counterfactual of (base b,
+source s) is the output with P set to its value on s:
 
-    XY  (X+Y)+Z   Xs+Ys+Zb        X  (X)+Y+Z   Xs+Yb+Zb
-    XZ  (X+Z)+Y   Xs+Zs+Yb        Y  X+(Y)+Z   Xb+Ys+Zb
-    YZ  X+(Y+Z)   Ys+Zs+Xb        Z  X+Y+(Z)   Xb+Yb+Zs
-    XYZ (X+Y+Z)   Xs+Ys+Zs  (the source's answer: the "trivial" model)
+    cf[b, s] = output(P(s), inputs of b)
+
+Both functions take *columns*: a mapping variable -> (N,) array, and return (N,) arrays, so a
+whole table is computed in a few vectorised calls. The task's own models live with the task
+(``dasgraph.tasks.arithmetic``, ``dasgraph.tasks.boolean``); a ``pyvene.CausalModel`` can be
+used through :func:`from_pyvene`.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 
-from dasgraph.tasks import arithmetic as task
 from dasgraph.runtime import UsageError
 
-_VARIABLES = ("X", "Y", "Z")
+if TYPE_CHECKING:
+    from dasgraph.tasks import Task
+
+Columns = Mapping[str, np.ndarray]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CausalModel:
-    name: str                    # XY, XZ, YZ, X, Y, Z, XYZ
-    label: str                   # (X+Y)+Z, ...
-    intervened: tuple[str, ...]  # the inputs P is made of
+    name: str                                   # XY, Q, ...
+    label: str                                  # (X+Y)+Z, ...
+    p: Callable[[Columns], np.ndarray]          # columns -> (N,) value of P
+    output: Callable[[np.ndarray, Columns], np.ndarray]  # (P, base columns) -> (N,) class
+    reads: tuple[str, ...] = ()                 # the inputs P is computed from (drawing)
+    rest: tuple[str, ...] = ()                  # the other inputs the output reads (drawing)
 
     @property
     def parents(self) -> dict[str, list[str]]:
         """The causal graph, for drawing: variable -> parents."""
-        rest = [v for v in _VARIABLES if v not in self.intervened]
-        graph = {v: [] for v in _VARIABLES}
-        graph["P"] = list(self.intervened)
-        graph["O"] = ["P", *rest]
+        graph = {v: [] for v in dict.fromkeys((*self.reads, *self.rest))}
+        graph["P"] = list(self.reads)
+        graph["O"] = ["P", *self.rest]
         return graph
 
-    def counterfactual_sums(self, base: np.ndarray, source: np.ndarray) -> np.ndarray:
-        """Output sums for (N, 3) base and source inputs: P from the source, the rest from base."""
-        take = np.array([v in self.intervened for v in _VARIABLES])
-        return np.where(take, source, base).sum(axis=-1)
+    def table(self, task: "Task") -> np.ndarray:
+        """(N, N) int64: class of the counterfactual with base i and source j (node ids).
 
-    def variable_values(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(P, rest) per (N, 3) input: the output is always P + rest."""
-        take = np.array([v in self.intervened for v in _VARIABLES])
-        return (inputs * take).sum(-1), (inputs * ~take).sum(-1)
-
-
-MODELS = {m.name: m for m in (
-    CausalModel("XY", "(X+Y)+Z", ("X", "Y")),
-    CausalModel("XZ", "(X+Z)+Y", ("X", "Z")),
-    CausalModel("YZ", "X+(Y+Z)", ("Y", "Z")),
-    CausalModel("X", "(X)+Y+Z", ("X",)),
-    CausalModel("Y", "X+(Y)+Z", ("Y",)),
-    CausalModel("Z", "X+Y+(Z)", ("Z",)),
-    CausalModel("XYZ", "(X+Y+Z)", ("X", "Y", "Z")),
-)}
-FAMILIES = {"arithmetic": ["XY", "XZ", "YZ"], "simple": ["X", "Y", "Z", "XYZ"],
-            "all": list(MODELS)}
-TRIVIAL = "XYZ"
-NON_TRIVIAL = [name for name in MODELS if name != TRIVIAL]
+        output() is called once per distinct value of P, over every base at once."""
+        cols = task.columns()
+        values, which = np.unique(np.asarray(self.p(cols)), return_inverse=True)
+        per_value = np.stack([np.asarray(self.output(np.full(task.n_inputs, v), cols))
+                              for v in values], axis=1)          # (N bases, distinct P)
+        return per_value[:, which.reshape(-1)].astype(np.int64)
 
 
-def select(causal_model_type: str = "all", names: list[str] | None = None) -> list[str]:
-    """Model names from ``--causal_models`` (if given) or ``--causal_model_type``."""
-    if names:
-        unknown = [n for n in names if n not in MODELS]
-        if unknown:
-            raise UsageError(f"unknown causal model(s) {', '.join(unknown)}; "
-                             f"valid names: {', '.join(MODELS)}")
-        return list(dict.fromkeys(names))
-    if causal_model_type not in FAMILIES:
-        raise UsageError(f"unknown --causal_model_type {causal_model_type!r}; "
-                         f"valid: {', '.join(FAMILIES)}")
-    return list(FAMILIES[causal_model_type])
+def check_table(task: "Task", model: CausalModel, allow_outside: bool = False) -> None:
+    """One-line UsageError when a model's P is not defined on every input, or when one of its
+    counterfactuals is not a class of the task."""
+    where = f"causal model {model.name!r} of task {task.name!r}"
+    try:
+        p = np.asarray(model.p(task.columns()))
+    except Exception as err:       # a user's function: name it, in one line
+        raise UsageError(f"{where}: P raised {type(err).__name__}: {err}") from err
+    undefined = p.shape != (task.n_inputs,) or p.dtype == object or \
+        (np.issubdtype(p.dtype, np.floating) and not np.isfinite(p).all())
+    if undefined:
+        bad = _first_undefined(p, task.n_inputs)
+        raise UsageError(f"{where}: P is not defined on every input ({bad}); it must give one "
+                         "finite value per input")
+    try:
+        table = model.table(task)
+    except Exception as err:
+        raise UsageError(f"{where}: the output raised {type(err).__name__}: {err}") from err
+    if table.shape != (task.n_inputs, task.n_inputs):
+        raise UsageError(f"{where}: the output gives shape {table.shape[:1]} per value of P, "
+                         f"expected ({task.n_inputs},)")
+    if not allow_outside:
+        bad = np.argwhere((table < 0) | (table >= task.n_classes))
+        if len(bad):
+            b, s = map(int, bad[0])
+            raise UsageError(f"{where}: counterfactual {table[b, s]} (base {task.describe_input(b)}; "
+                             f"source {task.describe_input(s)}) is outside the classes "
+                             f"0..{task.n_classes - 1}")
 
 
-@dataclass(frozen=True)
+def _first_undefined(p: np.ndarray, n: int) -> str:
+    if p.shape != (n,):
+        return f"shape {p.shape}, expected ({n},)"
+    if p.dtype == object:
+        i = next((i for i, v in enumerate(p) if v is None), 0)
+        return f"input {i} gives {p[i]!r}"
+    i = int(np.flatnonzero(~np.isfinite(p))[0])
+    return f"input {i} gives {p[i]}"
+
+
+def sample_pairs(n: int, n_inputs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n (base, source) node-id pairs, drawn independently and uniformly (the thesis's way)."""
+    return rng.integers(0, n_inputs, n), rng.integers(0, n_inputs, n)
+
+
+def indistinguishable(table: np.ndarray) -> np.ndarray:
+    """(N,) group id per node of a counterfactual table: two inputs share a group when the
+    causal model cannot tell them apart in any interchange (identical rows and columns), e.g.
+    for XY the inputs with the same X+Y and the same Z."""
+    _, groups = np.unique(np.concatenate([table, table.T], axis=1), axis=0, return_inverse=True)
+    return groups.reshape(-1)
+
+
+# --- a planted combination ---------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
 class CombinedModel:
     """A combined causal model: ``inside`` on the inputs where ``variable <= threshold``,
     ``outside`` elsewhere (the paper's combination, planted rather than found).
 
     One intermediate variable P whose meaning depends on the region, e.g. for
-    "XY if Z<=5 else X": P = X+Y where Z <= 5, P = X elsewhere; the output is P + rest, with
-    rest = Z, respectively Y+Z. An interchange sets the base's P to the source's P and keeps
-    the base's rest, so its counterfactual is P(source) + rest(base), across regions too.
+    "XY if Z<=5 else X": P = X+Y where Z <= 5, P = X elsewhere. An interchange sets the
+    base's P to the source's and keeps the rest of the base, so its counterfactual is the
+    base region's output of P(source), across regions too. Counterfactuals that are no class
+    of the task (a sum outside 3..30) get no target (``gpt2.interchange_loss`` masks them).
     """
-    inside: str
-    outside: str
+    inside: CausalModel
+    outside: CausalModel
     variable: str
     threshold: int
 
     @property
     def name(self) -> str:
-        return f"{self.inside} if {self.variable}<={self.threshold} else {self.outside}"
+        return f"{self.inside.name} if {self.variable}<={self.threshold} else {self.outside.name}"
 
-    label = name
+    @property
+    def label(self) -> str:
+        return self.name
 
-    def region(self, inputs: np.ndarray) -> np.ndarray:
+    def region(self, cols: Columns) -> np.ndarray:
         """(N,) True where the ``inside`` model holds."""
-        return inputs[:, _VARIABLES.index(self.variable)] <= self.threshold
+        return np.asarray(cols[self.variable]) <= self.threshold
 
-    def variable_values(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        inside = self.region(inputs)
-        p_in, rest_in = MODELS[self.inside].variable_values(inputs)
-        p_out, rest_out = MODELS[self.outside].variable_values(inputs)
-        return np.where(inside, p_in, p_out), np.where(inside, rest_in, rest_out)
+    def p(self, cols: Columns) -> np.ndarray:
+        return np.where(self.region(cols), self.inside.p(cols), self.outside.p(cols))
+
+    def output(self, p: np.ndarray, cols: Columns) -> np.ndarray:
+        return np.where(self.region(cols), self.inside.output(p, cols),
+                        self.outside.output(p, cols))
+
+    table = CausalModel.table
 
 
-_COMBINED = re.compile(r"^\s*([A-Z]+)\s+if\s+([XYZ])\s*<=\s*(\d+)\s+else\s+([A-Z]+)\s*$")
+_COMBINED = re.compile(r"^\s*(\S+)\s+if\s+(\w+)\s*<=\s*(-?\d+)\s+else\s+(\S+)\s*$")
 
 
-def planted_model(spec: str) -> CausalModel | CombinedModel:
+def planted_model(spec: str, task: "Task") -> CausalModel | CombinedModel:
     """A model to plant: a name (``XY``) or a combination (``XY if Z<=5 else X``).
 
     UsageError naming the bad part when the spec is neither, uses the trivial model, or
     leaves a region empty.
     """
-    if spec in MODELS and spec != TRIVIAL:
-        return MODELS[spec]
+    if spec in task.models and spec != task.trivial:
+        return task.models[spec]
     match = _COMBINED.match(spec)
-    usage = (f"--iit_causal_model {spec!r}: give one of {', '.join(NON_TRIVIAL)}, or a "
-             "combination 'A if V<=t else B' with A, B among them, V one of X, Y, Z and t in "
-             f"{min(task.VALUES)}..{max(task.VALUES) - 1} (e.g. 'XY if Z<=5 else X')")
+    usage = (f"--iit_causal_model {spec!r}: give one of {', '.join(task.non_trivial)}, or a "
+             "combination 'A if V<=t else B' with A, B among them, V an input variable "
+             f"({', '.join(task.variables)}) and t a value that leaves neither region empty "
+             "(e.g. 'XY if Z<=5 else X' for arithmetic)")
     if not match:
         raise UsageError(usage)
     inside, variable, threshold, outside = match.groups()
-    if {inside, outside} - set(NON_TRIVIAL) or inside == outside \
-            or not min(task.VALUES) <= int(threshold) < max(task.VALUES):
+    if {inside, outside} - set(task.non_trivial) or inside == outside \
+            or variable not in task.variables:
         raise UsageError(usage)
-    return CombinedModel(inside, outside, variable, int(threshold))
+    values = task.values[variable]
+    if not min(values) <= int(threshold) < max(values):
+        raise UsageError(usage)
+    return CombinedModel(task.models[inside], task.models[outside], variable, int(threshold))
 
 
-def _resolve(model: str | CausalModel | CombinedModel) -> CausalModel | CombinedModel:
-    return (MODELS[model] if model in MODELS else planted_model(model)) \
-        if isinstance(model, str) else model
+def table_of(spec: str, task: "Task") -> np.ndarray:
+    """(N, N) counterfactual classes of a task's model or of a planted combination
+    (:func:`planted_model`); a combination's counterfactuals may fall outside the classes
+    (a sum outside 3..30), and users of the table mask those (no target)."""
+    return task.table(spec) if spec in task.models else planted_model(spec, task).table(task)
 
 
-def counterfactual_table(model: str | CausalModel | CombinedModel) -> np.ndarray:
-    """(1000, 1000) int64: class of the counterfactual with base i and source j (node ids).
+# --- pyvene's causal models ------------------------------------------------------------------
+def from_pyvene(model, name: str, intermediate: str, output: str = "O",
+                classes: list | None = None, label: str | None = None) -> CausalModel:
+    """A ``pyvene.CausalModel`` as a causal model of a task whose input variables carry the
+    same names and values as the pyvene model's inputs. ``intermediate`` is the variable
+    interchanged (P); ``output`` the output variable, whose values map to class indices by
+    their place in ``classes`` (default: the values are the class indices).
 
-    ``model``: a name, a planted-model spec ("XY if Z<=5 else X") or a model object.
-    """
-    model = _resolve(model)
-    inputs = task.all_inputs()
-    if isinstance(model, CausalModel):
-        sums = model.counterfactual_sums(inputs[:, None, :], inputs[None, :, :])
-    else:
-        p, rest = model.variable_values(inputs)
-        sums = rest[:, None] + p[None, :]
-    return sums - task.MIN_SUM
+    Evaluated with pyvene's own ``run_forward``, one input at a time (tasks are small)."""
+    inputs = list(model.inputs)
+    for variable in (intermediate, output):
+        if variable not in model.variables:
+            raise UsageError(f"pyvene causal model {name!r} has no variable {variable!r} "
+                             f"(it has {', '.join(model.variables)})")
+    index = {v: i for i, v in enumerate(classes)} if classes is not None else None
+
+    def settings(cols: Columns) -> list[dict]:
+        missing = [v for v in inputs if v not in cols]
+        if missing:
+            raise UsageError(f"pyvene causal model {name!r} reads input(s) "
+                             f"{', '.join(missing)} that the task does not have")
+        n = len(next(iter(cols.values())))
+        return [{v: _plain(cols[v][i]) for v in inputs} for i in range(n)]
+
+    def p(cols: Columns) -> np.ndarray:
+        return np.array([model.run_forward(s)[intermediate] for s in settings(cols)])
+
+    def out(p_values: np.ndarray, cols: Columns) -> np.ndarray:
+        values = [model.run_forward({**s, intermediate: _plain(v)})[output]
+                  for s, v in zip(settings(cols), p_values)]
+        return np.array([index[v] if index is not None else v for v in values])
+
+    reads = tuple(v for v in inputs if v in _ancestors(model, intermediate))
+    return CausalModel(name, label or name, p, out, reads,
+                       tuple(v for v in inputs if v not in reads))
 
 
-def indistinguishable(model: str | CausalModel | CombinedModel) -> np.ndarray:
-    """(1000,) group id per node: two inputs share a group when the causal model cannot tell
-    them apart in any interchange (identical counterfactual rows and columns), e.g. for XY the
-    inputs with the same X+Y and the same Z."""
-    table = counterfactual_table(model)
-    _, groups = np.unique(np.concatenate([table, table.T], axis=1), axis=0, return_inverse=True)
-    return groups.reshape(-1)
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
 
 
-def sample_pairs(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """n (base, source) node-id pairs, drawn independently and uniformly (the thesis's way)."""
-    return rng.integers(0, task.N_INPUTS, n), rng.integers(0, task.N_INPUTS, n)
+def _ancestors(model, variable: str) -> set[str]:
+    seen, todo = set(), list(model.parents[variable])
+    while todo:
+        v = todo.pop()
+        if v not in seen:
+            seen.add(v)
+            todo += list(model.parents[v])
+    return seen

@@ -22,7 +22,6 @@ from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
 from dasgraph.causal import models as causal_models
-from dasgraph.tasks import arithmetic as task
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import UsageError, derive_seed
 
@@ -32,8 +31,9 @@ THESIS_WIDTH = 768
 THESIS_KS = (64, 128, 256, 768, 4608)
 
 
-def default_low_rank_dimensions(width: int, n_positions: int = task.SEQ_LEN) -> list[int]:
-    """The thesis's k list scaled by width (k/768 of the hidden size), plus 6*width (full)."""
+def default_low_rank_dimensions(width: int, n_positions: int) -> list[int]:
+    """The thesis's k list scaled by width (k/768 of the hidden size), plus n_positions*width
+    (the full space: the thesis's 6*768 = 4608)."""
     ks = [max(1, round(k * width / THESIS_WIDTH)) for k in THESIS_KS[:-1]]
     return sorted(set(ks + [n_positions * width]))
 
@@ -85,7 +85,7 @@ def random_rotation(dim: int, low_rank_dimension: int, seed: int) -> torch.Tenso
     return orthonormal(torch.randn(dim, low_rank_dimension, generator=gen, dtype=torch.float64)).float()
 
 
-def position_shares(R: torch.Tensor, n_positions: int = task.SEQ_LEN) -> list[float]:
+def position_shares(R: torch.Tensor, n_positions: int) -> list[float]:
     """Share of a (S*d, k) subspace lying on each of the S positions: the squared norm of R's
     rows of that position over k (R's columns are orthonormal, so the shares sum to 1). The
     per-position size d is R's row count / S, never a fixed width (the thesis's figure assumed
@@ -105,9 +105,10 @@ def interchange(base: torch.Tensor, source: torch.Tensor, R: torch.Tensor) -> to
     return out.view(B, S, d)
 
 
-def counterfactual_pairs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def counterfactual_pairs(n: int, seed: int, n_inputs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n (base, source) node-id pairs over ``n_inputs`` inputs, from their own seed."""
     rng = np.random.default_rng(seed)
-    base, source = causal_models.sample_pairs(n, rng)
+    base, source = causal_models.sample_pairs(n, n_inputs, rng)
     return torch.as_tensor(base), torch.as_tensor(source)
 
 
@@ -124,7 +125,7 @@ def train_cell(lean: LeanGPT2, states: torch.Tensor, table: torch.Tensor, layer:
                                     derive_seed(seed, "init")).to(states.device)
     if low_rank_dimension >= S * d:
         return intervention, []
-    base, source = counterfactual_pairs(cfg.n_training, derive_seed(seed, "train"))
+    base, source = counterfactual_pairs(cfg.n_training, derive_seed(seed, "train"), N)
     labels = table[base, source]
     # Train an unconstrained W through its QR factor (orthonormal columns) rather than torch's
     # Householder product: same family of rotations, a third of the step time for tall R.
@@ -175,7 +176,7 @@ def predict_pairs(lean: LeanGPT2, states: torch.Tensor, layer: int, R: torch.Ten
 
 def evaluate_cell(lean, states, table, layer, intervention, n_testing, seed) -> dict:
     """IIA on ``n_testing`` fresh counterfactual pairs (drawn with their own seed)."""
-    base, source = counterfactual_pairs(n_testing, derive_seed(seed, "test"))
+    base, source = counterfactual_pairs(n_testing, derive_seed(seed, "test"), len(states))
     with torch.no_grad(), parametrize.cached():
         pred = predict_pairs(lean, states, layer, rotation(intervention).detach(), base, source)
     correct = (pred == table[base, source])
@@ -193,28 +194,30 @@ def site(layer: int) -> tuple[int, str]:
     return (0, "block_input") if layer == 0 else (layer - 1, "block_output")
 
 
-def intervenable_config(layer: int, low_rank_dimension: int, intervention=None):
-    """The thesis's joint form: one low-rank rotation over all 6 positions (unit "pos")."""
+def intervenable_config(layer: int, low_rank_dimension: int, n_positions: int, intervention=None):
+    """The thesis's joint form: one low-rank rotation over all positions (unit "pos")."""
     import pyvene
 
     pv_layer, component = site(layer)
     return pyvene.IntervenableConfig(representations=[pyvene.RepresentationConfig(
-        layer=pv_layer, component=component, unit="pos", max_number_of_units=task.SEQ_LEN,
+        layer=pv_layer, component=component, unit="pos", max_number_of_units=n_positions,
         low_rank_dimension=low_rank_dimension, intervention=intervention)],
         intervention_types=pyvene.LowRankRotatedSpaceIntervention)
 
 
-def wrap(model, layer: int, low_rank_dimension: int, intervention=None):
+def wrap(model, layer: int, low_rank_dimension: int, n_positions: int, intervention=None):
     """pyvene IntervenableModel around the classifier, with our (trained) intervention if given."""
     import pyvene
 
-    return pyvene.IntervenableModel(intervenable_config(layer, low_rank_dimension, intervention),
+    return pyvene.IntervenableModel(intervenable_config(layer, low_rank_dimension, n_positions,
+                                                        intervention),
                                     model=model)
 
 
 def save_intervention(directory, model, layer: int, intervention) -> None:
     """Save in pyvene's format: loads back with ``pyvene.IntervenableModel.load(dir, model)``."""
-    intervenable = wrap(model, layer, intervention.rotate_layer.weight.shape[1], intervention)
+    D, k = intervention.rotate_layer.weight.shape
+    intervenable = wrap(model, layer, k, D // model.config.hidden_size, intervention)
     with contextlib.redirect_stdout(io.StringIO()):   # pyvene prints "Directory ... exists"
         intervenable.save(str(directory))
 
@@ -244,7 +247,7 @@ def intervention_of(intervenable):
 
 def pyvene_logits(intervenable, ids: torch.Tensor, base: torch.Tensor, source: torch.Tensor):
     """Intervened logits computed by pyvene itself (the thesis's slow way): (P, C)."""
-    positions = [[list(range(task.SEQ_LEN))] * len(base)]
+    positions = [[list(range(ids.shape[1]))] * len(base)]
     _, out = intervenable({"input_ids": ids[base]}, [{"input_ids": ids[source]}],
                           {"sources->base": (positions, positions)})
     return out.logits

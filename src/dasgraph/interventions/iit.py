@@ -26,9 +26,8 @@ import numpy as np
 import torch
 
 from dasgraph.causal import models as causal_models
-from dasgraph import cli, paths
+from dasgraph import cli, paths, tasks
 from dasgraph.networks import gpt2
-from dasgraph.tasks import arithmetic as task
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import (UsageError, atomic_write_json, derive_seed, read_json, run_record)
 
@@ -39,19 +38,19 @@ N_TEST_PAIRS = 10_000
 
 @torch.inference_mode()
 def gpt2_site_iia(model, ids: torch.Tensor, cfg: gpt2.TrainConfig, nodes: np.ndarray,
-                  n_pairs: int, seed: int) -> float:
+                  n_pairs: int, seed: int, task: tasks.Task) -> float:
     """IIA of the planted swap (``model.swap_coordinates``) on (base, source) pairs drawn from
     ``nodes``, against ``cfg.iit_causal_model``'s counterfactual labels."""
     lean = LeanGPT2(model.eval())
     states = lean.states_at(cfg.iit_layer, ids)
-    table = torch.as_tensor(causal_models.counterfactual_table(cfg.iit_causal_model))
+    table = torch.as_tensor(causal_models.table_of(cfg.iit_causal_model, task))
     rng = np.random.default_rng(seed)
     base, source = (torch.as_tensor(rng.choice(nodes, n_pairs)) for _ in range(2))
     swapped = gpt2.swap_coordinates(states[base], states[source], cfg.iit_dims,
                                     cfg.iit_last_position_only)
     pred = lean.logits_from(cfg.iit_layer, swapped).argmax(-1)
     labels = table[base, source]
-    valid = (labels >= 0) & (labels < task.N_CLASSES)
+    valid = (labels >= 0) & (labels < task.n_classes)
     return float((pred == labels)[valid].float().mean())
 
 
@@ -71,35 +70,36 @@ def run_gpt2(args: argparse.Namespace) -> dict:
     from dasgraph.stages.training import resolve_configs, run_training
 
     root = cli.writable_dir(args.results_path)
+    task = tasks.get(getattr(args, "task", None))
     out = paths.iit_dir(root, args.name)
     if args.iit_weight <= 0:
         raise UsageError(f"--iit_weight {args.iit_weight}: must be > 0 (the baseline is trained "
                          "without it anyway)")
     runs = {name: _training_args(args, out / name, name == "iit") for name in ("iit", "baseline")}
     try:                                           # checks layer and dims against the network
-        arch, cfg = resolve_configs(runs["iit"])
+        arch, cfg = resolve_configs(runs["iit"], task)
     except UsageError as err:                      # train_gpt2.py's flag names -> this stage's
         raise UsageError(str(err).replace("--iit_layer", "--layer")
                          .replace("--iit_dims", "--dims")) from None
     if args.model_path:
-        before = gpt2.load_classifier(args.model_path, num_labels=task.N_CLASSES)
+        before = gpt2.load_classifier(args.model_path, num_labels=task.n_classes)
         tokenizer = gpt2.load_tokenizer(args.model_path)
         _check_site(cfg, before.config)
     else:
-        before = gpt2.build_model(arch, derive_seed(args.seed, "init"))
+        before = gpt2.build_model(arch, derive_seed(args.seed, "init"), task)
         tokenizer = task.build_tokenizer()
     for name, run in runs.items():
         log.info("training the %s network", name)
         run_training(run)
-    ids = task.encode_all(tokenizer)
+    ids = task.encode(tokenizer)
     test = task.split_nodes(args.seed)["test"]
     seed = derive_seed(args.seed, "iit", "test")
-    iia = {"before": gpt2_site_iia(before, ids, cfg, test, N_TEST_PAIRS, seed)}
+    iia = {"before": gpt2_site_iia(before, ids, cfg, test, N_TEST_PAIRS, seed, task)}
     accuracy = {}
     for name in runs:
         folder = paths.gpt2_dir(out / name)
         net = gpt2.load_classifier(str(folder))
-        iia[name] = gpt2_site_iia(net, ids, cfg, test, N_TEST_PAIRS, seed)
+        iia[name] = gpt2_site_iia(net, ids, cfg, test, N_TEST_PAIRS, seed, task)
         accuracy[name] = read_json(folder / paths.METRICS)["test_accuracy"]
     site = {"layer": cfg.iit_layer, "positions": args.positions,
             "dims": list(range(cfg.iit_dims))}
@@ -163,11 +163,12 @@ def run_stage(args: argparse.Namespace) -> dict:
         if args.model_path:
             raise UsageError("--model_path is for --network gpt2 (the MLP trains from scratch)")
         return run_mlp(args)
-    if args.causal_model not in causal_models.NON_TRIVIAL:
+    task = tasks.get(getattr(args, "task", None))
+    if args.causal_model not in task.non_trivial:
         try:
-            causal_models.planted_model(args.causal_model)
+            causal_models.planted_model(args.causal_model, task)
         except UsageError:
             raise UsageError(f"--causal_model {args.causal_model!r}: for --network gpt2 give "
-                             f"one of {', '.join(causal_models.NON_TRIVIAL)} or 'A if V<=t else B'"
+                             f"one of {', '.join(task.non_trivial)} or 'A if V<=t else B'"
                              ) from None
     return run_gpt2(args)

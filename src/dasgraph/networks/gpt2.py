@@ -1,7 +1,7 @@
-"""Build, load and train the arithmetic GPT-2 classifier (GPT2ForSequenceClassification).
+"""Build, load and train a task's GPT-2 classifier (GPT2ForSequenceClassification).
 
-The embedded default is a small GPT-2 trained from scratch with the local word-level
-tokenizer (``task.build_tokenizer``), so the whole pipeline runs offline on a CPU.
+The embedded default is a small GPT-2 trained from scratch with the task's local word-level
+tokenizer (``Task.build_tokenizer``), so the whole pipeline runs offline on a CPU.
 ``--model_path gpt2`` (or any hub id / local folder) fine-tunes or loads a real model through
 the ordinary ``from_pretrained`` code; offline, a hub id fails fast with one clear message.
 """
@@ -19,7 +19,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dasgraph import readers
-from dasgraph.tasks import arithmetic as task
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import UsageError
 
@@ -37,15 +36,16 @@ class ArchConfig:
     dropout: float = 0.0
 
 
-def build_model(arch: ArchConfig, seed: int):
-    """A fresh GPT2ForSequenceClassification for the local tokenizer (13 tokens, 28 classes)."""
+def build_model(arch: ArchConfig, seed: int, task):
+    """A fresh GPT2ForSequenceClassification for the task's local tokenizer (pad + vocab) and
+    classes (arithmetic: 13 tokens, 28 classes)."""
     from transformers import GPT2Config, GPT2ForSequenceClassification
 
     torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=len(task.VOCAB), n_positions=task.SEQ_LEN + 2,
+    config = GPT2Config(vocab_size=len(task.vocab) + 1, n_positions=task.seq_len + 2,
                         n_embd=arch.n_embd, n_layer=arch.n_layer, n_head=arch.n_head,
                         resid_pdrop=arch.dropout, embd_pdrop=arch.dropout,
-                        attn_pdrop=arch.dropout, num_labels=task.N_CLASSES,
+                        attn_pdrop=arch.dropout, num_labels=task.n_classes,
                         pad_token_id=0, bos_token_id=0, eos_token_id=0)
     return GPT2ForSequenceClassification(config)
 
@@ -196,7 +196,7 @@ def accuracy(model, ids: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.ndarray],
-          cfg: TrainConfig, seed: int) -> list[dict]:
+          cfg: TrainConfig, seed: int, task=None) -> list[dict]:
     """AdamW with linear warm-up and decay, cross-entropy, on ``splits['train']``.
 
     Returns the per-epoch history (loss, train and validation accuracy).
@@ -216,11 +216,10 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
     if planted:
         from dasgraph.causal import models as causal_models
 
-        cf_table = torch.as_tensor(causal_models.counterfactual_table(cfg.iit_causal_model),
-                                   device=ids.device)
+        table = causal_models.table_of(cfg.iit_causal_model, task)
+        cf_table = torch.as_tensor(table, device=ids.device)
         # sources and partners come from the training inputs too: test inputs stay unseen
-        partners = partner_sampler(causal_models.indistinguishable(cfg.iit_causal_model),
-                                    splits["train"])
+        partners = partner_sampler(causal_models.indistinguishable(table), splits["train"])
     bar = tqdm(range(cfg.epochs), desc="training GPT-2", unit="epoch")
     for epoch in bar:
         lean.train()

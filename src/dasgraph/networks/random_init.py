@@ -18,9 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dasgraph.causal import models as causal_models
-from dasgraph import paths
-from dasgraph.tasks import arithmetic as task
+from dasgraph import paths, tasks
 from dasgraph.runtime import atomic_directory, atomic_write_json, derive_seed, run_record
 
 log = logging.getLogger(__name__)
@@ -28,30 +26,29 @@ log = logging.getLogger(__name__)
 CONTROLS = ("none", "random_init")
 
 
-def counterfactual_nodes(name: str) -> np.ndarray:
-    """(1000, 1000) node id of the input with model ``name``'s intervened inputs from the
+def counterfactual_nodes(name: str, task: tasks.Task) -> np.ndarray:
+    """(N, N) node id of the input with the inputs model ``name``'s P reads taken from the
     source (column) and the rest from the base (row)."""
-    model = causal_models.MODELS[name]
-    inputs = task.all_inputs()
-    take = np.array([v in model.intervened for v in "XYZ"])
-    mixed = np.where(take, inputs[None, :, :], inputs[:, None, :])       # (base, source, 3)
-    return task.node_id(mixed[..., 0], mixed[..., 1], mixed[..., 2])
+    inputs = task.inputs
+    take = np.array([v in task.models[name].reads for v in task.variables])
+    mixed = np.where(take, inputs[None, :, :], inputs[:, None, :])       # (base, source, V)
+    return task.node_ids(mixed)
 
 
-def behaviour_table(name: str, predictions: np.ndarray) -> np.ndarray:
-    """(1000, 1000) counterfactual classes from the network's own (1000,) predictions."""
-    return np.asarray(predictions)[counterfactual_nodes(name)]
+def behaviour_table(name: str, predictions: np.ndarray, task: tasks.Task) -> np.ndarray:
+    """(N, N) counterfactual classes from the network's own (N,) predictions."""
+    return np.asarray(predictions)[counterfactual_nodes(name, task)]
 
 
-def own_tables(model_path: str) -> dict[str, np.ndarray]:
+def own_tables(model_path: str, task: tasks.Task) -> dict[str, np.ndarray]:
     """Every causal model's own-behaviour table for the network at ``model_path``."""
     from dasgraph.stages.sweep import load_subject
 
-    predictions = load_subject(model_path).predictions.cpu().numpy()
-    return {n: behaviour_table(n, predictions) for n in causal_models.MODELS}
+    predictions = load_subject(model_path, task=task).predictions.cpu().numpy()
+    return {n: behaviour_table(n, predictions, task) for n in task.models}
 
 
-def make_network(model_path: str, root: Path, seed: int, args=None) -> Path:
+def make_network(model_path: str, root: Path, seed: int, task: tasks.Task, args=None) -> Path:
     """A randomly initialised copy of the classifier at ``model_path`` (same config and
     tokenizer), saved as ``root``/gpt2 unless one is there already; returns that folder."""
     import torch
@@ -67,8 +64,8 @@ def make_network(model_path: str, root: Path, seed: int, args=None) -> Path:
     torch.manual_seed(net_seed)
     network = AutoModelForSequenceClassification.from_config(config).eval()
     tokenizer = gpt2.load_tokenizer(model_path)
-    ids = task.encode_all(tokenizer)
-    accuracy = gpt2.accuracy(network, ids, torch.as_tensor(task.labels()))
+    ids = task.encode(tokenizer)
+    accuracy = gpt2.accuracy(network, ids, torch.as_tensor(task.labels))
     with atomic_directory(out) as tmp:
         network.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

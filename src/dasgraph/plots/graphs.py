@@ -1,38 +1,65 @@
 """Figures of the IIA graphs and their cliques (stages 5-6).
 
 Each function takes data and returns a matplotlib Figure (Agg). Node ids follow the task's
-order, id = 100(X-1) + 10(Y-1) + (Z-1): in a graph drawn in node-id order, X changes every 100
-rows, Y every 10, Z every row. Per-input values are drawn on the X, Y, Z grid as ten small
-X x Y maps, one per Z.
+order (itertools.product over its variables): for arithmetic, id = 100(X-1) + 10(Y-1) + (Z-1),
+so in a graph drawn in node-id order X changes every 100 rows, Y every 10, Z every row.
+Per-input values are drawn on the task's grid (:func:`grid_panels`): for three variables, one
+small map of the first two per value of the third (arithmetic: ten X x Y maps, one per Z);
+otherwise one map, rows = the first half of the variables, columns = the rest.
 """
 from __future__ import annotations
 
+import math
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap
 
-from dasgraph.tasks import arithmetic as task
 from dasgraph.plots.iia import order_models
 
-N_VALUES = task.N_VALUES            # 10 values per input variable
 # The largest cliques get a colour each (tab10 without its grey); smaller ones share light grey.
 CLIQUE_COLOURS = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]
 MAX_CLIQUE_COLOURS = len(CLIQUE_COLOURS)
 
 
-def xyz_cube(values: np.ndarray) -> np.ndarray:
-    """(1000,) per-node values -> (Z, X, Y) = (10, 10, 10) array: cube[z-1, x-1, y-1]."""
-    return np.asarray(values).reshape(N_VALUES, N_VALUES, N_VALUES).transpose(2, 0, 1)
+def _names(task, v) -> list[str]:
+    return [str(task.value_names.get(v, {}).get(x, x)) for x in task.values[v]]
 
 
-def _xyz_ticks(ax, axis: str) -> None:
-    """Node-id axis: X blocks of 100 labelled at their centres, Y blocks of 10 as faint lines."""
-    n = task.N_INPUTS
-    block = N_VALUES * N_VALUES
-    centres = np.arange(N_VALUES) * block + block / 2 - 0.5
-    labels = [f"X={v}" for v in task.VALUES]
+def grid_panels(values: np.ndarray, task) -> list[tuple[str, np.ndarray, str, list, str, list]]:
+    """(N,) per-node values -> panels (title, 2-D array, row axis name, row labels, column axis
+    name, column labels) in the task's grid."""
+    sizes = [len(task.values[v]) for v in task.variables]
+    values = np.asarray(values).reshape(sizes)
+    if len(sizes) == 3:
+        a, b, c = task.variables
+        return [(f"{c} = {name}", values[:, :, i], a, _names(task, a), b, _names(task, b))
+                for i, name in enumerate(_names(task, c))]
+    half = (len(sizes) + 1) // 2
+    rows, cols = task.variables[:half], task.variables[half:]
+
+    def labels(variables):
+        combos = np.array(np.meshgrid(*[_names(task, v) for v in variables], indexing="ij"))
+        return [",".join(c) for c in combos.reshape(len(variables), -1).T]
+
+    matrix = values.reshape(math.prod(sizes[:half]), -1)
+    return [("", matrix, ",".join(rows), labels(rows), ",".join(cols), labels(cols))]
+
+
+def xyz_cube(values: np.ndarray, task) -> np.ndarray:
+    """(N,) per-node values of a three-variable task -> (third, first, second) array, e.g. for
+    arithmetic cube[z-1, x-1, y-1]."""
+    return np.stack([panel[1] for panel in grid_panels(values, task)])
+
+
+def _node_ticks(ax, axis: str, task) -> None:
+    """Node-id axis: blocks of the first variable labelled at their centres, with faint lines."""
+    n = task.n_inputs
+    first = task.variables[0]
+    block = n // len(task.values[first])
+    centres = np.arange(len(task.values[first])) * block + block / 2 - 0.5
+    labels = [f"{first}={v}" for v in _names(task, first)]
     set_ticks = ax.set_xticks if axis == "x" else ax.set_yticks
     set_ticks(centres, labels, fontsize=7)
     line = ax.axvline if axis == "x" else ax.axhline
@@ -40,33 +67,42 @@ def _xyz_ticks(ax, axis: str) -> None:
         line(edge - 0.5, color="white", lw=0.8)
 
 
-def _grid_panels(fig, spec, values: np.ndarray, cmap, vmin, vmax, title: str, pad: float = 0.0):
-    """Ten X x Y panels (one per Z) in a 2 x 5 sub-grid of ``spec``; returns (axes, image)."""
-    cube = xyz_cube(values)
-    # the maps are square: pad above and below so the two rows sit together
+def _grid_panels(fig, spec, values: np.ndarray, task, cmap, vmin, vmax, title: str,
+                 pad: float = 0.0):
+    """The task's grid panels in a sub-grid of ``spec`` (up to 5 per row); returns (axes, image)."""
+    panels = grid_panels(values, task)
+    per_row = min(5, len(panels))
+    n_rows = -(-len(panels) // per_row)
+    # the maps are square: pad above and below so the rows sit together
     middle = spec.subgridspec(3, 1, height_ratios=[pad, 1, pad])[1]
-    sub = middle.subgridspec(2, 5, wspace=0.08, hspace=0.3)
+    sub = middle.subgridspec(n_rows, per_row, wspace=0.08, hspace=0.3)
     axes, image = [], None
-    for z in range(N_VALUES):
-        ax = fig.add_subplot(sub[z // 5, z % 5])
-        image = ax.imshow(cube[z], cmap=cmap, vmin=vmin, vmax=vmax, origin="lower",
-                          extent=(0.5, N_VALUES + 0.5, 0.5, N_VALUES + 0.5))
-        ax.set_title(f"Z = {z + 1}", fontsize=8, pad=2)
-        ax.set_xticks([1, 5, 10], labels=None if z // 5 == 1 else [])
-        ax.set_yticks([1, 5, 10], labels=None if z % 5 == 0 else [])
+    for i, (name, matrix, row_name, row_labels, col_name, col_labels) in enumerate(panels):
+        r, c = divmod(i, per_row)
+        ax = fig.add_subplot(sub[r, c])
+        image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, origin="lower")
+        if name:
+            ax.set_title(name, fontsize=8, pad=2)
+        many = len(panels) > 1
+        xt = [0, len(col_labels) // 2, len(col_labels) - 1] if many else range(len(col_labels))
+        yt = [0, len(row_labels) // 2, len(row_labels) - 1] if many else range(len(row_labels))
+        ax.set_xticks(list(xt), labels=[col_labels[j] for j in xt] if r == n_rows - 1 else [],
+                      rotation=0 if many else 90)
+        ax.set_yticks(list(yt), labels=[row_labels[j] for j in yt] if c == 0 else [])
         ax.tick_params(labelsize=7, length=2)
-        if z % 5 == 0:
-            ax.set_ylabel("X", fontsize=8)
-        if z // 5 == 1:
-            ax.set_xlabel("Y", fontsize=8)
+        if c == 0:
+            ax.set_ylabel(row_name, fontsize=8)
+        if r == n_rows - 1:
+            ax.set_xlabel(col_name, fontsize=8)
         axes.append(ax)
-    axes[2].annotate(title, xy=(0.5, 1.25), xycoords="axes fraction", ha="center", fontsize=10)
+    axes[min(2, len(axes) - 1)].annotate(title, xy=(0.5, 1.25), xycoords="axes fraction",
+                                         ha="center", fontsize=10)
     return axes, image
 
 
-def graph_figure(graph: np.ndarray, title: str):
-    """The (1000, 1000) IIA graph in node-id order beside each input's mean IIA on the X, Y, Z
-    grid (mean over the other 999 inputs)."""
+def graph_figure(graph: np.ndarray, title: str, task):
+    """The (N, N) IIA graph in node-id order beside each input's mean IIA on the task's grid
+    (mean over the other N - 1 inputs)."""
     fig = plt.figure(figsize=(15, 6.0))
     outer = fig.add_gridspec(1, 2, width_ratios=[1, 1.35], wspace=0.18)
     ax = fig.add_subplot(outer[0])
@@ -74,18 +110,17 @@ def graph_figure(graph: np.ndarray, title: str):
     # is the local mean IIA in the colour bar's colours
     image = ax.imshow(graph, cmap="viridis", vmin=0, vmax=1, interpolation="antialiased",
                       interpolation_stage="data")
-    _xyz_ticks(ax, "x")
-    _xyz_ticks(ax, "y")
+    _node_ticks(ax, "x", task)
+    _node_ticks(ax, "y", task)
     ax.tick_params(axis="x", labelrotation=90)
-    ax.set_xlabel("input (node id order: X, then Y, then Z)")
+    ax.set_xlabel(f"input (node id order: {', then '.join(task.variables)})")
     ax.set_ylabel("input (node id order)")
     ax.set_title("pair IIA (mean of both interchange directions)", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02, label="pair IIA")
     n = graph.shape[0]
     mean = graph.sum(axis=1) / max(n - 1, 1)
-    axes, small = _grid_panels(fig, outer[1], mean, "viridis", 0, 1,
-                               "each input's mean IIA with the other 999, by (X, Y) for each Z",
-                               pad=0.22)
+    axes, small = _grid_panels(fig, outer[1], mean, task, "viridis", 0, 1,
+                               f"each input's mean IIA with the other {n - 1}", pad=0.22)
     fig.colorbar(small, ax=axes, fraction=0.03, pad=0.02, label="mean IIA of the input")
     fig.suptitle(title, fontsize=12)
     return fig
@@ -166,24 +201,24 @@ def clique_statistics(summary: pd.DataFrame, title: str):
     return fig
 
 
-def clique_membership(cliques: list[list[int]]) -> np.ndarray:
-    """(1000,) int: 0 = in no clique, i = in the i-th largest clique (i <= MAX_CLIQUE_COLOURS),
+def clique_membership(cliques: list[list[int]], n_inputs: int) -> np.ndarray:
+    """(N,) int: 0 = in no clique, i = in the i-th largest clique (i <= MAX_CLIQUE_COLOURS),
     MAX_CLIQUE_COLOURS + 1 = in a smaller one. Overlaps: the larger clique wins."""
-    out = np.zeros(task.N_INPUTS, dtype=int)
+    out = np.zeros(n_inputs, dtype=int)
     for rank, clique in reversed(list(enumerate(sorted(cliques, key=len, reverse=True), 1))):
         out[np.asarray(clique, dtype=int)] = min(rank, MAX_CLIQUE_COLOURS + 1)
     return out
 
 
-def clique_grid(cliques: list[list[int]], title: str):
-    """Clique members on the X, Y, Z grid: ten X x Y maps (one per Z), one colour per clique
-    (the MAX_CLIQUE_COLOURS largest; smaller ones light grey; white = in no clique)."""
-    membership = clique_membership(cliques)
+def clique_grid(cliques: list[list[int]], title: str, task):
+    """Clique members on the task's grid (arithmetic: ten X x Y maps, one per Z), one colour per
+    clique (the MAX_CLIQUE_COLOURS largest; smaller ones light grey; white = in no clique)."""
+    membership = clique_membership(cliques, task.n_inputs)
     colours = ["white", *CLIQUE_COLOURS, "#c8c8c8"]
     fig = plt.figure(figsize=(10.5, 5.4))
     spec = fig.add_gridspec(1, 1, top=0.86)[0]
     sizes = sorted(map(len, cliques), reverse=True)
-    axes, image = _grid_panels(fig, spec, membership, ListedColormap(colours), -0.5,
+    axes, image = _grid_panels(fig, spec, membership, task, ListedColormap(colours), -0.5,
                                MAX_CLIQUE_COLOURS + 1.5,
                                f"{len(cliques)} cliques, sizes {_sizes_text(sizes)}", pad=0.05)
     bar = fig.colorbar(image, ax=axes, fraction=0.03, pad=0.02,

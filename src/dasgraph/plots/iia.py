@@ -23,8 +23,15 @@ LAYER_LABEL = "layer L (residual stream entering block L; 0 = embeddings)"
 IIA_LABEL = "IIA (held-out counterfactuals)"
 
 
+def _colour(name: str):
+    """A task's own models beyond arithmetic's: a fixed colour per name (tab20)."""
+    import zlib
+
+    return MODEL_COLORS.get(name) or plt.get_cmap("tab20").colors[zlib.crc32(name.encode()) % 20]
+
+
 def model_style(name: str) -> dict:
-    return {"color": MODEL_COLORS.get(name, "grey"),
+    return {"color": _colour(name),
             "linestyle": "-" if name in ARITHMETIC or name == "XYZ" else "--",
             "marker": "o", "markersize": 4}
 
@@ -52,11 +59,11 @@ def _layer_axis(ax, layers) -> None:
 
 
 # --- causal models ------------------------------------------------------------------------
-def causal_model_graphs(models: dict[str, tuple[str, dict[str, list[str]]]]):
-    """One panel per causal model: its DAG (inputs X, Y, Z -> P -> O).
+def causal_model_graphs(models: dict[str, tuple[str, dict[str, list[str]]]], task):
+    """One panel per causal model: its DAG (the task's inputs -> P -> O).
 
     models: name -> (label, parents) with parents = variable -> list of parent variables
-    (``causal_models.MODELS[name].parents``).
+    (``task.models[name].parents``).
     """
     n = len(models)
     cols = min(4, n)
@@ -65,27 +72,27 @@ def causal_model_graphs(models: dict[str, tuple[str, dict[str, list[str]]]]):
     for ax in axes.flat[n:]:
         fig.delaxes(ax)
     for ax, (name, (label, parents)) in zip(axes.flat, models.items()):
-        _draw_dag(ax, parents)
+        _draw_dag(ax, parents, list(task.variables))
         p = "+".join(parents.get("P", []))
         ax.set_title(f"{name}:  {label}\nP = {p}", fontsize=11)
-    fig.text(0.5, 0.01, "X, Y, Z: inputs (1..10)    P: the intervened variable    O: output "
-             "(28 classes)", ha="center", fontsize=9)
-    fig.suptitle("The seven causal models of X+Y+Z (P is set from the source input in an "
-                 "interchange)", fontsize=12)
+    fig.text(0.5, 0.01, f"{', '.join(task.variables)}: inputs    P: the intervened variable    "
+             f"O: output ({task.n_classes} classes)", ha="center", fontsize=9)
+    fig.suptitle(f"The {len(models)} causal models of task {task.name} (P is set from the "
+                 "source input in an interchange)", fontsize=12)
     fig.tight_layout(rect=(0, 0.04, 1, 0.95))
     return fig
 
 
-def _draw_dag(ax, parents: dict[str, list[str]]) -> None:
+def _draw_dag(ax, parents: dict[str, list[str]], inputs: list[str]) -> None:
     g = nx.DiGraph()
     for child, ps in parents.items():
         g.add_node(child)
         g.add_edges_from((p, child) for p in ps)
-    inputs = ["X", "Y", "Z"]
+    inputs = [v for v in inputs if v in g]
     pos = {v: (float(i), 0.0) for i, v in enumerate(inputs)}
     p_parents = parents.get("P", [])
     pos["P"] = (float(np.mean([pos[v][0] for v in p_parents])) if p_parents else 1.0, 1.0)
-    pos["O"] = (1.0, 2.0)
+    pos["O"] = ((len(inputs) - 1) / 2, 2.0)
     colors = ["#cfe2f3" if v in inputs else "#f9cb9c" if v == "P" else "#b6d7a8" for v in g]
     nx.draw_networkx_nodes(g, pos, ax=ax, node_color=colors, node_size=900, edgecolors="black")
     nx.draw_networkx_labels(g, pos, ax=ax, font_size=12)
@@ -95,7 +102,7 @@ def _draw_dag(ax, parents: dict[str, list[str]]) -> None:
     for edges, style in ((straight, "arc3"), (hidden, "arc3,rad=0.45")):
         nx.draw_networkx_edges(g, pos, edgelist=edges, ax=ax, node_size=900, arrows=True,
                                arrowsize=14, connectionstyle=style)
-    ax.set_xlim(-0.6, 2.6)
+    ax.set_xlim(-0.6, max(2.6, len(inputs) - 0.4))
     ax.set_ylim(-0.5, 2.5)
     ax.axis("off")
 
@@ -107,7 +114,8 @@ def _floor_lines(ax, floors: pd.DataFrame | None, models) -> None:
     scores without carrying any variable."""
     if floors is None or floors.empty:
         return
-    part = floors[floors["causal_model"].isin(models) & (floors["causal_model"] != "XYZ")]
+    # the trivial model is the one whose counterfactual is always the source's output
+    part = floors[floors["causal_model"].isin(models) & (floors["copy_source"] < 1)]
     if part.empty:
         return
     for column, style, text in (("unchanged", ":", "floor: output unchanged"),
@@ -286,10 +294,10 @@ def published_comparison(ours: pd.DataFrame, ours_title: str, published: pd.Data
     return fig
 
 
-TOKENS = ("X", "+", "Y", "+", "Z", "=")      # the 6 positions of a prompt
+TOKENS = ("X", "+", "Y", "+", "Z", "=")      # the 6 positions of an arithmetic prompt
 
 
-def attention_weights(table: pd.DataFrame, low_rank_dimension: int):
+def attention_weights(table: pd.DataFrame, low_rank_dimension: int, tokens=TOKENS):
     """Where the learned subspace sits: per causal model, a layer x position heatmap of the share
     of the rank-k subspace on each token (rows of collect.position_table at one k)."""
     part = table[table["low_rank_dimension"] == low_rank_dimension]
@@ -305,13 +313,13 @@ def attention_weights(table: pd.DataFrame, low_rank_dimension: int):
     for ax, name in zip(axes.flat, names):
         grid = (part[part["causal_model"] == name]
                 .pivot_table(index="layer", columns="position", values="share")
-                .reindex(index=layers, columns=range(len(TOKENS))))
+                .reindex(index=layers, columns=range(len(tokens))))
         image = ax.imshow(grid.to_numpy(), vmin=0, vmax=1, cmap="viridis", aspect="auto")
         for (i, j), value in np.ndenumerate(grid.to_numpy()):
             if not np.isnan(value):
                 ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
                         color="white" if value < 0.6 else "black")
-        ax.set_xticks(range(len(TOKENS)), TOKENS)
+        ax.set_xticks(range(len(tokens)), tokens, fontsize=7 if len(tokens) > 8 else None)
         ax.set_yticks(range(len(layers)), [f"L{l}" for l in layers])
         ax.set_title(name)
     fig.suptitle(f"Share of the learned subspace on each token (k = {low_rank_dimension})",

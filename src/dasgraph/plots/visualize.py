@@ -21,9 +21,8 @@ from typing import Callable, Iterator
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from dasgraph import cli, collect, paths, readers, runtime
+from dasgraph import cli, collect, paths, readers, runtime, tasks
 from dasgraph.analysis import graphs
-from dasgraph.causal import models as causal_models
 from dasgraph.plots import analysis as plots_analysis, graphs as plots_graphs, iia as plots_iia
 from dasgraph.report import published
 
@@ -34,19 +33,23 @@ Figures = Iterator[tuple[str, "plt.Figure"]]
 
 # --- experiments: generators of (file name, figure) ------------------------------------------------
 def show_causal_models(root: Path) -> Figures:
+    task = tasks.for_results(root)
     yield paths.CAUSAL_MODELS_PNG, plots_iia.causal_model_graphs(
-        {name: (m.label, m.parents) for name, m in causal_models.MODELS.items()})
+        {name: (m.label, m.parents) for name, m in task.models.items()}, task)
 
 
 def sanity_check(root: Path) -> Figures:
     iia = collect.load_iia(root)
     if iia is None:
         return
-    arithmetic = causal_models.FAMILIES["arithmetic"]
-    cross = iia[iia["causal_model"].isin(arithmetic) & iia["test_causal_model"].isin(arithmetic)]
+    task = tasks.for_results(root)
+    family = list(task.families.get(task.cross_family, ())) if task.cross_family else []
+    cross = iia[iia["causal_model"].isin(family) & iia["test_causal_model"].isin(family)]
     if cross.empty:
-        collect.missing(f"arithmetic cells in {paths.iia_csv(root)}",
-                "src/run_das.py and evaluate_das.py with --causal_model_type arithmetic")
+        if family:
+            collect.missing(f"{task.cross_family} cells in {paths.iia_csv(root)}",
+                            "src/run_das.py and evaluate_das.py with --causal_model_type "
+                            f"{task.cross_family}")
         return
     yield paths.SANITY_CHECK_PNG, plots_iia.sanity_check(cross, collect.load_floors(root))
 
@@ -72,7 +75,8 @@ def attention_weights(root: Path) -> Figures:
         return
     k = collect.reference_k(table["low_rank_dimension"].unique(),
                             collect.model_shape(root).get("n_embd"))
-    yield paths.ATTENTION_WEIGHTS_PNG, plots_iia.attention_weights(table, k)
+    yield paths.ATTENTION_WEIGHTS_PNG, plots_iia.attention_weights(
+        table, k, tasks.for_results(root).position_names())
 
 
 def one_view(root: Path) -> Figures:
@@ -123,13 +127,15 @@ def graph_figures(root: Path) -> Figures:
     yield paths.GRAPH_STATS_PNG, plots_graphs.graph_statistics(
         stats, pub, f"published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} "
                     f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k = {published.PUBLISHED_K}")
+    task = tasks.for_results(root)
     for cm, layer, k in found:
         graph = graphs.load_graph(root, cm, layer, k)
         s = graphs.statistics(graph)
+        label = task.models[cm].label if cm in task.models else cm
         yield paths.graph_png(cm, layer, k), plots_graphs.graph_figure(
-            graph, f"IIA graph of {cm} ({causal_models.MODELS[cm].label if cm in causal_models.MODELS else cm}), "
+            graph, f"IIA graph of {cm} ({label}), "
                    f"layer {layer}, k {k}: {s['fraction_pairs_iia_1']:.1%} of pairs with IIA 1, "
-                   f"mean pair IIA {s['mean_pair_iia']:.3f}" + _planted_note(root))
+                   f"mean pair IIA {s['mean_pair_iia']:.3f}" + _planted_note(root), task)
 
 
 def clique_figures(root: Path) -> Figures:
@@ -144,13 +150,15 @@ def clique_figures(root: Path) -> Figures:
         yield paths.cliques_stats_png(finder), plots_graphs.clique_statistics(
             summary, f"Cliques ({finder}) in the IIA graphs, edges with IIA >= "
                      f"{summary['threshold'].iloc[0]:g}")
-        for f in trees.find_clique_files(root, finder):
-            record = trees.read_clique_file(f.path)
+        task = tasks.for_results(root)
+        for f in trees.find_clique_files(root, finder, task.models):
+            record = trees.read_clique_file(f.path, task.n_inputs)
             yield (paths.cliques_grid_png(finder, f.causal_model, f.layer, f.low_rank_dimension),
                    plots_graphs.clique_grid(record["cliques"],
                                             f"{finder} cliques of {f.causal_model}, layer "
                                             f"{f.layer}, k {f.low_rank_dimension}: members on "
-                                            "the (X, Y, Z) grid" + _planted_note(root)))
+                                            f"the ({', '.join(task.variables)}) grid"
+                                            + _planted_note(root), task))
 
 
 def tree_figures(root: Path) -> Figures:

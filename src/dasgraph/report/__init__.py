@@ -17,16 +17,16 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from dasgraph import cli, collect, paths, readers, runtime
+from dasgraph import cli, collect, paths, readers, runtime, tasks
 from dasgraph.analysis import graphs, planted
-from dasgraph.causal import floors, models as causal_models
+from dasgraph.causal import floors
 from dasgraph.report import companions as report_companions, published, thesis as report_thesis
 from dasgraph.report.markdown import Page, key_value_table, markdown_table, not_available
 from dasgraph.plots.iia import order_models
 
 log = logging.getLogger(__name__)
 
-TITLE = "# DAS on an arithmetic GPT-2: results report"
+TITLE = "# DAS on a GPT-2 of the task: results report"
 MAX_RULES = 4          # clique rules shown per tree
 
 
@@ -134,11 +134,13 @@ def section_training(page: Page) -> None:
 
 
 def section_causal_models(page: Page) -> None:
-    page.add("## 2. Causal models")
-    table = pd.DataFrame([{"causal model": n, "label": m.label, "P": "+".join(m.intervened),
-                           "family": next(f for f in ("arithmetic", "simple")
-                                          if n in causal_models.FAMILIES[f])}
-                          for n, m in causal_models.MODELS.items()])
+    task = tasks.for_results(page.root)
+    page.add("## 2. Causal models", f"Task **{task.name}**: {task.description or task.name} "
+             f"({task.n_inputs} inputs, {task.n_classes} classes).")
+    table = pd.DataFrame([{"causal model": n, "label": m.label, "P reads": ", ".join(m.reads),
+                           "family": ", ".join(f for f, ms in task.families.items() if n in ms)
+                           or ("trivial" if n == task.trivial else "–")}
+                          for n, m in task.models.items()])
     page.add(markdown_table(table))
     page.image(paths.CAUSAL_MODELS_PNG, "causal models", "show_causal_models")
 
@@ -188,7 +190,7 @@ def _floors(page: Page, own: pd.DataFrame) -> None:
              markdown_table(disagree.rename_axis("causal model"), index=True))
     width = collect.model_shape(page.root).get("n_embd")
     trained = own[own["low_rank_dimension"] < 6 * width] if width else own
-    flagged = floors.indistinguishable_layers(trained, disagree)
+    flagged = floors.indistinguishable_layers(trained, disagree, tasks.for_results(page.root))
     if flagged.empty:
         page.add(f"At no layer do two rival models both reach IIA ≥ {floors.ALIGNED} (best over "
                  "k below full replacement): IIA tells the candidate models apart everywhere.")
@@ -232,12 +234,16 @@ def _one_view(page: Page, iia: pd.DataFrame) -> None:
 
 
 def _cross_matrix(page: Page, iia: pd.DataFrame) -> None:
-    page.add("### Sanity check: trained on A, tested on B (arithmetic family)")
-    arithmetic = causal_models.FAMILIES["arithmetic"]
+    task = tasks.for_results(page.root)
+    if not task.cross_family:
+        return
+    page.add(f"### Sanity check: trained on A, tested on B ({task.cross_family} family)")
+    arithmetic = list(task.families[task.cross_family])
     cross = iia[iia["causal_model"].isin(arithmetic) & iia["test_causal_model"].isin(arithmetic)]
     if cross.empty or cross["test_causal_model"].nunique() < 2:
-        page.add(not_available("arithmetic cells tested across models",
-                               "src/run_das.py and evaluate_das.py with --causal_model_type arithmetic"))
+        page.add(not_available(f"{task.cross_family} cells tested across models",
+                               "src/run_das.py and evaluate_das.py with --causal_model_type "
+                               f"{task.cross_family}"))
         return
     k = collect.reference_k(cross["low_rank_dimension"].unique(),
                             collect.model_shape(page.root).get("n_embd"))
@@ -301,19 +307,22 @@ def section_cliques(page: Page) -> None:
         page.link_list("Clique members on the X, Y, Z grid",
                        [paths.plots_dir(page.root) / paths.cliques_grid_png(
                            finder, f.causal_model, f.layer, f.low_rank_dimension)
-                        for f in trees.find_clique_files(page.root, finder)])
+                        for f in trees.find_clique_files(page.root, finder,
+                                                         tasks.for_results(page.root).models)])
 
 
-def clique_rules(node: dict, path: tuple[tuple[str, bool, float], ...] = ()) -> list[str]:
+def clique_rules(node: dict, binary=frozenset(), path: tuple[tuple[str, bool, float], ...] = ()
+                 ) -> list[str]:
     """One readable condition per 'in a clique' leaf of a tree record's ``rules``, with the
-    tests along the path merged per feature (features are integers: 13 < S <= 14 is S = 14)."""
+    tests along the path merged per feature (features are integers: 13 < S <= 14 is S = 14).
+    ``binary``: the 0/1 features (the record's ``binary_features``), read as properties."""
     if _all_in_clique(node):           # a split whose every leaf says "in a clique" is no test
-        return [_conjunction(path)]
+        return [_conjunction(path, binary)]
     if node.get("leaf"):
         return []
     test = (node["feature"], node["threshold"])
-    return clique_rules(node["if_true"], path + (test + (True,),)) + \
-        clique_rules(node["if_false"], path + (test + (False,),))
+    return clique_rules(node["if_true"], binary, path + (test + (True,),)) + \
+        clique_rules(node["if_false"], binary, path + (test + (False,),))
 
 
 def _all_in_clique(node: dict) -> bool:
@@ -322,14 +331,12 @@ def _all_in_clique(node: dict) -> bool:
     return _all_in_clique(node["if_true"]) and _all_in_clique(node["if_false"])
 
 
-def _conjunction(path) -> str:
+def _conjunction(path, binary) -> str:
     """Merge (feature, threshold, went_left) tests: left = feature <= threshold."""
-    from dasgraph.analysis.trees import BINARY_FEATURES
-
     bounds: dict[str, list] = {}          # feature -> [lowest allowed, highest allowed]
     flags: dict[str, bool] = {}
     for feature, threshold, left in path:
-        if feature in BINARY_FEATURES:
+        if feature in binary:
             flags[feature] = not left         # <= 0.5 on a 0/1 feature: the property is false
             continue
         lo, hi = bounds.setdefault(feature, [None, None])
@@ -359,7 +366,8 @@ def section_trees(page: Page) -> None:
     rows = []
     for r in records:
         cv = r.get("cv_accuracy") or {}
-        rules = clique_rules(r["rules"]) if r.get("rules") else []
+        rules = clique_rules(r["rules"], frozenset(r.get("binary_features", []))) \
+            if r.get("rules") else []
         shown = " OR ".join(f"({x})" for x in rules[:MAX_RULES]) + \
             (f" OR … ({len(rules) - MAX_RULES} more)" if len(rules) > MAX_RULES else "")
         rows.append({"causal model": r["causal_model"], "layer": r["layer"],

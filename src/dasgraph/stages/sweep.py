@@ -22,12 +22,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from dasgraph.causal import models as causal_models
-from dasgraph import cli, paths, readers
+from dasgraph import cli, paths, readers, tasks
 from dasgraph.interventions import das
 from dasgraph.analysis import graphs
 from dasgraph.networks import gpt2
-from dasgraph.tasks import arithmetic as task
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import (UsageError, atomic_directory, atomic_path, atomic_save_npy, atomic_write_json,
                       derive_seed, is_done, resolve_device, run_record, torch_threads,
@@ -41,13 +39,22 @@ class Subject:
     """The network under study, ready for the fast path."""
     model: object            # GPT2ForSequenceClassification (eval mode, on CPU for pyvene saving)
     lean: LeanGPT2
-    ids: torch.Tensor        # (1000, 6) token ids, row = node id
-    states: torch.Tensor     # (n_layer+1, 1000, 6, d) cached residual states
-    predictions: torch.Tensor  # (1000,) the network's own predicted class per input
+    ids: torch.Tensor        # (N, S) token ids, row = node id (arithmetic: (1000, 6))
+    states: torch.Tensor     # (n_layer+1, N, S, d) cached residual states
+    predictions: torch.Tensor  # (N,) the network's own predicted class per input
+    task: tasks.Task
 
     @property
     def width(self) -> int:
         return self.lean.d
+
+    @property
+    def n_positions(self) -> int:
+        return self.ids.shape[1]
+
+    @property
+    def n_inputs(self) -> int:
+        return self.ids.shape[0]
 
 
 def model_dir(args) -> str:
@@ -61,40 +68,46 @@ def model_dir(args) -> str:
     return str(folder)
 
 
-def load_subject(model_path: str, device: str = "cpu") -> Subject:
+def task_of(args) -> tasks.Task:
+    """The task of a run: --task, or the one the results tree records (train_gpt2.py)."""
+    return tasks.for_results(args.results_path, getattr(args, "task", None))
+
+
+def load_subject(model_path: str, device: str = "cpu", task: tasks.Task | None = None) -> Subject:
     """Load the trained classifier and cache every input's states at every layer."""
+    task = task or tasks.get()
     tokenizer = gpt2.load_tokenizer(model_path)
     model = gpt2.load_classifier(model_path)
-    if model.config.num_labels != task.N_CLASSES:
-        raise UsageError(f"{model_path} has {model.config.num_labels} classes, the task needs "
-                         f"{task.N_CLASSES}; train it with train_gpt2.py")
+    if model.config.num_labels != task.n_classes:
+        raise UsageError(f"{model_path} has {model.config.num_labels} classes, task {task.name} "
+                         f"needs {task.n_classes}; train it with train_gpt2.py --task {task.name}")
     # a model and tokenizer that load but do not fit the task (another architecture, another
     # vocabulary) fail here: name the folder, not the line of the lean forward
-    with readers.loading(model_path, readers.TRAIN, "the arithmetic GPT-2 classifier"):
-        ids = task.encode_all(tokenizer)
+    with readers.loading(model_path, readers.TRAIN, f"the GPT-2 classifier of task {task.name}"):
+        ids = task.encode(tokenizer)
         lean = LeanGPT2(model.to(device))
         states = lean.all_states(ids.to(device))
         with torch.inference_mode():
             predictions = lean.logits_from(0, states[0]).argmax(-1)
-    return Subject(model, lean, ids, states, predictions)
+    return Subject(model, lean, ids, states, predictions, task)
 
 
 def resolve_cells(args, subject: Subject) -> list[tuple[str, int, int]]:
     """The selected (causal_model, layer, k) cells, checked against the model's size."""
-    names = causal_models.select(args.causal_model_type, args.causal_models)
+    names = subject.task.select(args.causal_model_type, args.causal_models)
     n_sites = subject.lean.n_sites
     layers = sorted(set(cli.flatten(args.layers))) if args.layers else list(range(n_sites))
     bad = [l for l in layers if not 0 <= l < n_sites]
     if bad:
         raise UsageError(f"--layers {bad}: out of range; this model has layers 0..{n_sites - 1} "
                          "(0 = embeddings, L = output of block L-1)")
-    full = task.SEQ_LEN * subject.width
+    full = subject.n_positions * subject.width
     ks = sorted(set(cli.flatten(args.low_rank_dimensions))) if args.low_rank_dimensions else \
-        das.default_low_rank_dimensions(subject.width)
+        das.default_low_rank_dimensions(subject.width, subject.n_positions)
     bad = [k for k in ks if not 1 <= k <= full]
     if bad:
         raise UsageError(f"--low_rank_dimensions {bad}: k must be in 1..{full} "
-                         f"(6 positions x width {subject.width})")
+                         f"({subject.n_positions} positions x width {subject.width})")
     return list(itertools.product(names, layers, ks))
 
 
@@ -111,9 +124,9 @@ CELL_THREADS = 1
 
 
 @functools.lru_cache(maxsize=None)
-def _table(cm: str, device: str) -> torch.Tensor:
+def _table(task: tasks.Task, cm: str, device: str) -> torch.Tensor:
     """One counterfactual table per causal model and process, shared by its cells."""
-    return torch.as_tensor(causal_models.counterfactual_table(cm), device=device)
+    return torch.as_tensor(task.table(cm), device=device)
 
 
 def label_tables(args, subject: Subject, names, device: str) -> dict[str, torch.Tensor]:
@@ -123,9 +136,9 @@ def label_tables(args, subject: Subject, names, device: str) -> dict[str, torch.
         from dasgraph.networks import random_init as random_network
 
         predictions = subject.predictions.cpu().numpy()
-        return {n: torch.as_tensor(random_network.behaviour_table(n, predictions), device=device)
+        return {n: torch.as_tensor(random_network.behaviour_table(n, predictions, subject.task), device=device)
                 for n in names}
-    return {n: _table(n, device) for n in names}
+    return {n: _table(subject.task, n, device) for n in names}
 
 
 def cell_seed(run_seed: int, cm: str, layer: int, k: int, das_seed: int = 1) -> int:
@@ -150,7 +163,8 @@ def _train_and_save_cell(args, cfg: das.DasConfig, subject: Subject, device: str
                "das_seed": das_seed,
                # where the subspace sits: which tokens DAS used (visualizations.py
                # --experiment attention_weights)
-               "position_share": das.position_shares(das.rotation(intervention))}
+               "position_share": das.position_shares(das.rotation(intervention),
+                                                     subject.n_positions)}
     out = paths.das_cell_dir(args.results_path, cm, layer, k, das_seed)
     with atomic_directory(out, overwrite=True) as tmp:
         das.save_intervention(tmp, subject.model, layer, intervention.to("cpu"))
@@ -175,7 +189,7 @@ def _worker_init(args, cfg: das.DasConfig, device: str, parent: int) -> None:
     torch.set_num_threads(CELL_THREADS)
     logging.getLogger("dasgraph").setLevel(logging.WARNING)   # the parent logs each cell
     _WORKER.update(args=args, cfg=cfg, device=device,
-                   subject=load_subject(model_dir(args), device))
+                   subject=load_subject(model_dir(args), device, task_of(args)))
 
 
 def _worker_cell(cell: tuple[str, int, int, int]) -> dict:
@@ -186,9 +200,10 @@ def _worker_cell(cell: tuple[str, int, int, int]) -> dict:
 def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
     """Train (or skip) every selected cell; return the metrics of the cells trained now."""
     device = resolve_device(args.device)
-    causal_models.select(args.causal_model_type, args.causal_models)   # fail before loading
+    task = task_of(args)
+    task.select(args.causal_model_type, args.causal_models)   # fail before loading
     with torch_threads(CELL_THREADS):
-        subject = load_subject(model_dir(args), device)
+        subject = load_subject(model_dir(args), device, task)
         cells = [(*c, i) for c in resolve_cells(args, subject)
                  for i in range(1, getattr(args, "das_seeds", 1) + 1)]
         todo = [c for c in cells if args.overwrite or
@@ -245,8 +260,9 @@ def load_cell(subject: Subject, directory: Path, layer: int):
 def load_trained_selection(args, device: str) -> tuple[Subject, list[tuple[str, int, int]]]:
     """The subject and the trained cells on disk matching the selection flags (all k found on
     disk unless --low_rank_dimensions is given); UsageError if there are none."""
-    causal_models.select(args.causal_model_type, args.causal_models)   # fail before loading
-    subject = load_subject(model_dir(args), device)
+    task = task_of(args)
+    task.select(args.causal_model_type, args.causal_models)   # fail before loading
+    subject = load_subject(model_dir(args), device, task)
     selected = resolve_cells(args, subject)          # validates the flags against the model
     names, layers = {c[0] for c in selected}, {c[1] for c in selected}
     ks = {c[2] for c in selected} if args.low_rank_dimensions else None
@@ -275,7 +291,8 @@ def random_subspace_iia(subject: Subject, tables: dict, layer: int, k: int, draw
     width the subspace is everything and every draw replaces the whole state by the source's.
     """
     device = subject.states.device
-    base, source = das.counterfactual_pairs(n_pairs, derive_seed(seed, "random_subspace", layer, k))
+    base, source = das.counterfactual_pairs(n_pairs, derive_seed(seed, "random_subspace", layer, k),
+                                            subject.n_inputs)
     base, source = base.to(device), source.to(device)
     dim = subject.states.shape[2] * subject.states.shape[3]
     scores = {name: [] for name in tables}
@@ -338,7 +355,8 @@ def _cell_rows(args, subject: Subject, tables: dict, cell, control) -> list[dict
     cm, layer, k = cell
     device = subject.states.device
     base, source = das.counterfactual_pairs(args.n_testing,
-                                            derive_seed(args.seed, "evaluate", cm, layer, k))
+                                            derive_seed(args.seed, "evaluate", cm, layer, k),
+                                            subject.n_inputs)
     base, source = base.to(device), source.to(device)
     seeds = das_seeds_on_disk(args.results_path, cm, layer, k)
     preds = []
@@ -347,8 +365,7 @@ def _cell_rows(args, subject: Subject, tables: dict, cell, control) -> list[dict
                                                              das_seed), layer)
         R = das.rotation(intervention).detach().to(device)
         preds.append(das.predict_pairs(subject.lean, subject.states[layer], layer, R, base, source))
-    tests = causal_models.FAMILIES["arithmetic"] if cm in causal_models.FAMILIES["arithmetic"] \
-        else [cm]
+    tests = subject.task.cross_tests(cm)
     rows = []
     for test in tests:
         labels = tables[test][base, source]
@@ -387,7 +404,7 @@ def evaluate_cells(args) -> pd.DataFrame:
         log.info("%d cells already evaluated in %s with these settings; skipping them "
                  "(--overwrite redoes them)", len(done & set(cells)), paths.iia_csv(args.results_path))
     cells = [c for c in cells if c not in done]
-    tables = label_tables(args, subject, causal_models.MODELS, device)
+    tables = label_tables(args, subject, subject.task.models, device)
     rows = []
     controls = {}          # (layer, k) -> random_subspace_iia, shared by the causal models
     for cm, layer, k in tqdm(cells, desc="evaluating cells", unit="cell"):
@@ -439,7 +456,7 @@ def build_graphs(args) -> list[Path]:
         target = paths.graph_npy(args.results_path, cm, layer, k)
         intervention = load_cell(subject, paths.das_cell_dir(args.results_path, cm, layer, k), layer)
         R = das.rotation(intervention).detach().to(device)
-        table = torch.as_tensor(causal_models.counterfactual_table(cm), device=device)
+        table = torch.as_tensor(subject.task.table(cm), device=device)
         start = time.perf_counter()
         correct = graphs.correctness_matrix(subject.lean, subject.states[layer], layer, R, table)
         seconds = time.perf_counter() - start
@@ -447,7 +464,9 @@ def build_graphs(args) -> list[Path]:
         stats = graphs.statistics(graph)
         atomic_save_npy(target, graph)
         meta = {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
-                "shape": list(graph.shape), "node_order": "node id = 100(X-1)+10(Y-1)+(Z-1)",
+                "shape": list(graph.shape), "task": subject.task.name,
+                "node_order": f"node id = row of the task's inputs (itertools.product over "
+                              f"{', '.join(subject.task.variables)})",
                 "entry": "mean correctness of (i base, j source) and (j base, i source)",
                 "directed_iia": float(correct.float().mean()), **stats,
                 "seconds": round(seconds, 2), "run": run_record(args, device=device)}
@@ -455,7 +474,7 @@ def build_graphs(args) -> list[Path]:
         exports = [paths.graph_export(args.results_path, cm, layer, k, fmt)
                    for fmt in args.export or []]
         for fmt, path in zip(args.export or [], exports):
-            graphs.export(graph, path, fmt)
+            graphs.export(graph, path, fmt, subject.task)
         # written last: a graph missing its .json (or with a truncated .npy) is redone
         write_done(paths.done_marker(target),
                    [target, paths.graph_meta(args.results_path, cm, layer, k), *exports])

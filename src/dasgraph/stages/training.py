@@ -7,11 +7,10 @@ import math
 
 import torch
 
-from dasgraph import cli, paths, plots, readers
+from dasgraph import cli, paths, plots, readers, tasks
 from dasgraph.networks import gpt2
 from dasgraph.analysis import planted
 from dasgraph.plots import analysis as plots_analysis
-from dasgraph.tasks import arithmetic as task
 from dasgraph.runtime import (UsageError, atomic_directory, check_memory, atomic_write_json, derive_seed, is_done,
                       resolve_device, run_record, set_seed, configure_determinism,
                       torch_threads)
@@ -30,9 +29,8 @@ log = logging.getLogger(__name__)
 # Fine-tuning: the thesis's settings, no IIT.
 ARCH_DEFAULT = gpt2.ArchConfig(n_layer=3, n_embd=64, n_head=4)
 TRAIN_DEFAULTS = {
-    "scratch": gpt2.TrainConfig(epochs=150, batch_size=64, lr=3e-3, weight_decay=0.1,
-                                iit_weight=1.0, iit_causal_model="XY", iit_layer=2, iit_dims=1,
-                                invariance_weight=1.0),
+    # a task plants its own model (Task.network): arithmetic plants XY at layer 2
+    "scratch": gpt2.TrainConfig(epochs=150, batch_size=64, lr=3e-3, weight_decay=0.1),
     "pretrained": gpt2.TrainConfig(epochs=50, batch_size=32, lr=2e-5, weight_decay=0.0,
                                    warmup_fraction=0.0),
 }
@@ -46,17 +44,39 @@ def is_finished(directory) -> bool:
     return is_done(directory / paths.DONE)
 
 
-def resolve_configs(args) -> tuple[gpt2.ArchConfig | None, gpt2.TrainConfig]:
-    base = TRAIN_DEFAULTS["pretrained" if args.model_path else "scratch"]
+def task_defaults(task: tasks.Task) -> tuple[gpt2.ArchConfig, gpt2.TrainConfig]:
+    """The from-scratch recipe of a task: the shared default, with the task's own overrides
+    (``Task.network``: architecture and training fields, e.g. which model to plant)."""
+    arch_fields = {f.name for f in dataclasses.fields(gpt2.ArchConfig)}
+    train_fields = {f.name for f in dataclasses.fields(gpt2.TrainConfig)}
+    unknown = sorted(set(task.network) - arch_fields - train_fields)
+    if unknown:
+        raise UsageError(f"task {task.name}: network setting(s) {', '.join(unknown)} are not "
+                         f"architecture or training fields ({', '.join(sorted(arch_fields | train_fields))})")
+    arch = dataclasses.replace(ARCH_DEFAULT, **{k: v for k, v in task.network.items()
+                                               if k in arch_fields})
+    train = dataclasses.replace(TRAIN_DEFAULTS["scratch"],
+                                **{k: v for k, v in task.network.items() if k in train_fields})
+    return arch, train
+
+
+def resolve_configs(args, task: tasks.Task) -> tuple[gpt2.ArchConfig | None, gpt2.TrainConfig]:
+    arch_default, scratch = task_defaults(task)
+    base = TRAIN_DEFAULTS["pretrained"] if args.model_path else scratch
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(gpt2.TrainConfig)
                  if getattr(args, f.name, None) is not None}
     train_cfg = dataclasses.replace(base, **overrides)
+    planted = train_cfg.iit_weight > 0 or train_cfg.invariance_weight > 0
+    if planted:    # a model of this task, or a combination of two
+        from dasgraph.causal import models as causal_models
+
+        causal_models.planted_model(train_cfg.iit_causal_model, task)
     if args.model_path:
         if any(getattr(args, n) is not None for n in ("n_layer", "n_embd", "n_head")):
             raise UsageError("--n_layer/--n_embd/--n_head only apply when training from scratch "
                              "(without --model_path)")
         return None, train_cfg
-    arch = dataclasses.replace(ARCH_DEFAULT, **{n: getattr(args, n) for n in
+    arch = dataclasses.replace(arch_default, **{n: getattr(args, n) for n in
                                                 ("n_layer", "n_embd", "n_head")
                                                 if getattr(args, n) is not None})
     if arch.n_embd % arch.n_head:
@@ -64,7 +84,6 @@ def resolve_configs(args) -> tuple[gpt2.ArchConfig | None, gpt2.TrainConfig]:
     # weights, gradients and AdamW's two moments: 16 bytes per parameter of 12 d^2 per block
     check_memory(16 * 12 * arch.n_layer * arch.n_embd ** 2,
                  f"a GPT-2 of --n_layer {arch.n_layer} x --n_embd {arch.n_embd}")
-    planted = train_cfg.iit_weight > 0 or train_cfg.invariance_weight > 0
     if planted and not 0 <= train_cfg.iit_layer <= arch.n_layer:
         raise UsageError(f"--iit_layer {train_cfg.iit_layer} is out of range; layers are "
                          f"0..{arch.n_layer} for --n_layer {arch.n_layer}")
@@ -90,33 +109,34 @@ def training_device(args) -> str:
 
 def run_training(args) -> dict | None:
     root = cli.writable_dir(args.results_path)
+    task = tasks.for_results(root, getattr(args, "task", None))
     out = cli.replaceable_dir(paths.gpt2_dir(root), "the trained model's folder")
     if is_finished(out):
         if args.skip_existing and not args.overwrite:
             metrics = readers.read_json_record(out / paths.METRICS, readers.TRAIN,
                                                {"test_accuracy": readers.NUMBER})
-            _check_same_recipe(metrics, out, args)
+            _check_same_recipe(metrics, out, args, task)
             log.info("%s already holds a trained model (test accuracy %.4f); skipping",
                      out, metrics["test_accuracy"])
             return None
         if not args.overwrite:
             raise UsageError(f"{out} already holds a trained model; pass --overwrite to retrain "
                              "or --skip_existing to keep it")
-    arch, train_cfg = resolve_configs(args)
+    arch, train_cfg = resolve_configs(args, task)
     device = training_device(args)
     set_seed(args.seed)
     configure_determinism()
 
     if args.model_path:
         tokenizer = gpt2.load_tokenizer(args.model_path)
-        model = gpt2.load_classifier(args.model_path, num_labels=task.N_CLASSES)
+        model = gpt2.load_classifier(args.model_path, num_labels=task.n_classes)
     else:
         tokenizer = task.build_tokenizer()
-        model = gpt2.build_model(arch, derive_seed(args.seed, "init"))
-    ids = task.encode_all(tokenizer).to(device)
-    labels = torch.as_tensor(task.labels()).to(device)
+        model = gpt2.build_model(arch, derive_seed(args.seed, "init"), task)
+    ids = task.encode(tokenizer).to(device)
+    labels = torch.as_tensor(task.labels).to(device)
     splits = task.split_nodes(args.seed)
-    log.info("training on %d inputs (validation %d, test %d), device %s",
+    log.info("task %s: training on %d inputs (validation %d, test %d), device %s", task.name,
              len(splits["train"]), len(splits["validation"]), len(splits["test"]), device)
 
     # One thread on CPU: these small steps run faster on one than on two (the default: 2 min
@@ -124,22 +144,24 @@ def run_training(args) -> dict | None:
     # and the numbers then do not depend on the machine's core count.
     with torch_threads(TRAIN_THREADS if device == "cpu" else torch.get_num_threads()):
         history = gpt2.train(model.to(device), ids, labels, splits, train_cfg,
-                             derive_seed(args.seed, "train"))
+                             derive_seed(args.seed, "train"), task)
     if not all(math.isfinite(row["loss"]) for row in history):
         raise UsageError(f"training diverged (the loss became NaN or infinite) with --lr "
                          f"{train_cfg.lr:g}; nothing was saved: lower --lr or the loss weights")
     metrics = gpt2.evaluate_splits(model, ids, labels, splits)
-    plant = planted.plant_record(dataclasses.asdict(train_cfg))
+    plant = planted.plant_record(dataclasses.asdict(train_cfg), task)
     if plant:   # the known answer travels with the network (config.json and metrics.json)
         model.config.dasgraph_planted = plant
     metrics.update(history=history, train_config=dataclasses.asdict(train_cfg), planted=plant,
+                   task=task.record(), held_out=task.holdout,
                    train_torch_threads=TRAIN_THREADS if device == "cpu" else None,
                    architecture=dataclasses.asdict(arch) if arch else None,
                    split_sizes={k: len(v) for k, v in splits.items()},
                    split_node_ids={k: v.tolist() for k, v in splits.items()})
-    log.info("accuracy: train %.4f, validation %.4f, test %.4f, all 1000 inputs %.4f",
+    log.info("accuracy: train %.4f, validation %.4f, test %.4f, all %d inputs %.4f",
              metrics["train_accuracy"], metrics["validation_accuracy"],
-             metrics["test_accuracy"], metrics["all_inputs_accuracy"])
+             metrics["test_accuracy"], task.n_inputs, metrics["all_inputs_accuracy"])
+    tasks.write_record(root, task)
 
     with atomic_directory(out, overwrite=True) as tmp:
         model.to("cpu").save_pretrained(tmp)
@@ -152,9 +174,9 @@ def run_training(args) -> dict | None:
     return metrics
 
 
-def _check_same_recipe(metrics: dict, out, args) -> None:
+def _check_same_recipe(metrics: dict, out, args, task) -> None:
     """--skip_existing keeps a finished model only if the same recipe made it."""
-    _, train_cfg = resolve_configs(args)
+    _, train_cfg = resolve_configs(args, task)
     made = metrics.get("train_config") or {}
     differ = {k: (made.get(k), v) for k, v in dataclasses.asdict(train_cfg).items()
               if k in made and made[k] != v}

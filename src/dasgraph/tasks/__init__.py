@@ -1,0 +1,343 @@
+"""Tasks: a finite set of inputs over named variables, a prompt and a label per input, and the
+candidate causal models. Everything the stages know about a task comes from here.
+
+    from dasgraph import tasks
+    task = tasks.get("arithmetic")        # or "boolean", or "path/to/my_task.py"
+    task.inputs            # (N, V) int64, row i = node id i (itertools.product order)
+    task.labels            # (N,) class index per input
+    task.prompts()         # the prompt text per input
+    task.models["XY"].table(task)    # (N, N) counterfactual classes, base x source
+
+A task of your own is a Python file that defines ``TASK = Task(...)`` (README, "Your own
+task"). Built in: ``arithmetic`` (X+Y+Z=, 1000 inputs) and ``boolean`` (the paper's De Morgan
+task, 64 inputs).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import importlib.util
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+
+from dasgraph.causal.models import CausalModel, check_table
+from dasgraph.runtime import UsageError
+
+Columns = Mapping[str, np.ndarray]
+PAD_TOKEN = "<|endoftext|>"
+BUILT_IN = {"arithmetic": "dasgraph.tasks.arithmetic", "boolean": "dasgraph.tasks.boolean"}
+DEFAULT = "arithmetic"
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """A finite task. ``prompt`` renders one input (variable -> value) as text; ``label`` maps
+    columns (variable -> (N,) values) to (N,) class indices in 0..len(class_names)-1; every
+    causal model gives its P and its output from columns the same way (causal.models)."""
+    name: str
+    variables: tuple[str, ...]
+    values: Mapping[str, tuple[int, ...]]
+    prompt: Callable[[Mapping[str, int]], str]
+    label: Callable[[Columns], np.ndarray]
+    class_names: tuple[str, ...]             # the answer text of each class, e.g. "3".."30"
+    models: Mapping[str, CausalModel]        # candidate causal models, in display order
+    trivial: str                             # the model whose P is the output itself
+    vocab: tuple[str, ...]                   # word-level tokens the prompts are made of
+    positions: Mapping[str, int] = field(default_factory=dict)  # token position of each input
+    families: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    cross_family: str | None = None          # models tested against each other (cross matrix)
+    model_sets: tuple[tuple[str, ...], ...] = ()   # stage 8's default sets (combine)
+    features: Callable[[Columns], dict[str, np.ndarray]] | None = None   # extra tree features
+    value_names: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
+    network: Mapping[str, object] = field(default_factory=dict)  # from-scratch recipe overrides
+    # hold inputs out of training? A small lookup task (boolean: 64 inputs) cannot be learnt
+    # from part of it, and the graphs need the network right on every input: it then trains
+    # on all of them, and validation and test are all of them too (the metrics say so)
+    holdout: bool = True
+    description: str = ""
+    source: str = ""                         # where the task was loaded from
+
+    # --- inputs and labels -----------------------------------------------------------------
+    @functools.cached_property
+    def inputs(self) -> np.ndarray:
+        """(N, V) int64 array, row i = node id i (itertools.product over ``values``)."""
+        grid = itertools.product(*(self.values[v] for v in self.variables))
+        return np.array(list(grid), dtype=np.int64).reshape(-1, len(self.variables))
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def columns(self, inputs: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        inputs = self.inputs if inputs is None else np.asarray(inputs)
+        return {v: inputs[..., i] for i, v in enumerate(self.variables)}
+
+    @functools.cached_property
+    def labels(self) -> np.ndarray:
+        return np.asarray(self.label(self.columns()), dtype=np.int64)
+
+    def node_ids(self, inputs: np.ndarray) -> np.ndarray:
+        """(..., V) variable values -> (...) node ids (the inverse of ``inputs``)."""
+        inputs = np.asarray(inputs)
+        ids = np.zeros(inputs.shape[:-1], dtype=np.int64)
+        for i, v in enumerate(self.variables):
+            values = np.asarray(self.values[v])
+            order = np.argsort(values)
+            ids = ids * len(values) + order[np.searchsorted(values[order], inputs[..., i])]
+        return ids
+
+    def describe_input(self, node: int) -> str:
+        row = self.inputs[node]
+        return ", ".join(f"{v}={self.value_names.get(v, {}).get(int(x), int(x))}"
+                         for v, x in zip(self.variables, row))
+
+    def prompts(self, nodes=None) -> list[str]:
+        rows = self.inputs if nodes is None else self.inputs[np.asarray(nodes)]
+        return [self.prompt(dict(zip(self.variables, map(int, row)))) for row in rows]
+
+    def split_nodes(self, seed: int, fractions=(0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
+        """A disjoint train / validation / test split of the node ids (sorted in each part);
+        every part is all inputs when the task does not hold any out (``holdout``)."""
+        n = self.n_inputs
+        if not self.holdout:
+            return {name: np.arange(n) for name in ("train", "validation", "test")}
+        order = np.random.default_rng(seed).permutation(n)
+        n_train, n_val = int(round(fractions[0] * n)), int(round(fractions[1] * n))
+        parts = {"train": order[:n_train], "validation": order[n_train:n_train + n_val],
+                 "test": order[n_train + n_val:]}
+        return {name: np.sort(ids) for name, ids in parts.items()}
+
+    # --- causal models -----------------------------------------------------------------------
+    @property
+    def non_trivial(self) -> list[str]:
+        return [n for n in self.models if n != self.trivial]
+
+    def all_families(self) -> dict[str, list[str]]:
+        return {**{k: list(v) for k, v in self.families.items()}, "all": list(self.models)}
+
+    def select(self, family: str = "all", names: list[str] | None = None) -> list[str]:
+        """Model names from ``--causal_models`` (if given) or ``--causal_model_type``."""
+        if names:
+            unknown = [n for n in names if n not in self.models]
+            if unknown:
+                raise UsageError(f"unknown causal model(s) {', '.join(unknown)} for task "
+                                 f"{self.name}; valid names: {', '.join(self.models)}")
+            return list(dict.fromkeys(names))
+        families = self.all_families()
+        if family not in families:
+            raise UsageError(f"unknown --causal_model_type {family!r} for task {self.name}; "
+                             f"valid: {', '.join(families)}")
+        return list(families[family])
+
+    def cross_tests(self, name: str) -> list[str]:
+        """The models a cell of ``name`` is also tested against (iia.csv's cross matrix)."""
+        family = list(self.families.get(self.cross_family, ())) if self.cross_family else []
+        return family if name in family else [name]
+
+    def table(self, name) -> np.ndarray:
+        """(N, N) counterfactual classes of a model (a name or a model object)."""
+        model = self.models[name] if isinstance(name, str) else name
+        return _cached_table(self, model)
+
+    def tree_features(self) -> dict[str, np.ndarray]:
+        """Features for the decision trees (stage 7): the inputs, the task's own extras, and
+        the intermediate variable P of each non-trivial model, one column each (N,)."""
+        cols = self.columns()
+        out = {v: cols[v] for v in self.variables}
+        if self.features:
+            out.update({k: np.asarray(v) for k, v in self.features(cols).items()})
+        for name in self.non_trivial:
+            key = f"P_{name}"
+            if key not in out and not any(np.array_equal(self.models[name].p(cols), v)
+                                          for v in out.values()):
+                out[key] = np.asarray(self.models[name].p(cols))
+        return out
+
+    # --- prompts and tokens ------------------------------------------------------------------
+    def build_tokenizer(self):
+        """A word-level tokenizer over {pad} + ``vocab``: each vocab word is one token, spaces
+        separate nothing but words. Built locally; ``save_pretrained`` makes it loadable with
+        ``AutoTokenizer``."""
+        from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+        from transformers import PreTrainedTokenizerFast
+
+        vocab = [PAD_TOKEN, *self.vocab]
+        words = "|".join(re.escape(w) for w in sorted(self.vocab, key=len, reverse=True))
+        core = Tokenizer(models.WordLevel({tok: i for i, tok in enumerate(vocab)},
+                                          unk_token=PAD_TOKEN))
+        core.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Split(Regex(words), behavior="isolated")])
+        tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token=PAD_TOKEN,
+                                      eos_token=PAD_TOKEN, unk_token=PAD_TOKEN,
+                                      pad_token=PAD_TOKEN)
+        tok.padding_side = "right"
+        return tok
+
+    def encode(self, tokenizer, nodes=None):
+        """(N, T) LongTensor of token ids for the prompts; UsageError if the prompts do not all
+        have the same number of tokens (positions must mean the same variable)."""
+        import torch
+
+        batch = tokenizer(self.prompts(nodes), add_special_tokens=False)["input_ids"]
+        lengths = sorted({len(ids) for ids in batch})
+        if len(lengths) != 1:
+            raise UsageError(f"the tokenizer splits task {self.name}'s prompts into "
+                             f"{lengths} tokens; every prompt must have the same length")
+        return torch.tensor(batch, dtype=torch.long)
+
+    @functools.cached_property
+    def seq_len(self) -> int:
+        return len(self.build_tokenizer()(self.prompts([0]), add_special_tokens=False)
+                   ["input_ids"][0])
+
+    def position_names(self) -> list[str]:
+        """A label per token position: the input variable read there, else the token of the
+        first prompt (arithmetic: X + Y + Z =)."""
+        tok = self.build_tokenizer()
+        tokens = tok.convert_ids_to_tokens(self.encode(tok, [0])[0].tolist())
+        where = {p: v for v, p in self.positions.items()}
+        return [where.get(i, t) for i, t in enumerate(tokens)]
+
+    def record(self) -> dict:
+        """What results/task.json says about the task a results tree was made for."""
+        out = {"task": self.name, "source": self.source, "n_inputs": self.n_inputs,
+               "n_classes": self.n_classes, "variables": list(self.variables),
+               "causal_models": list(self.models)}
+        if self.source and Path(self.source).is_file():
+            out["source_sha256"] = hashlib.sha256(Path(self.source).read_bytes()).hexdigest()
+        return out
+
+    # --- validation --------------------------------------------------------------------------
+    def validate(self) -> "Task":
+        """One-line UsageErrors for a task that cannot be used; returns the task."""
+        where = f"task {self.name!r}" + (f" ({self.source})" if self.source else "")
+        if not self.variables or len(set(self.variables)) != len(self.variables):
+            raise UsageError(f"{where}: variables must be distinct names, got {self.variables}")
+        missing = [v for v in self.variables if not self.values.get(v)]
+        if missing:
+            raise UsageError(f"{where}: no values for variable(s) {', '.join(missing)}")
+        if len(self.class_names) < 2:
+            raise UsageError(f"{where}: needs at least 2 classes, got {list(self.class_names)}")
+        labels = np.asarray(self.label(self.columns()))
+        if labels.shape != (self.n_inputs,):
+            raise UsageError(f"{where}: label() returned shape {labels.shape}, expected "
+                             f"({self.n_inputs},), one class per input")
+        bad = ~np.isin(labels, np.arange(self.n_classes))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise UsageError(f"{where}: label {labels[i]!r} of input {self.describe_input(i)} is "
+                             f"outside the classes 0..{self.n_classes - 1} "
+                             f"({', '.join(self.class_names)})")
+        if self.trivial not in self.models:
+            raise UsageError(f"{where}: trivial model {self.trivial!r} is not among the causal "
+                             f"models {', '.join(self.models)}")
+        for name in self.models:
+            check_table(self, self.models[name])
+        named = [*(v for f in self.families.values() for v in f), *(m for s in self.model_sets for m in s)]
+        unknown = sorted(set(named) - set(self.models))
+        if unknown:
+            raise UsageError(f"{where}: families or model_sets name unknown model(s) "
+                             f"{', '.join(unknown)}")
+        bad_pos = {v: p for v, p in self.positions.items() if v not in self.variables}
+        if bad_pos:
+            raise UsageError(f"{where}: positions for unknown variable(s) {', '.join(bad_pos)}")
+        return self
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_table(task: Task, model: CausalModel) -> np.ndarray:
+    table = model.table(task)
+    table.setflags(write=False)
+    return table
+
+
+# --- the registry ------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def _load_built_in(name: str) -> Task:
+    return importlib.import_module(BUILT_IN[name]).TASK.validate()
+
+
+def _load_file(path: Path) -> Task:
+    if not path.is_file():
+        raise UsageError(f"--task {path}: no such file; give a built-in task "
+                         f"({', '.join(BUILT_IN)}) or a Python file that defines TASK")
+    spec = importlib.util.spec_from_file_location(f"dasgraph_user_task_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:   # a user's file: any error is theirs, named in one line
+        raise UsageError(f"--task {path}: the file raised {type(err).__name__}: {err}") from err
+    task = getattr(module, "TASK", None)
+    if not isinstance(task, Task):
+        raise UsageError(f"--task {path}: the file must define TASK = dasgraph.tasks.Task(...) "
+                         f"(found {type(task).__name__})")
+    object.__setattr__(task, "source", str(path.resolve()))
+    try:
+        return task.validate()
+    except UsageError:
+        raise
+    except Exception as err:
+        raise UsageError(f"--task {path}: checking the task raised {type(err).__name__}: "
+                         f"{err}") from err
+
+
+def get(name: str | None = None) -> Task:
+    """A task by built-in name or Python file path (None = the default, arithmetic)."""
+    name = name or DEFAULT
+    if name in BUILT_IN:
+        return _load_built_in(name)
+    if name.endswith(".py") or "/" in name:
+        return _load_file(Path(name))
+    raise UsageError(f"unknown --task {name!r}; built in: {', '.join(BUILT_IN)}, or the path of "
+                     "a Python file that defines TASK (README, 'Your own task')")
+
+
+def recorded(root) -> str | None:
+    """The task a results tree was made for (results/task.json), or None."""
+    from dasgraph import paths
+
+    path = paths.task_json(root)
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        return record.get("source") or record["task"]
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise UsageError(f"{path} is damaged ({err}); delete it and pass --task") from err
+
+
+def for_results(root, asked: str | None = None) -> Task:
+    """The task of a run: ``--task`` if given, else the one the results tree records, else
+    the default. A ``--task`` that differs from the recorded one is refused."""
+    found = recorded(root)
+    if asked and found:
+        want, have = get(asked), get(found)
+        if (want.name, want.source) != (have.name, have.source):
+            raise UsageError(f"--task {asked}: {root} holds results of task {have.name}; use "
+                             "another --results_path")
+        return want
+    return get(asked or found)
+
+
+def write_record(root, task: Task) -> None:
+    """Record the task of a results tree (train_gpt2.py does, and import_graphs.py)."""
+    from dasgraph import paths
+    from dasgraph.runtime import atomic_write_json
+
+    path = paths.task_json(root)
+    if path.is_file() and recorded(root) not in (task.name, task.source):
+        raise UsageError(f"{root} holds results of task {recorded(root)}; use another "
+                         f"--results_path for task {task.name}")
+    atomic_write_json(path, task.record())
