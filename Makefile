@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 RESULTS ?= results
 
 .PHONY: install test test-all reproduce reproduce-gpt2 reproduce-mlp reproduce-beside \
-	reproduce-seeds reproduce-random-init reproduce-thesis-graphs thesis-graphs-all-finders \
+	reproduce-seeds reproduce-random-init reproduce-thesis-graphs thesis-graphs-all-finders reproduce-boolean \
 	reproduce-all reproduce-companions reproduce-combined bench clean
 
 $(STAMP): requirements.txt pyproject.toml
@@ -82,6 +82,31 @@ reproduce-beside: $(STAMP)
 	@$(MAKE) --no-print-directory reproduce-thesis-graphs > $(THESIS_RESULTS)/reproduce.log 2>&1 \
 	 && echo "thesis's graphs re-analysed ($(THESIS_RESULTS)/reproduce.log)" \
 	 || { tail -n 20 $(THESIS_RESULTS)/reproduce.log; echo "thesis's graphs failed; see $(THESIS_RESULTS)/reproduce.log"; exit 1; }
+	@mkdir -p $(BOOL_RESULTS)
+	@$(MAKE) --no-print-directory reproduce-boolean > $(BOOL_RESULTS)/reproduce.log 2>&1 \
+	 && echo "boolean task finished ($(BOOL_RESULTS)/reproduce.log)" \
+	 || { tail -n 20 $(BOOL_RESULTS)/reproduce.log; echo "boolean task failed; see $(BOOL_RESULTS)/reproduce.log"; exit 1; }
+
+# The paper's boolean task (De Morgan; README "The boolean task"): its own network, trained from
+# scratch on all 64 inputs, through every stage in a results root of its own. Graphs at layer
+# 1 (right after block 0, where the network has computed X', Y' and Q) and at the last layer
+# 3 (where single models fall towards their floors and combinations matter, as at the
+# paper's late layer). Runs in make reproduce beside the GPT-2 stages, after the MLP part and
+# the thesis's graphs (its log: $(BOOL_RESULTS)/reproduce.log).
+BOOL_RESULTS := $(RESULTS)/boolean
+BOOL_K ?= 21
+BOOL_LAYERS ?= 1,3
+
+reproduce-boolean: $(STAMP)
+	$(PY) train_gpt2.py --task boolean --results_path $(BOOL_RESULTS) --skip_existing
+	$(PY) src/run_das.py --results_path $(BOOL_RESULTS) --low_rank_dimensions $(BOOL_K)
+	$(PY) evaluate_das.py --results_path $(BOOL_RESULTS) --n_testing 4096 --random_draws 3
+	$(PY) disentangle_causal_models.py --results_path $(BOOL_RESULTS) --layers $(BOOL_LAYERS) --low_rank_dimensions $(BOOL_K)
+	$(PY) analyse_graphs.py --results_path $(BOOL_RESULTS)
+	$(PY) classification.py --results_path $(BOOL_RESULTS)
+	$(PY) combine_causal_models.py --results_path $(BOOL_RESULTS)
+	$(PY) visualizations.py --results_path $(BOOL_RESULTS) --experiment all
+	$(PY) make_report.py --results_path $(BOOL_RESULTS)
 
 # The docs' analysis of the thesis's graphs beyond the report: every clique finder (the exact
 # ones stop at 60 s per graph: 22 min measured) and the decision trees.

@@ -188,6 +188,11 @@ def thesis_graphs_root(root: Path) -> Path:
     return Path(root) / "thesis_graphs"
 
 
+def boolean_root(root: Path) -> Path:
+    """A results root of its own for the boolean task (make reproduce-boolean)."""
+    return Path(root) / "boolean"
+
+
 # --- plots, report --------------------------------------------------------------------------
 def plots_dir(root: Path) -> Path:
     return Path(root) / "plots"

@@ -20,7 +20,8 @@ import pandas as pd
 from dasgraph import cli, collect, paths, readers, runtime, tasks
 from dasgraph.analysis import graphs, planted
 from dasgraph.causal import floors
-from dasgraph.report import companions as report_companions, published, thesis as report_thesis
+from dasgraph.report import (boolean as report_boolean, companions as report_companions, published,
+                             thesis as report_thesis)
 from dasgraph.report.markdown import Page, key_value_table, markdown_table, not_available
 from dasgraph.plots.iia import order_models
 
@@ -511,7 +512,7 @@ def _mlp_table(table: pd.DataFrame) -> tuple[str, str]:
 SECTIONS: list[Callable[[Page], None]] = [
     section_settings, section_planted, section_training, section_causal_models, section_iia,
     section_graphs, section_cliques, section_trees, section_combination, section_mlp,
-    report_thesis.section, report_companions.section]
+    report_thesis.section, report_companions.section, report_boolean.section]
 
 
 def build(root: Path) -> Page:

@@ -53,3 +53,10 @@ def strength() -> pd.DataFrame:
 def lambdas(table: pd.DataFrame) -> list[float]:
     """The λ values of a strength table's ``lambda_*`` columns, in column order."""
     return [float(c.removeprefix("lambda_")) for c in table.columns if c.startswith("lambda_")]
+
+
+# The paper's boolean task (Figure 5; THESIS.md §5): GPT-2 small fine-tuned, layer 8 (our 9),
+# k = 256, strength at λ = 1 (%), the rule of the published figures. Only these five entries
+# are given in the study's notes; they are typed in here, with their source.
+BOOLEAN_LAYER = 8
+BOOLEAN_STRENGTH_LAMBDA_1 = {"OP2+Q": 92.2, "X+Q": 89.1, "OP2+V": 87.5, "Q": 73.4, "V": 67.2}
