@@ -44,17 +44,12 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def finished(out) -> bool:
-    """The clique file is one file written atomically, so it is its own completion marker:
-    finished when it reads with its schema; a damaged one is redone."""
-    if not out.exists():
-        return False
-    try:
-        cliques.read_clique_record(out)
-    except runtime.ArtifactError as err:
-        log.warning("%s; finding its cliques again", err)
-        return False
-    return True
+def clique_settings(args, root, cell) -> dict:
+    """What makes a clique file: the search's settings and the graph it searched."""
+    graph = paths.graph_npy(root, *cell)
+    return {"clique_finder": args.clique_finder, "threshold": args.threshold,
+            "min_clique_size": args.min_clique_size, "time_limit": args.time_limit,
+            "graph_sha256": runtime.recorded_digest(paths.done_marker(graph), graph.name)}
 
 
 def _run(args) -> None:
@@ -67,8 +62,10 @@ def _run(args) -> None:
                          "run disentangle_causal_models.py first")
     cli.writable_dir(root)
     cli.writable_dir(paths.cliques_dir(root, args.clique_finder), "the clique folder")
-    todo = [c for c in cells if args.overwrite
-            or not finished(paths.cliques_json(root, args.clique_finder, *c))]
+    settings = {c: clique_settings(args, root, c) for c in cells}
+    todo = [c for c in cells if not runtime.finished(
+        paths.done_marker(paths.cliques_json(root, args.clique_finder, *c)), settings[c],
+        args.overwrite, "a clique file")]
     for cell in todo:            # every graph read is checked before any clique search
         graphs.load_graph(root, *cell)
     with logging_redirect_tqdm():
@@ -80,6 +77,7 @@ def _run(args) -> None:
             runtime.atomic_write_json(out, cliques.record(
                 args.clique_finder, cm, layer, k, args.threshold, args.min_clique_size,
                 found, stats, runtime.run_record(args)))
+            runtime.write_done(paths.done_marker(out), [out], settings=settings[cm, layer, k])
             log.info("%s layer %d k %d: %s -> %s", cm, layer, k,
                      cliques.describe(stats, found.timed_out), out)
 

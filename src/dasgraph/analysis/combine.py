@@ -55,7 +55,7 @@ from dasgraph.causal import models as causal_models
 from dasgraph.analysis import graphs
 from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
-from dasgraph.runtime import UsageError, atomic_path, is_done, sidecar_run_json, write_done
+from dasgraph.runtime import UsageError, atomic_path, finished, sidecar_run_json, write_done
 
 log = logging.getLogger(__name__)
 
@@ -420,9 +420,9 @@ def run_graph_cell(root: Path, cell: GraphCell, model_sets: Sequence[tuple[str, 
     all its graphs here.
     """
     out = paths.combination_csv(root, cell.layer, cell.low_rank_dimension)
-    if is_done(paths.done_marker(out)) and not overwrite:
-        _check_same_growth(out, growth)
-        log.info("%s exists; skipping (pass --overwrite to redo)", out)
+    settings = {"model_sets": [model_set_name(s) for s in model_sets], "lambdas": list(lambdas),
+                "rules": list(rules), "growth": growth, "min_cell_size": MIN_CELL_SIZE}
+    if finished(paths.done_marker(out), settings, overwrite, "a combination"):
         return None
     sets = usable_model_sets(cell, model_sets, strict)
     if not sets:
@@ -443,16 +443,6 @@ def run_graph_cell(root: Path, cell: GraphCell, model_sets: Sequence[tuple[str, 
             frame.to_csv(tmp, index=False)
         log.info("wrote %s", path)
     write_done(paths.done_marker(out), [p for path in (assign_out, out)     # written last
-                                        for p in (path, Path(str(path) + ".run.json"))])
+                                        for p in (path, Path(str(path) + ".run.json"))],
+               settings=settings)
     return table
-
-
-def _check_same_growth(csv: Path, growth: str) -> None:
-    """A finished combination made with another growth rule is not silently kept."""
-    try:
-        made_with = set(pd.read_csv(csv, usecols=lambda c: c == "growth").get("growth", []))
-    except (OSError, ValueError, UnicodeDecodeError):
-        made_with = set()
-    if made_with != {growth}:
-        raise UsageError(f"{csv} was made with growth {', '.join(sorted(map(str, made_with))) or 'unknown (an older version)'}, "
-                         f"not {growth}; pass --overwrite to redo it with --growth {growth}")

@@ -34,7 +34,7 @@ from dasgraph.analysis import graphs
 from dasgraph import paths
 from dasgraph.report import published
 from dasgraph.tasks import arithmetic as task
-from dasgraph.runtime import (UsageError, atomic_save_npy, atomic_write_json, is_done,
+from dasgraph.runtime import (UsageError, atomic_save_npy, atomic_write_json, finished,
                       run_record, write_done)
 
 log = logging.getLogger(__name__)
@@ -178,8 +178,8 @@ def import_graphs(found: list[ThesisGraph], root: Path, args: Any,
     for g in found:
         target = paths.graph_npy(root, g.causal_model, g.layer, g.low_rank_dimension)
         meta_path = paths.graph_meta(root, g.causal_model, g.layer, g.low_rank_dimension)
-        if is_done(paths.done_marker(target)) and not overwrite:
-            log.info("%s exists, skipped (--overwrite to redo)", target)
+        settings = {"source_sha256": g.sha256, "label": g.label}
+        if finished(paths.done_marker(target), settings, overwrite, "an imported graph"):
             continue
         graph = g.graph.copy()
         np.fill_diagonal(graph, 0.0)
@@ -199,7 +199,7 @@ def import_graphs(found: list[ThesisGraph], root: Path, args: Any,
                               "diagonal": "zeroed on import"},
             "run": run_record(args)})
         atomic_save_npy(target, graph)
-        write_done(paths.done_marker(target), [target, meta_path])
+        write_done(paths.done_marker(target), [target, meta_path], settings=settings)
         log.info("%s (thesis layer %d) -> %s: pairs with IIA 1 %.3f, mean pair IIA %.3f",
                  g.source, g.thesis_layer, target, stats["fraction_pairs_iia_1"],
                  stats["mean_pair_iia"])

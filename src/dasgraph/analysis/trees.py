@@ -26,8 +26,8 @@ import numpy as np
 from dasgraph.causal import models as causal_models
 from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
-from dasgraph.runtime import (ArtifactError, UsageError, atomic_path, is_done, write_done, atomic_write_json, atomic_write_text,
-                      derive_seed, read_json, run_record)
+from dasgraph.runtime import (ArtifactError, UsageError, atomic_path, finished, write_done, atomic_write_json, atomic_write_text,
+                      derive_seed, read_json, recorded_digest, run_record)
 
 log = logging.getLogger(__name__)
 
@@ -325,9 +325,10 @@ def run_clique_file(clique_file: CliqueFile, root: Path, finder: str, args: Any,
 
     cm, layer, k = clique_file.causal_model, clique_file.layer, clique_file.low_rank_dimension
     out_json = paths.tree_file(root, cm, layer, k, "json")
-    if is_done(paths.done_marker(out_json)) and not overwrite:
-        _check_same_positives(out_json, positives)
-        log.info("%s exists; skipping (pass --overwrite to redo)", out_json)
+    settings = {"positives": positives, "clique_finder": finder, "seed": seed,
+                "cliques_sha256": recorded_digest(paths.done_marker(clique_file.path),
+                                                  Path(clique_file.path).name)}
+    if finished(paths.done_marker(out_json), settings, overwrite, "a decision tree"):
         return None
     clique_record = read_clique_file(clique_file.path)
     cell_seed = derive_seed(seed, "trees", finder, cm, layer, k)
@@ -357,17 +358,6 @@ def run_clique_file(clique_file: CliqueFile, root: Path, finder: str, args: Any,
     # written last: a tree whose JSON, text or drawing is damaged or gone is redone
     write_done(paths.done_marker(out_json),
                [paths.tree_file(root, cm, layer, k, s) for s in ("json", "txt", "png")
-                if tree is not None or s == "json"])
+                if tree is not None or s == "json"], settings=settings)
     log.info("wrote %s", out_json)
     return out_json
-
-
-def _check_same_positives(out_json: Path, positives: str) -> None:
-    """A finished tree made with other positives is not silently kept."""
-    try:
-        made_with = read_json(out_json).get("positives", "all (an older version)")
-    except (OSError, ValueError, AttributeError):
-        return                                  # unreadable: the reading layer's business
-    if made_with != positives:
-        raise UsageError(f"{out_json} was made with --positives {made_with}, not {positives}; "
-                         f"pass --overwrite to redo it")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import logging
 import multiprocessing
 import os
@@ -30,8 +31,8 @@ from dasgraph.networks import gpt2
 from dasgraph.tasks import arithmetic as task
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import (UsageError, atomic_directory, atomic_path, atomic_save_npy, atomic_write_json,
-                      derive_seed, is_done, resolve_device, run_record, torch_threads,
-                      write_done)
+                      derive_seed, finished, is_done, resolve_device, run_record, settings_hash,
+                      torch_threads, write_done)
 
 log = logging.getLogger(__name__)
 
@@ -425,12 +426,27 @@ def write_iia_csv(args, table: pd.DataFrame) -> Path | None:
     return path
 
 
+def _graph_settings(root: Path, cell: tuple[str, int, int]) -> dict:
+    """What makes a graph: its DAS cell's trained weights (the digests its completion marker
+    records, less the run records), so the graph of a cell trained again differently is never
+    silently kept."""
+    try:
+        files = json.loads((paths.das_cell_dir(root, *cell) / paths.DONE).read_bytes())["files"]
+        weights = {name: d["sha256"] for name, d in files.items()
+                   if name not in (paths.METRICS, paths.RUN)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        readers.check_das_cell(paths.das_cell_dir(root, *cell))     # names what is wrong
+        raise
+    return {"das_cell_weights": settings_hash(weights)}
+
+
 def build_graphs(args) -> list[Path]:
     """Stage 5: the IIA graph of every selected trained cell (skipping finished graphs)."""
     device = resolve_device(args.device)
     subject, cells = load_trained_selection(args, device)
-    todo = [c for c in cells if args.overwrite or
-            not is_done(paths.done_marker(paths.graph_npy(args.results_path, *c)))]
+    made_by = {c: _graph_settings(args.results_path, c) for c in cells}
+    todo = [c for c in cells if not finished(paths.done_marker(paths.graph_npy(args.results_path, *c)),
+                                             made_by[c], args.overwrite, "an IIA graph")]
     for cell in todo:              # every folder written and every cell read, before computing
         cli.writable_dir(paths.graph_npy(args.results_path, *cell).parent, "a graph's folder")
         readers.check_das_cell(paths.das_cell_dir(args.results_path, *cell))
@@ -458,7 +474,8 @@ def build_graphs(args) -> list[Path]:
             graphs.export(graph, path, fmt)
         # written last: a graph missing its .json (or with a truncated .npy) is redone
         write_done(paths.done_marker(target),
-                   [target, paths.graph_meta(args.results_path, cm, layer, k), *exports])
+                   [target, paths.graph_meta(args.results_path, cm, layer, k), *exports],
+                   settings=made_by[cm, layer, k])
         log.info("graph %-3s layer %d k %4d: pairs with IIA 1 %.3f, mean pair IIA %.3f (%.1f s) -> %s",
                  cm, layer, k, stats["fraction_pairs_iia_1"], stats["mean_pair_iia"], seconds, target)
         written.append(target)

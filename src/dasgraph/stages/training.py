@@ -12,7 +12,7 @@ from dasgraph.networks import gpt2
 from dasgraph.analysis import planted
 from dasgraph.plots import analysis as plots_analysis
 from dasgraph.tasks import arithmetic as task
-from dasgraph.runtime import (UsageError, atomic_directory, check_memory, atomic_write_json, derive_seed, is_done,
+from dasgraph.runtime import (UsageError, atomic_directory, check_memory, atomic_write_json, derive_seed, finished, is_done,
                       resolve_device, run_record, set_seed, configure_determinism,
                       torch_threads)
 
@@ -91,18 +91,19 @@ def training_device(args) -> str:
 def run_training(args) -> dict | None:
     root = cli.writable_dir(args.results_path)
     out = cli.replaceable_dir(paths.gpt2_dir(root), "the trained model's folder")
-    if is_finished(out):
-        if args.skip_existing and not args.overwrite:
+    arch, train_cfg = resolve_configs(args)
+    settings = training_settings(args, arch, train_cfg)
+    if is_finished(out) and not args.overwrite:
+        if not args.skip_existing:
+            raise UsageError(f"{out} already holds a trained model; pass --overwrite to retrain "
+                             "or --skip_existing to keep it")
+        # --skip_existing keeps a finished model only if the same recipe made it
+        if finished(out / paths.DONE, settings, what="the trained model"):
             metrics = readers.read_json_record(out / paths.METRICS, readers.TRAIN,
                                                {"test_accuracy": readers.NUMBER})
-            _check_same_recipe(metrics, out, args)
             log.info("%s already holds a trained model (test accuracy %.4f); skipping",
                      out, metrics["test_accuracy"])
             return None
-        if not args.overwrite:
-            raise UsageError(f"{out} already holds a trained model; pass --overwrite to retrain "
-                             "or --skip_existing to keep it")
-    arch, train_cfg = resolve_configs(args)
     device = training_device(args)
     set_seed(args.seed)
     configure_determinism()
@@ -141,7 +142,7 @@ def run_training(args) -> dict | None:
              metrics["train_accuracy"], metrics["validation_accuracy"],
              metrics["test_accuracy"], metrics["all_inputs_accuracy"])
 
-    with atomic_directory(out, overwrite=True) as tmp:
+    with atomic_directory(out, overwrite=True, settings=settings) as tmp:
         model.to("cpu").save_pretrained(tmp)
         tokenizer.save_pretrained(str(tmp))
         atomic_write_json(tmp / paths.METRICS, metrics)
@@ -152,13 +153,8 @@ def run_training(args) -> dict | None:
     return metrics
 
 
-def _check_same_recipe(metrics: dict, out, args) -> None:
-    """--skip_existing keeps a finished model only if the same recipe made it."""
-    _, train_cfg = resolve_configs(args)
-    made = metrics.get("train_config") or {}
-    differ = {k: (made.get(k), v) for k, v in dataclasses.asdict(train_cfg).items()
-              if k in made and made[k] != v}
-    if differ:
-        what = ", ".join(f"{k} {old!r} (asked: {new!r})" for k, (old, new) in differ.items())
-        raise UsageError(f"{out} holds a model trained with {what}; pass --overwrite to retrain "
-                         "it, or another --results_path")
+def training_settings(args, arch: gpt2.ArchConfig | None, train_cfg: gpt2.TrainConfig) -> dict:
+    """What makes a trained model: the recipe, the architecture (from scratch) or the
+    pretrained model, and the seed. Recorded in its completion marker (runtime.finished)."""
+    return {**dataclasses.asdict(train_cfg), "seed": args.seed, "model_path": args.model_path,
+            "architecture": dataclasses.asdict(arch) if arch else None}
