@@ -28,13 +28,12 @@ log = logging.getLogger(__name__)
 # (X+Y where Z <= 5, X elsewhere; `make reproduce-combined`); DAS does not recover that one
 # yet (docs/combined_plant.md), which is why it is not the default.
 # Fine-tuning: the thesis's settings, no IIT.
-ARCH_DEFAULT = gpt2.ArchConfig(n_layer=3, n_embd=64, n_head=4)
+ARCH_DEFAULT = gpt2.ArchConfig()
+# One source of truth: TrainConfig's own defaults are the from-scratch recipe.
 TRAIN_DEFAULTS = {
-    "scratch": gpt2.TrainConfig(epochs=150, batch_size=64, lr=3e-3, weight_decay=0.1,
-                                iit_weight=1.0, iit_causal_model="XY", iit_layer=2, iit_dims=1,
-                                invariance_weight=1.0),
+    "scratch": gpt2.TrainConfig(),
     "pretrained": gpt2.TrainConfig(epochs=50, batch_size=32, lr=2e-5, weight_decay=0.0,
-                                   warmup_fraction=0.0),
+                                   warmup_fraction=0.0, iit_weight=0.0, invariance_weight=0.0),
 }
 
 
@@ -49,16 +48,14 @@ def is_finished(directory) -> bool:
 def resolve_configs(args) -> tuple[gpt2.ArchConfig | None, gpt2.TrainConfig]:
     base = TRAIN_DEFAULTS["pretrained" if args.model_path else "scratch"]
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(gpt2.TrainConfig)
-                 if getattr(args, f.name, None) is not None}
+                 if getattr(args, f.name, None) is not None}   # train_iit.py sets a few more
     train_cfg = dataclasses.replace(base, **overrides)
     if args.model_path:
         if any(getattr(args, n) is not None for n in ("n_layer", "n_embd", "n_head")):
             raise UsageError("--n_layer/--n_embd/--n_head only apply when training from scratch "
                              "(without --model_path)")
         return None, train_cfg
-    arch = dataclasses.replace(ARCH_DEFAULT, **{n: getattr(args, n) for n in
-                                                ("n_layer", "n_embd", "n_head")
-                                                if getattr(args, n) is not None})
+    arch = cli.settings_from(args, gpt2.ArchConfig, base=ARCH_DEFAULT)
     if arch.n_embd % arch.n_head:
         raise UsageError(f"--n_embd {arch.n_embd} must be divisible by --n_head {arch.n_head}")
     # weights, gradients and AdamW's two moments: 16 bytes per parameter of 12 d^2 per block
