@@ -435,14 +435,24 @@ def run_graph_cell(root: Path, cell: GraphCell, model_sets: Sequence[tuple[str, 
     table, assignment = combination_tables(Combiner(loaded, trivial, growth=growth), sets,
                                            lambdas, rules,
                                            cell.layer, cell.low_rank_dimension, progress=True)
-    assign_out = paths.combination_assignment_csv(root, cell.layer, cell.low_rank_dimension)
-    for frame, path in ((assignment, assign_out), (table, out)):   # main CSV last: "done" marker
-        sidecar_run_json(path, args, trivial_graph=trivial is not None,
-                         min_cell_size=MIN_CELL_SIZE)
+    write_tables(root, cell.layer, cell.low_rank_dimension, table, assignment, args, settings,
+                 trivial_graph=trivial is not None)
+    return table
+
+
+def write_tables(root: Path, layer: int, low_rank_dimension: int, table: pd.DataFrame,
+                 assignment: pd.DataFrame, args: Any, settings: dict, **run_extra: Any) -> Path:
+    """combine_causal_models.py's writer: the assignment and the cells tables of one
+    (layer, k), each with its run record, then the completion marker with ``settings``.
+    Returns the cells table's path."""
+    out = paths.combination_csv(root, layer, low_rank_dimension)
+    assign_out = paths.combination_assignment_csv(root, layer, low_rank_dimension)
+    for frame, path in ((assignment, assign_out), (table, out)):
+        sidecar_run_json(path, args, min_cell_size=MIN_CELL_SIZE, **run_extra)
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)
         log.info("wrote %s", path)
     write_done(paths.done_marker(out), [p for path in (assign_out, out)     # written last
                                         for p in (path, Path(str(path) + ".run.json"))],
                settings=settings)
-    return table
+    return out

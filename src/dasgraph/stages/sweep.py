@@ -30,9 +30,9 @@ from dasgraph.analysis import graphs
 from dasgraph.networks import gpt2
 from dasgraph.tasks import arithmetic as task
 from dasgraph.networks.lean import LeanGPT2
-from dasgraph.runtime import (UsageError, atomic_directory, atomic_path, atomic_save_npy, atomic_write_json,
+from dasgraph.runtime import (UsageError, atomic_directory, atomic_path, atomic_write_json,
                       derive_seed, finished, is_done, resolve_device, run_record, settings_hash,
-                      torch_threads, write_done)
+                      torch_threads)
 
 log = logging.getLogger(__name__)
 
@@ -460,22 +460,9 @@ def build_graphs(args) -> list[Path]:
         correct = graphs.correctness_matrix(subject.lean, subject.states[layer], layer, R, table)
         seconds = time.perf_counter() - start
         graph = graphs.graph_from_correctness(correct.numpy())
-        stats = graphs.statistics(graph)
-        atomic_save_npy(target, graph)
-        meta = {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
-                "shape": list(graph.shape), "node_order": "node id = 100(X-1)+10(Y-1)+(Z-1)",
-                "entry": "mean correctness of (i base, j source) and (j base, i source)",
-                "directed_iia": float(correct.float().mean()), **stats,
-                "seconds": round(seconds, 2), "run": run_record(args, device=device)}
-        atomic_write_json(paths.graph_meta(args.results_path, cm, layer, k), meta)
-        exports = [paths.graph_export(args.results_path, cm, layer, k, fmt)
-                   for fmt in args.export or []]
-        for fmt, path in zip(args.export or [], exports):
-            graphs.export(graph, path, fmt)
-        # written last: a graph missing its .json (or with a truncated .npy) is redone
-        write_done(paths.done_marker(target),
-                   [target, paths.graph_meta(args.results_path, cm, layer, k), *exports],
-                   settings=made_by[cm, layer, k])
+        stats = graphs.write_graph(args.results_path, cm, layer, k, graph, {
+            "directed_iia": float(correct.float().mean()), "seconds": round(seconds, 2),
+            "run": run_record(args, device=device)}, made_by[cm, layer, k], args.export or ())
         log.info("graph %-3s layer %d k %4d: pairs with IIA 1 %.3f, mean pair IIA %.3f (%.1f s) -> %s",
                  cm, layer, k, stats["fraction_pairs_iia_1"], stats["mean_pair_iia"], seconds, target)
         written.append(target)
