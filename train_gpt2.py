@@ -1,44 +1,10 @@
 """Stage 1: train GPT2ForSequenceClassification to classify X+Y+Z= (28 classes, sum - 3).
 
-Default: a small GPT-2 trained from scratch with a local tokenizer, offline, on a disjoint
-train / validation / test split of the 1000 inputs. ``--model_path gpt2`` (a hub id or a local
-folder) fine-tunes a pretrained model instead (needs the hub once, or a local copy).
-
-    python train_gpt2.py                          # embedded default -> results/gpt2/
-    python train_gpt2.py --model_path gpt2 --epochs 50 --batch_size 32 --device cuda
-
-With --device auto (the default), the embedded default trains on the CPU even where a GPU is
-there: a CPU-trained network is bit-identical on every machine, a GPU-trained one is another
-network (docs/gpu.md). Fine-tuning a --model_path uses the GPU when there is one.
+The thesis's script name, kept as a thin entry point: the code is
+``dasgraph.scripts.train_gpt2`` (also installed as the console script ``train_gpt2``);
+``python train_gpt2.py --help`` shows its flags.
 """
-from __future__ import annotations
-
-from dasgraph import cli, runtime
-from dasgraph.networks import gpt2
-from dasgraph.stages.training import ARCH_DEFAULT, TRAIN_DEFAULTS, run_training
-
-
-def parse_args(argv=None):
-    p = cli.parser(__doc__)
-    cli.add_common(p, seed=0)
-    cli.add_model_path(p, default=None)
-    # every recipe and architecture setting, declared once on its dataclass; unset = the
-    # recipe's value (from scratch or fine-tuning)
-    cli.add_settings(p, gpt2.TrainConfig, recipes={"from scratch": TRAIN_DEFAULTS["scratch"],
-                                                   "fine-tuning": TRAIN_DEFAULTS["pretrained"]})
-    cli.add_settings(p, gpt2.ArchConfig, recipes={"from scratch": ARCH_DEFAULT})
-    p.add_argument("--skip_existing", action="store_true",
-                   help="if a finished model is already there, keep it and exit 0")
-    return p.parse_args(argv)
-
-
-def _run(args) -> None:
-    run_training(args)
-
-
-def main(argv=None) -> int:
-    return runtime.run_stage(parse_args, _run, argv)
-
+from dasgraph.scripts.train_gpt2 import main, parse_args  # noqa: F401
 
 if __name__ == "__main__":
     raise SystemExit(main())
