@@ -141,13 +141,17 @@ def _flag_fields(cls) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if "help" in f.metadata]
 
 
-def add_settings(p: argparse.ArgumentParser, cls, recipes: dict | None = None) -> None:
-    """A flag for every ``setting`` field of the dataclass ``cls``, with its default.
+def add_settings(p: argparse.ArgumentParser, cls, recipes: dict | None = None,
+                 only: tuple[str, ...] | None = None) -> None:
+    """A flag for every ``setting`` field of the dataclass ``cls`` (or those named in ``only``),
+    with its default.
 
     ``recipes`` ({name: instance}): the flags default to None ("the recipe's value") and
     their help names each recipe's default, e.g. train_gpt2.py's from-scratch and
     fine-tuning recipes."""
     for f in _flag_fields(cls):
+        if only is not None and f.name not in only:
+            continue
         kwargs = {k: f.metadata[k] for k in ("type", "choices") if f.metadata[k] is not None}
         if recipes:
             values = {name: getattr(r, f.name) for name, r in recipes.items()}

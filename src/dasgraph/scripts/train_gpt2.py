@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dasgraph import cli, runtime
 from dasgraph.networks import gpt2
-from dasgraph.stages.training import ARCH_DEFAULT, TRAIN_DEFAULTS, run_training
+from dasgraph.stages.training import ARCH_DEFAULT, RECIPES, run_training
 
 
 def parse_args(argv=None):
@@ -24,8 +24,7 @@ def parse_args(argv=None):
     cli.add_model_path(p, default=None)
     # every recipe and architecture setting, declared once on its dataclass; unset = the
     # recipe's value (from scratch or fine-tuning)
-    cli.add_settings(p, gpt2.TrainConfig, recipes={"from scratch": TRAIN_DEFAULTS["scratch"],
-                                                   "fine-tuning": TRAIN_DEFAULTS["pretrained"]})
+    cli.add_settings(p, gpt2.TrainConfig, recipes=RECIPES)
     cli.add_settings(p, gpt2.ArchConfig, recipes={"from scratch": ARCH_DEFAULT})
     p.add_argument("--skip_existing", action="store_true",
                    help="if a finished model is already there, keep it and exit 0")

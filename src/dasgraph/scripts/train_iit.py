@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 
 from dasgraph import cli, runtime
+from dasgraph.networks import gpt2
+from dasgraph.stages.training import ARCH_DEFAULT, RECIPES
 from dasgraph.interventions import iit
 from dasgraph.mlp import pipeline as mlp_pipeline
 
@@ -52,11 +54,9 @@ def parse_args(argv=None):
     for action in p._actions:
         if action.dest in shared:
             action.default, action.help = None, shared[action.dest]
-    p.add_argument("--weight_decay", type=cli.unit_float, default=None)
-    p.add_argument("--label_smoothing", type=cli.unit_float, default=None)
-    p.add_argument("--n_layer", type=cli.count(cli.MAX_LAYERS), default=None, help="gpt2 from scratch: blocks")
-    p.add_argument("--n_embd", type=cli.count(cli.MAX_WIDTH), default=None, help="gpt2 from scratch: width")
-    p.add_argument("--n_head", type=cli.count(cli.MAX_WIDTH), default=None, help="gpt2 from scratch: heads")
+    # gpt2: train_gpt2.py's settings, declared once on their dataclasses
+    cli.add_settings(p, gpt2.TrainConfig, recipes=RECIPES, only=("weight_decay", "label_smoothing"))
+    cli.add_settings(p, gpt2.ArchConfig, recipes={"from scratch": ARCH_DEFAULT})
     args = p.parse_args(argv)
     mlp = args.network == "mlp"
     args.causal_model = args.causal_model or ("hierarchical_equality" if mlp else "XY")

@@ -35,6 +35,8 @@ TRAIN_DEFAULTS = {
     "pretrained": gpt2.TrainConfig(epochs=50, batch_size=32, lr=2e-5, weight_decay=0.0,
                                    warmup_fraction=0.0, iit_weight=0.0, invariance_weight=0.0),
 }
+# how the flags' help names each recipe's default (train_gpt2.py, train_iit.py)
+RECIPES = {"from scratch": TRAIN_DEFAULTS["scratch"], "fine-tuning": TRAIN_DEFAULTS["pretrained"]}
 
 
 TRAIN_THREADS = 1
