@@ -118,3 +118,25 @@ def test_graph_cli_bad_input(tmp_path, tiny_copy, capsys):
     assert disentangle_causal_models.main(["--results_path", str(tiny_copy), "--layers", "7"]) == 2
     assert disentangle_causal_models.main(["--results_path", str(tiny_copy), "--export", "gml"]) == 2
     assert "--export" in capsys.readouterr().err
+
+
+def test_a_graph_records_its_das_cells_weights_not_their_run_records(tmp_path):
+    """A graph's recorded settings are its DAS cell's weights: they change when the cell is
+    trained again to other weights (so runtime.finished refuses the old graph), not when only
+    its run record is rewritten."""
+    from dasgraph import runtime
+    from dasgraph.stages.sweep import _graph_settings
+
+    cell = paths.das_cell_dir(tmp_path, "XY", 1, 6)
+    cell.mkdir(parents=True)
+    weights, run = cell / "weights.bin", cell / paths.RUN
+    weights.write_bytes(b"rotation 1")
+    run.write_text('{"created": "monday"}')
+    runtime.write_done(cell / paths.DONE, [weights, run])
+    first = _graph_settings(tmp_path, ("XY", 1, 6))
+    run.write_text('{"created": "tuesday"}')
+    runtime.write_done(cell / paths.DONE, [weights, run])
+    assert _graph_settings(tmp_path, ("XY", 1, 6)) == first
+    weights.write_bytes(b"rotation 2")
+    runtime.write_done(cell / paths.DONE, [weights, run])
+    assert _graph_settings(tmp_path, ("XY", 1, 6)) != first
