@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RESULTS ?= results
 
-.PHONY: install test test-all reproduce reproduce-gpt2 reproduce-mlp reproduce-beside \
+.PHONY: install test test-all test-install reproduce reproduce-gpt2 reproduce-mlp reproduce-beside \
 	reproduce-seeds reproduce-random-init reproduce-thesis-graphs thesis-graphs-all-finders reproduce-boolean \
 	reproduce-all reproduce-companions reproduce-combined bench clean
 
@@ -22,6 +22,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
+
+# `pip install .` into a fresh venv, then `import dasgraph` and a console script (minutes).
+test-install:
+	PYTHON=$(PYTHON) .ci/check_install
 
 # The layer and k of the graph stages (the thesis used layer 7, k = 256 of GPT-2 small; the
 # default model's planted variable sits at layer 2, and 21 = 256/768 of its width 64).

@@ -1,59 +1,10 @@
 """Stage 3: IIA of every trained DAS cell on fresh counterfactuals -> results/iia.csv.
 
-Arithmetic cells (XY, XZ, YZ) are also tested on the other arithmetic models'
-counterfactuals (the thesis's sanity check: trained on A, tested on B). Beside iia.csv it
-writes the chance floors of every causal model and their pairwise disagreement, computed from
-the counterfactual tables (floors.csv, disagreement.csv; dasgraph.floors).
-
-    python evaluate_das.py
-    python evaluate_das.py --causal_model_type arithmetic --n_testing 10000
+The thesis's script name, kept as a thin entry point: the code is
+``dasgraph.scripts.evaluate_das`` (also installed as the console script ``evaluate_das``);
+``python evaluate_das.py --help`` shows its flags.
 """
-from __future__ import annotations
-
-import logging
-
-from dasgraph import cli, paths, runtime
-from dasgraph.causal import floors
-from dasgraph.networks import random_init as random_network
-from dasgraph.stages.sweep import evaluate_cells, model_dir, task_of, write_iia_csv
-
-
-def parse_args(argv=None):
-    p = cli.parser(__doc__)
-    cli.add_common(p)
-    cli.add_model_path(p)
-    cli.add_selection(p)
-    p.add_argument("--control", choices=random_network.CONTROLS, default="none",
-                   help="random_init: the same sweep on a randomly initialised network of the same "
-                        "architecture, against its own behaviour, in RESULTS/controls/random_init")
-    p.add_argument("--n_testing", type=cli.count(cli.MAX_PAIRS), default=10_000,
-                   help="fresh counterfactual pairs per cell")
-    p.add_argument("--random_draws", type=cli.count(1000, minimum=0), default=5,
-                   help="random orthonormal subspaces of the same rank k per layer and k, the "
-                        "control beside each trained IIA (0: none)")
-    p.add_argument("--n_random_pairs", type=cli.count(cli.MAX_PAIRS), default=1_000,
-                   help="counterfactual pairs each random subspace is tested on")
-    return p.parse_args(argv)
-
-
-def _run(args) -> None:
-    log = logging.getLogger(__name__)
-    if args.control != "none":            # the control network's own results root
-        args.results_path = paths.control_root(args.results_path, args.control)
-    table = evaluate_cells(args)
-    path = write_iia_csv(args, table)
-    if path:
-        log.info("wrote %s", path)
-    # chance floors: the task's, or those of a control network's own behaviour
-    task = task_of(args)
-    tables = None if args.control == "none" else random_network.own_tables(model_dir(args), task)
-    for written in floors.write(args.results_path, task, args, tables):
-        log.info("wrote %s", written)
-
-
-def main(argv=None) -> int:
-    return runtime.run_stage(parse_args, _run, argv)
-
+from dasgraph.scripts.evaluate_das import main, parse_args  # noqa: F401
 
 if __name__ == "__main__":
     raise SystemExit(main())

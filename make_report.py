@@ -1,29 +1,10 @@
 """The report: results/REPORT.md, the whole study on one page (settings, key tables, figures).
 
-Run it last, after visualizations.py (figures are linked from results/plots/; a missing figure
-or a missing stage is named in the report instead).
-
-    python make_report.py --results_path results
+The thesis's script name, kept as a thin entry point: the code is
+``dasgraph.scripts.make_report`` (also installed as the console script ``make_report``);
+``python make_report.py --help`` shows its flags.
 """
-from __future__ import annotations
-
-from dasgraph import cli, report, runtime
-
-
-def parse_args(argv=None):
-    p = cli.parser(__doc__)
-    cli.add_common(p)
-    return p.parse_args(argv)
-
-
-def _run(args) -> None:
-    cli.writable_dir(args.results_path)
-    report.write(args.results_path, args)
-
-
-def main(argv=None) -> int:
-    return runtime.run_stage(parse_args, _run, argv)
-
+from dasgraph.scripts.make_report import main, parse_args  # noqa: F401
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,10 +1,15 @@
 """A small results folder in the real file formats, built without training anything.
 
-Used by tests/test_visualizations.py and tests/test_report.py. Every file is written by the
-code (or in the schema) that the pipeline stage itself uses, so a format change shows up here.
+Used by tests/test_visualizations.py and tests/test_report.py. The numbers are made up; the
+files are written by the stages' own writers (sweep.write_iia_csv, floors.write,
+graphs.write_graph, cliques.write_record, trees.write_tree, combine.write_tables,
+mlp pipeline.write_outputs), so a writer changing its format shows up in the report and plot
+tests. Only the model folder and the DAS cells' metrics are written in their schema by hand:
+their writers save a trained network.
 """
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -18,6 +23,8 @@ import pandas as pd
 from dasgraph.causal import models as causal_models, floors
 from dasgraph.analysis import cliques, combine, graphs, trees
 from dasgraph import paths
+from dasgraph.mlp import pipeline as mlp_pipeline
+from dasgraph.stages import sweep
 from dasgraph.tasks import arithmetic as task
 from dasgraph import tasks
 
@@ -30,6 +37,8 @@ GRAPH_CELLS = [("XY", 2, 4), ("Z", 2, 4)]
 RUN = {"command": "test", "arguments": {}, "seed": 0, "device": "cpu", "git_commit": "abc",
        "versions": {"torch": "2.13.0"}, "created": "2026-01-01T00:00:00+00:00"}
 XYZ = task.all_inputs()
+ARGS = argparse.Namespace(seed=0, device="cpu")      # what the writers' run records record
+SETTINGS = {"made_by": "tests/fake_results.py"}
 
 
 def _json(path: Path, obj) -> None:
@@ -81,7 +90,7 @@ def write_iia(root: Path) -> pd.DataFrame:
                                  "n_seeds": 1, "iia_seed_mean": iia_value(cm, layer, k, test),
                                  "iia_seed_sd": float("nan")})
     table = pd.DataFrame(rows)
-    table.to_csv(paths.iia_csv(root), index=False)
+    sweep.write_iia_csv(argparse.Namespace(**vars(ARGS), results_path=root), table)
     floors.write(root, ARITH)          # evaluate_das.py writes the floors beside iia.csv
     return table
 
@@ -124,12 +133,8 @@ def write_graphs(root: Path) -> dict[str, np.ndarray]:
     made = {}
     for cm, layer, k in GRAPH_CELLS:
         graph = planted_graph(cm)
-        path = paths.graph_npy(root, cm, layer, k)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, graph)
-        _json(paths.graph_meta(root, cm, layer, k),
-              {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
-               **graphs.statistics(graph), "directed_iia": float(graph.mean()), "run": RUN})
+        graphs.write_graph(root, cm, layer, k, graph,
+                           {"directed_iia": float(graph.mean()), "run": RUN}, SETTINGS, ARITH)
         made[cm] = graph
     return made
 
@@ -145,51 +150,51 @@ def write_cliques(root: Path, graphs_: dict[str, np.ndarray], finder: str = "Rem
     for cm, layer, k in GRAPH_CELLS:
         found = cliques.Cliques(clique_lists(cm))
         stats = cliques.statistics(cliques.adjacency(graphs_[cm], 1.0), found)
-        _json(paths.cliques_json(root, finder, cm, layer, k),
-              cliques.record(finder, cm, layer, k, 1.0, 5, found, stats, RUN, ARITH))
+        cliques.write_record(root, cliques.record(finder, cm, layer, k, 1.0, 5, found, stats, RUN,
+                                                  ARITH), SETTINGS)
 
 
-def tree_record(clique_sets: list[list[int]]) -> dict:
-    """A tree record in classification.py's schema. Nested CV costs seconds, so the numbers
+def tree_record(clique_sets: list[list[int]]):
+    """(record, tree) as classification.py makes them. Nested CV costs seconds, so the numbers
     are set by hand; the rules come from a real depth-2 tree through trees.tree_to_dict."""
     from sklearn.tree import DecisionTreeClassifier
 
     if not clique_sets:
-        record, _ = trees.fit_clique_tree({"cliques": []}, seed=0, task=ARITH)   # degenerate: no fitting
-        return record
+        return trees.fit_clique_tree({"cliques": []}, seed=0, task=ARITH)   # degenerate: no fitting
     data = trees.build_dataset(clique_sets, np.random.default_rng(0), n_inputs=1000)
-    tree = DecisionTreeClassifier(max_depth=2, random_state=0).fit(trees.Features.of(ARITH).rows(data.nodes), data.y)
+    feats = trees.Features.of(ARITH)
+    tree = DecisionTreeClassifier(max_depth=2, random_state=0).fit(feats.rows(data.nodes), data.y)
     n_pos = int(data.y.sum())
     return {"status": "ok", "n_cliques": len(clique_sets),
             "class_balance": {"n_positive": n_pos, "n_negative": len(data.y) - n_pos,
                               "negatives": data.negatives_rule, "majority_baseline_accuracy": 0.5},
-            "features": list(trees.Features.of(ARITH).names), "best_max_depth": 2,
+            "features": list(feats.names), "binary_features": sorted(feats.binary),
+            "best_max_depth": 2,
             "cv_accuracy": {"mean": 0.97, "std": 0.02, "folds": [0.97] * 5},
             "training_accuracy": {"value": 1.0, "note": "fit data"},
-            "feature_importances": {}, "rules": trees.tree_to_dict(tree)}
+            "feature_importances": {}, "rules": trees.tree_to_dict(tree, feats)}, tree
 
 
 def write_trees(root: Path) -> None:
     """One fitted tree (XY) and one degenerate record (Z: no cliques), as classification.py."""
     for (cm, layer, k), clique_sets in zip(GRAPH_CELLS, (clique_lists("XY"), [])):
-        _json(paths.tree_file(root, cm, layer, k, "json"),
-              {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
-               "clique_finder": "RemovalHeuristic", **tree_record(clique_sets), "run": RUN})
+        record, tree = tree_record(clique_sets)
+        trees.write_tree(root, {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
+                                "clique_finder": "RemovalHeuristic", **record, "run": RUN},
+                         tree, "RemovalHeuristic", "largest", SETTINGS)
 
 
 def write_combination(root: Path, graphs_: dict[str, np.ndarray]) -> pd.DataFrame:
     layer, k = GRAPH_CELLS[0][1:]
     sets = [("XY",), ("Z",), ("XY", "Z")]
-    cells, _ = combine.combination_tables(combine.Combiner(graphs_), sets,
-                                          combine.DEFAULT_LAMBDAS, combine.RULES, layer, k)
-    path = paths.combination_csv(root, layer, k)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cells.to_csv(path, index=False)
+    cells, assignment = combine.combination_tables(combine.Combiner(graphs_), sets,
+                                                   combine.DEFAULT_LAMBDAS, combine.RULES, layer, k,
+                                                   ARITH)
+    combine.write_tables(root, layer, k, cells, assignment, ARGS, SETTINGS)
     return cells
 
 
-MLP_COLUMNS = ["experiment", "network", "method", "layer", "low_rank_dimension", "causal_model",
-               "test_causal_model", "intervention", "iia", "n_examples"]
+MLP_COLUMNS = mlp_pipeline.CSV_COLUMNS
 ABLATION_MODELS = ("ABAB", "AABB", "ABBA")
 
 
@@ -200,28 +205,29 @@ def ablation_iia(network: str, trained_on: str, tested_on: str) -> float:
     return 0.75 if tested_on == "ABAB" else 0.56
 
 
+def _mlp_outputs(out: Path, metrics: dict, rows: list[list], bars: list[float]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots()
+    ax.bar(range(len(bars)), bars)
+    mlp_pipeline.write_outputs(out, metrics, [dict(zip(MLP_COLUMNS, row)) for row in rows], fig,
+                               ARGS, "cpu")
+
+
 def write_mlp(root: Path) -> None:
     out = paths.mlp_dir(root, "hierarchical_equality")
-    out.mkdir(parents=True, exist_ok=True)
     rows = [["hierarchical_equality", "plain", method, 0, 16, "hierarchical_equality",
              "hierarchical_equality", name, iia, 4000]
             for method, base in (("das", 0.97), ("neurons", 0.8))
             for name, iia in (("WX", base), ("YZ", base - 0.01), ("both", base), ("all", base))]
-    pd.DataFrame(rows, columns=MLP_COLUMNS).to_csv(paths.mlp_iia_csv(out), index=False)
-    _json(out / paths.METRICS, {"mlp": {"test_accuracy": 0.999, "n_test": 12000}})
-    fig, ax = plt.subplots()
-    ax.bar([0, 1], [0.97, 0.8])
-    fig.savefig(out / "das_vs_neurons.png")
-    plt.close(fig)
+    _mlp_outputs(out, {"mlp": {"test_accuracy": 0.999, "n_test": 12000}}, rows, [0.97, 0.8])
     out = paths.mlp_dir(root, "wrong_causal_graph")
-    out.mkdir(parents=True, exist_ok=True)
     rows = [["wrong_causal_graph", network, "das", 0, 8, trained, tested, "all",
              ablation_iia(network, trained, tested), 12000]
             for network in ("plain", "iit") for trained in ABLATION_MODELS for tested in ABLATION_MODELS]
-    pd.DataFrame(rows, columns=MLP_COLUMNS).to_csv(paths.mlp_iia_csv(out), index=False)
-    _json(out / paths.METRICS, {"networks": {
+    _mlp_outputs(out, {"networks": {
         "plain": {"mlp": {"test_accuracy": 0.9992, "n_test": 12000}},
-        "iit": {"mlp": {"test_accuracy": 0.9995, "n_test": 12000}, "planted_split_test_iia": 0.998}}})
+        "iit": {"mlp": {"test_accuracy": 0.9995, "n_test": 12000}, "planted_split_test_iia": 0.998}}},
+        rows, [row[8] for row in rows])
 
 
 def build(root: Path, parts=("gpt2", "iia", "das", "graphs", "cliques", "trees", "combination",

@@ -186,7 +186,7 @@ def save_graph(root, cm="XY", layer=3, k=16, seed=0, clique_size=30):
     return graph, members.tolist()
 
 
-def test_main_writes_the_schema(tmp_path):
+def test_main_writes_the_schema(tmp_path, capsys):
     graph, members = save_graph(tmp_path)
     save_graph(tmp_path, cm="Z", layer=1, seed=1)
     argv = ["--results_path", str(tmp_path), "--clique_finder", "BranchAndBoundHeuristic"]
@@ -218,6 +218,13 @@ def test_main_writes_the_schema(tmp_path):
     assert analyse_graphs.main(argv + ["--causal_models", "XY", "--overwrite",
                                        "--threshold", "0.5"]) == 0
     assert json.loads(out.read_text())["threshold"] == 0.5
+    # ... and other settings on a finished file are refused in one line, the file kept
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert analyse_graphs.main(argv + ["--causal_models", "XY"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert len(err) == 1 and "threshold 0.5, now 1.0" in err[0] and "--overwrite" in err[0]
+    assert out.read_bytes() == before
 
     table = cliques.summarise(tmp_path, "BranchAndBoundHeuristic")
     assert table[["causal_model", "layer", "low_rank_dimension"]].values.tolist() == \
@@ -231,7 +238,8 @@ def test_main_default_finder_and_selection(tmp_path):
     save_graph(tmp_path, layer=4, seed=2)
     assert analyse_graphs.main(["--results_path", str(tmp_path), "--layers", "4"]) == 0
     folder = paths.cliques_json(tmp_path, "RemovalHeuristic", "XY", 4, 16).parent
-    assert sorted(p.name for p in folder.iterdir()) == ["XY_layer_4_k_16.json"]
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == \
+        ["XY_layer_4_k_16.json"]
     data = json.loads((folder / "XY_layer_4_k_16.json").read_text())
     assert all(len(c) >= 5 for c in data["cliques"]) and data["statistics"]["sizes"][0] >= 25
 

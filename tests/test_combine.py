@@ -295,7 +295,8 @@ def test_a_combination_made_with_another_growth_is_not_silently_kept(tmp_path, c
     assert script.main([*root, "--growth", "prefix"]) == 0
     assert set(pd.read_csv(paths.combination_csv(tmp_path, 3, 8))["growth"]) == {"prefix"}
     assert script.main(root) == 2
-    assert "made with growth prefix, not thesis" in capsys.readouterr().err
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert len(err) == 1 and "other settings (growth 'prefix', now 'thesis')" in err[0]
     assert script.main([*root, "--overwrite"]) == 0
     assert set(pd.read_csv(paths.combination_csv(tmp_path, 3, 8))["growth"]) == {"thesis"}
     assert script.main(root) == 0          # same settings: skipped as finished

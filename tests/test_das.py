@@ -113,10 +113,22 @@ def test_sweep_skips_resumes_and_a_cell_alone_reproduces_its_number(tiny_copy, t
     assert len(metrics["train_loss"]) == 4 and 0 <= metrics["iia"] <= 1
     assert run["cell_seed"] == metrics["cell_seed"] and run["git_commit"]
     stamp = (cell / "metrics.json").stat().st_mtime_ns
-    # a half-written cell left by a killed run is ignored and redone
-    (cell.parent / ".k_4.partial-x").mkdir()
+    # A half-written cell is redone: k_4's metrics cut short after its completion marker was
+    # written, and a partial folder left by a writer that was killed (its pid is dead).
+    half = paths.das_cell_dir(tiny_copy, "XY", 1, 4)
+    whole = json.loads((half / "metrics.json").read_text())
+    (half / "metrics.json").write_text((half / "metrics.json").read_text()[:40])
+    import subprocess
+    import sys
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    leftover = half.parent / f".k_4.partial-{dead}-abc"
+    (leftover / "das").mkdir(parents=True)
     assert sweep(tiny_copy, *flags) == 0
     assert (cell / "metrics.json").stat().st_mtime_ns == stamp       # finished: skipped
+    redone = json.loads((half / "metrics.json").read_text())          # whole again
+    assert redone["iia"] == whole["iia"] and redone["cell_seed"] == whole["cell_seed"]
+    assert not leftover.exists()
     # the same cell alone, in a fresh results folder and in this process, gives the same number
     alone = tmp_path / "alone"
     import shutil

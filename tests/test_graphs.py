@@ -53,12 +53,42 @@ def test_graph_is_symmetric_with_zero_diagonal_in_node_order(graph_results):
     graph = graphs.load_graph(graph_results, "X", 1, 6)
     assert graph.shape == (1000, 1000) and graph.dtype == np.float32
     assert np.array_equal(graph, graph.T) and not np.diag(graph).any()
-    # node order: an interchange with base == source content is the identity, so pairs that
-    # differ only where the model does not read should be right both ways for the X model:
-    # base (x, y, z) and source (x, y', z') -> counterfactual = x + y + z = base answer.
     meta = json.loads(paths.graph_meta(graph_results, "X", 1, 6).read_text())
-    assert meta["node_order"].startswith("node id") and 0 <= meta["mean_pair_iia"] <= 1
+    assert 0 <= meta["mean_pair_iia"] <= 1
     assert paths.graph_export(graph_results, "X", 1, 6, "node_link").exists()
+
+
+def test_graph_rows_are_node_ids_in_the_order_its_json_states(graph_results):
+    """Row i is the input X, Y, Z with i = 100(X-1) + 10(Y-1) + (Z-1), as the .json says.
+    Checked against pyvene on prompts written here from that formula (not from the task's
+    own input list), with the X model's counterfactual worked out here too."""
+    from transformers import AutoTokenizer
+
+    meta = json.loads(paths.graph_meta(graph_results, "X", 1, 6).read_text())
+    assert meta["node_order"] == "node id = 100(X-1)+10(Y-1)+(Z-1)"
+    graph = graphs.load_graph(graph_results, "X", 1, 6)
+    nodes = np.arange(1000)
+    x, y, z = nodes // 100 + 1, nodes // 10 % 10 + 1, nodes % 10 + 1
+    tokenizer = AutoTokenizer.from_pretrained(str(paths.gpt2_dir(graph_results)))
+    ids = torch.tensor([tokenizer(f"{a}+{b}+{c}=", add_special_tokens=False)["input_ids"]
+                        for a, b, c in zip(x, y, z)])
+    subject = load_subject(str(paths.gpt2_dir(graph_results)))
+    pv = das.load_intervenable(paths.das_cell_dir(graph_results, "X", 1, 6), subject.model)
+    rng = np.random.default_rng(1)
+    i, j = rng.integers(0, 1000, 200), rng.integers(0, 1000, 200)
+    i, j = i[i != j], j[i != j]
+
+    def right(base, source):            # the X model: X from the source, Y and Z from the base
+        with torch.no_grad():
+            pred = das.pyvene_logits(pv, ids, torch.as_tensor(base), torch.as_tensor(source))
+        return pred.argmax(-1).numpy() == x[source] + y[base] + z[base] - 3
+
+    expected = (right(i, j).astype(np.float32) + right(j, i)) / 2
+    assert len(set(expected.tolist())) > 1      # not constant, so an order can be told apart
+    assert np.array_equal(graph[i, j], expected)
+    # the check tells orders apart: the same pairs read in Z-major order do not match
+    zyx = lambda n: 100 * (n % 10) + 10 * (n // 10 % 10) + n // 100
+    assert not np.array_equal(graph[zyx(i), zyx(j)], expected)
 
 
 def test_node_order_matches_node_ids_on_a_hand_built_correctness_matrix():
@@ -91,3 +121,25 @@ def test_graph_cli_bad_input(tmp_path, tiny_copy, capsys):
     assert disentangle_causal_models.main(["--results_path", str(tiny_copy), "--layers", "7"]) == 2
     assert disentangle_causal_models.main(["--results_path", str(tiny_copy), "--export", "gml"]) == 2
     assert "--export" in capsys.readouterr().err
+
+
+def test_a_graph_records_its_das_cells_weights_not_their_run_records(tmp_path):
+    """A graph's recorded settings are its DAS cell's weights: they change when the cell is
+    trained again to other weights (so runtime.finished refuses the old graph), not when only
+    its run record is rewritten."""
+    from dasgraph import runtime
+    from dasgraph.stages.sweep import _graph_settings
+
+    cell = paths.das_cell_dir(tmp_path, "XY", 1, 6)
+    cell.mkdir(parents=True)
+    weights, run = cell / "weights.bin", cell / paths.RUN
+    weights.write_bytes(b"rotation 1")
+    run.write_text('{"created": "monday"}')
+    runtime.write_done(cell / paths.DONE, [weights, run])
+    first = _graph_settings(tmp_path, ("XY", 1, 6))
+    run.write_text('{"created": "tuesday"}')
+    runtime.write_done(cell / paths.DONE, [weights, run])
+    assert _graph_settings(tmp_path, ("XY", 1, 6)) == first
+    weights.write_bytes(b"rotation 2")
+    runtime.write_done(cell / paths.DONE, [weights, run])
+    assert _graph_settings(tmp_path, ("XY", 1, 6)) != first

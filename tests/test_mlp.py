@@ -1,5 +1,6 @@
 """The MLP part: causal-model labels by hand, the DAS forward against pyvene's, and the three
-scripts end to end at tiny sizes (numbers only checked for range, files for presence)."""
+scripts end to end at tiny sizes (numbers checked against each other, the saved files and
+what the saved network does; files for presence)."""
 from __future__ import annotations
 
 import argparse
@@ -164,15 +165,33 @@ def test_hierarchical_equality_end_to_end(hierarchical):
                  "model/config.json", "layer_0/das/config.json", "layer_0/metrics.json"):
         assert (out / name).is_file(), name
     metrics = read_metrics(out)
-    assert 0.0 <= metrics["mlp"]["test_accuracy"] <= 1.0
     for method in ("das", "neuron_baseline"):
-        assert set(metrics[method]["iia"]) == {"WX", "YZ", "both", "all"}
-        assert in_unit_range(metrics[method]["iia"].values())
-        assert metrics[method]["n_examples"]["all"] == 300
+        iia, n = metrics[method]["iia"], metrics[method]["n_examples"]
+        assert set(iia) == {"WX", "YZ", "both", "all"} and in_unit_range(iia.values())
+        assert n["all"] == 300 == n["WX"] + n["YZ"] + n["both"]
+        # "all" is the IIA over every test example: the count-weighted mean of the three
+        assert iia["all"] == pytest.approx(sum(iia[i] * n[i] for i in ("WX", "YZ", "both")) / 300)
+        # each IIA is a count of right answers over its examples
+        assert all(abs(iia[i] * n[i] - round(iia[i] * n[i])) < 1e-3 for i in iia)
     assert len(metrics["neuron_baseline"]["neurons"]["WX"]) == 8
+    # the table holds the metrics' numbers, row for row
     table = pd.read_csv(out / "iia.csv")
     assert set(table["method"]) == {"das", "neurons"} and len(table) == 8
-    assert in_unit_range(table["iia"])
+    for method, key in (("das", "das"), ("neurons", "neuron_baseline")):
+        rows = table[table["method"] == method].set_index("intervention")["iia"]
+        assert rows.to_dict() == pytest.approx(metrics[key]["iia"])
+    # the recorded test accuracy is the saved network's, on the held-out entities it saved,
+    # with the labels worked out here: O = (W == X) == (Y == Z)
+    model = mlp_model.load_mlp(out / "model")
+    entities = np.load(paths.mlp_entities(out / "model", "test"))
+    task = mlp_tasks.MODELS["hierarchical_equality"]
+    ids = task.sample(300, len(entities), mlp_pipeline.rng(3, task.name, "mlp", "test"))
+    labels = ((ids[:, 0] == ids[:, 1]) == (ids[:, 2] == ids[:, 3])).astype(np.int64)
+    with torch.no_grad():
+        predicted = mlp_model.logits(model, torch.from_numpy(entities[ids].reshape(300, 16)))
+    assert metrics["mlp"]["test_accuracy"] == pytest.approx(
+        (predicted.argmax(-1).numpy() == labels).mean())
+    assert metrics["mlp"]["n_test"] == 300
 
 
 def test_saved_rotation_reloads_in_pyvene_with_the_same_logits(hierarchical):
@@ -287,9 +306,10 @@ def test_interchange_training_loss_is_task_plus_the_planted_swap():
     label, y = torch.randint(0, 2, (2, 32))
     iit = mlp_das.InterchangeTraining(1, 0.5, base, s1, s2, label)
     index = torch.arange(0, 32, 2)
-    states = [mlp_model.block_output(model, t[index], 1) for t in (base, s1, s2)]
-    data = mlp_das.HiddenCounterfactuals(*states, label[index], torch.zeros(16, dtype=torch.long))
-    swapped = mlp_das.intervened_logits(model, 1, mlp_das.neuron_basis(mlp_das.PLANTED_NEURONS), data)
+    # the swap by hand, not with mlp_das's own swap: neurons 0-7 of the base's hidden state
+    # from source 1, neurons 8-15 from source 2, then the rest of the network
+    _, s1_h, s2_h = (mlp_model.block_output(model, t[index], 1) for t in (base, s1, s2))
+    swapped = mlp_model.logits_from(model, torch.cat([s1_h[:, :8], s2_h[:, 8:]], dim=-1), 1)
     cross_entropy = torch.nn.functional.cross_entropy
     expected = (cross_entropy(mlp_model.logits(model, x[index]), y[index])
                 + 0.5 * cross_entropy(swapped, label[index]))

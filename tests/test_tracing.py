@@ -140,7 +140,7 @@ def test_a_finished_trace_is_skipped_refused_with_other_settings_and_redone_when
     capsys.readouterr()
     assert run(tiny_copy, "--variables", "X", "--corruption", "replace", "--layers", "1") == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1 and "--layers None" in err[0] and "--overwrite" in err[0]
+    assert len(err) == 1 and "layers None, now [1]" in err[0] and "--overwrite" in err[0]
     assert csv.stat().st_mtime_ns == before                       # not silently reused
     good = csv.read_bytes()
     csv.write_bytes(good[: len(good) // 2])                       # damaged: redone

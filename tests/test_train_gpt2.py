@@ -55,7 +55,7 @@ def test_existing_model_needs_overwrite_or_skip(tiny_copy, capsys):
     assert train_gpt2.main(["--results_path", str(tiny_copy), "--skip_existing", *TINY_TRAIN,
                             "--iit_causal_model", "XY if Z<=5 else X"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "iit_causal_model 'XY' (asked: 'XY if Z<=5 else X')" in err[0]
+    assert len(err) == 1 and "iit_causal_model 'XY', now 'XY if Z<=5 else X'" in err[0]
     assert (paths.gpt2_dir(tiny_copy) / "metrics.json").read_text() == before
 
 

@@ -6,6 +6,7 @@ one clear error line and exit code 2 for bad input.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -121,6 +122,52 @@ def safe_name(text: str) -> str:
     if not text or text in (".", "..") or "/" in text or "\\" in text or "\0" in text:
         raise argparse.ArgumentTypeError(f"{text!r} is not a plain name (no '/', '..')")
     return text
+
+
+# --- settings dataclasses as flags ----------------------------------------------------------
+# A setting's default, help text and validation live once, on its dataclass field (as
+# ``setting(...)``); the scripts derive their flags from the fields (``add_settings``) and build
+# the dataclass back from the parsed arguments (``settings_from``).
+def setting(default, help: str, type=None, choices=None):
+    """A dataclass field that is also a command-line flag ``--NAME``. ``type`` is an argparse
+    type from this module (it names a bad value and what is allowed); ``choices`` a tuple."""
+    return dataclasses.field(default=default,
+                             metadata={"help": help, "type": type, "choices": choices})
+
+
+def _flag_fields(cls) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(cls) if "help" in f.metadata]
+
+
+def add_settings(p: argparse.ArgumentParser, cls, recipes: dict | None = None,
+                 only: tuple[str, ...] | None = None) -> None:
+    """A flag for every ``setting`` field of the dataclass ``cls`` (or those named in ``only``),
+    with its default.
+
+    ``recipes`` ({name: instance}): the flags default to None ("the recipe's value") and
+    their help names each recipe's default, e.g. train_gpt2.py's from-scratch and
+    fine-tuning recipes."""
+    for f in _flag_fields(cls):
+        if only is not None and f.name not in only:
+            continue
+        kwargs = {k: f.metadata[k] for k in ("type", "choices") if f.metadata[k] is not None}
+        if recipes:
+            values = {name: getattr(r, f.name) for name, r in recipes.items()}
+            defaults = (f"{next(iter(values.values()))!r}" if len(set(values.values())) == 1 else
+                        ", ".join(f"{value!r} {name}" for name, value in values.items()))
+            p.add_argument(f"--{f.name}", default=None,
+                           help=f"{f.metadata['help']} (default: {defaults})", **kwargs)
+        else:
+            p.add_argument(f"--{f.name}", default=f.default,
+                           help=f"{f.metadata['help']} (default: {f.default!r})", **kwargs)
+
+
+def settings_from(args: argparse.Namespace, cls, base=None):
+    """The dataclass ``cls`` from parsed arguments: ``base`` (default: the class's defaults)
+    with every flag that was given (not None) put in."""
+    given = {f.name: getattr(args, f.name) for f in _flag_fields(cls)
+             if getattr(args, f.name, None) is not None}
+    return dataclasses.replace(base, **given) if base is not None else cls(**given)
 
 
 # --- shared flag groups --------------------------------------------------------------------

@@ -262,12 +262,14 @@ def _json_default(obj: Any) -> Any:
 
 
 @contextmanager
-def atomic_directory(final: Path, overwrite: bool = False) -> Iterator[Path]:
+def atomic_directory(final: Path, overwrite: bool = False,
+                     settings: dict | None = None) -> Iterator[Path]:
     """Build a whole directory under a temporary name; swap it in only when complete.
 
     A killed run leaves at most a hidden ``.name.partial-*`` folder (removed by the next
     writer of the same folder), never a folder at the final name that looks finished. The
-    completion marker (``paths.DONE``) is written last, inside, before the swap.
+    completion marker (``paths.DONE``) is written last, inside, before the swap, with the
+    ``settings`` that made the folder (for :func:`finished`).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -281,7 +283,7 @@ def atomic_directory(final: Path, overwrite: bool = False) -> Iterator[Path]:
         for path in tmp.rglob("*"):   # some writers (safetensors) leave private 0600 files
             if path.is_file():
                 path.chmod(0o666 & ~umask)
-        write_done(tmp / paths.DONE, [p for p in tmp.rglob("*") if p.is_file()])
+        write_done(tmp / paths.DONE, [p for p in tmp.rglob("*") if p.is_file()], settings)
         if final.exists():
             if not overwrite:
                 raise UsageError(f"{final} already exists; pass --overwrite to replace it")
@@ -351,39 +353,85 @@ def is_done(marker: Path) -> bool:
     return check_done(marker) is None
 
 
-def changed_settings(marker: Path, settings: dict) -> list[str]:
-    """The keys whose value in ``settings`` differs from the one the marker recorded (all keys
-    when the marker recorded none)."""
+def recorded_settings(marker: Path) -> dict | None:
+    """The settings a completion marker recorded (None: it recorded none, or is unreadable)."""
     try:
         done = json.loads(Path(marker).read_bytes()).get("settings")
     except (OSError, ValueError, AttributeError):
-        done = None
-    if not isinstance(done, dict):
+        return None
+    return done if isinstance(done, dict) else None
+
+
+def changed_settings(marker: Path, settings: dict) -> list[str]:
+    """The keys whose value in ``settings`` differs from the one the marker recorded (all keys
+    when the marker recorded none)."""
+    done = recorded_settings(marker)
+    if done is None:
         return sorted(settings)
     now = json.loads(json.dumps(settings, default=_json_default))
     return sorted(k for k in set(done) | set(now) if done.get(k) != now.get(k))
+
+
+def artifact_of(marker: Path) -> Path:
+    """What a completion marker completes: its folder (``paths.DONE`` inside it) or its file
+    (``paths.done_marker``: ``.NAME.done`` beside it)."""
+    marker = Path(marker)
+    if marker.name.startswith(".") and marker.name.endswith(".done"):
+        return marker.with_name(marker.name[1:-len(".done")])
+    return marker.parent
 
 
 def finished(marker: Path, settings: dict, overwrite: bool = False, what: str = "artifact") -> bool:
     """The one "skip if finished" rule. True (skip) when the artifact of ``marker`` is complete,
     intact and was made with the same ``settings``. False (do it, again) when it is missing,
     unfinished or damaged, or when ``overwrite``. UsageError naming the changed settings when it
-    was finished with other ones: results made with other settings are never silently reused."""
+    was finished with other ones: results made with other settings are never silently reused.
+
+    ``marker`` is a folder's ``paths.DONE`` or a file's ``paths.done_marker``; the artifact
+    records ``settings`` through ``write_done(marker, files, settings=...)`` (or
+    ``atomic_directory(..., settings=...)``)."""
     marker = Path(marker)
-    if overwrite or not marker.parent.exists():
+    artifact = artifact_of(marker)
+    if overwrite or not artifact.exists():
         return False
     problem = check_done(marker)
     if problem:
-        if marker.parent.exists() and any(marker.parent.iterdir()):
-            log.warning("%s %s: doing it again", marker.parent, problem)
+        if artifact.is_file() or any(artifact.iterdir()):
+            log.warning("%s %s: doing it again", artifact, problem)
         return False
     changed = changed_settings(marker, settings)
     if changed:
-        raise UsageError(f"{marker.parent} ({what}) was made with other settings "
-                         f"({', '.join(changed)}); pass --overwrite to redo it, or use another "
-                         "--results_path")
-    log.info("skipped %s: finished with the same settings (--overwrite redoes it)", marker.parent)
+        done, now = recorded_settings(marker), json.loads(json.dumps(settings, default=_json_default))
+        which = "settings it did not record (made before artifacts recorded them)" if done is None \
+            else "other settings (" + ", ".join(f"{k} {done.get(k)!r}, now {now.get(k)!r}"
+                                                for k in changed) + ")"
+        raise UsageError(f"{artifact} ({what}) was made with {which}; pass --overwrite to redo "
+                         "it, or use another --results_path")
+    log.info("skipped %s: finished with the same settings (--overwrite redoes it)", artifact)
     return True
+
+
+def recorded_digest(marker: Path, name: str) -> str | None:
+    """The sha256 that the completion marker ``marker`` recorded for its file ``name`` (None if
+    none). What is made *from* an artifact records this among its settings, so a result whose
+    input was made again, differently, is never silently kept."""
+    try:
+        return json.loads(Path(marker).read_bytes())["files"][name]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# Arguments that do not change what a stage computes: where it goes, how it is logged, where
+# and how parallel it runs, and whether finished work is redone.
+NOT_SETTINGS = frozenset({"results_path", "overwrite", "verbose", "device", "skip_existing",
+                          "workers"})
+
+
+def settings_of(args: Any, exclude: Any = ()) -> dict:
+    """The settings of a stage's run, for :func:`finished` and :func:`write_done`: its resolved
+    arguments less :data:`NOT_SETTINGS` and ``exclude``."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items())
+            if k not in NOT_SETTINGS and k not in set(exclude)}
 
 
 def read_json(path: Path) -> Any:

@@ -38,7 +38,7 @@ import networkx as nx
 import numpy as np
 
 from dasgraph import paths
-from dasgraph.runtime import UsageError
+from dasgraph.runtime import UsageError, atomic_write_json, write_done
 
 DEFAULT_FINDER = "RemovalHeuristic"
 DEFAULT_MIN_SIZE = 5
@@ -457,6 +457,16 @@ def record(finder: str, causal_model: str, layer: int, low_rank_dimension: int,
             "min_clique_size": int(min_size), "timed_out": bool(found.timed_out),
             "statistics": stats, "cliques": [[int(v) for v in c] for c in found],
             "variables": list(task.variables), "cliques_inputs": values, "run": run}
+
+
+def write_record(root: Path, record_: dict, settings: dict) -> Path:
+    """analyse_graphs.py's writer: the clique file (``record``'s JSON) at its place in the
+    results tree, then its completion marker with the ``settings`` that made it."""
+    out = paths.cliques_json(root, record_["finder"], record_["causal_model"], record_["layer"],
+                             record_["low_rank_dimension"])
+    atomic_write_json(out, record_)
+    write_done(paths.done_marker(out), [out], settings=settings)
+    return out
 
 
 SUMMARY_COLUMNS = ["finder", "causal_model", "layer", "low_rank_dimension", "threshold",

@@ -53,7 +53,7 @@ import pandas as pd
 
 from dasgraph.analysis import graphs
 from dasgraph import paths, tasks
-from dasgraph.runtime import UsageError, atomic_path, is_done, sidecar_run_json, write_done
+from dasgraph.runtime import UsageError, atomic_path, finished, sidecar_run_json, write_done
 
 log = logging.getLogger(__name__)
 
@@ -430,9 +430,9 @@ def run_graph_cell(root: Path, cell: GraphCell, model_sets: Sequence[tuple[str, 
     all its graphs here.
     """
     out = paths.combination_csv(root, cell.layer, cell.low_rank_dimension)
-    if is_done(paths.done_marker(out)) and not overwrite:
-        _check_same_growth(out, growth)
-        log.info("%s exists; skipping (pass --overwrite to redo)", out)
+    settings = {"model_sets": [model_set_name(s) for s in model_sets], "lambdas": list(lambdas),
+                "rules": list(rules), "growth": growth, "min_cell_size": MIN_CELL_SIZE}
+    if finished(paths.done_marker(out), settings, overwrite, "a combination"):
         return None
     sets = usable_model_sets(cell, model_sets, strict)
     if not sets:
@@ -445,24 +445,24 @@ def run_graph_cell(root: Path, cell: GraphCell, model_sets: Sequence[tuple[str, 
     combiner = Combiner(loaded, trivial, growth=growth, trivial=task.trivial)
     table, assignment = combination_tables(combiner, sets, lambdas, rules, cell.layer,
                                            cell.low_rank_dimension, task, progress=True)
-    assign_out = paths.combination_assignment_csv(root, cell.layer, cell.low_rank_dimension)
-    for frame, path in ((assignment, assign_out), (table, out)):   # main CSV last: "done" marker
-        sidecar_run_json(path, args, trivial_graph=trivial is not None,
-                         min_cell_size=MIN_CELL_SIZE)
+    write_tables(root, cell.layer, cell.low_rank_dimension, table, assignment, args, settings,
+                 trivial_graph=trivial is not None)
+    return table
+
+
+def write_tables(root: Path, layer: int, low_rank_dimension: int, table: pd.DataFrame,
+                 assignment: pd.DataFrame, args: Any, settings: dict, **run_extra: Any) -> Path:
+    """combine_causal_models.py's writer: the assignment and the cells tables of one
+    (layer, k), each with its run record, then the completion marker with ``settings``.
+    Returns the cells table's path."""
+    out = paths.combination_csv(root, layer, low_rank_dimension)
+    assign_out = paths.combination_assignment_csv(root, layer, low_rank_dimension)
+    for frame, path in ((assignment, assign_out), (table, out)):
+        sidecar_run_json(path, args, min_cell_size=MIN_CELL_SIZE, **run_extra)
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)
         log.info("wrote %s", path)
     write_done(paths.done_marker(out), [p for path in (assign_out, out)     # written last
-                                        for p in (path, Path(str(path) + ".run.json"))])
-    return table
-
-
-def _check_same_growth(csv: Path, growth: str) -> None:
-    """A finished combination made with another growth rule is not silently kept."""
-    try:
-        made_with = set(pd.read_csv(csv, usecols=lambda c: c == "growth").get("growth", []))
-    except (OSError, ValueError, UnicodeDecodeError):
-        made_with = set()
-    if made_with != {growth}:
-        raise UsageError(f"{csv} was made with growth {', '.join(sorted(map(str, made_with))) or 'unknown (an older version)'}, "
-                         f"not {growth}; pass --overwrite to redo it with --growth {growth}")
+                                        for p in (path, Path(str(path) + ".run.json"))],
+               settings=settings)
+    return out

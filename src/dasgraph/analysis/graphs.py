@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dasgraph import paths, readers, tasks
-from dasgraph.runtime import UsageError
+from dasgraph.runtime import UsageError, atomic_save_npy, atomic_write_json, write_done
 
 _GRAPH_NAME = re.compile(r"^layer_(\d+)_k_(\d+)\.npy$")
 
@@ -112,3 +112,34 @@ def export(graph: np.ndarray, path: Path, fmt: str, task: tasks.Task,
             nx.write_graphml(g, tmp)
         else:
             tmp.write_text(json.dumps(nx.node_link_data(g, edges="edges")))
+
+
+ENTRY = "mean correctness of (i base, j source) and (j base, i source)"
+
+
+def node_order(task: tasks.Task) -> str:
+    return (f"node id = row of task {task.name}'s inputs (itertools.product over "
+            f"{', '.join(task.variables)})")
+
+
+def write_graph(root: Path, causal_model: str, layer: int, low_rank_dimension: int,
+                graph: np.ndarray, record: dict, settings: dict, task: tasks.Task,
+                export_formats: tuple[str, ...] = ()) -> dict:
+    """Stage 5's writer (disentangle_causal_models.py and import_graphs.py): the .npy, its
+    .json (shape, node order, statistics, then ``record``), any exports, and last the
+    completion marker with ``settings`` (a graph missing its .json, or with a truncated .npy,
+    is redone). Returns the statistics."""
+    cell = (causal_model, layer, low_rank_dimension)
+    target, meta_path = paths.graph_npy(root, *cell), paths.graph_meta(root, *cell)
+    stats = statistics(graph)
+    atomic_save_npy(target, graph)
+    atomic_write_json(meta_path, {"causal_model": causal_model, "layer": layer,
+                                  "low_rank_dimension": low_rank_dimension,
+                                  "shape": list(graph.shape), "task": task.name,
+                                  "node_order": node_order(task),
+                                  "entry": ENTRY, **stats, **record})
+    exports = [paths.graph_export(root, *cell, fmt) for fmt in export_formats]
+    for fmt, path in zip(export_formats, exports):
+        export(graph, path, fmt, task)
+    write_done(paths.done_marker(target), [target, meta_path, *exports], settings=settings)
+    return stats

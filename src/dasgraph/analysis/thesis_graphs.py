@@ -33,8 +33,7 @@ from dasgraph.analysis import graphs
 from dasgraph import paths, tasks
 from dasgraph.report import published
 from dasgraph.tasks import arithmetic as task
-from dasgraph.runtime import (UsageError, atomic_save_npy, atomic_write_json, is_done,
-                      run_record, write_done)
+from dasgraph.runtime import UsageError, finished, run_record
 
 log = logging.getLogger(__name__)
 
@@ -177,29 +176,19 @@ def import_graphs(found: list[ThesisGraph], root: Path, args: Any,
     tasks.write_record(root, task.TASK)      # the thesis's graphs are of the arithmetic task
     for g in found:
         target = paths.graph_npy(root, g.causal_model, g.layer, g.low_rank_dimension)
-        meta_path = paths.graph_meta(root, g.causal_model, g.layer, g.low_rank_dimension)
-        if is_done(paths.done_marker(target)) and not overwrite:
-            log.info("%s exists, skipped (--overwrite to redo)", target)
+        settings = {"source_sha256": g.sha256, "label": g.label}
+        if finished(paths.done_marker(target), settings, overwrite, "an imported graph"):
             continue
         graph = g.graph.copy()
         np.fill_diagonal(graph, 0.0)
         graph = graphs.check_graph(graph, task.N_INPUTS, g.source)
-        stats = graphs.statistics(graph)
-        # the .json, the .npy, then the completion marker (as disentangle_causal_models.py
-        # writes its graphs): a damaged or half-imported graph is redone, not trusted
-        atomic_write_json(meta_path, {
-            "causal_model": g.causal_model, "layer": g.layer,
-            "low_rank_dimension": g.low_rank_dimension, "shape": list(graph.shape),
-            "node_order": "node id = 100(X-1)+10(Y-1)+(Z-1)",
-            "entry": "mean correctness of (i base, j source) and (j base, i source)", **stats,
+        stats = graphs.write_graph(root, g.causal_model, g.layer, g.low_rank_dimension, graph, {
             "imported_from": {"source": g.source, "sha256": g.sha256, "label": g.label,
                               "thesis_layer": g.thesis_layer,
                               "layer_convention": "thesis layer j = output of block j = our "
                                                   "layer j + 1",
                               "diagonal": "zeroed on import"},
-            "run": run_record(args)})
-        atomic_save_npy(target, graph)
-        write_done(paths.done_marker(target), [target, meta_path])
+            "run": run_record(args)}, settings, task.TASK)
         log.info("%s (thesis layer %d) -> %s: pairs with IIA 1 %.3f, mean pair IIA %.3f",
                  g.source, g.thesis_layer, target, stats["fraction_pairs_iia_1"],
                  stats["mean_pair_iia"])

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from dasgraph import paths, tasks
-from dasgraph.runtime import (ArtifactError, UsageError, atomic_path, is_done, write_done, atomic_write_json, atomic_write_text,
-                      derive_seed, read_json, run_record)
+from dasgraph.runtime import (ArtifactError, UsageError, atomic_path, finished, write_done, atomic_write_json, atomic_write_text,
+                      derive_seed, read_json, recorded_digest, run_record)
 
 log = logging.getLogger(__name__)
 
@@ -325,16 +325,16 @@ def run_clique_file(clique_file: CliqueFile, root: Path, finder: str, args: Any,
                     positives: str = "largest") -> Path | None:
     """Fit and write the tree for one clique file; returns the JSON path (None if skipped).
 
-    The JSON is written last, so its presence marks a finished cell (a re-run skips it
-    unless ``overwrite``). It carries the run record; degenerate cases write only the JSON.
+    A tree finished with the same settings is skipped (runtime.finished; other settings are
+    refused unless ``overwrite``). The JSON carries the run record; degenerate cases write only
+    the JSON.
     """
-    import matplotlib.pyplot as plt
-
     cm, layer, k = clique_file.causal_model, clique_file.layer, clique_file.low_rank_dimension
     out_json = paths.tree_file(root, cm, layer, k, "json")
-    if is_done(paths.done_marker(out_json)) and not overwrite:
-        _check_same_positives(out_json, positives)
-        log.info("%s exists; skipping (pass --overwrite to redo)", out_json)
+    settings = {"positives": positives, "clique_finder": finder, "seed": seed,
+                "cliques_sha256": recorded_digest(paths.done_marker(clique_file.path),
+                                                  Path(clique_file.path).name)}
+    if finished(paths.done_marker(out_json), settings, overwrite, "a decision tree"):
         return None
     clique_record = read_clique_file(clique_file.path, task.n_inputs)
     cell_seed = derive_seed(seed, "trees", finder, cm, layer, k)
@@ -346,7 +346,20 @@ def run_clique_file(clique_file: CliqueFile, root: Path, finder: str, args: Any,
               "seed": cell_seed, **record}
     if tree is None:
         log.warning("%s layer %d k %d: %s", cm, layer, k, record["message"])
-    else:
+    record["run"] = run_record(args, seed=seed)
+    return write_tree(root, record, tree, finder, positives, settings)
+
+
+def write_tree(root: Path, record: dict, tree, finder: str, positives: str,
+               settings: dict) -> Path:
+    """classification.py's writer: the tree's text and drawing (when one was fitted), the
+    record's JSON, and last the completion marker with ``settings`` (a tree whose JSON, text or
+    drawing is damaged or gone is redone). Returns the JSON's path."""
+    import matplotlib.pyplot as plt
+
+    cm, layer, k = record["causal_model"], record["layer"], record["low_rank_dimension"]
+    out_json = paths.tree_file(root, cm, layer, k, "json")
+    if tree is not None:
         which = "the largest" if positives == "largest" else "all"
         title = (f"Inputs in {which} {finder} cliques of {cm}, layer {layer}, k {k}\n"
                  f"tree depth {record['best_max_depth']}, nested-CV accuracy {record['cv_accuracy']['mean']:.3f} "
@@ -360,22 +373,9 @@ def run_clique_file(clique_file: CliqueFile, root: Path, finder: str, args: Any,
             fig.savefig(tmp, format="png", dpi=110)
         plt.close(fig)
         log.info("wrote %s and %s", out_txt, out_png)
-    record["run"] = run_record(args, seed=seed)
     atomic_write_json(out_json, record)
-    # written last: a tree whose JSON, text or drawing is damaged or gone is redone
     write_done(paths.done_marker(out_json),
                [paths.tree_file(root, cm, layer, k, s) for s in ("json", "txt", "png")
-                if tree is not None or s == "json"])
+                if tree is not None or s == "json"], settings=settings)
     log.info("wrote %s", out_json)
     return out_json
-
-
-def _check_same_positives(out_json: Path, positives: str) -> None:
-    """A finished tree made with other positives is not silently kept."""
-    try:
-        made_with = read_json(out_json).get("positives", "all (an older version)")
-    except (OSError, ValueError, AttributeError):
-        return                                  # unreadable: the reading layer's business
-    if made_with != positives:
-        raise UsageError(f"{out_json} was made with --positives {made_with}, not {positives}; "
-                         f"pass --overwrite to redo it")

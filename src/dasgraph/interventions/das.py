@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
+from dasgraph import cli
 from dasgraph.causal import models as causal_models
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import UsageError, derive_seed
@@ -43,18 +44,23 @@ LR_SCHEDULES = ("linear", "constant")
 
 @dataclass
 class DasConfig:
+    """How each DAS cell is trained and tested; every field is also run_das.py's flag of the
+    same name (cli.add_settings), so its default, help and validation live here only."""
     # 200 Adam steps: 50 left a planted 1-d variable half found (IIA 0.45), 200 found it (0.98).
     # Batch 64 rather than 128: on eight probe cells of the default model the IIA moved by at
     # most 0.011 either way, for 60 % of the time.
-    n_training: int = 12_800
-    n_testing: int = 2_000
-    batch_size: int = 64
-    epochs: int = 1
-    lr: float = 0.01
+    n_training: int = cli.setting(12_800, "counterfactual training pairs per cell",
+                                  cli.count(cli.MAX_PAIRS))
+    n_testing: int = cli.setting(2_000, "fresh counterfactual test pairs per cell",
+                                 cli.count(cli.MAX_PAIRS))
+    batch_size: int = cli.setting(64, "training pairs per Adam step", cli.count(cli.MAX_BATCH))
+    epochs: int = cli.setting(1, "passes over the training pairs", cli.count(cli.MAX_EPOCHS))
+    lr: float = cli.setting(0.01, "Adam learning rate", cli.positive_float)
     # The thesis kept lr 0.01 constant over 800 steps of 1,280 pairs. In 200 steps a constant
     # rate leaves Adam bouncing around the answer: decaying it linearly to 0 raised seven probe
     # cells of the default model from 0.55-0.89 to 0.62-0.97 at no extra cost.
-    lr_schedule: str = "linear"
+    lr_schedule: str = cli.setting("linear", "linear: decay to 0 over the steps; constant: the "
+                                   "thesis's", choices=LR_SCHEDULES)
 
 
 def new_intervention(embed_dim: int, low_rank_dimension: int, seed: int):

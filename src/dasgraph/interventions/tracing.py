@@ -25,7 +25,6 @@ VanillaIntervention from the clean run.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,12 +35,12 @@ import torch
 from tqdm.auto import tqdm
 
 from dasgraph.networks import circuits
-from dasgraph import cli, paths, plots, readers
+from dasgraph import cli, paths, plots, readers, runtime
 from dasgraph.plots import circuits as plots_circuits
 from dasgraph.stages import sweep
 from dasgraph.tasks import arithmetic as task
 from dasgraph.networks.lean import LeanGPT2
-from dasgraph.runtime import (UsageError, atomic_path, is_done, resolve_device, sidecar_run_json,
+from dasgraph.runtime import (UsageError, atomic_path, resolve_device, sidecar_run_json,
                       write_done)
 
 log = logging.getLogger(__name__)
@@ -258,27 +257,15 @@ def write_table_and_figure(table: pd.DataFrame, csv: Path, figure, png: Path, ar
     sidecar_run_json(csv, args, device=device)
     plots.save_figure(figure, png)
     sidecar_run_json(png, args, device=device)
-    write_done(paths.done_marker(csv), [csv, png, Path(str(csv) + ".run.json")])
+    write_done(paths.done_marker(csv), [csv, png, Path(str(csv) + ".run.json")],
+               settings=runtime.settings_of(args))
     log.info("wrote %s and %s", csv, png)
-
-
-# arguments that do not change a table: where it goes, how it is logged, where it runs
-_NOT_SETTINGS = {"results_path", "overwrite", "verbose", "device"}
 
 
 def finished(csv: Path, args, stage: str) -> pd.DataFrame | None:
     """The finished table at ``csv`` if it was made with these settings, None if it must be
-    (re)made; UsageError when a finished one was made with other settings."""
-    if getattr(args, "overwrite", False) or not is_done(paths.done_marker(csv)):
+    (re)made; UsageError when a finished one was made with other settings (runtime.finished)."""
+    if not runtime.finished(paths.done_marker(csv), runtime.settings_of(args),
+                            getattr(args, "overwrite", False), stage):
         return None
-    made = (readers.read_json_record(Path(str(csv) + ".run.json"), stage)
-            .get("arguments") or {})
-    asked = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
-    differ = [k for k, v in asked.items()
-              if k in made and json.loads(json.dumps(v, default=str)) != made[k]]
-    if differ:
-        raise UsageError(f"{csv} was made with other settings ("
-                         + ", ".join(f"--{k} {made[k]!r}" for k in differ)
-                         + "); pass --overwrite to redo it with these")
-    log.info("%s exists; skipping (pass --overwrite to redo it)", csv)
     return readers.read_csv_table(csv, stage, [])

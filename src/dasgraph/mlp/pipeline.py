@@ -101,23 +101,11 @@ def recipe(args: argparse.Namespace, keys: tuple[str, ...], **extra) -> dict:
 
 
 def finished(directory: Path, settings: dict, overwrite: bool) -> bool:
-    """True if ``directory`` holds a unit finished with ``settings`` (skip it). A unit whose
-    completion marker is missing or does not match its files is done again."""
+    """True if ``directory`` holds a unit finished with ``settings`` (skip it); see
+    :func:`runtime.finished`. A unit whose completion marker is missing or does not match its
+    files is done again."""
     directory = cli.replaceable_dir(directory, "an MLP network or cell")
-    if overwrite or not directory.exists():
-        return False
-    problem = runtime.check_done(directory / paths.DONE)
-    if problem:
-        log.warning("%s %s: doing it again", directory, problem)
-        return False
-    done = read_metrics(directory).get("settings")
-    if done != settings:
-        changed = sorted(k for k in set(done or {}) | set(settings)
-                         if (done or {}).get(k) != settings.get(k))
-        raise runtime.UsageError(f"{directory} was made with other settings ({', '.join(changed)}); "
-                                 "pass --overwrite to redo it")
-    log.info("skipped %s: finished with the same settings (--overwrite redoes it)", directory)
-    return True
+    return runtime.finished(directory / paths.DONE, settings, overwrite, "an MLP network or cell")
 
 
 # --- the network ------------------------------------------------------------------------------
@@ -144,7 +132,7 @@ def network(task: mlp_tasks.EqualityModel, args, directory: Path, device: str,
     if not args.overwrite and same_as is not None and not (directory / paths.METRICS).exists() \
             and runtime.is_done(same_as / paths.DONE) \
             and read_metrics(same_as).get("settings") == settings:
-        with runtime.atomic_directory(directory, overwrite=True) as tmp:
+        with runtime.atomic_directory(directory, overwrite=True, settings=settings) as tmp:
             shutil.copytree(same_as, tmp, dirs_exist_ok=True)
         log.info("copied %s to %s: the same network (same settings), not trained again",
                  same_as, directory)
@@ -179,7 +167,7 @@ def network(task: mlp_tasks.EqualityModel, args, directory: Path, device: str,
     log.info("MLP on %s%s: test accuracy %.4f on %d inputs over held-out entities", task.name,
              "" if iit is None else f" with IIT at layer {iit_layer}", metrics["test_accuracy"],
              len(test_y))
-    with runtime.atomic_directory(directory, overwrite=True) as tmp:
+    with runtime.atomic_directory(directory, overwrite=True, settings=settings) as tmp:
         model.save_pretrained(tmp)
         for split, table in entities.items():
             np.save(paths.mlp_entities(tmp, split), table)
@@ -295,7 +283,7 @@ def evaluate(net: Network, layer: int, basis: torch.Tensor, test_model, args, de
 def write_cell(directory: Path, metrics: dict, net: Network, layer: int, intervention) -> None:
     """One cell: its metrics and the rotation in pyvene's format, loadable with
     ``pyvene.IntervenableModel.load(directory / "das", model)``."""
-    with runtime.atomic_directory(directory, overwrite=True) as tmp, \
+    with runtime.atomic_directory(directory, overwrite=True, settings=metrics["settings"]) as tmp, \
             contextlib.redirect_stdout(io.StringIO()):  # pyvene prints "Directory ... created"
         mlp_das.intervenable(net.model, layer, intervention).save(str(tmp / paths.MLP_DAS))
         runtime.atomic_write_json(tmp / paths.METRICS, metrics)

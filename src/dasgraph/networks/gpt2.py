@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dasgraph import readers
+from dasgraph import cli, readers
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import UsageError
 
@@ -29,10 +29,11 @@ HUB_HOST = "huggingface.co"
 
 @dataclass
 class ArchConfig:
-    """Size of the from-scratch default (see README: how the default was chosen)."""
-    n_layer: int = 3
-    n_embd: int = 64
-    n_head: int = 4
+    """Size of the from-scratch default (see README: how the default was chosen). The fields
+    with help are train_gpt2.py's flags of the same name (cli.add_settings)."""
+    n_layer: int = cli.setting(3, "from scratch: blocks", cli.count(cli.MAX_LAYERS))
+    n_embd: int = cli.setting(64, "from scratch: width", cli.count(cli.MAX_WIDTH))
+    n_head: int = cli.setting(4, "from scratch: heads", cli.count(cli.MAX_WIDTH))
     dropout: float = 0.0
 
 
@@ -108,19 +109,34 @@ def load_classifier(model_path: str, num_labels: int | None = None):
 # --- training --------------------------------------------------------------------------------
 @dataclass
 class TrainConfig:
-    epochs: int = 150
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 0.1
+    """How the classifier is trained. The defaults are the embedded default's recipe (from
+    scratch, with the planted variable; stages.training says why); fine-tuning a pretrained
+    model overrides them (stages.training.TRAIN_DEFAULTS["pretrained"])."""
+    epochs: int = cli.setting(150, "epochs", cli.count(cli.MAX_EPOCHS))
+    batch_size: int = cli.setting(64, "training batch size", cli.count(cli.MAX_BATCH))
+    lr: float = cli.setting(3e-3, "peak learning rate (AdamW)", cli.positive_float)
+    weight_decay: float = cli.setting(0.1, "AdamW weight decay", cli.unit_float)
     warmup_fraction: float = 0.05
     grad_clip: float = 1.0
-    iit_weight: float = 0.0          # interchange intervention training (off when 0)
-    iit_causal_model: str = "XY"     # a model name, or a combination "XY if Z<=5 else X"
-    iit_layer: int = 2               # residual stream entering block iit_layer
-    iit_dims: int = 1                # coordinates 0..iit_dims-1 hold P ...
+    iit_weight: float = cli.setting(
+        1.0, "interchange intervention training weight (0 = plain training)",
+        cli.non_negative_float)
+    iit_causal_model: str = cli.setting(
+        "XY", "causal model planted by IIT: one model (XY, XZ, YZ, X, Y, Z) or a combination "
+        "'A if V<=t else B' ('XY if Z<=5 else X' plants a combined model, "
+        "docs/combined_plant.md)", cli.planted_model)
+    iit_layer: int = cli.setting(       # residual stream entering block iit_layer
+        2, "layer whose residual stream holds the planted variable",
+        cli.count(cli.MAX_LAYERS, minimum=0))
+    iit_dims: int = cli.setting(        # coordinates 0..iit_dims-1 hold P ...
+        1, "coordinates of the last position holding it", cli.count(cli.MAX_WIDTH))
     iit_last_position_only: bool = True   # ... at the last position (else at every position)
-    invariance_weight: float = 0.0   # states at iit_layer equal for inputs the model can't tell apart
-    label_smoothing: float = 0.0     # softer answers (tried for planted combinations, docs)
+    invariance_weight: float = cli.setting(
+        1.0, "weight of the penalty that makes the states at --iit_layer equal for inputs the "
+        "IIT causal model cannot tell apart (for XY: same X+Y and Z), so X and Y are not left "
+        "linearly readable there", cli.non_negative_float)
+    label_smoothing: float = cli.setting(   # tried for planted combinations, docs
+        0.0, "label smoothing of the task and IIT losses", cli.unit_float)
 
 
 def swap_coordinates(base: torch.Tensor, source: torch.Tensor, dims: int,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dasgraph import paths, tasks
-from dasgraph.runtime import atomic_directory, atomic_write_json, derive_seed, run_record
+from dasgraph.runtime import atomic_directory, atomic_write_json, derive_seed, finished, run_record
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +57,19 @@ def make_network(model_path: str, root: Path, seed: int, task: tasks.Task, args=
     from dasgraph.networks import gpt2
 
     out = paths.gpt2_dir(root)
-    if (out / paths.METRICS).exists():
-        return out
     config = AutoConfig.from_pretrained(model_path)
     net_seed = derive_seed(seed, "random_init")
+    settings = {"init_seed": net_seed, "architecture": {
+        k: getattr(config, k, None) for k in ("model_type", "n_layer", "n_embd", "n_head",
+                                              "vocab_size", "num_labels")}}
+    if finished(out / paths.DONE, settings, what="the random network"):
+        return out
     torch.manual_seed(net_seed)
     network = AutoModelForSequenceClassification.from_config(config).eval()
     tokenizer = gpt2.load_tokenizer(model_path)
     ids = task.encode(tokenizer)
     accuracy = gpt2.accuracy(network, ids, torch.as_tensor(task.labels))
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, overwrite=True, settings=settings) as tmp:
         network.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         atomic_write_json(tmp / paths.METRICS, {"control": "random_init", "architecture_of":

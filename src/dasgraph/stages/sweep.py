@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import logging
 import multiprocessing
 import os
@@ -27,9 +28,9 @@ from dasgraph.interventions import das
 from dasgraph.analysis import graphs
 from dasgraph.networks import gpt2
 from dasgraph.networks.lean import LeanGPT2
-from dasgraph.runtime import (UsageError, atomic_directory, atomic_path, atomic_save_npy, atomic_write_json,
-                      derive_seed, is_done, resolve_device, run_record, torch_threads,
-                      write_done)
+from dasgraph.runtime import (UsageError, atomic_directory, atomic_path, atomic_write_json,
+                      derive_seed, finished, is_done, resolve_device, run_record, settings_hash,
+                      torch_threads)
 
 log = logging.getLogger(__name__)
 
@@ -442,12 +443,27 @@ def write_iia_csv(args, table: pd.DataFrame) -> Path | None:
     return path
 
 
+def _graph_settings(root: Path, cell: tuple[str, int, int]) -> dict:
+    """What makes a graph: its DAS cell's trained weights (the digests its completion marker
+    records, less the run records), so the graph of a cell trained again differently is never
+    silently kept."""
+    try:
+        files = json.loads((paths.das_cell_dir(root, *cell) / paths.DONE).read_bytes())["files"]
+        weights = {name: d["sha256"] for name, d in files.items()
+                   if name not in (paths.METRICS, paths.RUN)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        readers.check_das_cell(paths.das_cell_dir(root, *cell))     # names what is wrong
+        raise
+    return {"das_cell_weights": settings_hash(weights)}
+
+
 def build_graphs(args) -> list[Path]:
     """Stage 5: the IIA graph of every selected trained cell (skipping finished graphs)."""
     device = resolve_device(args.device)
     subject, cells = load_trained_selection(args, device)
-    todo = [c for c in cells if args.overwrite or
-            not is_done(paths.done_marker(paths.graph_npy(args.results_path, *c)))]
+    made_by = {c: _graph_settings(args.results_path, c) for c in cells}
+    todo = [c for c in cells if not finished(paths.done_marker(paths.graph_npy(args.results_path, *c)),
+                                             made_by[c], args.overwrite, "an IIA graph")]
     for cell in todo:              # every folder written and every cell read, before computing
         cli.writable_dir(paths.graph_npy(args.results_path, *cell).parent, "a graph's folder")
         readers.check_das_cell(paths.das_cell_dir(args.results_path, *cell))
@@ -461,23 +477,10 @@ def build_graphs(args) -> list[Path]:
         correct = graphs.correctness_matrix(subject.lean, subject.states[layer], layer, R, table)
         seconds = time.perf_counter() - start
         graph = graphs.graph_from_correctness(correct.numpy())
-        stats = graphs.statistics(graph)
-        atomic_save_npy(target, graph)
-        meta = {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
-                "shape": list(graph.shape), "task": subject.task.name,
-                "node_order": f"node id = row of the task's inputs (itertools.product over "
-                              f"{', '.join(subject.task.variables)})",
-                "entry": "mean correctness of (i base, j source) and (j base, i source)",
-                "directed_iia": float(correct.float().mean()), **stats,
-                "seconds": round(seconds, 2), "run": run_record(args, device=device)}
-        atomic_write_json(paths.graph_meta(args.results_path, cm, layer, k), meta)
-        exports = [paths.graph_export(args.results_path, cm, layer, k, fmt)
-                   for fmt in args.export or []]
-        for fmt, path in zip(args.export or [], exports):
-            graphs.export(graph, path, fmt, subject.task)
-        # written last: a graph missing its .json (or with a truncated .npy) is redone
-        write_done(paths.done_marker(target),
-                   [target, paths.graph_meta(args.results_path, cm, layer, k), *exports])
+        stats = graphs.write_graph(args.results_path, cm, layer, k, graph, {
+            "directed_iia": float(correct.float().mean()), "seconds": round(seconds, 2),
+            "run": run_record(args, device=device)}, made_by[cm, layer, k], subject.task,
+            args.export or ())
         log.info("graph %-3s layer %d k %4d: pairs with IIA 1 %.3f, mean pair IIA %.3f (%.1f s) -> %s",
                  cm, layer, k, stats["fraction_pairs_iia_1"], stats["mean_pair_iia"], seconds, target)
         written.append(target)

@@ -11,7 +11,7 @@ from dasgraph import cli, paths, plots, readers, tasks
 from dasgraph.networks import gpt2
 from dasgraph.analysis import planted
 from dasgraph.plots import analysis as plots_analysis
-from dasgraph.runtime import (UsageError, atomic_directory, check_memory, atomic_write_json, derive_seed, is_done,
+from dasgraph.runtime import (UsageError, atomic_directory, check_memory, atomic_write_json, derive_seed, finished, is_done,
                       resolve_device, run_record, set_seed, configure_determinism,
                       torch_threads)
 
@@ -27,13 +27,15 @@ log = logging.getLogger(__name__)
 # (X+Y where Z <= 5, X elsewhere; `make reproduce-combined`); DAS does not recover that one
 # yet (docs/combined_plant.md), which is why it is not the default.
 # Fine-tuning: the thesis's settings, no IIT.
-ARCH_DEFAULT = gpt2.ArchConfig(n_layer=3, n_embd=64, n_head=4)
+ARCH_DEFAULT = gpt2.ArchConfig()
+# One source of truth: TrainConfig's own defaults are the from-scratch recipe.
 TRAIN_DEFAULTS = {
-    # a task plants its own model (Task.network): arithmetic plants XY at layer 2
-    "scratch": gpt2.TrainConfig(epochs=150, batch_size=64, lr=3e-3, weight_decay=0.1),
+    "scratch": gpt2.TrainConfig(),
     "pretrained": gpt2.TrainConfig(epochs=50, batch_size=32, lr=2e-5, weight_decay=0.0,
-                                   warmup_fraction=0.0),
+                                   warmup_fraction=0.0, iit_weight=0.0, invariance_weight=0.0),
 }
+# how the flags' help names each recipe's default (train_gpt2.py, train_iit.py)
+RECIPES = {"from scratch": TRAIN_DEFAULTS["scratch"], "fine-tuning": TRAIN_DEFAULTS["pretrained"]}
 
 
 TRAIN_THREADS = 1
@@ -55,8 +57,11 @@ def task_defaults(task: tasks.Task) -> tuple[gpt2.ArchConfig, gpt2.TrainConfig]:
                          f"architecture or training fields ({', '.join(sorted(arch_fields | train_fields))})")
     arch = dataclasses.replace(ARCH_DEFAULT, **{k: v for k, v in task.network.items()
                                                if k in arch_fields})
-    train = dataclasses.replace(TRAIN_DEFAULTS["scratch"],
-                                **{k: v for k, v in task.network.items() if k in train_fields})
+    # planting is the task's own choice (Task.network; arithmetic plants XY at layer 2, which
+    # is TrainConfig's default): a task that names none trains plainly
+    plain = dataclasses.replace(TRAIN_DEFAULTS["scratch"], iit_weight=0.0, invariance_weight=0.0)
+    train = dataclasses.replace(plain, **{k: v for k, v in task.network.items()
+                                          if k in train_fields})
     return arch, train
 
 
@@ -64,7 +69,7 @@ def resolve_configs(args, task: tasks.Task) -> tuple[gpt2.ArchConfig | None, gpt
     arch_default, scratch = task_defaults(task)
     base = TRAIN_DEFAULTS["pretrained"] if args.model_path else scratch
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(gpt2.TrainConfig)
-                 if getattr(args, f.name, None) is not None}
+                 if getattr(args, f.name, None) is not None}   # train_iit.py sets a few more
     train_cfg = dataclasses.replace(base, **overrides)
     planted = train_cfg.iit_weight > 0 or train_cfg.invariance_weight > 0
     if planted:    # a model of this task, or a combination of two
@@ -76,9 +81,7 @@ def resolve_configs(args, task: tasks.Task) -> tuple[gpt2.ArchConfig | None, gpt
             raise UsageError("--n_layer/--n_embd/--n_head only apply when training from scratch "
                              "(without --model_path)")
         return None, train_cfg
-    arch = dataclasses.replace(arch_default, **{n: getattr(args, n) for n in
-                                                ("n_layer", "n_embd", "n_head")
-                                                if getattr(args, n) is not None})
+    arch = cli.settings_from(args, gpt2.ArchConfig, base=arch_default)
     if arch.n_embd % arch.n_head:
         raise UsageError(f"--n_embd {arch.n_embd} must be divisible by --n_head {arch.n_head}")
     # weights, gradients and AdamW's two moments: 16 bytes per parameter of 12 d^2 per block
@@ -111,18 +114,19 @@ def run_training(args) -> dict | None:
     root = cli.writable_dir(args.results_path)
     task = tasks.for_results(root, getattr(args, "task", None))
     out = cli.replaceable_dir(paths.gpt2_dir(root), "the trained model's folder")
-    if is_finished(out):
-        if args.skip_existing and not args.overwrite:
+    arch, train_cfg = resolve_configs(args, task)
+    settings = {**training_settings(args, arch, train_cfg), "task": task.record()}
+    if is_finished(out) and not args.overwrite:
+        if not args.skip_existing:
+            raise UsageError(f"{out} already holds a trained model; pass --overwrite to retrain "
+                             "or --skip_existing to keep it")
+        # --skip_existing keeps a finished model only if the same recipe made it
+        if finished(out / paths.DONE, settings, what="the trained model"):
             metrics = readers.read_json_record(out / paths.METRICS, readers.TRAIN,
                                                {"test_accuracy": readers.NUMBER})
-            _check_same_recipe(metrics, out, args, task)
             log.info("%s already holds a trained model (test accuracy %.4f); skipping",
                      out, metrics["test_accuracy"])
             return None
-        if not args.overwrite:
-            raise UsageError(f"{out} already holds a trained model; pass --overwrite to retrain "
-                             "or --skip_existing to keep it")
-    arch, train_cfg = resolve_configs(args, task)
     device = training_device(args)
     set_seed(args.seed)
     configure_determinism()
@@ -163,7 +167,7 @@ def run_training(args) -> dict | None:
              metrics["test_accuracy"], task.n_inputs, metrics["all_inputs_accuracy"])
     tasks.write_record(root, task)
 
-    with atomic_directory(out, overwrite=True) as tmp:
+    with atomic_directory(out, overwrite=True, settings=settings) as tmp:
         model.to("cpu").save_pretrained(tmp)
         tokenizer.save_pretrained(str(tmp))
         atomic_write_json(tmp / paths.METRICS, metrics)
@@ -174,13 +178,8 @@ def run_training(args) -> dict | None:
     return metrics
 
 
-def _check_same_recipe(metrics: dict, out, args, task) -> None:
-    """--skip_existing keeps a finished model only if the same recipe made it."""
-    _, train_cfg = resolve_configs(args, task)
-    made = metrics.get("train_config") or {}
-    differ = {k: (made.get(k), v) for k, v in dataclasses.asdict(train_cfg).items()
-              if k in made and made[k] != v}
-    if differ:
-        what = ", ".join(f"{k} {old!r} (asked: {new!r})" for k, (old, new) in differ.items())
-        raise UsageError(f"{out} holds a model trained with {what}; pass --overwrite to retrain "
-                         "it, or another --results_path")
+def training_settings(args, arch: gpt2.ArchConfig | None, train_cfg: gpt2.TrainConfig) -> dict:
+    """What makes a trained model: the recipe, the architecture (from scratch) or the
+    pretrained model, and the seed. Recorded in its completion marker (runtime.finished)."""
+    return {**dataclasses.asdict(train_cfg), "seed": args.seed, "model_path": args.model_path,
+            "architecture": dataclasses.asdict(arch) if arch else None}

@@ -1,0 +1,80 @@
+"""Stage 8: combine causal models from IIA graphs (the paper's strength vs faithfulness).
+
+For each (layer, k) with graphs, each model set, selection rule and threshold λ, the greedy of
+THESIS.md §5 (growing each set the thesis code's way by default) splits the 1000 inputs into
+cells, one per non-trivial model, each with mean pair IIA >= λ; the rest goes to the trivial
+model XYZ. Strength = share of inputs not given to XYZ.
+Writes results/combination/layer_{L}_k_{k}.csv (one row per model set × rule × λ × cell) and
+layer_{L}_k_{k}_assignment.csv (the model of every input), each with a .run.json beside it.
+Finished (layer, k) files are skipped unless --overwrite.
+
+Example:
+    python combine_causal_models.py --results_path results --layers 3 \
+        --model_sets X,XY Y,XY X,Y,Z,XY,XZ,YZ --lambdas 1.0 0.95 0.9 0.8 --rule both
+"""
+from __future__ import annotations
+
+import logging
+
+from dasgraph import cli, paths, runtime
+from dasgraph.analysis import combine
+
+log = logging.getLogger(__name__)
+
+
+def parse_args(argv=None):
+    p = cli.parser(__doc__)
+    p.add_argument("--lambdas", type=cli.unit_float, nargs="+", default=list(combine.DEFAULT_LAMBDAS),
+                   help="faithfulness thresholds λ in [0, 1] (default: 1.0 0.95 0.9 0.8)")
+    p.add_argument("--rule", choices=[*combine.RULES, "both"], default="both",
+                   help="model selection: mean_iia (published figures), largest_set (paper text), "
+                        "or both (default)")
+    p.add_argument("--growth", choices=combine.GROWTHS, default="thesis",
+                   help="how a model's set grows: thesis (the published figures: walk the "
+                        "degree order, skip inputs that would lower the mean, relax by 0.01 per "
+                        "pass that adds nothing) or prefix (the longest prefix of the degree "
+                        "order, which stops at the first input that lowers the mean below λ)")
+    p.add_argument("--model_sets", nargs="+", default=None,
+                   help="model sets, each comma-separated, e.g. X,XY Y,XY X,Y,Z,XY,XZ,YZ "
+                        "(default: each single model, the published pairs, and all six)")
+    p.add_argument("--layers", type=cli.int_list, nargs="+", default=None,
+                   help="layers, e.g. 3 or 2,3 (default: every layer with graphs)")
+    p.add_argument("--low_rank_dimensions", type=cli.int_list, nargs="+", default=None,
+                   help="low-rank dimensions k (default: every k with graphs)")
+    cli.add_common(p)
+    args = p.parse_args(argv)
+    args.layers = cli.flatten(args.layers)
+    args.low_rank_dimensions = cli.flatten(args.low_rank_dimensions)
+    args.lambdas = sorted(dict.fromkeys(args.lambdas), reverse=True)
+    return args
+
+
+def _run(args) -> None:
+    explicit_sets = args.model_sets is not None
+    model_sets = ([combine.parse_model_set(s) for s in args.model_sets] if explicit_sets
+                  else combine.default_model_sets())
+    rules = list(combine.RULES) if args.rule == "both" else [args.rule]
+    cells = combine.find_graph_cells(args.results_path, {m for s in model_sets for m in s},
+                                     args.layers, args.low_rank_dimensions)
+    cli.writable_dir(args.results_path)
+    cli.writable_dir(paths.combination_csv(args.results_path, 0, 0).parent, "the combination folder")
+    done = 0
+    for cell in cells:
+        table = combine.run_graph_cell(args.results_path, cell, model_sets, args.lambdas, rules,
+                                       args, strict=explicit_sets, overwrite=args.overwrite,
+                                       growth=args.growth)
+        if table is not None:
+            done += 1
+            for rule in rules:
+                log.info("layer %d k %d, strength %% (%s):\n%s", cell.layer,
+                         cell.low_rank_dimension, rule,
+                         combine.strength_table(table, rule).to_string(index=False))
+    log.info("%d (layer, k) cell(s) combined", done)
+
+
+def main(argv=None) -> int:
+    return runtime.run_stage(parse_args, _run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
