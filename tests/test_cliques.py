@@ -195,13 +195,13 @@ def test_main_writes_the_schema(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert list(data) == ["finder", "causal_model", "layer", "low_rank_dimension", "threshold",
                           "min_clique_size", "timed_out", "statistics", "cliques",
-                          "cliques_xyz", "run"]
+                          "variables", "cliques_inputs", "run"]
     assert (data["finder"], data["causal_model"], data["layer"], data["low_rank_dimension"],
             data["threshold"], data["min_clique_size"], data["timed_out"]) == \
         ("BranchAndBoundHeuristic", "XY", 3, 16, 1.0, 5, False)
     assert data["cliques"] == [members]
     xyz = np.stack(task.node_to_xyz(np.array(members)), axis=1).tolist()
-    assert data["cliques_xyz"] == [xyz]
+    assert data["variables"] == ["X", "Y", "Z"] and data["cliques_inputs"] == [xyz]
     stats = data["statistics"]
     assert set(stats) == {"n_cliques", "sizes", "n_unique_nodes", "share_of_nodes",
                           "share_of_edges", "n_edges", "density"}

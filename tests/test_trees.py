@@ -140,7 +140,7 @@ def _write_cliques(root: Path, cm: str, layer: int, k: int, cliques, finder="Rem
     path.write_text(json.dumps({
         "finder": finder, "causal_model": cm, "layer": layer, "low_rank_dimension": k,
         "threshold": 1.0, "min_clique_size": 5, "timed_out": False, "statistics": {},
-        "cliques": cliques, "cliques_xyz": [], "run": {}}))
+        "cliques": cliques, "variables": ["X", "Y", "Z"], "cliques_inputs": [], "run": {}}))
     return path
 
 

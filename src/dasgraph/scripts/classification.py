@@ -18,8 +18,7 @@ import logging
 
 from tqdm import tqdm
 
-from dasgraph.causal import models as causal_models
-from dasgraph import cli, paths, runtime
+from dasgraph import cli, paths, runtime, tasks
 from dasgraph.analysis import cliques, trees
 
 log = logging.getLogger(__name__)
@@ -43,17 +42,18 @@ def parse_args(argv=None):
 
 def _run(args) -> None:
     cliques.get_finder(args.clique_finder)       # a registered name, never a path
-    models = causal_models.select(args.causal_model_type, args.causal_models)
-    files = trees.find_clique_files(args.results_path, args.clique_finder, models,
+    task = tasks.for_results(args.results_path, args.task)
+    models = task.select(args.causal_model_type, args.causal_models)
+    files = trees.find_clique_files(args.results_path, args.clique_finder, task.models, models,
                                     args.layers, args.low_rank_dimensions)
     cli.writable_dir(args.results_path)
     cli.writable_dir(paths.tree_file(args.results_path, "XY", 0, 0, "json").parent, "the tree folder")
     for clique_file in files:     # every input checked before any tree is fitted
-        trees.read_clique_file(clique_file.path)
+        trees.read_clique_file(clique_file.path, task.n_inputs)
     log.info("%d clique file(s) of %s", len(files), args.clique_finder)
     for clique_file in tqdm(files, desc="trees", disable=len(files) < 2):
         trees.run_clique_file(clique_file, args.results_path, args.clique_finder, args,
-                              args.seed, overwrite=args.overwrite, positives=args.positives)
+                              args.seed, task, overwrite=args.overwrite, positives=args.positives)
 
 
 def main(argv=None) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 
-from dasgraph import cli, paths, runtime
+from dasgraph import cli, paths, runtime, tasks
 from dasgraph.analysis import combine
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,14 @@ def parse_args(argv=None):
                         "order, which stops at the first input that lowers the mean below λ)")
     p.add_argument("--model_sets", nargs="+", default=None,
                    help="model sets, each comma-separated, e.g. X,XY Y,XY X,Y,Z,XY,XZ,YZ "
-                        "(default: each single model, the published pairs, and all six)")
+                        "(default: the task's own sets; arithmetic: each single model, the "
+                        "published pairs, and all six; else each single model, each pair, all)")
     p.add_argument("--layers", type=cli.int_list, nargs="+", default=None,
                    help="layers, e.g. 3 or 2,3 (default: every layer with graphs)")
     p.add_argument("--low_rank_dimensions", type=cli.int_list, nargs="+", default=None,
                    help="low-rank dimensions k (default: every k with graphs)")
     cli.add_common(p)
+    cli.add_task(p)
     args = p.parse_args(argv)
     args.layers = cli.flatten(args.layers)
     args.low_rank_dimensions = cli.flatten(args.low_rank_dimensions)
@@ -50,9 +52,10 @@ def parse_args(argv=None):
 
 
 def _run(args) -> None:
+    task = tasks.for_results(args.results_path, args.task)
     explicit_sets = args.model_sets is not None
-    model_sets = ([combine.parse_model_set(s) for s in args.model_sets] if explicit_sets
-                  else combine.default_model_sets())
+    model_sets = ([combine.parse_model_set(s, task) for s in args.model_sets] if explicit_sets
+                  else combine.default_model_sets(task))
     rules = list(combine.RULES) if args.rule == "both" else [args.rule]
     cells = combine.find_graph_cells(args.results_path, {m for s in model_sets for m in s},
                                      args.layers, args.low_rank_dimensions)
@@ -61,7 +64,7 @@ def _run(args) -> None:
     done = 0
     for cell in cells:
         table = combine.run_graph_cell(args.results_path, cell, model_sets, args.lambdas, rules,
-                                       args, strict=explicit_sets, overwrite=args.overwrite,
+                                       args, task, strict=explicit_sets, overwrite=args.overwrite,
                                        growth=args.growth)
         if table is not None:
             done += 1

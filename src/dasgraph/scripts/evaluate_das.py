@@ -15,7 +15,7 @@ import logging
 from dasgraph import cli, paths, runtime
 from dasgraph.causal import floors
 from dasgraph.networks import random_init as random_network
-from dasgraph.stages.sweep import evaluate_cells, model_dir, write_iia_csv
+from dasgraph.stages.sweep import evaluate_cells, model_dir, task_of, write_iia_csv
 
 
 def parse_args(argv=None):
@@ -45,8 +45,9 @@ def _run(args) -> None:
     if path:
         log.info("wrote %s", path)
     # chance floors: the task's, or those of a control network's own behaviour
-    tables = None if args.control == "none" else random_network.own_tables(model_dir(args))
-    for written in floors.write(args.results_path, args, tables):
+    task = task_of(args)
+    tables = None if args.control == "none" else random_network.own_tables(model_dir(args), task)
+    for written in floors.write(args.results_path, task, args, tables):
         log.info("wrote %s", written)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from dasgraph import cli, paths, runtime
+from dasgraph import cli, paths, runtime, tasks
 from dasgraph.interventions import das
 from dasgraph.networks import random_init as random_network
 from dasgraph.stages.sweep import run_sweep
@@ -41,8 +41,12 @@ def _run(args) -> None:
     if args.control == "random_init":      # the same sweep, on a random network of this shape
         from dasgraph.stages.sweep import model_dir
 
+        from dasgraph.stages.sweep import task_of
+
+        task = task_of(args)
         root = paths.control_root(args.results_path, args.control)
-        random_network.make_network(model_dir(args), root, args.seed, args)
+        random_network.make_network(model_dir(args), root, args.seed, task, args)
+        tasks.write_record(root, task)
         args.results_path, args.model_path = root, None
     cfg = cli.settings_from(args, das.DasConfig)
     run_sweep(args, cfg)
