@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dasgraph import tasks
 from dasgraph.analysis import combine
 from dasgraph import paths
 
@@ -222,7 +223,8 @@ def test_lone_inputs_are_not_cells_and_lambda_zero_takes_everything():
 def test_strength_table_has_the_published_shape():
     combiner = combine.Combiner({"XY": A, "Z": B})
     cells, assignment = combine.combination_tables(
-        combiner, [("Z",), ("XY",), ("XY", "Z")], [0.8, 1.0, 0.9, 0.95], combine.RULES, 3, 8)
+        combiner, [("Z",), ("XY",), ("XY", "Z")], [0.8, 1.0, 0.9, 0.95], combine.RULES, 3, 8,
+        tasks.get("arithmetic"))
     table = combine.strength_table(cells, "mean_iia")
     assert list(table.columns) == ["models", "lambda_1.0", "lambda_0.95", "lambda_0.9",
                                    "lambda_0.8"]

@@ -159,10 +159,10 @@ def test_das_seeds_zero_is_one_line(tmp_path, capsys):
 
 def test_counterfactual_nodes_take_the_models_inputs_from_the_source():
     from dasgraph.networks import random_init as random_network
-    nodes = random_network.counterfactual_nodes("XY")
+    nodes = random_network.counterfactual_nodes("XY", ARITH)
     b, s = task.node_id(3, 4, 5), task.node_id(7, 8, 9)
     assert nodes[b, s] == task.node_id(7, 8, 5)
-    assert (random_network.counterfactual_nodes("XYZ") == range(1000)).all()
+    assert (random_network.counterfactual_nodes("XYZ", ARITH) == range(1000)).all()
     # a network that solves the task: its own behaviour is the task's table
     table = random_network.behaviour_table("X", task.labels(), ARITH)
     assert (table == causal_models.table_of("X", ARITH)).all()

@@ -65,7 +65,8 @@ def test_graph_rows_are_node_ids_in_the_order_its_json_states(graph_results):
     from transformers import AutoTokenizer
 
     meta = json.loads(paths.graph_meta(graph_results, "X", 1, 6).read_text())
-    assert meta["node_order"] == "node id = 100(X-1)+10(Y-1)+(Z-1)"
+    assert meta["node_order"] == "node id = row of task arithmetic's inputs (itertools.product over X, Y, Z)"
+    assert meta["task"] == "arithmetic"
     graph = graphs.load_graph(graph_results, "X", 1, 6)
     nodes = np.arange(1000)
     x, y, z = nodes // 100 + 1, nodes // 10 % 10 + 1, nodes % 10 + 1

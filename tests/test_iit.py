@@ -13,6 +13,7 @@ from dasgraph.interventions import iit
 from dasgraph.networks import gpt2
 from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
+from dasgraph import tasks
 
 TINY_IIT = ["--layer", "1", "--n_layer", "2", "--n_embd", "16", "--n_head", "2",
             "--epochs", "3", "--batch_size", "100", "--device", "cpu"]
@@ -51,7 +52,7 @@ def test_site_iia_known_answer_a_whole_state_swap_is_the_sources_answer(tiny_res
     rng = np.random.default_rng(7)
     base, source = rng.choice(nodes, 2000), rng.choice(nodes, 2000)
     assert len(set(gpt2.predict(net, ids).tolist())) > 1       # not a constant network
-    assert iit.gpt2_site_iia(net, ids, cfg, nodes, 2000, seed=7) == \
+    assert iit.gpt2_site_iia(net, ids, cfg, nodes, 2000, 7, tasks.get("arithmetic")) == \
         pytest.approx(right[source].mean(), abs=1e-6)
 
 

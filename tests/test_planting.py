@@ -97,7 +97,7 @@ def test_invariance_penalty_removes_what_the_causal_model_cannot_see():
         net = gpt2.build_model(gpt2.ArchConfig(n_layer=2, n_embd=16, n_head=2), 0, ARITH)
         cfg = gpt2.TrainConfig(epochs=4, batch_size=100, lr=3e-3, iit_weight=1.0, iit_layer=1,
                                invariance_weight=weight)
-        gpt2.train(net, ids, labels, splits, cfg, seed=0)
+        gpt2.train(net, ids, labels, splits, cfg, 0, ARITH)
         with torch.no_grad():
             h = LeanGPT2(net).states_at(1, ids)
         first = {}

@@ -11,6 +11,7 @@ from dasgraph import cli
 from dasgraph.interventions import das
 from dasgraph.networks import gpt2
 from dasgraph.stages import training
+from dasgraph import tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,9 +48,10 @@ def test_the_default_training_recipe_is_train_configs_own_defaults():
     """TrainConfig once said iit_weight 0 while the default trained with 1."""
     assert training.TRAIN_DEFAULTS["scratch"] == gpt2.TrainConfig()
     assert gpt2.TrainConfig().iit_weight > 0 and gpt2.TrainConfig().invariance_weight > 0
-    arch, cfg = training.resolve_configs(train_gpt2.parse_args([]))
+    arithmetic = tasks.get("arithmetic")
+    arch, cfg = training.resolve_configs(train_gpt2.parse_args([]), arithmetic)
     assert cfg == gpt2.TrainConfig() and arch == gpt2.ArchConfig() == training.ARCH_DEFAULT
-    _, tuned = training.resolve_configs(train_gpt2.parse_args(["--model_path", "gpt2"]))
+    _, tuned = training.resolve_configs(train_gpt2.parse_args(["--model_path", "gpt2"]), arithmetic)
     assert tuned == training.TRAIN_DEFAULTS["pretrained"] and tuned.iit_weight == 0
 
 
