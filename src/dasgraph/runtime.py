@@ -262,12 +262,14 @@ def _json_default(obj: Any) -> Any:
 
 
 @contextmanager
-def atomic_directory(final: Path, overwrite: bool = False) -> Iterator[Path]:
+def atomic_directory(final: Path, overwrite: bool = False,
+                     settings: dict | None = None) -> Iterator[Path]:
     """Build a whole directory under a temporary name; swap it in only when complete.
 
     A killed run leaves at most a hidden ``.name.partial-*`` folder (removed by the next
     writer of the same folder), never a folder at the final name that looks finished. The
-    completion marker (``paths.DONE``) is written last, inside, before the swap.
+    completion marker (``paths.DONE``) is written last, inside, before the swap, with the
+    ``settings`` that made the folder when given (see :func:`finished`).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -281,7 +283,7 @@ def atomic_directory(final: Path, overwrite: bool = False) -> Iterator[Path]:
         for path in tmp.rglob("*"):   # some writers (safetensors) leave private 0600 files
             if path.is_file():
                 path.chmod(0o666 & ~umask)
-        write_done(tmp / paths.DONE, [p for p in tmp.rglob("*") if p.is_file()])
+        write_done(tmp / paths.DONE, [p for p in tmp.rglob("*") if p.is_file()], settings)
         if final.exists():
             if not overwrite:
                 raise UsageError(f"{final} already exists; pass --overwrite to replace it")
