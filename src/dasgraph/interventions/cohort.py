@@ -144,8 +144,7 @@ def train_cohort(lean, states: torch.Tensor, layer: int, members: list[Member],
         if not all(math.isfinite(loss) for loss in t.losses):
             raise UsageError(f"DAS training of layer {layer} k {m.low_rank_dimension} diverged "
                              f"(the loss became NaN or infinite) with --lr {cfg.lr:g}; lower --lr")
-        with torch.no_grad():
-            m.intervention.rotate_layer.weight = das.orthonormal(t.weight)
+        das.store_rotation(m.intervention, das.orthonormal(t.weight).detach(), m.seed)
         m.history = t.losses
     return members
 

@@ -16,7 +16,8 @@ import torch
 
 from dasgraph import paths
 from dasgraph.interventions import cohort, das
-from dasgraph.runtime import atomic_directory, atomic_write_json, resolve_device, run_record
+from dasgraph.runtime import (atomic_directory, atomic_write_json, configure_determinism,
+                              resolve_device, run_record)
 from dasgraph.stages import manifest
 from dasgraph.stages.manifest import Cell
 
@@ -97,12 +98,20 @@ def run_cohort(args, cfg, subject, device, cells: list[Cell], progress=False) ->
     return metrics
 
 
+def prepare_process() -> None:
+    """The float mode every process that trains cells shares: one thread, deterministic
+    algorithms, subnormals flushed. A spawned worker or a job starts without the parent's mode,
+    and a different subnormal mode changed the last bits of saved rotations."""
+    torch.set_num_threads(CELL_THREADS)
+    configure_determinism()
+
+
 def load_for_cells(args):
     """(subject, device) for a process that runs cells: the network and its cached states."""
     from dasgraph.stages.sweep import load_subject, model_dir
 
     device = resolve_device(args.device)
-    torch.set_num_threads(CELL_THREADS)
+    prepare_process()
     return load_subject(model_dir(args), device), device
 
 

@@ -145,6 +145,7 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
     device = resolve_device(args.device)
     causal_models.select(args.causal_model_type, args.causal_models)   # fail before loading
     executor.check(args)
+    das_cells.prepare_process()        # the float mode of every process that trains cells
     with torch_threads(CELL_THREADS):
         subject = load_subject(model_dir(args), device)
         cells = manifest.das_cells(resolve_cells(args, subject), getattr(args, "das_seeds", 1),
