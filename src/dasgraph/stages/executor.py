@@ -108,12 +108,17 @@ def slurm_parameters(args) -> dict:
     return {SLURM_KEYS[k][0]: v for k, v in settings.items()}
 
 
+def submits(args) -> bool:
+    """Whether the cells run as submitted jobs (which resolve --device where they run)."""
+    return args.executor in ("slurm", "submitit_local")
+
+
 def check(args) -> None:
     """Refuse, before any work, what cannot run here (one line, exit 2)."""
     if args.executor == "slurm" and shutil.which("sbatch") is None:
         raise UsageError("--executor slurm: no SLURM found on this machine (sbatch is not on "
                          "PATH); run on the cluster's login node, or use --executor local here")
-    if args.executor in ("slurm", "submitit_local"):
+    if submits(args):
         slurm_parameters(args)                 # a bad config file fails now, not after loading
     elif args.no_wait:
         raise UsageError(f"--no_wait: only with --executor slurm or submitit_local (--executor "
@@ -128,7 +133,7 @@ def run(args, cfg, subject, device, todo: list, cells: list) -> list[dict]:
     manifest.write_manifest(args.results_path, das_cells.STAGE, cells, launch)
     if not todo:
         return []
-    if args.executor in ("slurm", "submitit_local"):
+    if submits(args):
         return _submit(args, cfg, todo, launch, cells)
     groups = sorted(manifest.cohorts(todo, args.cohort_size), key=lambda g: g[0].layer)
     bar = tqdm(total=len(todo), desc="DAS cells", unit="cell")

@@ -142,7 +142,8 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
 
     Each cell is keyed by its settings (manifest.py): a cell finished with the same settings is
     skipped, one finished with other settings is refused (UsageError) unless --overwrite."""
-    device = resolve_device(args.device)
+    # jobs resolve --device where they run; a SLURM login node lists the cells on its CPU
+    device = "cpu" if executor.submits(args) else resolve_device(args.device)
     causal_models.select(args.causal_model_type, args.causal_models)   # fail before loading
     executor.check(args)
     das_cells.prepare_process()        # the float mode of every process that trains cells
