@@ -99,7 +99,9 @@ def write_manifest(root, stage: str, cells: list[Cell], launch: dict) -> Path:
     """The cells of this launch and how it runs (executor, jobs): what --status reports on."""
     path = paths.sweep_dir(root, stage) / paths.SWEEP_MANIFEST
     atomic_write_json(path, {"stage": stage, "launch": launch, "cells": [
-        {"key": c.key, "name": c.name, "directory": str(c.directory(root)), "settings": c.settings}
+        {"key": c.key, "name": c.name, "settings": c.settings,
+         # relative to the results root, so --status reads it from any working directory
+         "directory": str(c.directory(root).relative_to(root))}
         for c in cells]})
     return path
 
@@ -146,7 +148,7 @@ def _read(path: Path) -> dict | None:
 def cell_state(root, stage: str, entry: dict) -> tuple[str, str]:
     """(state, why) of one manifest entry: done, other-settings, failed, died, running or
     pending."""
-    marker = Path(entry["directory"]) / paths.DONE
+    marker = Path(root) / entry["directory"] / paths.DONE
     if check_done(marker) is None:
         changed = changed_settings(marker, entry["settings"])
         return ("done", "") if not changed else \
