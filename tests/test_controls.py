@@ -96,7 +96,7 @@ def test_das_seeds_keep_seed_one_and_each_seed_reproduces_alone(tiny_results, tm
     import json
     import shutil
 
-    from dasgraph.stages import sweep as sweep_mod
+    from dasgraph.stages import das_cells, manifest, sweep as sweep_mod
 
     roots = {name: tmp_path / name for name in ("three", "one", "alone")}
     for root in roots.values():
@@ -115,11 +115,12 @@ def test_das_seeds_keep_seed_one_and_each_seed_reproduces_alone(tiny_results, tm
     assert sum(metrics(roots["three"], 2)["position_share"]) == pytest.approx(1, abs=1e-5)
     # each further seed's cell reproduces when trained alone, in this process
     cfg = das.DasConfig(n_training=256, n_testing=200, batch_size=128)
-    args = type("Args", (), {"seed": 42, "results_path": roots["alone"]})()
+    args = type("Args", (), {"seed": 42, "results_path": roots["alone"], "cohort_size": 16})()
     with torch_threads(sweep_mod.CELL_THREADS):       # as the sweep trains every cell
         subject = load_subject(str(paths.gpt2_dir(tiny_results)))
         for i in (2, 3):
-            alone = sweep_mod._train_and_save_cell(args, cfg, subject, "cpu", ("XY", 1, 4, i))
+            cell = manifest.Cell("XY", 1, 4, i, {"cell_seed": sweep_mod.cell_seed(42, "XY", 1, 4, i)})
+            alone, = das_cells.train_and_save(args, cfg, subject, "cpu", [cell])
             assert alone["iia"] == metrics(roots["three"], i)["iia"]
             assert alone["train_loss"] == metrics(roots["three"], i)["train_loss"]
     # evaluate: the mean over seeds is the mean of the three single-seed IIAs on the same pairs

@@ -59,6 +59,16 @@ def iia_csv(root: Path) -> Path:
 
 # Chance floors and the models' pairwise disagreement, from the counterfactual tables alone
 # (dasgraph.floors); written by evaluate_das.py beside iia.csv.
+# --- fan-out bookkeeping (dasgraph.stages.manifest): what a sweep launched, where it ran ---
+SWEEP_MANIFEST = "manifest.json"
+
+
+def sweep_dir(root: Path, stage: str) -> Path:
+    """A fan-out stage's bookkeeping: its manifest of cells, the records of cells started and
+    failed, and submitit's job folder (logs, pickles)."""
+    return Path(root) / "sweeps" / stage
+
+
 def control_root(root: Path, control: str) -> Path:
     """A results root of its own for a control network (run_das.py --control random_init)."""
     return Path(root) / "controls" / control

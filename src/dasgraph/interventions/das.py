@@ -163,9 +163,17 @@ def train_cell(lean: LeanGPT2, states: torch.Tensor, table: torch.Tensor, layer:
     if not all(math.isfinite(loss) for loss in history):
         raise UsageError(f"DAS training of layer {layer} k {low_rank_dimension} diverged (the "
                          f"loss became NaN or infinite) with --lr {cfg.lr:g}; lower --lr")
-    with torch.no_grad():
-        intervention.rotate_layer.weight = orthonormal(weight)
+    store_rotation(intervention, orthonormal(weight), seed)
     return intervention, history
+
+
+def store_rotation(intervention, R: torch.Tensor, seed: int) -> None:
+    """Put a trained (S*d, k) R into pyvene's orthogonal parametrization. Its right inverse
+    completes R to a square matrix with torch's global random generator, so that draw is seeded
+    from the cell: otherwise the saved weights depend on what the process drew before."""
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(derive_seed(seed, "store"))
+        intervention.rotate_layer.weight = R
 
 
 @torch.inference_mode()

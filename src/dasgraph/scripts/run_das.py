@@ -7,6 +7,12 @@ Finished cells are skipped; a killed sweep resumes where it stopped.
 
     python src/run_das.py                                   # every model, layer and k
     python src/run_das.py --causal_models XY,Z --layers 1,2 --low_rank_dimensions 16
+    python src/run_das.py --executor slurm --slurm_config slurm.toml --no_wait   # a cluster
+    python src/run_das.py --status                          # done / running / failed, and why
+
+Each cell is keyed by a hash of its settings (recorded in its completion marker): a cell
+finished with other settings (--lr, --n_training, another network ...) is refused, one line,
+unless --overwrite. Cells of one layer train together in one batched forward (--cohort_size).
 """
 from __future__ import annotations
 
@@ -15,7 +21,9 @@ import os
 from dasgraph import cli, paths, runtime, tasks
 from dasgraph.interventions import das
 from dasgraph.networks import random_init as random_network
+from dasgraph.stages import executor, manifest
 from dasgraph.stages.sweep import run_sweep
+
 
 def parse_args(argv=None):
     p = cli.parser(__doc__)
@@ -33,15 +41,19 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=cli.count(256), default=min(2, os.cpu_count() or 1),
                    help="worker processes on CPU, each training whole cells on one thread "
                         "(default: up to 2; the numbers do not depend on it)")
+    executor.add_flags(p)
     return p.parse_args(argv)
 
 
 def _run(args) -> None:
+    if args.status:        # reads the bookkeeping only: no network is loaded
+        root = args.results_path if args.control == "none" else \
+            paths.control_root(args.results_path, args.control)
+        print(manifest.format_status(manifest.status(root, "das")))
+        return
     cli.writable_dir(args.results_path)
     if args.control == "random_init":      # the same sweep, on a random network of this shape
-        from dasgraph.stages.sweep import model_dir
-
-        from dasgraph.stages.sweep import task_of
+        from dasgraph.stages.sweep import model_dir, task_of
 
         task = task_of(args)
         root = paths.control_root(args.results_path, args.control)

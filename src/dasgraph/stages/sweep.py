@@ -10,11 +10,7 @@ import functools
 import itertools
 import json
 import logging
-import multiprocessing
-import os
-import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +24,10 @@ from dasgraph.interventions import das
 from dasgraph.analysis import graphs
 from dasgraph.networks import gpt2
 from dasgraph.networks.lean import LeanGPT2
-from dasgraph.runtime import (UsageError, atomic_directory, atomic_path, atomic_write_json,
+from dasgraph.runtime import (UsageError, atomic_path, atomic_write_json,
                       derive_seed, finished, is_done, resolve_device, run_record, settings_hash,
                       torch_threads)
+from dasgraph.stages import das_cells, executor, manifest
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +114,7 @@ def cell_finished(directory: Path) -> bool:
     return is_done(Path(directory) / paths.DONE)
 
 
-# Every cell is trained on one torch thread, in whichever process runs it: float reductions
-# depend on the thread count, so this is what makes a cell re-run alone give the number it got
-# in the full sweep. Parallelism comes from worker processes instead (--workers), which on
-# these small per-step ops also beats two threads in one process.
-CELL_THREADS = 1
+CELL_THREADS = das_cells.CELL_THREADS   # one torch thread per cell (das_cells says why)
 
 
 @functools.lru_cache(maxsize=None)
@@ -150,94 +143,39 @@ def cell_seed(run_seed: int, cm: str, layer: int, k: int, das_seed: int = 1) -> 
     return derive_seed(run_seed, cm, layer, k, "das_seed", das_seed)
 
 
-def _train_and_save_cell(args, cfg: das.DasConfig, subject: Subject, device: str,
-                         cell: tuple[str, int, int, int], progress: bool = False) -> dict:
-    cm, layer, k, das_seed = cell
-    table = label_tables(args, subject, [cm], device)[cm]
-    seed = cell_seed(args.seed, cm, layer, k, das_seed)
-    intervention, history = das.train_cell(subject.lean, subject.states[layer], table, layer, k,
-                                           cfg, seed, progress=progress)
-    result = das.evaluate_cell(subject.lean, subject.states[layer], table, layer, intervention,
-                               cfg.n_testing, seed)
-    metrics = {"causal_model": cm, "layer": layer, "low_rank_dimension": k, **result,
-               "train_loss": history, "config": das.config_dict(cfg), "cell_seed": seed,
-               "das_seed": das_seed,
-               # where the subspace sits: which tokens DAS used (visualizations.py
-               # --experiment attention_weights)
-               "position_share": das.position_shares(das.rotation(intervention),
-                                                     subject.n_positions)}
-    out = paths.das_cell_dir(args.results_path, cm, layer, k, das_seed)
-    with atomic_directory(out, overwrite=True) as tmp:
-        das.save_intervention(tmp, subject.model, layer, intervention.to("cpu"))
-        atomic_write_json(tmp / paths.METRICS, metrics)
-        atomic_write_json(tmp / paths.RUN, run_record(args, device=device, cell_seed=seed))
-    return metrics
-
-
-_WORKER: dict = {}
-
-
-def _exit_with_parent(parent: int) -> None:
-    """A worker whose sweep was killed (not just interrupted) stops instead of idling on."""
-    while True:
-        time.sleep(2)
-        if os.getppid() != parent:
-            os._exit(1)
-
-
-def _worker_init(args, cfg: das.DasConfig, device: str, parent: int) -> None:
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    torch.set_num_threads(CELL_THREADS)
-    logging.getLogger("dasgraph").setLevel(logging.WARNING)   # the parent logs each cell
-    _WORKER.update(args=args, cfg=cfg, device=device,
-                   subject=load_subject(model_dir(args), device, task_of(args)))
-
-
-def _worker_cell(cell: tuple[str, int, int, int]) -> dict:
-    w = _WORKER
-    return _train_and_save_cell(w["args"], w["cfg"], w["subject"], w["device"], cell)
+def cell_settings(args, cfg: das.DasConfig, subject: Subject) -> dict:
+    """What every cell of this sweep shares and its result depends on (manifest.py): the run
+    seed, the training recipe, the network's weights and where the labels come from."""
+    return {"stage": das_cells.STAGE, "seed": args.seed, **das.config_dict(cfg),
+            "task": subject.task.name, "network": manifest.network_digest(subject.model),
+            "labels": "network" if getattr(args, "control", "none") == "random_init" else "task"}
 
 
 def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
-    """Train (or skip) every selected cell; return the metrics of the cells trained now."""
-    device = resolve_device(args.device)
+    """Train (or skip) every selected cell; return the metrics of the cells trained now.
+
+    Each cell is keyed by its settings (manifest.py): a cell finished with the same settings is
+    skipped, one finished with other settings is refused (UsageError) unless --overwrite."""
+    # jobs resolve --device where they run; a SLURM login node lists the cells on its CPU
+    device = "cpu" if executor.submits(args) else resolve_device(args.device)
     task = task_of(args)
     task.select(args.causal_model_type, args.causal_models)   # fail before loading
+    executor.check(args)
+    das_cells.prepare_process()        # the float mode of every process that trains cells
     with torch_threads(CELL_THREADS):
         subject = load_subject(model_dir(args), device, task)
-        cells = [(*c, i) for c in resolve_cells(args, subject)
-                 for i in range(1, getattr(args, "das_seeds", 1) + 1)]
-        todo = [c for c in cells if args.overwrite or
-                not cell_finished(paths.das_cell_dir(args.results_path, *c))]
+        cells = manifest.das_cells(resolve_cells(args, subject), getattr(args, "das_seeds", 1),
+                                   cell_settings(args, cfg, subject),
+                                   functools.partial(cell_seed, args.seed))
+        todo = [c for c in cells if not finished(c.directory(args.results_path) / paths.DONE,
+                                                 c.settings, args.overwrite, "a DAS cell")]
         for cell in todo:          # every folder written, probed before any training
-            cli.writable_dir(paths.das_cell_dir(args.results_path, *cell).parent, "a DAS cell's folder")
-            cli.replaceable_dir(paths.das_cell_dir(args.results_path, *cell), "a DAS cell")
+            cli.writable_dir(cell.directory(args.results_path).parent, "a DAS cell's folder")
+            cli.replaceable_dir(cell.directory(args.results_path), "a DAS cell")
         if len(cells) > len(todo):
             log.info("%d of %d cells already finished; skipping them (--overwrite redoes them)",
                      len(cells) - len(todo), len(cells))
-        workers = min(args.workers, len(todo)) if device == "cpu" else 1
-        bar = tqdm(total=len(todo), desc="DAS cells", unit="cell")
-        done = []
-
-        def report(metrics: dict) -> None:
-            bar.update()
-            log.info("cell %-3s layer %d k %4d seed %d: IIA %.3f (%d test pairs)",
-                     metrics["causal_model"], metrics["layer"], metrics["low_rank_dimension"],
-                     metrics["das_seed"], metrics["iia"], metrics["n_examples"])
-            done.append(metrics)
-
-        if workers <= 1:
-            for cell in todo:
-                bar.set_postfix(cell=f"{cell[0]} L{cell[1]} k{cell[2]} s{cell[3]}")
-                report(_train_and_save_cell(args, cfg, subject, device, cell, progress=True))
-        else:  # spawned workers: each loads the model once and trains whole cells
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                     initargs=(args, cfg, device, os.getpid())) as pool:
-                for future in as_completed([pool.submit(_worker_cell, c) for c in todo]):
-                    report(future.result())
-        bar.close()
-    return done
+        return executor.run(args, cfg, subject, device, todo, cells)
 
 
 def trained_cells(root) -> list[tuple[str, int, int]]:

@@ -1,0 +1,156 @@
+"""The body of a DAS sweep's work, wherever it runs: train a list of cells cohort by cohort,
+evaluate and save each, and keep the bookkeeping ``--status`` reads.
+
+The same functions run in-process (``--executor debug``), in spawned worker processes
+(``local``) and inside a submitit job (``slurm``), so a cell's numbers do not depend on where it
+ran: every cell trains on one torch thread (``CELL_THREADS``) and with its own seed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import torch
+
+from dasgraph import paths
+from dasgraph.interventions import cohort, das
+from dasgraph.runtime import (atomic_directory, atomic_write_json, configure_determinism,
+                              resolve_device, run_record)
+from dasgraph.stages import manifest
+from dasgraph.stages.manifest import Cell
+
+log = logging.getLogger(__name__)
+
+STAGE = "das"
+# Every cell is trained on one torch thread, in whichever process runs it: float reductions
+# depend on the thread count, so this is what makes a cell re-run alone give the number it got
+# in the full sweep. Parallelism comes from worker processes or jobs instead.
+CELL_THREADS = 1
+
+
+def _train_alone(args, cfg, subject, tables, cells):
+    """The per-cell path (--cohort_size 1): das.train_cell and das.evaluate_cell, cell by cell."""
+    out = []
+    for cell in cells:
+        layer, seed = cell.layer, cell.settings["cell_seed"]
+        table = tables[cell.causal_model]
+        intervention, history = das.train_cell(subject.lean, subject.states[layer], table, layer,
+                                               cell.low_rank_dimension, cfg, seed, progress=False)
+        result = das.evaluate_cell(subject.lean, subject.states[layer], table, layer,
+                                   intervention, cfg.n_testing, seed)
+        out.append((intervention, history, result))
+    return out
+
+
+def _train_cohort(args, cfg, subject, tables, cells, progress):
+    """One batched training of cells that share a layer (dasgraph.interventions.cohort)."""
+    layer = cells[0].layer
+    members = [cohort.Member(tables[c.causal_model], c.low_rank_dimension, c.settings["cell_seed"])
+               for c in cells]
+    cohort.train_cohort(subject.lean, subject.states[layer], layer, members, cfg, progress)
+    results = cohort.evaluate_cohort(subject.lean, subject.states[layer], layer, members,
+                                     cfg.n_testing)
+    return [(m.intervention, m.history, r) for m, r in zip(members, results)]
+
+
+def save_cell(args, cfg, subject, device, cell: Cell, intervention, history, result) -> dict:
+    """One cell's folder: pyvene's saved intervention, metrics.json, run.json, and the completion
+    marker with the cell's settings (written last, by atomic_directory)."""
+    metrics = {"causal_model": cell.causal_model, "layer": cell.layer,
+               "low_rank_dimension": cell.low_rank_dimension, **result, "train_loss": history,
+               "config": das.config_dict(cfg), "cell_seed": cell.settings["cell_seed"],
+               "das_seed": cell.das_seed,
+               # where the subspace sits: which tokens DAS used (visualizations.py
+               # --experiment attention_weights)
+               "position_share": das.position_shares(das.rotation(intervention),
+                                                     subject.n_positions)}
+    with atomic_directory(cell.directory(args.results_path), overwrite=True,
+                          settings=cell.settings) as tmp:
+        das.save_intervention(tmp, subject.model, cell.layer, intervention.to("cpu"))
+        atomic_write_json(tmp / paths.METRICS, metrics)
+        atomic_write_json(tmp / paths.RUN, run_record(args, device=device,
+                                                      cell_seed=cell.settings["cell_seed"],
+                                                      cell_key=cell.key))
+    return metrics
+
+
+def train_and_save(args, cfg, subject, device, cells: list[Cell], progress=False) -> list[dict]:
+    """Train, evaluate and save one cohort (cells of one layer); their metrics."""
+    from dasgraph.stages.sweep import label_tables
+
+    tables = label_tables(args, subject, sorted({c.causal_model for c in cells}), device)
+    trained = _train_alone(args, cfg, subject, tables, cells) if args.cohort_size == 1 else \
+        _train_cohort(args, cfg, subject, tables, cells, progress)
+    return [save_cell(args, cfg, subject, device, cell, *out) for cell, out in zip(cells, trained)]
+
+
+def run_cohort(args, cfg, subject, device, cells: list[Cell], progress=False) -> list[dict]:
+    """:func:`train_and_save` with the bookkeeping: started, then finished or failed (why)."""
+    root = args.results_path
+    manifest.mark_started(root, STAGE, cells)
+    try:
+        metrics = train_and_save(args, cfg, subject, device, cells, progress)
+    except BaseException as err:
+        manifest.mark_failed(root, STAGE, cells, err)
+        raise
+    manifest.mark_finished(root, STAGE, cells)
+    return metrics
+
+
+def prepare_process() -> None:
+    """The float mode every process that trains cells shares: one thread, deterministic
+    algorithms, subnormals flushed. A spawned worker or a job starts without the parent's mode,
+    and a different subnormal mode changed the last bits of saved rotations."""
+    torch.set_num_threads(CELL_THREADS)
+    configure_determinism()
+
+
+def load_for_cells(args):
+    """(subject, device) for a process that runs cells: the network and its cached states."""
+    from dasgraph.stages.sweep import load_subject, model_dir, task_of
+
+    device = resolve_device(args.device)
+    prepare_process()
+    return load_subject(model_dir(args), device, task_of(args)), device
+
+
+def run_shard(args, cfg, cells: list[Cell]) -> list[dict]:
+    """A job's whole work (submitit pickles this call): load the network once, then every
+    cohort of its cells. A cohort that fails is recorded and the others still run; the job
+    then fails with the first error."""
+    subject, device = load_for_cells(args)
+    done, errors = [], []
+    for group in manifest.cohorts(cells, args.cohort_size):
+        try:
+            done += run_cohort(args, cfg, subject, device, group)
+        except Exception as err:          # recorded by run_cohort; the next cohort still runs
+            errors.append(err)
+    if errors:
+        raise errors[0]
+    return done
+
+
+# --- spawned worker processes (--executor local) ---------------------------------------------
+_WORKER: dict = {}
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose sweep was killed (not just interrupted) stops instead of idling on."""
+    while True:
+        time.sleep(2)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def worker_init(args, cfg, parent: int) -> None:
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    logging.getLogger("dasgraph").setLevel(logging.WARNING)   # the parent logs each cell
+    subject, device = load_for_cells(args)
+    _WORKER.update(args=args, cfg=cfg, device=device, subject=subject)
+
+
+def worker_cohort(cells: list[Cell]) -> list[dict]:
+    w = _WORKER
+    return run_cohort(w["args"], w["cfg"], w["subject"], w["device"], cells)

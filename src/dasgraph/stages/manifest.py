@@ -1,0 +1,194 @@
+"""A fan-out stage's work as a manifest of cells, each keyed by a hash of what determines it.
+
+A cell's *settings* are everything that determines its result: its identity (causal model,
+layer, k, DAS seed), the run seed, the training recipe and a digest of the network's weights.
+Their :func:`runtime.settings_hash` is the cell's key. The cell's completion marker records
+the same settings, so "finished" means finished *with these settings* wherever the cell ran (a
+worker process, a SLURM node, another day), and a cell finished with other settings is refused
+by :func:`runtime.finished` rather than mixed into the sweep.
+
+Beside the results, ``paths.sweep_dir(root, stage)`` keeps the bookkeeping that ``--status``
+reads: the manifest of the last launch, a record per cell started (host, pid, job) and per cell
+failed (the error's one line). Results never depend on these records; they only say what is
+going on.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dasgraph import paths
+from dasgraph.runtime import (UsageError, _pid_alive, atomic_write_json, check_done,
+                              changed_settings, settings_hash)
+
+STARTED, FAILED = "started", "failed"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: a DAS cell (causal model, layer, k, DAS seed) and its settings."""
+    causal_model: str
+    layer: int
+    low_rank_dimension: int
+    das_seed: int
+    settings: dict = field(compare=False, hash=False, repr=False)
+
+    @property
+    def key(self) -> str:
+        return settings_hash(self.settings)
+
+    @property
+    def name(self) -> str:
+        return (f"{self.causal_model} L{self.layer} k{self.low_rank_dimension}"
+                + (f" s{self.das_seed}" if self.das_seed != 1 else ""))
+
+    def directory(self, root) -> Path:
+        return paths.das_cell_dir(root, self.causal_model, self.layer, self.low_rank_dimension,
+                                  self.das_seed)
+
+
+def network_digest(model) -> str:
+    """sha256 of a network's weights (names, shapes, dtypes, bytes): cells trained on another
+    network are other cells, even in the same folder."""
+    import torch
+
+    sha = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        sha.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        sha.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return sha.hexdigest()[:16]
+
+
+def das_cells(selection, das_seeds: int, common: dict, seed_of) -> list[Cell]:
+    """The manifest of a DAS sweep: every (causal model, layer, k) of ``selection`` for DAS
+    seeds 1..``das_seeds``; ``common`` holds the settings every cell shares (run seed, recipe,
+    network digest), ``seed_of(cm, layer, k, das_seed)`` the cell's own seed."""
+    cells = []
+    for (cm, layer, k), das_seed in itertools.product(selection, range(1, das_seeds + 1)):
+        settings = {**common, "causal_model": cm, "layer": layer, "low_rank_dimension": k,
+                    "das_seed": das_seed, "cell_seed": seed_of(cm, layer, k, das_seed)}
+        cells.append(Cell(cm, layer, k, das_seed, settings))
+    return cells
+
+
+def cohorts(cells: list[Cell], size: int) -> list[list[Cell]]:
+    """Cells that share a layer (one network per sweep), in chunks of at most ``size``: each
+    chunk trains in one batched forward. The numbers do not depend on the chunking."""
+    by_layer: dict[int, list[Cell]] = {}
+    for cell in cells:
+        by_layer.setdefault(cell.layer, []).append(cell)
+    return [group[i:i + size] for group in by_layer.values() for i in range(0, len(group), size)]
+
+
+def shards(cells: list[Cell], cells_per_job: int) -> list[list[Cell]]:
+    """Cells packed into jobs of at most ``cells_per_job``, layer by layer so that a job's cells
+    form few cohorts."""
+    ordered = sorted(cells, key=lambda c: c.layer)
+    return [ordered[i:i + cells_per_job] for i in range(0, len(ordered), cells_per_job)]
+
+
+# --- bookkeeping for --status ---------------------------------------------------------------
+def write_manifest(root, stage: str, cells: list[Cell], launch: dict) -> Path:
+    """The cells of this launch and how it runs (executor, jobs): what --status reports on."""
+    path = paths.sweep_dir(root, stage) / paths.SWEEP_MANIFEST
+    atomic_write_json(path, {"stage": stage, "launch": launch, "cells": [
+        {"key": c.key, "name": c.name, "settings": c.settings,
+         # relative to the results root, so --status reads it from any working directory
+         "directory": str(c.directory(root).relative_to(root))}
+        for c in cells]})
+    return path
+
+
+def _record(root, stage: str, kind: str, key: str) -> Path:
+    return paths.sweep_dir(root, stage) / kind / f"{key}.json"
+
+
+def where() -> dict:
+    """Where this process runs: host, pid and, under submitit, the job id."""
+    job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID") \
+        or os.environ.get("SUBMITIT_LOCAL_JOB_ID")
+    return {"host": socket.gethostname(), "pid": os.getpid(), "job": job, "time": time.time()}
+
+
+def mark_started(root, stage: str, cells: list[Cell]) -> None:
+    here = where()
+    for cell in cells:
+        _record(root, stage, FAILED, cell.key).unlink(missing_ok=True)
+        atomic_write_json(_record(root, stage, STARTED, cell.key), {"cell": cell.name, **here})
+
+
+def mark_failed(root, stage: str, cells: list[Cell], error: BaseException) -> None:
+    line = f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
+    here = where()
+    for cell in cells:
+        atomic_write_json(_record(root, stage, FAILED, cell.key),
+                          {"cell": cell.name, "error": line, **here})
+        _record(root, stage, STARTED, cell.key).unlink(missing_ok=True)
+
+
+def mark_finished(root, stage: str, cells: list[Cell]) -> None:
+    for cell in cells:
+        _record(root, stage, STARTED, cell.key).unlink(missing_ok=True)
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def cell_state(root, stage: str, entry: dict) -> tuple[str, str]:
+    """(state, why) of one manifest entry: done, other-settings, failed, died, running or
+    pending."""
+    marker = Path(root) / entry["directory"] / paths.DONE
+    if check_done(marker) is None:
+        changed = changed_settings(marker, entry["settings"])
+        return ("done", "") if not changed else \
+            ("other-settings", f"finished with other {', '.join(changed)}; --overwrite redoes it")
+    failed = _read(_record(root, stage, FAILED, entry["key"]))
+    if failed:
+        return "failed", f"{failed.get('error', '?')} (job {failed.get('job')}, {failed.get('host')})"
+    started = _read(_record(root, stage, STARTED, entry["key"]))
+    if started:
+        if started.get("host") == socket.gethostname() and not _pid_alive(int(started["pid"])):
+            return "died", f"its process {started['pid']} ended before it finished (killed?); " \
+                           "a re-run redoes it"
+        return "running", f"job {started.get('job')} on {started.get('host')}"
+    return "pending", ""
+
+
+STATES = ("done", "running", "pending", "failed", "died", "other-settings")
+
+
+def status(root, stage: str) -> dict:
+    """Counts per state and the cells that are not done with why, for the last launch."""
+    manifest = _read(paths.sweep_dir(root, stage) / paths.SWEEP_MANIFEST)
+    if manifest is None:
+        raise UsageError(f"no {stage} sweep has been launched under {root} (no "
+                         f"{paths.sweep_dir(root, stage) / paths.SWEEP_MANIFEST}); run it first")
+    counts = dict.fromkeys(STATES, 0)
+    problems = []
+    for entry in manifest["cells"]:
+        state, why = cell_state(root, stage, entry)
+        counts[state] += 1
+        if why:
+            problems.append((entry["name"], state, why))
+    return {"launch": manifest.get("launch", {}), "total": len(manifest["cells"]),
+            "counts": counts, "cells": problems}
+
+
+def format_status(report: dict) -> str:
+    launch = report["launch"]
+    lines = [f"{report['total']} cells (executor {launch.get('executor', '?')}, launched "
+             f"{launch.get('created', '?')}): " + ", ".join(
+                 f"{n} {s}" for s, n in report["counts"].items() if n or s in ("done", "failed"))]
+    lines += [f"  {name:<18} {state:<14} {why}" for name, state, why in report["cells"]]
+    return "\n".join(lines)
