@@ -22,6 +22,7 @@ def parse_args(argv=None):
     p = cli.parser(__doc__)
     cli.add_common(p)
     cli.add_model_path(p)
+    cli.add_site(p)
     cli.add_selection(p)
     p.add_argument("--control", choices=random_network.CONTROLS, default="none",
                    help="random_init: the same sweep on a randomly initialised network of the same "

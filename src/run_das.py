@@ -24,6 +24,7 @@ def parse_args(argv=None):
     p = cli.parser(__doc__)
     cli.add_common(p)
     cli.add_model_path(p)
+    cli.add_site(p)
     cli.add_selection(p)
     p.add_argument("--n_training", type=cli.count(cli.MAX_PAIRS), default=DEFAULTS.n_training,
                    help="counterfactual training pairs per cell")

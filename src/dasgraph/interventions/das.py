@@ -96,11 +96,17 @@ def position_shares(R: torch.Tensor, n_positions: int = task.SEQ_LEN) -> list[fl
 
 def interchange(base: torch.Tensor, source: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     """(B, S, d) base and source states -> intervened (B, S, d): base + (source-base) R R^T.
+    R: (D, k) with D <= S*d; with D < S*d only the first D coordinates of the flattened
+    states are intervened (the rest is the base's context).
 
     Identical to pyvene's LowRankRotatedSpaceIntervention on the flattened (B, S*d) vectors.
     """
     B, S, d = base.shape
     b, s = base.reshape(B, S * d), source.reshape(B, S * d)
+    D = R.shape[0]
+    if D < S * d:   # a site's carrier (networks.base): R acts on its first D coordinates only
+        head = b[:, :D] + (s[:, :D] @ R - b[:, :D] @ R) @ R.T
+        return torch.cat([head, b[:, D:]], dim=1).view(B, S, d)
     out = b + (s @ R - b @ R) @ R.T      # pyvene's order of operations, for identical numbers
     return out.view(B, S, d)
 
@@ -112,17 +118,20 @@ def counterfactual_pairs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def train_cell(lean: LeanGPT2, states: torch.Tensor, table: torch.Tensor, layer: int,
-               low_rank_dimension: int, cfg: DasConfig, seed: int, progress: bool = True):
-    """Train one cell. states: (N, S, d) cached states at ``layer``; table: (N, N) labels.
+               low_rank_dimension: int, cfg: DasConfig, seed: int, progress: bool = True,
+               site_dim: int | None = None):
+    """Train one cell. states: (N, S, d) cached states at ``layer``; table: (N, N) labels;
+    site_dim: the intervened size when it is less than S*d (a site's carrier, networks.base).
 
     Returns (intervention, loss history). With k = S*d the rotation is square and the
     intervention replaces everything whatever R is, so nothing is trained.
     """
     N, S, d = states.shape
+    D = site_dim or S * d
     # drawn on the CPU generator, so CPU and GPU runs start from the same rotation
-    intervention = new_intervention(S * d, low_rank_dimension,
+    intervention = new_intervention(D, low_rank_dimension,
                                     derive_seed(seed, "init")).to(states.device)
-    if low_rank_dimension >= S * d:
+    if low_rank_dimension >= D:
         return intervention, []
     base, source = counterfactual_pairs(cfg.n_training, derive_seed(seed, "train"))
     labels = table[base, source]
@@ -212,9 +221,14 @@ def wrap(model, layer: int, low_rank_dimension: int, intervention=None):
                                     model=model)
 
 
-def save_intervention(directory, model, layer: int, intervention) -> None:
-    """Save in pyvene's format: loads back with ``pyvene.IntervenableModel.load(dir, model)``."""
-    intervenable = wrap(model, layer, intervention.rotate_layer.weight.shape[1], intervention)
+def save_intervention(directory, model, layer: int, intervention, site=None,
+                      n_positions: int = task.SEQ_LEN) -> None:
+    """Save in pyvene's format: loads back with ``pyvene.IntervenableModel.load(dir, model)``.
+    site: a networks.base.Site (the default: the residual stream of every position)."""
+    from dasgraph.networks import sites
+
+    k = intervention.rotate_layer.weight.shape[1]
+    intervenable = sites.wrap(model, site or sites.Site(), layer, n_positions, k, intervention)
     with contextlib.redirect_stdout(io.StringIO()):   # pyvene prints "Directory ... exists"
         intervenable.save(str(directory))
 
@@ -229,7 +243,9 @@ def load_intervenable(directory, model):
     import pyvene
 
     from dasgraph import readers
+    from dasgraph.networks import sites
 
+    sites.register_with_pyvene(model)   # a head class pyvene has no card for (GPT-NeoX's)
     if not Path(directory).is_dir():   # pyvene would look a missing folder up on the hub
         raise readers.ArtifactError(directory, "is not a DAS cell folder", readers.SWEEP)
     readers.check_pyvene_folder(directory, readers.SWEEP)

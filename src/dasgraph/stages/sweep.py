@@ -28,6 +28,7 @@ from dasgraph.interventions import das
 from dasgraph.analysis import graphs
 from dasgraph.networks import gpt2
 from dasgraph.tasks import arithmetic as task
+from dasgraph.networks.base import Site, site_from_args
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import (UsageError, atomic_directory, atomic_path, atomic_save_npy, atomic_write_json,
                       derive_seed, is_done, resolve_device, run_record, torch_threads,
@@ -39,15 +40,25 @@ log = logging.getLogger(__name__)
 @dataclass
 class Subject:
     """The network under study, ready for the fast path."""
-    model: object            # GPT2ForSequenceClassification (eval mode, on CPU for pyvene saving)
-    lean: LeanGPT2
+    model: object            # the transformers model (eval mode) pyvene saves cells against
+    lean: LeanGPT2           # LeanGPT2 at the default site, else a networks.base.SiteNetwork
     ids: torch.Tensor        # (1000, 6) token ids, row = node id
-    states: torch.Tensor     # (n_layer+1, 1000, 6, d) cached residual states
+    states: torch.Tensor     # (n_sites, 1000, T, d) cached states (site carriers; T = 6 default)
     predictions: torch.Tensor  # (1000,) the network's own predicted class per input
+    site: Site = Site()      # where cells intervene (--component, --positions)
 
     @property
     def width(self) -> int:
         return self.lean.d
+
+    @property
+    def n_positions(self) -> int:
+        return getattr(self.lean, "n_positions", task.SEQ_LEN)
+
+    @property
+    def site_dim(self) -> int:
+        """Size of the intervened vector (pyvene's embed_dim): positions x width."""
+        return self.n_positions * self.width
 
 
 def model_dir(args) -> str:
@@ -61,10 +72,19 @@ def model_dir(args) -> str:
     return str(folder)
 
 
-def load_subject(model_path: str, device: str = "cpu") -> Subject:
-    """Load the trained classifier and cache every input's states at every layer."""
+def load_subject(model_path: str, device: str = "cpu", site: Site | None = None,
+                 backend: str = "auto") -> Subject:
+    """Load the trained classifier and cache every input's states at every layer.
+
+    Any other model or site (an LM head, another architecture, --component, --positions,
+    --backend) goes through ``networks.loading`` (the network interface of issue 13)."""
+    from dasgraph.networks import loading
+
+    site = site or Site()
     tokenizer = gpt2.load_tokenizer(model_path)
-    model = gpt2.load_classifier(model_path)
+    model = loading.load_model(model_path)
+    if backend != "auto" or not site.is_default or not loading.lean_applies(model, site):
+        return _network_subject(model, tokenizer, model_path, device, site, backend)
     if model.config.num_labels != task.N_CLASSES:
         raise UsageError(f"{model_path} has {model.config.num_labels} classes, the task needs "
                          f"{task.N_CLASSES}; train it with train_gpt2.py")
@@ -79,6 +99,25 @@ def load_subject(model_path: str, device: str = "cpu") -> Subject:
     return Subject(model, lean, ids, states, predictions)
 
 
+def _network_subject(model, tokenizer, model_path, device, site, backend) -> Subject:
+    from dasgraph.networks import loading
+
+    with readers.loading(model_path, readers.TRAIN, "a model for the task"):
+        ids = task.encode_all(tokenizer)
+        network = loading.build_network(model.to(device), tokenizer, ids.to(device),
+                                        loading.task_class_names(task), site, backend)
+        states = network.all_carriers()
+        with torch.inference_mode():
+            predictions = network.logits_from(0, states[0]).argmax(-1)
+    return Subject(model, network, ids, states, predictions, site)
+
+
+def subject_from_args(args, device: str) -> Subject:
+    """load_subject with the model, site and backend flags of a stage."""
+    return load_subject(model_dir(args), device, site_from_args(args),
+                        getattr(args, "backend", "auto"))
+
+
 def resolve_cells(args, subject: Subject) -> list[tuple[str, int, int]]:
     """The selected (causal_model, layer, k) cells, checked against the model's size."""
     names = causal_models.select(args.causal_model_type, args.causal_models)
@@ -88,13 +127,13 @@ def resolve_cells(args, subject: Subject) -> list[tuple[str, int, int]]:
     if bad:
         raise UsageError(f"--layers {bad}: out of range; this model has layers 0..{n_sites - 1} "
                          "(0 = embeddings, L = output of block L-1)")
-    full = task.SEQ_LEN * subject.width
+    full = subject.site_dim
     ks = sorted(set(cli.flatten(args.low_rank_dimensions))) if args.low_rank_dimensions else \
-        das.default_low_rank_dimensions(subject.width)
+        das.default_low_rank_dimensions(subject.width, subject.n_positions)
     bad = [k for k in ks if not 1 <= k <= full]
     if bad:
         raise UsageError(f"--low_rank_dimensions {bad}: k must be in 1..{full} "
-                         f"(6 positions x width {subject.width})")
+                         f"({subject.n_positions} positions x width {subject.width})")
     return list(itertools.product(names, layers, ks))
 
 
@@ -142,7 +181,8 @@ def _train_and_save_cell(args, cfg: das.DasConfig, subject: Subject, device: str
     table = label_tables(args, subject, [cm], device)[cm]
     seed = cell_seed(args.seed, cm, layer, k, das_seed)
     intervention, history = das.train_cell(subject.lean, subject.states[layer], table, layer, k,
-                                           cfg, seed, progress=progress)
+                                           cfg, seed, progress=progress,
+                                           site_dim=subject.site_dim)
     result = das.evaluate_cell(subject.lean, subject.states[layer], table, layer, intervention,
                                cfg.n_testing, seed)
     metrics = {"causal_model": cm, "layer": layer, "low_rank_dimension": k, **result,
@@ -150,10 +190,13 @@ def _train_and_save_cell(args, cfg: das.DasConfig, subject: Subject, device: str
                "das_seed": das_seed,
                # where the subspace sits: which tokens DAS used (visualizations.py
                # --experiment attention_weights)
-               "position_share": das.position_shares(das.rotation(intervention))}
+               "position_share": das.position_shares(das.rotation(intervention),
+                                                     subject.n_positions),
+               **({} if subject.site.is_default else {"site": subject.site.describe()})}
     out = paths.das_cell_dir(args.results_path, cm, layer, k, das_seed)
     with atomic_directory(out, overwrite=True) as tmp:
-        das.save_intervention(tmp, subject.model, layer, intervention.to("cpu"))
+        das.save_intervention(tmp, subject.model, layer, intervention.to("cpu"), subject.site,
+                              subject.n_positions)
         atomic_write_json(tmp / paths.METRICS, metrics)
         atomic_write_json(tmp / paths.RUN, run_record(args, device=device, cell_seed=seed))
     return metrics
@@ -175,7 +218,7 @@ def _worker_init(args, cfg: das.DasConfig, device: str, parent: int) -> None:
     torch.set_num_threads(CELL_THREADS)
     logging.getLogger("dasgraph").setLevel(logging.WARNING)   # the parent logs each cell
     _WORKER.update(args=args, cfg=cfg, device=device,
-                   subject=load_subject(model_dir(args), device))
+                   subject=subject_from_args(args, device))
 
 
 def _worker_cell(cell: tuple[str, int, int, int]) -> dict:
@@ -188,7 +231,7 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
     device = resolve_device(args.device)
     causal_models.select(args.causal_model_type, args.causal_models)   # fail before loading
     with torch_threads(CELL_THREADS):
-        subject = load_subject(model_dir(args), device)
+        subject = subject_from_args(args, device)
         cells = [(*c, i) for c in resolve_cells(args, subject)
                  for i in range(1, getattr(args, "das_seeds", 1) + 1)]
         todo = [c for c in cells if args.overwrite or
@@ -239,14 +282,19 @@ def trained_cells(root) -> list[tuple[str, int, int]]:
 def load_cell(subject: Subject, directory: Path, layer: int):
     """A saved cell through pyvene's loader -> its intervention module."""
     readers.check_das_cell(directory)
-    return das.intervention_of(das.load_intervenable(directory, subject.model))
+    intervention = das.intervention_of(das.load_intervenable(directory, subject.model))
+    if das.rotation(intervention).shape[0] != subject.site_dim:
+        raise UsageError(f"{directory} was trained at a site of size "
+                         f"{das.rotation(intervention).shape[0]}, this one has {subject.site_dim}; "
+                         "pass the --component / --positions it was trained with")
+    return intervention
 
 
 def load_trained_selection(args, device: str) -> tuple[Subject, list[tuple[str, int, int]]]:
     """The subject and the trained cells on disk matching the selection flags (all k found on
     disk unless --low_rank_dimensions is given); UsageError if there are none."""
     causal_models.select(args.causal_model_type, args.causal_models)   # fail before loading
-    subject = load_subject(model_dir(args), device)
+    subject = subject_from_args(args, device)
     selected = resolve_cells(args, subject)          # validates the flags against the model
     names, layers = {c[0] for c in selected}, {c[1] for c in selected}
     ks = {c[2] for c in selected} if args.low_rank_dimensions else None
@@ -277,7 +325,7 @@ def random_subspace_iia(subject: Subject, tables: dict, layer: int, k: int, draw
     device = subject.states.device
     base, source = das.counterfactual_pairs(n_pairs, derive_seed(seed, "random_subspace", layer, k))
     base, source = base.to(device), source.to(device)
-    dim = subject.states.shape[2] * subject.states.shape[3]
+    dim = subject.site_dim
     scores = {name: [] for name in tables}
     for draw in range(draws):
         R = das.random_rotation(dim, k, derive_seed(seed, "random_subspace", layer, k, draw))
