@@ -47,6 +47,7 @@ def _compare(model, network, ids, layer, k=3):
 def _check_against_pyvene(architecture, head, ids, site_list, every_layer=True):
     model = tiny.build(architecture, head, seed=1)
     backend = _network(model, ids, Site(), backend="generic").backend
+    assert backend.last_only_mlp      # the last block's MLP on the last position: checked here
     for site in site_list:
         network = SiteNetwork(backend, site)
         # layer 0 for the components: a block's output at an early position still reaches the

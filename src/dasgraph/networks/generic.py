@@ -92,6 +92,7 @@ class GenericDecoder:
             p.requires_grad_(False)
         self._layer_args = self._record_layer_args(ids[:1])
         self.states = self._record_states(ids, batch_size)
+        self.last_only_mlp = self._last_only_mlp_works()
 
     # --- recording ------------------------------------------------------------------------
     @torch.no_grad()
@@ -191,8 +192,38 @@ class GenericDecoder:
                 x = self._layer(layer, context)
             start = layer + 1
         for i in range(start, self.n_layer):
-            x = self._layer(i, x)
+            if i == self.n_layer - 1 and self.last_only_mlp:
+                with self._mlp_on_last_position():
+                    x = self._layer(i, x)
+            else:
+                x = self._layer(i, x)
         return self.readout(self.norm(x[:, -1:])[:, 0])
+
+    # Only the last position of the last block is read. Its MLP (most of a block's work) is
+    # position-wise, so it runs on the last position alone: the block's residual add then
+    # broadcasts (B, 1, d) over the positions, and only the last one is right, the only one
+    # read. Whether a block allows it is checked once, on real states, against the full run.
+    @contextmanager
+    def _mlp_on_last_position(self):
+        handle = self._module(self.layers[-1], "mlp_output").register_forward_pre_hook(
+            lambda module, args: (args[0][:, -1:],) + tuple(args[1:]) if args else None)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    @torch.no_grad()
+    def _last_only_mlp_works(self) -> bool:
+        if self._module(self.layers[-1], "mlp_output", required=False) is None:
+            return False
+        x = self.states[RESIDUAL][self.n_layer - 1][:8]
+        full = self._layer(self.n_layer - 1, x)[:, -1]
+        try:
+            with self._mlp_on_last_position():
+                last = self._layer(self.n_layer - 1, x)[:, -1]
+        except RuntimeError:      # a block that writes into its states in place, or reshapes
+            return False
+        return bool(torch.allclose(full, last, atol=1e-6, rtol=1e-5))
 
     def _layer(self, i: int, x: torch.Tensor) -> torch.Tensor:
         args, kwargs = self._layer_args[i]
