@@ -149,3 +149,39 @@ def test_architecture_the_backend_cannot_run(ids):
     with pytest.raises(UsageError, match="BertForSequenceClassification cannot run on the generic "
                                          "backend: .*no single list of 2 decoder layers"):
         _network(model, ids, Site())
+
+
+# --- prompts of unequal token length ------------------------------------------------------------
+def test_aligned_prompts_keep_positions_and_equal_pyvene():
+    """A tokenizer that splits "10" into "1", "0": each piece is left-padded to its slot's width,
+    so every number sits in the same positions; intervened logits still equal pyvene's (given
+    the same attention mask) on the padded prompts."""
+    from dasgraph.networks import prompts
+
+    tokenizer = tiny.build_tokenizer(tiny.VOCAB + ["0"], split=r"\d|[+=]")
+    rows = [0, 9, 90, 909, 999, 123, 456]          # (1,1,1), (1,1,10), (1,10,1), ...
+    text = [task.prompts()[r] for r in rows]
+    ids, mask = prompts.encode(tokenizer, text)
+    assert ids.shape == (len(rows), 9) and mask is not None      # [X X + Y Y + Z Z =]
+    assert (mask[:, [2, 5, 8]] == 1).all()                       # "+", "+", "=" never move
+    assert tokenizer.convert_ids_to_tokens(ids[2].tolist())[3:5] == ["1", "0"]   # Y = 10
+    for architecture in ("llama", "gpt2"):
+        model = tiny.build(architecture, readouts.CLASSIFIER, seed=5,
+                           vocab_size=len(tiny.VOCAB) + 1)
+        for site in (Site(), Site(positions=(3, 4)), Site("mlp_output")):
+            network = loading.build_network(model, tokenizer, ids, loading.task_class_names(task),
+                                            site, attention_mask=mask)
+            for layer in (0, 1):
+                iv = das.new_intervention(network.site_dim, 3, layer)
+                R = das.rotation(iv).detach()
+                base, source = torch.tensor([0, 1, 2, 3, 4, 5]), torch.tensor([2, 4, 6, 0, 1, 3])
+                carriers = network.all_carriers()[layer]
+                ours = network.logits_from(layer, das.interchange(carriers[base],
+                                                                  carriers[source], R))
+                wrapped = sites.wrap(model, site, layer, network.n_positions, 3, iv)
+                with torch.no_grad():
+                    theirs = sites.pyvene_logits(wrapped, ids, base, source, network.positions,
+                                                 mask)
+                    plain = model(input_ids=ids[base], attention_mask=mask[base]).logits
+                assert (ours - theirs).abs().max() < 1e-5, (architecture, site, layer)
+                assert not torch.allclose(ours, plain, atol=1e-4), (architecture, site, layer)

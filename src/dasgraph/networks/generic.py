@@ -10,9 +10,12 @@ site then calls the model's own decoder layers with those arguments, its final n
 head. A component site reruns its block with a hook that replaces that module's output, so
 parallel-residual blocks (GPT-NeoX) and extra norms (Gemma 2) need nothing special.
 
-The layer arguments are recorded on a one-input forward and broadcast over the batch: every
-prompt has the same length and no padding, so mask, positions and rotary tables are the same
-for every input (checked against pyvene in tests/test_generic_network.py).
+When every prompt has the same tokens-per-position layout (no padding), the layer arguments
+are recorded on a one-input forward and broadcast over the batch: mask, positions and rotary
+tables are then the same for every input. With an attention mask (prompts aligned by padding,
+``networks.prompts``) they are recorded for every input, and each batch takes its bases'
+rows: the base's node id rides in the carrier's last context row (``NODE_ROW``), which the
+intervention never touches. Both checked against pyvene in tests/test_generic_network.py.
 """
 from __future__ import annotations
 
@@ -80,8 +83,10 @@ class GenericDecoder:
     ids: (N, S) token ids, row = node id. States are computed once, on construction.
     """
 
-    def __init__(self, model, ids: torch.Tensor, readout, batch_size: int = 250):
+    def __init__(self, model, ids: torch.Tensor, readout, batch_size: int = 250,
+                 attention_mask: torch.Tensor | None = None):
         self.model, self.readout = model, readout
+        self.mask = attention_mask         # (N, S) 1 = token, 0 = alignment pad; None: no pads
         self.architecture = _architecture(model)
         self.layers = decoder_layers(model)
         self.norm = final_norm(model)
@@ -90,7 +95,8 @@ class GenericDecoder:
         self.d = model.config.hidden_size
         for p in model.parameters():
             p.requires_grad_(False)
-        self._layer_args = self._record_layer_args(ids[:1])
+        self.n_inputs = len(ids)
+        self._layer_args = self._record_layer_args(ids if self.padded else ids[:1])
         self.states = self._record_states(ids, batch_size)
         self.last_only_mlp = self._last_only_mlp_works()
 
@@ -113,11 +119,18 @@ class GenericDecoder:
         handles = [layer.register_forward_pre_hook(hook(i), with_kwargs=True)
                    for i, layer in enumerate(self.layers)]
         try:
-            self.model(input_ids=ids, use_cache=False)
+            self.model(input_ids=ids, attention_mask=self._mask(0, len(ids)), use_cache=False)
         finally:
             for h in handles:
                 h.remove()
         return recorded
+
+    @property
+    def padded(self) -> bool:
+        return self.mask is not None
+
+    def _mask(self, start, stop):
+        return None if self.mask is None else self.mask[start:stop]
 
     @torch.no_grad()
     def _record_states(self, ids, batch_size) -> dict[str, torch.Tensor]:
@@ -138,7 +151,8 @@ class GenericDecoder:
                     if module is not None:
                         handles.append(module.register_forward_hook(self._saver(got[c], i)))
             try:
-                self.model(input_ids=ids[start:start + batch_size], use_cache=False)
+                self.model(input_ids=ids[start:start + batch_size],
+                           attention_mask=self._mask(start, start + batch_size), use_cache=False)
             finally:
                 for h in handles:
                     h.remove()
@@ -179,24 +193,29 @@ class GenericDecoder:
     def carriers(self, site, positions, layer: int) -> torch.Tensor:
         """(N, T, d): the site's states at ``layer`` (positions first), then its context."""
         states = self.states[site.component][layer]
-        context = None if site.component == RESIDUAL else self.states[RESIDUAL][layer]
-        return to_carrier(states, positions, context)
+        context = [] if site.component == RESIDUAL else [self.states[RESIDUAL][layer]]
+        if self.padded:     # the node id, so that a batch finds its bases' masks
+            node = states.new_zeros(len(states), 1, self.d)
+            node[:, 0, 0] = torch.arange(len(states), dtype=states.dtype, device=states.device)
+            context.append(node)
+        return to_carrier(states, positions, torch.cat(context, dim=1) if context else None)
 
     def logits_from_carrier(self, site, positions, layer: int, h: torch.Tensor) -> torch.Tensor:
         """(B, T, d) carriers at ``layer`` -> (B, C) readout logits at the last position."""
         states, context = from_carrier(h, positions, self.seq_len)
+        nodes = context[:, -1, 0].round().long() if self.padded else None
         if site.component == RESIDUAL:
             x, start = states, layer
         else:
             with self._replacing(self.layers[layer], site.component, states):
-                x = self._layer(layer, context)
+                x = self._layer(layer, context[:, :self.seq_len], nodes)
             start = layer + 1
         for i in range(start, self.n_layer):
             if i == self.n_layer - 1 and self.last_only_mlp:
                 with self._mlp_on_last_position():
-                    x = self._layer(i, x)
+                    x = self._layer(i, x, nodes)
             else:
-                x = self._layer(i, x)
+                x = self._layer(i, x, nodes)
         return self.readout(self.norm(x[:, -1:])[:, 0])
 
     # Only the last position of the last block is read. Its MLP (most of a block's work) is
@@ -217,17 +236,28 @@ class GenericDecoder:
         if self._module(self.layers[-1], "mlp_output", required=False) is None:
             return False
         x = self.states[RESIDUAL][self.n_layer - 1][:8]
-        full = self._layer(self.n_layer - 1, x)[:, -1]
+        nodes = torch.arange(len(x), device=x.device) if self.padded else None
+        full = self._layer(self.n_layer - 1, x, nodes)[:, -1]
         try:
             with self._mlp_on_last_position():
-                last = self._layer(self.n_layer - 1, x)[:, -1]
+                last = self._layer(self.n_layer - 1, x, nodes)[:, -1]
         except RuntimeError:      # a block that writes into its states in place, or reshapes
             return False
         return bool(torch.allclose(full, last, atol=1e-6, rtol=1e-5))
 
-    def _layer(self, i: int, x: torch.Tensor) -> torch.Tensor:
+    def _layer(self, i: int, x: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
         args, kwargs = self._layer_args[i]
+        if nodes is not None:     # per-input arguments (masks of padded prompts): the bases' rows
+            args = tuple(self._rows(a, nodes) for a in args)
+            kwargs = {k: self._rows(v, nodes) for k, v in kwargs.items()}
         return _first(self.layers[i](x, *args, **kwargs))
+
+    def _rows(self, value, nodes):
+        if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == self.n_inputs:
+            return value[nodes]
+        if isinstance(value, tuple):
+            return tuple(self._rows(v, nodes) for v in value)
+        return value
 
     @contextmanager
     def _replacing(self, layer, component, value):

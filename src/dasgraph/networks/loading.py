@@ -76,8 +76,9 @@ class LeanBackend:
 
 
 def build_network(model, tokenizer, ids: torch.Tensor, class_names: list[str], site: Site,
-                  backend: str = "auto") -> SiteNetwork:
-    """The model bound to ``site``; ids: (N, S) prompts on the model's device."""
+                  backend: str = "auto", attention_mask: torch.Tensor | None = None) -> SiteNetwork:
+    """The model bound to ``site``; ids: (N, S) prompts on the model's device; attention_mask:
+    (N, S) when prompts were aligned by padding (``networks.prompts``)."""
     from dasgraph.networks.generic import GenericDecoder, decoder_layers, final_norm
     from dasgraph.networks.lean import LeanGPT2
 
@@ -85,9 +86,11 @@ def build_network(model, tokenizer, ids: torch.Tensor, class_names: list[str], s
         raise UsageError(f"--backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     decoder_layers(model), final_norm(model)     # an architecture it cannot run: say so first
     readout = readout_for(model, tokenizer, class_names)
-    if backend == "lean" or (backend == "auto" and lean_applies(model, site)):
-        if not lean_applies(model, site):
-            raise UsageError("--backend lean runs GPT-2 classifiers at the residual stream only; "
-                             "use --backend generic")
+    if backend == "lean" or (backend == "auto" and lean_applies(model, site)
+                             and attention_mask is None):
+        if not lean_applies(model, site) or attention_mask is not None:
+            raise UsageError("--backend lean runs GPT-2 classifiers at the residual stream, on "
+                             "prompts of one length, only; use --backend generic")
         return SiteNetwork(LeanBackend(LeanGPT2(model), ids), site)
-    return SiteNetwork(GenericDecoder(model, ids, readout.to(ids.device)), site)
+    return SiteNetwork(GenericDecoder(model, ids, readout.to(ids.device),
+                                      attention_mask=attention_mask), site)

@@ -64,9 +64,15 @@ def wrap(model, site: Site, layer: int, n_positions: int, low_rank_dimension: in
         intervenable_config(site, layer, n_positions, low_rank_dimension, intervention), model=model)
 
 
-def pyvene_logits(intervenable, ids, base, source, positions):
+def pyvene_logits(intervenable, ids, base, source, positions, attention_mask=None):
     """transformers' output logits of the intervened model, computed by pyvene itself."""
     locations = [[list(positions)] * len(base)]
-    _, out = intervenable({"input_ids": ids[base]}, [{"input_ids": ids[source]}],
+
+    def inputs(rows):
+        out = {"input_ids": ids[rows]}
+        if attention_mask is not None:
+            out["attention_mask"] = attention_mask[rows]
+        return out
+    _, out = intervenable(inputs(base), [inputs(source)],
                           {"sources->base": (locations, locations)})
     return out.logits

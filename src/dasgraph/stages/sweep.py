@@ -100,12 +100,13 @@ def load_subject(model_path: str, device: str = "cpu", site: Site | None = None,
 
 
 def _network_subject(model, tokenizer, model_path, device, site, backend) -> Subject:
-    from dasgraph.networks import loading
+    from dasgraph.networks import loading, prompts
 
     with readers.loading(model_path, readers.TRAIN, "a model for the task"):
-        ids = task.encode_all(tokenizer)
+        ids, mask = prompts.encode(tokenizer, task.prompts())
         network = loading.build_network(model.to(device), tokenizer, ids.to(device),
-                                        loading.task_class_names(task), site, backend)
+                                        loading.task_class_names(task), site, backend,
+                                        None if mask is None else mask.to(device))
         states = network.all_carriers()
         with torch.inference_mode():
             predictions = network.logits_from(0, states[0]).argmax(-1)
