@@ -196,29 +196,29 @@ def config_dict(cfg: DasConfig) -> dict:
 
 
 # --- pyvene's format ------------------------------------------------------------------------
+# The general form (any component, any positions) is networks.sites; these are its thesis
+# default, the residual stream of all 6 positions jointly.
 def site(layer: int) -> tuple[int, str]:
     """Our layer index -> pyvene (layer, component): 0 = block_input of block 0 (embeddings),
     L >= 1 = block_output of block L-1."""
-    return (0, "block_input") if layer == 0 else (layer - 1, "block_output")
+    from dasgraph.networks import sites
+
+    return sites.pyvene_site(sites.Site(), layer)
 
 
 def intervenable_config(layer: int, low_rank_dimension: int, intervention=None):
     """The thesis's joint form: one low-rank rotation over all 6 positions (unit "pos")."""
-    import pyvene
+    from dasgraph.networks import sites
 
-    pv_layer, component = site(layer)
-    return pyvene.IntervenableConfig(representations=[pyvene.RepresentationConfig(
-        layer=pv_layer, component=component, unit="pos", max_number_of_units=task.SEQ_LEN,
-        low_rank_dimension=low_rank_dimension, intervention=intervention)],
-        intervention_types=pyvene.LowRankRotatedSpaceIntervention)
+    return sites.intervenable_config(sites.Site(), layer, task.SEQ_LEN, low_rank_dimension,
+                                     intervention)
 
 
 def wrap(model, layer: int, low_rank_dimension: int, intervention=None):
     """pyvene IntervenableModel around the classifier, with our (trained) intervention if given."""
-    import pyvene
+    from dasgraph.networks import sites
 
-    return pyvene.IntervenableModel(intervenable_config(layer, low_rank_dimension, intervention),
-                                    model=model)
+    return sites.wrap(model, sites.Site(), layer, task.SEQ_LEN, low_rank_dimension, intervention)
 
 
 def save_intervention(directory, model, layer: int, intervention, site=None,
@@ -260,7 +260,6 @@ def intervention_of(intervenable):
 
 def pyvene_logits(intervenable, ids: torch.Tensor, base: torch.Tensor, source: torch.Tensor):
     """Intervened logits computed by pyvene itself (the thesis's slow way): (P, C)."""
-    positions = [[list(range(task.SEQ_LEN))] * len(base)]
-    _, out = intervenable({"input_ids": ids[base]}, [{"input_ids": ids[source]}],
-                          {"sources->base": (positions, positions)})
-    return out.logits
+    from dasgraph.networks import sites
+
+    return sites.pyvene_logits(intervenable, ids, base, source, range(task.SEQ_LEN))
