@@ -4,9 +4,13 @@ running base and source forward passes every step), per layer, in one run on one
     python bench/das_speed.py                       # the trained model in results/gpt2
     python bench/das_speed.py --steps 10 --batch_size 256 --low_rank_dimension 21
     python bench/das_speed.py --device cuda         # both ways on the GPU
+    python bench/das_speed.py --architectures gpt2,llama   # generic backend vs pyvene (and lean)
 
 Prints training examples per second of each and their ratio (target: >= 5x averaged over
-layers). Run on an idle machine: torch on 2 threads slows sharply when another process is busy.
+layers; for the generic backend >= 3x at the embeddings and more above). ``--architectures``
+times random-init models of the default's shape (3 layers x width 64, a classifier): speed
+does not depend on the weights. Run on an idle machine: torch on 2 threads slows sharply when
+another process is busy, so compare ratios within one run.
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ import torch
 from dasgraph.causal import models as causal_models
 from dasgraph.interventions import das
 from dasgraph import paths
+from dasgraph.networks import loading, readouts, sites, tiny
+from dasgraph.networks.base import Site
 from dasgraph.runtime import resolve_device
 from dasgraph.stages.sweep import load_subject
 from dasgraph import tasks
@@ -31,10 +37,10 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_fast(subject, layer, k, batch, steps, table):
+def time_fast(network, states, layer, k, batch, steps, table, site_dim=None):
     """The training step of das.train_cell: cached states, QR-parametrised rotation."""
-    iv = das.new_intervention(subject.states.shape[2] * subject.width, k, 0)
-    device = str(subject.states.device)
+    iv = das.new_intervention(site_dim or states.shape[2] * states.shape[3], k, 0)
+    device = str(states.device)
     weight = torch.nn.Parameter(das.rotation(iv).detach().clone().to(device))
     opt = torch.optim.Adam([weight], lr=0.01)
     base, source = das.counterfactual_pairs(batch * steps, 1, 1000)
@@ -42,9 +48,8 @@ def time_fast(subject, layer, k, batch, steps, table):
     start = time.perf_counter()
     for step in range(steps):
         b, s = base[step * batch:(step + 1) * batch], source[step * batch:(step + 1) * batch]
-        h = das.interchange(subject.states[layer][b], subject.states[layer][s],
-                            das.orthonormal(weight))
-        loss = torch.nn.functional.cross_entropy(subject.lean.logits_from(layer, h), table[b, s])
+        h = das.interchange(states[layer][b], states[layer][s], das.orthonormal(weight))
+        loss = torch.nn.functional.cross_entropy(network.logits_from(layer, h), table[b, s])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -52,24 +57,84 @@ def time_fast(subject, layer, k, batch, steps, table):
     return batch * steps / (time.perf_counter() - start)
 
 
-def time_pyvene(subject, layer, k, batch, steps, table):
-    device = str(subject.states.device)
-    iv = das.new_intervention(subject.states.shape[2] * subject.width, k, 0).to(device)
-    model = das.wrap(subject.model, layer, k, subject.n_positions, iv)
+def time_pyvene(model, ids, layer, k, batch, steps, table, site=Site(), positions=None,
+                readout=None):
+    """pyvene's IntervenableModel at the site: base and source forward passes every step."""
+    positions = positions or tuple(range(ids.shape[1]))
+    device = str(ids.device)
+    iv = das.new_intervention(len(positions) * model.config.hidden_size, k, 0).to(device)
+    wrapped = sites.wrap(model, site, layer, len(positions), k, iv)
     opt = torch.optim.Adam(iv.parameters(), lr=0.01)
     base, source = das.counterfactual_pairs(batch * steps, 1, 1000)
-    ids = subject.ids.to(device)
     synchronize(device)
     start = time.perf_counter()
     for step in range(steps):
         b, s = base[step * batch:(step + 1) * batch], source[step * batch:(step + 1) * batch]
-        logits = das.pyvene_logits(model, ids, b, s)
+        logits = sites.pyvene_logits(wrapped, ids, b, s, positions)
+        logits = readout.select(logits) if readout is not None else logits
         loss = torch.nn.functional.cross_entropy(logits, table[b, s])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     synchronize(device)
     return batch * steps / (time.perf_counter() - start)
+
+
+def timed(fn, *args, repeats: int = 3, **kwargs):
+    """Best of ``repeats`` timings after a 2-step warm-up: on cores shared with other work the
+    best run is the least disturbed one."""
+    fn(*args[:-2], 2, args[-1], **kwargs)
+    return max(fn(*args, **kwargs) for _ in range(repeats))
+
+
+def bench_default(args, device):
+    subject = load_subject(args.model_path or str(paths.gpt2_dir(args.results_path)), device)
+    k = args.low_rank_dimension or das.default_low_rank_dimensions(subject.width, 6)[2]
+    table = torch.as_tensor(causal_models.table_of("XY", ARITH), device=device)
+    print(f"model: {subject.lean.n_layer} layers x width {subject.width}; k={k}; "
+          f"batch {args.batch_size}; {args.steps} steps; device {device}; "
+          f"threads {torch.get_num_threads()}")
+    print(f"{'layer':>5} {'ours ex/s':>12} {'pyvene ex/s':>12} {'ratio':>7}")
+    ratios = []
+    ids = subject.ids.to(device)
+    for layer in range(subject.lean.n_sites):
+        ours = timed(time_fast, subject.lean, subject.states, layer, k, args.batch_size,
+                     args.steps, table)
+        theirs = timed(time_pyvene, subject.model, ids, layer, k, args.batch_size, args.steps,
+                       table)
+        ratios.append(ours / theirs)
+        print(f"{layer:>5} {ours:>12.0f} {theirs:>12.0f} {ours / theirs:>6.1f}x")
+    print(f"mean ratio over layers: {sum(ratios) / len(ratios):.1f}x (target >= 5x)")
+
+
+def bench_architectures(args, device):
+    """Generic backend vs pyvene per architecture; on GPT-2 also lean vs generic."""
+    table = torch.as_tensor(causal_models.table_of("XY", ARITH), device=device)
+    tokenizer = tiny.build_tokenizer()
+    ids = ARITH.encode(tokenizer).to(device)
+    names = loading.task_class_names(task)
+    print(f"random-init classifiers, 3 layers x width 64; batch {args.batch_size}; "
+          f"{args.steps} steps; device {device}; threads {torch.get_num_threads()}")
+    print(f"{'arch':>6} {'layer':>5} {'generic ex/s':>13} {'pyvene ex/s':>12} {'gen/pyv':>8}"
+          f" {'lean ex/s':>10} {'lean/gen':>9}")
+    for arch in args.architectures.split(","):
+        model = tiny.build(arch, readouts.CLASSIFIER, n_layer=3, width=64).to(device)
+        generic = loading.build_network(model, tokenizer, ids, names, Site(), "generic")
+        states = generic.all_carriers()
+        lean = lean_states = None
+        if arch == "gpt2":
+            lean = loading.build_network(model, tokenizer, ids, names, Site(), "lean")
+            lean_states = lean.all_carriers()
+        k = args.low_rank_dimension or das.default_low_rank_dimensions(64)[2]
+        for layer in range(generic.n_sites):
+            ours = timed(time_fast, generic, states, layer, k, args.batch_size, args.steps, table)
+            theirs = timed(time_pyvene, model, ids, layer, k, args.batch_size, args.steps, table)
+            row = f"{arch:>6} {layer:>5} {ours:>13.0f} {theirs:>12.0f} {ours / theirs:>7.1f}x"
+            if lean is not None:
+                fast = timed(time_fast, lean, lean_states, layer, k, args.batch_size,
+                             args.steps, table)
+                row += f" {fast:>10.0f} {fast / ours:>8.1f}x"
+            print(row, flush=True)
 
 
 def main(argv=None):
@@ -80,24 +145,15 @@ def main(argv=None):
     p.add_argument("--batch_size", type=int, default=256)
     p.add_argument("--low_rank_dimension", type=int, default=None)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda[:N] or auto")
+    p.add_argument("--architectures", default=None,
+                   help=f"comma-separated, of {', '.join(tiny.ARCHITECTURES)}: time the generic "
+                        "backend against pyvene on random-init models (and lean on gpt2)")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
-    subject = load_subject(args.model_path or str(paths.gpt2_dir(args.results_path)), device)
-    k = args.low_rank_dimension or das.default_low_rank_dimensions(subject.width, 6)[2]
-    table = torch.as_tensor(causal_models.table_of("XY", ARITH), device=device)
-    print(f"model: {subject.lean.n_layer} layers x width {subject.width}; k={k}; "
-          f"batch {args.batch_size}; {args.steps} steps; device {device}; "
-          f"threads {torch.get_num_threads()}")
-    print(f"{'layer':>5} {'ours ex/s':>12} {'pyvene ex/s':>12} {'ratio':>7}")
-    ratios = []
-    for layer in range(subject.lean.n_sites):
-        time_fast(subject, layer, k, args.batch_size, 2, table)        # warm-up
-        ours = time_fast(subject, layer, k, args.batch_size, args.steps, table)
-        time_pyvene(subject, layer, k, args.batch_size, 1, table)
-        theirs = time_pyvene(subject, layer, k, args.batch_size, args.steps, table)
-        ratios.append(ours / theirs)
-        print(f"{layer:>5} {ours:>12.0f} {theirs:>12.0f} {ours / theirs:>6.1f}x")
-    print(f"mean ratio over layers: {sum(ratios) / len(ratios):.1f}x (target >= 5x)")
+    if args.architectures:
+        bench_architectures(args, device)
+    else:
+        bench_default(args, device)
 
 
 if __name__ == "__main__":

@@ -193,6 +193,28 @@ def add_task(p: argparse.ArgumentParser) -> None:
                         "RESULTS/task.json records, else arithmetic")
 
 
+def add_site(p: argparse.ArgumentParser) -> None:
+    """Where cells intervene (networks.base.Site) and which backend runs the network. A results
+    folder holds cells of one site: give the same flags to run_das, evaluate_das and graphs."""
+    from dasgraph.networks.base import COMPONENTS
+
+    p.add_argument("--component", choices=COMPONENTS, default="residual",
+                   help="residual stream (layer L = entering block L), or a block's attention "
+                        "or MLP output (layer L = block L)")
+    p.add_argument("--positions", type=_positions, default=None,
+                   help="token positions intervened jointly, e.g. 5 or 0,2,4 (default: all)")
+    p.add_argument("--backend", choices=("auto", "lean", "generic"), default="auto",
+                   help="auto: the lean GPT-2 path for a GPT-2 classifier at the residual "
+                        "stream, the generic transformers backend otherwise")
+
+
+def _positions(text: str) -> list[int]:
+    values = int_list(text)
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: positions are token indices >= 0")
+    return values
+
+
 def add_selection(p: argparse.ArgumentParser) -> None:
     """Which task and sweep cells: causal models, layers and low-rank dimensions (default: all)."""
     add_task(p)

@@ -54,15 +54,18 @@ def correctness_matrix(lean, states, layer: int, R, table, chunk: int = 8000,
 
     The intervention is linear, so the state of pair (i, j) is A_i + B_j with
     A = h (I - R R^T) and B = h R R^T precomputed once per input; each batch then runs only the
-    blocks above ``layer`` on A_i + B_j.  states: (N, S, d); R: (S*d, k); table: (N, N).
+    blocks above ``layer`` on A_i + B_j.  states: (N, S, d); R: (D, k), D <= S*d; table: (N, N).
     """
     import torch
     from tqdm.auto import tqdm
 
     N, S, d = states.shape
+    D = R.shape[0]     # < S*d for a site's carrier: only its first D coordinates intervene
     with torch.inference_mode():
         flat = states.reshape(N, S * d)
-        B = (flat @ R) @ R.T                            # h R R^T
+        B = (flat[:, :D] @ R) @ R.T                     # h R R^T
+        if D < S * d:
+            B = torch.cat([B, B.new_zeros(N, S * d - D)], dim=1)
         A = flat - B                                    # h (I - R R^T)
         bases_per_batch = max(1, chunk // N)
         out = torch.empty(N, N, dtype=torch.bool)

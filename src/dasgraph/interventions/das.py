@@ -102,11 +102,17 @@ def position_shares(R: torch.Tensor, n_positions: int) -> list[float]:
 
 def interchange(base: torch.Tensor, source: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
     """(B, S, d) base and source states -> intervened (B, S, d): base + (source-base) R R^T.
+    R: (D, k) with D <= S*d; with D < S*d only the first D coordinates of the flattened
+    states are intervened (the rest is the base's context).
 
     Identical to pyvene's LowRankRotatedSpaceIntervention on the flattened (B, S*d) vectors.
     """
     B, S, d = base.shape
     b, s = base.reshape(B, S * d), source.reshape(B, S * d)
+    D = R.shape[0]
+    if D < S * d:   # a site's carrier (networks.base): R acts on its first D coordinates only
+        head = b[:, :D] + (s[:, :D] @ R - b[:, :D] @ R) @ R.T
+        return torch.cat([head, b[:, D:]], dim=1).view(B, S, d)
     out = b + (s @ R - b @ R) @ R.T      # pyvene's order of operations, for identical numbers
     return out.view(B, S, d)
 
@@ -119,17 +125,20 @@ def counterfactual_pairs(n: int, seed: int, n_inputs: int) -> tuple[torch.Tensor
 
 
 def train_cell(lean: LeanGPT2, states: torch.Tensor, table: torch.Tensor, layer: int,
-               low_rank_dimension: int, cfg: DasConfig, seed: int, progress: bool = True):
-    """Train one cell. states: (N, S, d) cached states at ``layer``; table: (N, N) labels.
+               low_rank_dimension: int, cfg: DasConfig, seed: int, progress: bool = True,
+               site_dim: int | None = None):
+    """Train one cell. states: (N, S, d) cached states at ``layer``; table: (N, N) labels;
+    site_dim: the intervened size when it is less than S*d (a site's carrier, networks.base).
 
     Returns (intervention, loss history). With k = S*d the rotation is square and the
     intervention replaces everything whatever R is, so nothing is trained.
     """
     N, S, d = states.shape
+    D = site_dim or S * d
     # drawn on the CPU generator, so CPU and GPU runs start from the same rotation
-    intervention = new_intervention(S * d, low_rank_dimension,
+    intervention = new_intervention(D, low_rank_dimension,
                                     derive_seed(seed, "init")).to(states.device)
-    if low_rank_dimension >= S * d:
+    if low_rank_dimension >= D:
         return intervention, []
     base, source = counterfactual_pairs(cfg.n_training, derive_seed(seed, "train"), N)
     labels = table[base, source]
@@ -202,36 +211,41 @@ def config_dict(cfg: DasConfig) -> dict:
 
 
 # --- pyvene's format ------------------------------------------------------------------------
+# The general form (any component, any positions) is networks.sites; these are its thesis
+# default, the residual stream of all 6 positions jointly.
 def site(layer: int) -> tuple[int, str]:
     """Our layer index -> pyvene (layer, component): 0 = block_input of block 0 (embeddings),
     L >= 1 = block_output of block L-1."""
-    return (0, "block_input") if layer == 0 else (layer - 1, "block_output")
+    from dasgraph.networks import sites
+
+    return sites.pyvene_site(sites.Site(), layer)
 
 
 def intervenable_config(layer: int, low_rank_dimension: int, n_positions: int, intervention=None):
     """The thesis's joint form: one low-rank rotation over all positions (unit "pos")."""
-    import pyvene
+    from dasgraph.networks import sites
 
-    pv_layer, component = site(layer)
-    return pyvene.IntervenableConfig(representations=[pyvene.RepresentationConfig(
-        layer=pv_layer, component=component, unit="pos", max_number_of_units=n_positions,
-        low_rank_dimension=low_rank_dimension, intervention=intervention)],
-        intervention_types=pyvene.LowRankRotatedSpaceIntervention)
+    return sites.intervenable_config(sites.Site(), layer, n_positions, low_rank_dimension,
+                                     intervention)
 
 
 def wrap(model, layer: int, low_rank_dimension: int, n_positions: int, intervention=None):
     """pyvene IntervenableModel around the classifier, with our (trained) intervention if given."""
-    import pyvene
+    from dasgraph.networks import sites
 
-    return pyvene.IntervenableModel(intervenable_config(layer, low_rank_dimension, n_positions,
-                                                        intervention),
-                                    model=model)
+    return sites.wrap(model, sites.Site(), layer, n_positions, low_rank_dimension, intervention)
 
 
-def save_intervention(directory, model, layer: int, intervention) -> None:
-    """Save in pyvene's format: loads back with ``pyvene.IntervenableModel.load(dir, model)``."""
+def save_intervention(directory, model, layer: int, intervention, site=None,
+                      n_positions: int | None = None) -> None:
+    """Save in pyvene's format: loads back with ``pyvene.IntervenableModel.load(dir, model)``.
+    site: a networks.base.Site (the default: the residual stream of every position);
+    n_positions: the prompt's length (default: the rotation's rows over the width)."""
+    from dasgraph.networks import sites
+
     D, k = intervention.rotate_layer.weight.shape
-    intervenable = wrap(model, layer, k, D // model.config.hidden_size, intervention)
+    n_positions = n_positions or D // model.config.hidden_size
+    intervenable = sites.wrap(model, site or sites.Site(), layer, n_positions, k, intervention)
     with contextlib.redirect_stdout(io.StringIO()):   # pyvene prints "Directory ... exists"
         intervenable.save(str(directory))
 
@@ -246,7 +260,9 @@ def load_intervenable(directory, model):
     import pyvene
 
     from dasgraph import readers
+    from dasgraph.networks import sites
 
+    sites.register_with_pyvene(model)   # a head class pyvene has no card for (GPT-NeoX's)
     if not Path(directory).is_dir():   # pyvene would look a missing folder up on the hub
         raise readers.ArtifactError(directory, "is not a DAS cell folder", readers.SWEEP)
     readers.check_pyvene_folder(directory, readers.SWEEP)
@@ -261,7 +277,6 @@ def intervention_of(intervenable):
 
 def pyvene_logits(intervenable, ids: torch.Tensor, base: torch.Tensor, source: torch.Tensor):
     """Intervened logits computed by pyvene itself (the thesis's slow way): (P, C)."""
-    positions = [[list(range(ids.shape[1]))] * len(base)]
-    _, out = intervenable({"input_ids": ids[base]}, [{"input_ids": ids[source]}],
-                          {"sources->base": (positions, positions)})
-    return out.logits
+    from dasgraph.networks import sites
+
+    return sites.pyvene_logits(intervenable, ids, base, source, range(ids.shape[1]))

@@ -19,6 +19,7 @@ def parse_args(argv=None):
     cli.add_common(p)
     cli.add_model_path(p)
     cli.add_selection(p)
+    cli.add_site(p)
     p.add_argument("--export", nargs="+", choices=["graphml", "node_link"], default=None,
                    help="also write the IIA-1 graph as GraphML and/or node-link JSON")
     return p.parse_args(argv)

@@ -30,6 +30,7 @@ def parse_args(argv=None):
     cli.add_common(p)
     cli.add_model_path(p)
     cli.add_selection(p)
+    cli.add_site(p)
     cli.add_settings(p, das.DasConfig)
     p.add_argument("--control", choices=random_network.CONTROLS, default="none",
                    help="random_init: the same sweep on a randomly initialised network of the same "

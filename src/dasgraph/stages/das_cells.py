@@ -37,7 +37,8 @@ def _train_alone(args, cfg, subject, tables, cells):
         layer, seed = cell.layer, cell.settings["cell_seed"]
         table = tables[cell.causal_model]
         intervention, history = das.train_cell(subject.lean, subject.states[layer], table, layer,
-                                               cell.low_rank_dimension, cfg, seed, progress=False)
+                                               cell.low_rank_dimension, cfg, seed, progress=False,
+                                               site_dim=subject.site_dim)
         result = das.evaluate_cell(subject.lean, subject.states[layer], table, layer,
                                    intervention, cfg.n_testing, seed)
         out.append((intervention, history, result))
@@ -65,10 +66,12 @@ def save_cell(args, cfg, subject, device, cell: Cell, intervention, history, res
                # where the subspace sits: which tokens DAS used (visualizations.py
                # --experiment attention_weights)
                "position_share": das.position_shares(das.rotation(intervention),
-                                                     subject.n_positions)}
+                                                     subject.n_positions),
+               **({} if subject.site.is_default else {"site": subject.site.describe()})}
     with atomic_directory(cell.directory(args.results_path), overwrite=True,
                           settings=cell.settings) as tmp:
-        das.save_intervention(tmp, subject.model, cell.layer, intervention.to("cpu"))
+        das.save_intervention(tmp, subject.model, cell.layer, intervention.to("cpu"), subject.site,
+                              subject.n_positions)
         atomic_write_json(tmp / paths.METRICS, metrics)
         atomic_write_json(tmp / paths.RUN, run_record(args, device=device,
                                                       cell_seed=cell.settings["cell_seed"],
@@ -81,7 +84,11 @@ def train_and_save(args, cfg, subject, device, cells: list[Cell], progress=False
     from dasgraph.stages.sweep import label_tables
 
     tables = label_tables(args, subject, sorted({c.causal_model for c in cells}), device)
-    trained = _train_alone(args, cfg, subject, tables, cells) if args.cohort_size == 1 else \
+    # the cohort path batches the lean GPT-2 forward at the residual stream; any other site
+    # (issue 13's network interface) trains cell by cell
+    alone = args.cohort_size == 1 or not subject.site.is_default or \
+        subject.site_dim != subject.states.shape[2] * subject.states.shape[3]
+    trained = _train_alone(args, cfg, subject, tables, cells) if alone else \
         _train_cohort(args, cfg, subject, tables, cells, progress)
     return [save_cell(args, cfg, subject, device, cell, *out) for cell, out in zip(cells, trained)]
 
@@ -109,11 +116,11 @@ def prepare_process() -> None:
 
 def load_for_cells(args):
     """(subject, device) for a process that runs cells: the network and its cached states."""
-    from dasgraph.stages.sweep import load_subject, model_dir, task_of
+    from dasgraph.stages.sweep import subject_from_args
 
     device = resolve_device(args.device)
     prepare_process()
-    return load_subject(model_dir(args), device, task_of(args)), device
+    return subject_from_args(args, device), device
 
 
 def run_shard(args, cfg, cells: list[Cell]) -> list[dict]:

@@ -23,6 +23,7 @@ from dasgraph import cli, paths, readers, tasks
 from dasgraph.interventions import das
 from dasgraph.analysis import graphs
 from dasgraph.networks import gpt2
+from dasgraph.networks.base import Site, site_from_args
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import (UsageError, atomic_path, atomic_write_json,
                       derive_seed, finished, is_done, resolve_device, run_record, settings_hash,
@@ -35,12 +36,13 @@ log = logging.getLogger(__name__)
 @dataclass
 class Subject:
     """The network under study, ready for the fast path."""
-    model: object            # GPT2ForSequenceClassification (eval mode, on CPU for pyvene saving)
-    lean: LeanGPT2
+    model: object            # the transformers model (eval mode) pyvene saves cells against
+    lean: LeanGPT2           # LeanGPT2 at the default site, else a networks.base.SiteNetwork
     ids: torch.Tensor        # (N, S) token ids, row = node id (arithmetic: (1000, 6))
-    states: torch.Tensor     # (n_layer+1, N, S, d) cached residual states
+    states: torch.Tensor     # (n_sites, N, T, d) cached states (site carriers; T = S default)
     predictions: torch.Tensor  # (N,) the network's own predicted class per input
     task: tasks.Task
+    site: Site = Site()      # where cells intervene (--component, --positions)
 
     @property
     def width(self) -> int:
@@ -48,11 +50,16 @@ class Subject:
 
     @property
     def n_positions(self) -> int:
-        return self.ids.shape[1]
+        return getattr(self.lean, "n_positions", self.ids.shape[1])
 
     @property
     def n_inputs(self) -> int:
         return self.ids.shape[0]
+
+    @property
+    def site_dim(self) -> int:
+        """Size of the intervened vector (pyvene's embed_dim): positions x width."""
+        return self.n_positions * self.width
 
 
 def model_dir(args) -> str:
@@ -71,11 +78,20 @@ def task_of(args) -> tasks.Task:
     return tasks.for_results(args.results_path, getattr(args, "task", None))
 
 
-def load_subject(model_path: str, device: str = "cpu", task: tasks.Task | None = None) -> Subject:
-    """Load the trained classifier and cache every input's states at every layer."""
+def load_subject(model_path: str, device: str = "cpu", task: tasks.Task | None = None,
+                 site: Site | None = None, backend: str = "auto") -> Subject:
+    """Load the trained classifier and cache every input's states at every layer.
+
+    Any other model or site (an LM head, another architecture, --component, --positions,
+    --backend) goes through ``networks.loading`` (the network interface of issue 13)."""
+    from dasgraph.networks import loading
+
     task = task or tasks.get()
+    site = site or Site()
     tokenizer = gpt2.load_tokenizer(model_path)
-    model = gpt2.load_classifier(model_path)
+    model = loading.load_model(model_path)
+    if backend != "auto" or not site.is_default or not loading.lean_applies(model, site):
+        return _network_subject(model, tokenizer, model_path, device, site, backend, task)
     if model.config.num_labels != task.n_classes:
         raise UsageError(f"{model_path} has {model.config.num_labels} classes, task {task.name} "
                          f"needs {task.n_classes}; train it with train_gpt2.py --task {task.name}")
@@ -90,6 +106,26 @@ def load_subject(model_path: str, device: str = "cpu", task: tasks.Task | None =
     return Subject(model, lean, ids, states, predictions, task)
 
 
+def _network_subject(model, tokenizer, model_path, device, site, backend, task) -> Subject:
+    from dasgraph.networks import loading, prompts
+
+    with readers.loading(model_path, readers.TRAIN, "a model for the task"):
+        ids, mask = prompts.encode(tokenizer, task.prompts())
+        network = loading.build_network(model.to(device), tokenizer, ids.to(device),
+                                        loading.task_class_names(task), site, backend,
+                                        None if mask is None else mask.to(device))
+        states = network.all_carriers()
+        with torch.inference_mode():
+            predictions = network.logits_from(0, states[0]).argmax(-1)
+    return Subject(model, network, ids, states, predictions, task, site)
+
+
+def subject_from_args(args, device: str, task: tasks.Task | None = None) -> Subject:
+    """load_subject with the task, model, site and backend flags of a stage."""
+    return load_subject(model_dir(args), device, task or task_of(args), site_from_args(args),
+                        getattr(args, "backend", "auto"))
+
+
 def resolve_cells(args, subject: Subject) -> list[tuple[str, int, int]]:
     """The selected (causal_model, layer, k) cells, checked against the model's size."""
     names = subject.task.select(args.causal_model_type, args.causal_models)
@@ -99,7 +135,7 @@ def resolve_cells(args, subject: Subject) -> list[tuple[str, int, int]]:
     if bad:
         raise UsageError(f"--layers {bad}: out of range; this model has layers 0..{n_sites - 1} "
                          "(0 = embeddings, L = output of block L-1)")
-    full = subject.n_positions * subject.width
+    full = subject.site_dim
     ks = sorted(set(cli.flatten(args.low_rank_dimensions))) if args.low_rank_dimensions else \
         das.default_low_rank_dimensions(subject.width, subject.n_positions)
     bad = [k for k in ks if not 1 <= k <= full]
@@ -163,7 +199,7 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
     executor.check(args)
     das_cells.prepare_process()        # the float mode of every process that trains cells
     with torch_threads(CELL_THREADS):
-        subject = load_subject(model_dir(args), device, task)
+        subject = subject_from_args(args, device, task)
         cells = manifest.das_cells(resolve_cells(args, subject), getattr(args, "das_seeds", 1),
                                    cell_settings(args, cfg, subject),
                                    functools.partial(cell_seed, args.seed))
@@ -193,7 +229,12 @@ def trained_cells(root) -> list[tuple[str, int, int]]:
 def load_cell(subject: Subject, directory: Path, layer: int):
     """A saved cell through pyvene's loader -> its intervention module."""
     readers.check_das_cell(directory)
-    return das.intervention_of(das.load_intervenable(directory, subject.model))
+    intervention = das.intervention_of(das.load_intervenable(directory, subject.model))
+    if das.rotation(intervention).shape[0] != subject.site_dim:
+        raise UsageError(f"{directory} was trained at a site of size "
+                         f"{das.rotation(intervention).shape[0]}, this one has {subject.site_dim}; "
+                         "pass the --component / --positions it was trained with")
+    return intervention
 
 
 def load_trained_selection(args, device: str) -> tuple[Subject, list[tuple[str, int, int]]]:
@@ -201,7 +242,7 @@ def load_trained_selection(args, device: str) -> tuple[Subject, list[tuple[str, 
     disk unless --low_rank_dimensions is given); UsageError if there are none."""
     task = task_of(args)
     task.select(args.causal_model_type, args.causal_models)   # fail before loading
-    subject = load_subject(model_dir(args), device, task)
+    subject = subject_from_args(args, device, task)
     selected = resolve_cells(args, subject)          # validates the flags against the model
     names, layers = {c[0] for c in selected}, {c[1] for c in selected}
     ks = {c[2] for c in selected} if args.low_rank_dimensions else None
@@ -233,7 +274,7 @@ def random_subspace_iia(subject: Subject, tables: dict, layer: int, k: int, draw
     base, source = das.counterfactual_pairs(n_pairs, derive_seed(seed, "random_subspace", layer, k),
                                             subject.n_inputs)
     base, source = base.to(device), source.to(device)
-    dim = subject.states.shape[2] * subject.states.shape[3]
+    dim = subject.site_dim
     scores = {name: [] for name in tables}
     for draw in range(draws):
         R = das.random_rotation(dim, k, derive_seed(seed, "random_subspace", layer, k, draw))

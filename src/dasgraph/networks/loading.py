@@ -1,0 +1,96 @@
+"""Pick and build the network for a model folder or hub id: a classifier or a causal LM, on
+the lean GPT-2 path where it applies (a GPT-2 classifier at the residual stream) and on the
+generic backend otherwise (``--backend`` forces one).
+"""
+from __future__ import annotations
+
+import torch
+
+from dasgraph.networks import gpt2
+from dasgraph.networks.base import RESIDUAL, Site, SiteNetwork, from_carrier, to_carrier
+from dasgraph.networks.readouts import CLASSIFIER, kind_of, readout_for
+from dasgraph.runtime import UsageError
+
+BACKENDS = ("auto", "lean", "generic")
+
+
+def task_class_names(task) -> list[str]:
+    """The answer text of each class ("3".."30" for arithmetic). Reads ``task.class_names``
+    where the task interface gives it, else the arithmetic module's constants."""
+    names = getattr(task, "class_names", None)
+    if names is not None:
+        return list(names() if callable(names) else names)
+    return [str(task.MIN_SUM + c) for c in range(task.N_CLASSES)]
+
+
+def model_kind(model_path: str) -> str:
+    """``classifier`` or ``language_model``, from the saved config's architectures."""
+    from transformers import AutoConfig
+
+    config = gpt2._from_pretrained(AutoConfig, str(model_path))
+    if getattr(config, "is_encoder_decoder", False):
+        raise UsageError(f"--model_path {model_path}: {config.model_type} is an encoder-decoder "
+                         "model; the generic backend runs decoder-only models")
+    names = getattr(config, "architectures", None) or []
+    if any(n.endswith("ForSequenceClassification") for n in names):
+        return CLASSIFIER
+    return "language_model"
+
+
+def load_model(model_path: str):
+    """The model in eval mode, with the head its folder was saved with."""
+    if model_kind(model_path) == CLASSIFIER:
+        return gpt2.load_classifier(model_path)
+    from transformers import AutoModelForCausalLM
+
+    model = gpt2._from_pretrained(AutoModelForCausalLM, str(model_path))
+    return model.eval()
+
+
+def lean_applies(model, site: Site) -> bool:
+    return (model.config.model_type == "gpt2" and kind_of(model) == CLASSIFIER
+            and site.component == RESIDUAL)
+
+
+class LeanBackend:
+    """LeanGPT2 behind the backend interface of ``networks.base`` (residual stream only)."""
+
+    def __init__(self, lean, ids: torch.Tensor):
+        self.lean, self.seq_len = lean, ids.shape[1]
+        self.n_layer, self.d = lean.n_layer, lean.d
+        self.states = lean.all_states(ids).clone()
+
+    def check_component(self, component: str) -> None:
+        if component != RESIDUAL:
+            raise UsageError(f"--component {component}: the lean GPT-2 path covers the residual "
+                             "stream only; use --backend generic")
+
+    def n_sites(self, component: str) -> int:
+        return self.n_layer + 1
+
+    def carriers(self, site, positions, layer):
+        return to_carrier(self.states[layer], positions)
+
+    def logits_from_carrier(self, site, positions, layer, h):
+        return self.lean.logits_from(layer, from_carrier(h, positions, self.seq_len)[0])
+
+
+def build_network(model, tokenizer, ids: torch.Tensor, class_names: list[str], site: Site,
+                  backend: str = "auto", attention_mask: torch.Tensor | None = None) -> SiteNetwork:
+    """The model bound to ``site``; ids: (N, S) prompts on the model's device; attention_mask:
+    (N, S) when prompts were aligned by padding (``networks.prompts``)."""
+    from dasgraph.networks.generic import GenericDecoder, decoder_layers, final_norm
+    from dasgraph.networks.lean import LeanGPT2
+
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    decoder_layers(model), final_norm(model)     # an architecture it cannot run: say so first
+    readout = readout_for(model, tokenizer, class_names)
+    if backend == "lean" or (backend == "auto" and lean_applies(model, site)
+                             and attention_mask is None):
+        if not lean_applies(model, site) or attention_mask is not None:
+            raise UsageError("--backend lean runs GPT-2 classifiers at the residual stream, on "
+                             "prompts of one length, only; use --backend generic")
+        return SiteNetwork(LeanBackend(LeanGPT2(model), ids), site)
+    return SiteNetwork(GenericDecoder(model, ids, readout.to(ids.device),
+                                      attention_mask=attention_mask), site)
