@@ -193,6 +193,18 @@ def add_task(p: argparse.ArgumentParser) -> None:
                         "RESULTS/task.json records, else arithmetic")
 
 
+def network_stage_parser(doc: str | None) -> Parser:
+    """The parser of a stage that loads the network and works on DAS cells (run_das,
+    evaluate_das, disentangle_causal_models): common flags, the model, the task and cell
+    selection, and the site."""
+    p = parser(doc)
+    add_common(p)
+    add_model_path(p)
+    add_selection(p)
+    add_site(p)
+    return p
+
+
 def add_site(p: argparse.ArgumentParser) -> None:
     """Where cells intervene (networks.base.Site) and which backend runs the network. A results
     folder holds cells of one site: give the same flags to run_das, evaluate_das and graphs."""

@@ -15,11 +15,7 @@ from dasgraph.stages.sweep import build_graphs
 
 
 def parse_args(argv=None):
-    p = cli.parser(__doc__)
-    cli.add_common(p)
-    cli.add_model_path(p)
-    cli.add_selection(p)
-    cli.add_site(p)
+    p = cli.network_stage_parser(__doc__)
     p.add_argument("--export", nargs="+", choices=["graphml", "node_link"], default=None,
                    help="also write the IIA-1 graph as GraphML and/or node-link JSON")
     return p.parse_args(argv)

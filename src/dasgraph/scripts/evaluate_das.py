@@ -19,11 +19,7 @@ from dasgraph.stages.sweep import evaluate_cells, model_dir, task_of, write_iia_
 
 
 def parse_args(argv=None):
-    p = cli.parser(__doc__)
-    cli.add_common(p)
-    cli.add_model_path(p)
-    cli.add_selection(p)
-    cli.add_site(p)
+    p = cli.network_stage_parser(__doc__)
     p.add_argument("--control", choices=random_network.CONTROLS, default="none",
                    help="random_init: the same sweep on a randomly initialised network of the same "
                         "architecture, against its own behaviour, in RESULTS/controls/random_init")

@@ -26,11 +26,7 @@ from dasgraph.stages.sweep import run_sweep
 
 
 def parse_args(argv=None):
-    p = cli.parser(__doc__)
-    cli.add_common(p)
-    cli.add_model_path(p)
-    cli.add_selection(p)
-    cli.add_site(p)
+    p = cli.network_stage_parser(__doc__)
     cli.add_settings(p, das.DasConfig)
     p.add_argument("--control", choices=random_network.CONTROLS, default="none",
                    help="random_init: the same sweep on a randomly initialised network of the same "
