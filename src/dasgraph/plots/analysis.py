@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from dasgraph.plots.iia import MODEL_COLORS
+from dasgraph.plots.iia import model_colour
 
 
 def tree_accuracy(table: pd.DataFrame):
@@ -50,11 +50,11 @@ def tree_accuracy(table: pd.DataFrame):
 def _set_style(name: str, all_sets: list[str]) -> dict:
     models = name.split("+")
     if len(models) == 1:
-        return {"color": MODEL_COLORS.get(name, "grey"), "linestyle": "-", "marker": "o"}
+        return {"color": model_colour(name), "linestyle": "-", "marker": "o"}
     if len(models) == len(max((s.split("+") for s in all_sets), key=len)) and len(models) > 2:
         return {"color": "black", "linestyle": "-", "marker": "s", "lw": 2.6}
-    return {"color": MODEL_COLORS.get(models[-1], "grey"), "linestyle": "--", "marker": "^",
-            "markerfacecolor": MODEL_COLORS.get(models[0], "grey")}
+    return {"color": model_colour(models[-1]), "linestyle": "--", "marker": "^",
+            "markerfacecolor": model_colour(models[0])}
 
 
 def strength_vs_lambda(panels: list[tuple[str, pd.DataFrame]], title: str):
@@ -83,7 +83,7 @@ def strength_vs_lambda(panels: list[tuple[str, pd.DataFrame]], title: str):
         ax.set_title(panel_title, fontsize=10)
         ax.grid(alpha=0.3)
         ax.yaxis.set_tick_params(labelleft=True)
-    axes[0].set_ylabel("strength (% of inputs not given to XYZ)")
+    axes[0].set_ylabel("strength (% of inputs not given to the trivial model)")
     fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=8,
                title="model set", title_fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=12)

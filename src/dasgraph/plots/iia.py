@@ -23,7 +23,7 @@ LAYER_LABEL = "layer L (residual stream entering block L; 0 = embeddings)"
 IIA_LABEL = "IIA (held-out counterfactuals)"
 
 
-def _colour(name: str):
+def model_colour(name: str):
     """A task's own models beyond arithmetic's: a fixed colour per name (tab20)."""
     import zlib
 
@@ -31,7 +31,7 @@ def _colour(name: str):
 
 
 def model_style(name: str) -> dict:
-    return {"color": _colour(name),
+    return {"color": model_colour(name),
             "linestyle": "-" if name in ARITHMETIC or name == "XYZ" else "--",
             "marker": "o", "markersize": 4}
 

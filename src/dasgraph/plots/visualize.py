@@ -101,6 +101,8 @@ def published_curves(root: Path) -> Figures:
         k_text = f"k = {k} (k / width = {k / width:.2f})"
     else:
         net, k_text = "this run's network", f"k = {k}"
+    if not published.applies(tasks.for_results(root)):
+        return                     # the published curves are of the arithmetic task
     pub_k = f"{published.PUBLISHED_K / published.PUBLISHED_WIDTH:.2f}"
     yield paths.PUBLISHED_PNG, plots_iia.published_comparison(
         own[own["low_rank_dimension"] == k], f"THIS RUN: {net}\n{k_text}",
@@ -123,7 +125,8 @@ def graph_figures(root: Path) -> Figures:
         collect.missing(paths.graph_npy(root, "{cm}", "{L}", "{k}"), "disentangle_causal_models.py")
         return
     stats = collect.graph_table(root)
-    pub = published.graph_stats()
+    task = tasks.for_results(root)
+    pub = published.graph_stats() if published.applies(task) else None
     yield paths.GRAPH_STATS_PNG, plots_graphs.graph_statistics(
         stats, pub, f"published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} "
                     f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k = {published.PUBLISHED_K}")
@@ -169,23 +172,47 @@ def tree_figures(root: Path) -> Figures:
     yield paths.TREES_PNG, plots_analysis.tree_accuracy(collect.tree_table(records))
 
 
+MAX_SETS_DRAWN = 13
+
+
+def _readable_sets(table: pd.DataFrame, task) -> pd.DataFrame:
+    """At most MAX_SETS_DRAWN model sets per panel (the boolean task has 79): the task's
+    ``figure_sets`` (else the strongest at λ = 1), and the set of every model; every set stays
+    in the CSV and the report."""
+    if len(table) <= MAX_SETS_DRAWN:
+        return table
+    largest = table["models"].str.count(r"\+").idxmax()
+    named = {"+".join(s) for s in task.figure_sets}
+    if named:
+        keep = table[table["models"].isin(named)]
+    else:
+        first = [c for c in table.columns if c.startswith("lambda_")][0]
+        keep = table.drop(index=largest).sort_values(first, ascending=False, kind="stable")
+    return pd.concat([keep.drop(index=largest, errors="ignore").head(MAX_SETS_DRAWN - 1),
+                      table.loc[[largest]]])
+
+
 def combination_figures(root: Path) -> Figures:
     files = collect.combination_files(root)
     if not files:
         collect.missing(paths.combination_csv(root, "{L}", "{k}"), "combine_causal_models.py")
         return
-    pub = published.strength()
+    task = tasks.for_results(root)
+    pub = published.strength() if published.applies(task) else None
     for layer, k, path in files:
-        tables = collect.strength_tables(collect.read_combination(path))
+        tables = {rule: _readable_sets(table, task) for rule, table in
+                  collect.strength_tables(collect.read_combination(path)).items()}
         panels = [(f"this run, layer {layer}, k {k}, rule {rule}", t) for rule, t in tables.items()]
-        panels.append((f"published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} "
-                       f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k {published.PUBLISHED_K}", pub))
+        if pub is not None:
+            panels.append((f"published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} "
+                           f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k "
+                           f"{published.PUBLISHED_K}", pub))
         # the thesis's own graphs, imported (import_graphs.py), are the published network's
         same = _imported_from_thesis(root, layer, k)
         yield paths.combination_png(layer, k), plots_analysis.strength_vs_lambda(
-            panels, "Combined causal models: strength vs faithfulness threshold λ "
-                    f"(published: {'the same graphs' if same else 'a different network'})"
-                    + _planted_note(root))
+            panels, "Combined causal models: strength vs faithfulness threshold λ"
+                    + (f" (published: {'the same graphs' if same else 'a different network'})"
+                       if pub is not None else "") + _planted_note(root))
 
 
 def _imported_from_thesis(root: Path, layer: int, k: int) -> bool:

@@ -167,6 +167,8 @@ def section_iia(page: Page) -> None:
     _floors(page, own)
     _cross_matrix(page, iia)
     _one_view(page, iia)
+    if not published.applies(tasks.for_results(page.root)):
+        return                     # the published curves are of the arithmetic task
     page.add("### This run beside the published curves")
     page.add("The published curves are for GPT-2 small fine-tuned (12 blocks × 768, k = 256), "
              "a different network: compare shapes. The paper's layer j (output of block j) is "
@@ -267,16 +269,18 @@ def section_graphs(page: Page) -> None:
     if stats.empty:
         page.add(not_available("IIA graphs in results/graphs/", "disentangle_causal_models.py"))
         return
+    applies = published.applies(tasks.for_results(page.root))
     pub = published.graph_stats().rename(columns={"model": "causal_model",
                                                   "fraction_pairs_iia_1": "published: pairs IIA 1",
                                                   "mean_pair_iia": "published: mean pair IIA"})
-    table = stats.merge(pub, on="causal_model", how="left").rename(columns={
+    table = (stats.merge(pub, on="causal_model", how="left") if applies else stats).rename(columns={
         "causal_model": "causal model", "low_rank_dimension": "k",
         "fraction_pairs_iia_1": "pairs IIA 1", "mean_pair_iia": "mean pair IIA",
         "fraction_pairs_iia_0": "pairs IIA 0", "directed_iia": "directed IIA"})
-    page.add(f"Share of input pairs with IIA 1 (both interchange directions right) and mean pair "
-             f"IIA; published: GPT-2 small at its layer {published.PUBLISHED_GRAPH_LAYER} (our L = "
-             f"{published.PUBLISHED_GRAPH_LAYER + 1}), k = {published.PUBLISHED_K}.",
+    page.add("Share of input pairs with IIA 1 (both interchange directions right) and mean pair "
+             "IIA" + (f"; published: GPT-2 small at its layer {published.PUBLISHED_GRAPH_LAYER} "
+                      f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k = "
+                      f"{published.PUBLISHED_K}." if applies else "."),
              markdown_table(table))
     page.image(paths.GRAPH_STATS_PNG, "graph statistics", "graphs")
     page.link_list("Each graph (node-id order, and each input's mean IIA on the X, Y, Z grid)",
@@ -394,18 +398,21 @@ def section_combination(page: Page) -> None:
         page.add(not_available("results/combination/layer_{L}_k_{k}.csv",
                                "combine_causal_models.py"))
         return
+    task = tasks.for_results(page.root)
     pub = published.strength()
     pub = pub.rename(columns={c: f"published λ={c.removeprefix('lambda_')}" for c in pub.columns
                               if c.startswith("lambda_")})
-    page.add(f"Strength = % of the 1000 inputs given to a non-trivial model at faithfulness "
-             f"threshold λ. Published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} "
-             f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k = {published.PUBLISHED_K}, "
-             "rule mean_iia.")
+    page.add(f"Strength = % of the {task.n_inputs} inputs given to a non-trivial model at "
+             "faithfulness threshold λ." + (
+                 f" Published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} (our L = "
+                 f"{published.PUBLISHED_GRAPH_LAYER + 1}), k = {published.PUBLISHED_K}, rule "
+                 "mean_iia." if published.applies(task) else ""))
     for layer, k, path in files:
         for rule, table in collect.strength_tables(collect.read_combination(path)).items():
             ours = table.rename(columns={c: f"λ={c.removeprefix('lambda_')}" for c in table.columns
                                          if c.startswith("lambda_")})
-            merged = ours.merge(pub, on="models", how="left") if rule == "mean_iia" else ours
+            merged = ours.merge(pub, on="models", how="left") \
+                if rule == "mean_iia" and published.applies(task) else ours
             page.add(f"**layer {layer}, k {k}, rule {rule}** (strength %)",
                      markdown_table(merged, digits=1))
         page.image(paths.combination_png(layer, k), f"strength vs λ, layer {layer} k {k}",

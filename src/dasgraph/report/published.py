@@ -19,6 +19,13 @@ PUBLISHED_K = 256              # low-rank dimension of every published number
 PUBLISHED_GRAPH_LAYER = 7      # published layer (output of block 7) of the graphs and strengths
 
 IIA_CSV = "published_iia_k256.csv"
+TASK = "arithmetic"            # the task of the published IIA, graphs and strengths above
+
+
+def applies(task) -> bool:
+    """Whether the published arithmetic numbers belong beside a results tree of ``task``
+    (the boolean task has its own: BOOLEAN_STRENGTH_LAMBDA_1)."""
+    return task.name == TASK
 GRAPH_STATS_CSV = "published_graph_stats_layer7_k256.csv"
 STRENGTH_CSV = "published_strength_layer7_k256.csv"
 

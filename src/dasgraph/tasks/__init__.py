@@ -54,6 +54,7 @@ class Task:
     families: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     cross_family: str | None = None          # models tested against each other (cross matrix)
     model_sets: tuple[tuple[str, ...], ...] = ()   # stage 8's default sets (combine)
+    figure_sets: tuple[tuple[str, ...], ...] = ()  # drawn when the sets are too many to read
     features: Callable[[Columns], dict[str, np.ndarray]] | None = None   # extra tree features
     value_names: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     network: Mapping[str, object] = field(default_factory=dict)  # from-scratch recipe overrides
@@ -245,7 +246,8 @@ class Task:
                              f"models {', '.join(self.models)}")
         for name in self.models:
             check_table(self, self.models[name])
-        named = [*(v for f in self.families.values() for v in f), *(m for s in self.model_sets for m in s)]
+        named = [*(v for f in self.families.values() for v in f),
+                 *(m for s in (*self.model_sets, *self.figure_sets) for m in s)]
         unknown = sorted(set(named) - set(self.models))
         if unknown:
             raise UsageError(f"{where}: families or model_sets name unknown model(s) "

@@ -111,6 +111,10 @@ TASK = Task(
     families={"copies": ("X", "Y", "B", "OP1", "OP2", "OP3"),
               "intermediate": ("Xp", "Yp", "Q", "V", "W", "Bp")},
     features=_features,
+    # the combination figure draws these of its 79 sets: the paper's Figure 5 sets and the
+    # models that carry the computation (every set stays in the CSV and the report)
+    figure_sets=(("Q",), ("V",), ("W",), ("Xp",), ("Yp",), ("Bp",), ("OP2", "Q"), ("X", "Q"),
+                 ("OP2", "V")),
     value_names={"OP1": OP_NAMES, "OP2": OP_NAMES, "OP3": OP_NAMES, "X": BOOL_NAMES,
                  "Y": BOOL_NAMES, "B": B_NAMES},
     # The paper fine-tuned GPT-2 small. The from-scratch default trains plainly on all 64
