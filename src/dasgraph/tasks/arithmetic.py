@@ -57,12 +57,7 @@ def split_nodes(seed: int, fractions=(0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
 
     The thesis sampled all three from the same pool with replacement, so they leaked.
     """
-    order = np.random.default_rng(seed).permutation(N_INPUTS)
-    n_train = int(round(fractions[0] * N_INPUTS))
-    n_val = int(round(fractions[1] * N_INPUTS))
-    parts = {"train": order[:n_train], "validation": order[n_train:n_train + n_val],
-             "test": order[n_train + n_val:]}
-    return {name: np.sort(ids) for name, ids in parts.items()}
+    return TASK.split_nodes(seed, fractions)     # the one split of every task (tasks.Task)
 
 
 # --- the local tokenizer -----------------------------------------------------------------
