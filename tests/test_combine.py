@@ -302,3 +302,23 @@ def test_a_combination_made_with_another_growth_is_not_silently_kept(tmp_path, c
     assert script.main([*root, "--overwrite"]) == 0
     assert set(pd.read_csv(paths.combination_csv(tmp_path, 3, 8))["growth"]) == {"thesis"}
     assert script.main(root) == 0          # same settings: skipped as finished
+
+
+def test_a_combination_of_graphs_made_again_is_not_silently_kept(tmp_path, capsys):
+    """The combination records the digests of the graphs it read: when a graph is made again
+    with other numbers (through the graph stage's writer), the old combination is refused."""
+    from dasgraph.analysis import graphs
+
+    script = _script("combine_causal_models.py")
+    task = tasks.get("arithmetic")
+    for cm, g in (("XY", A), ("Z", B)):
+        graphs.write_graph(tmp_path, cm, 3, 8, g, {}, {"made": 1}, task)
+    root = ["--results_path", str(tmp_path), "--model_sets", "XY,Z"]
+    assert script.main(root) == 0
+    assert script.main(root) == 0                      # same graphs: skipped
+    graphs.write_graph(tmp_path, "Z", 3, 8, A, {}, {"made": 2}, task)
+    capsys.readouterr()
+    assert script.main(root) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert len(err) == 1 and "graphs_sha256" in err[0] and "--overwrite" in err[0]
+    assert script.main([*root, "--overwrite"]) == 0

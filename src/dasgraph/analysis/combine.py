@@ -53,7 +53,8 @@ import pandas as pd
 
 from dasgraph.analysis import graphs
 from dasgraph import paths, tasks
-from dasgraph.runtime import UsageError, atomic_path, finished, sidecar_run_json, write_done
+from dasgraph.runtime import (UsageError, atomic_path, finished, recorded_digest, sidecar_run_json,
+                              write_done)
 
 log = logging.getLogger(__name__)
 
@@ -430,18 +431,25 @@ def run_graph_cell(root: Path, cell: GraphCell, model_sets: Sequence[tuple[str, 
     all its graphs here.
     """
     out = paths.combination_csv(root, cell.layer, cell.low_rank_dimension)
-    settings = {"model_sets": [model_set_name(s) for s in model_sets], "lambdas": list(lambdas),
-                "rules": list(rules), "growth": growth, "min_cell_size": MIN_CELL_SIZE}
-    if finished(paths.done_marker(out), settings, overwrite, "a combination"):
-        return None
     sets = usable_model_sets(cell, model_sets, strict)
     if not sets:
         return None
     needed = sorted({m for s in sets for m in s})
+    files = {m: paths.graph_npy(root, m, cell.layer, cell.low_rank_dimension)
+             for m in needed + [task.trivial]}
+    if not files[task.trivial].exists():
+        del files[task.trivial]
+    # the graphs it reads, by the digests their completion markers hold: a combination of
+    # graphs made again (other DAS settings, --overwrite) is never silently kept
+    settings = {"model_sets": [model_set_name(s) for s in model_sets], "lambdas": list(lambdas),
+                "rules": list(rules), "growth": growth, "min_cell_size": MIN_CELL_SIZE,
+                "graphs_sha256": {m: recorded_digest(paths.done_marker(f), f.name)
+                                  for m, f in files.items()}}
+    if finished(paths.done_marker(out), settings, overwrite, "a combination"):
+        return None
     loaded = {m: graphs.load_graph(root, m, cell.layer, cell.low_rank_dimension) for m in needed}
     trivial = (graphs.load_graph(root, task.trivial, cell.layer, cell.low_rank_dimension)
-               if paths.graph_npy(root, task.trivial, cell.layer,
-                                  cell.low_rank_dimension).exists() else None)
+               if task.trivial in files else None)
     combiner = Combiner(loaded, trivial, growth=growth, trivial=task.trivial)
     table, assignment = combination_tables(combiner, sets, lambdas, rules, cell.layer,
                                            cell.low_rank_dimension, task, progress=True)

@@ -118,7 +118,8 @@ class CombinedModel:
     "XY if Z<=5 else X": P = X+Y where Z <= 5, P = X elsewhere. An interchange sets the
     base's P to the source's and keeps the rest of the base, so its counterfactual is the
     base region's output of P(source), across regions too. Counterfactuals that are no class
-    of the task (a sum outside 3..30) get no target (``gpt2.interchange_loss`` masks them).
+    of the task (a sum outside 3..30) get no target
+    (``interventions.training.interchange_loss`` masks them).
     """
     inside: CausalModel
     outside: CausalModel

@@ -16,7 +16,6 @@ trained in a cohort equals the same cell trained alone up to float rounding
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -24,8 +23,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
-from dasgraph.interventions import das
-from dasgraph.runtime import UsageError, derive_seed
+from dasgraph.interventions import das, training
+from dasgraph.runtime import derive_seed
 
 
 @dataclass
@@ -101,8 +100,6 @@ def train_cohort(lean, states: torch.Tensor, layer: int, members: list[Member],
     states: (N, S, d) cached states at ``layer``. Members with k = S*d (full replacement) get
     their initial rotation and no training, as in :func:`das.train_cell`.
     """
-    if cfg.lr_schedule not in das.LR_SCHEDULES:
-        raise ValueError(f"lr_schedule {cfg.lr_schedule!r}; valid: {', '.join(das.LR_SCHEDULES)}")
     N, S, d = states.shape
     for m in members:
         m.intervention = das.new_intervention(S * d, m.low_rank_dimension,
@@ -116,9 +113,8 @@ def train_cohort(lean, states: torch.Tensor, layer: int, members: list[Member],
     # one Adam over every member's own parameter: Adam is per element, so this is each
     # member's own optimiser
     opt = torch.optim.Adam([t.weight for t in ordered], lr=cfg.lr)
-    steps = cfg.epochs * -(-cfg.n_training // cfg.batch_size)
-    decay = (lambda step: 1.0 - step / steps) if cfg.lr_schedule == "linear" else (lambda step: 1.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, decay)
+    steps = training.n_steps(cfg.n_training, cfg.batch_size, cfg.epochs)
+    sched = training.scheduler(opt, cfg.lr_schedule, steps)
     bar = tqdm(total=steps, desc=f"layer {layer}: cohort of {len(ordered)}", leave=False,
                disable=not progress)
     for _ in range(cfg.epochs):
@@ -142,9 +138,8 @@ def train_cohort(lean, states: torch.Tensor, layer: int, members: list[Member],
     bar.close()
     for t in ordered:
         m = t.member
-        if not all(math.isfinite(loss) for loss in t.losses):
-            raise UsageError(f"DAS training of layer {layer} k {m.low_rank_dimension} diverged "
-                             f"(the loss became NaN or infinite) with --lr {cfg.lr:g}; lower --lr")
+        training.check_finite(t.losses, f"DAS training of layer {layer} k {m.low_rank_dimension}",
+                              cfg.lr)
         das.store_rotation(m.intervention, das.orthonormal(t.weight).detach(), m.seed)
         m.history = t.losses
     return members

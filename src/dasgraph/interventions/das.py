@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,12 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
-from tqdm.auto import tqdm
 
 from dasgraph import cli
 from dasgraph.causal import models as causal_models
+from dasgraph.interventions import training
 from dasgraph.networks.lean import LeanGPT2
-from dasgraph.runtime import UsageError, derive_seed
+from dasgraph.runtime import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ def default_low_rank_dimensions(width: int, n_positions: int) -> list[int]:
     return sorted(set(ks + [n_positions * width]))
 
 
-LR_SCHEDULES = ("linear", "constant")
+LR_SCHEDULES = training.LR_SCHEDULES
 
 
 @dataclass
@@ -117,6 +116,27 @@ def interchange(base: torch.Tensor, source: torch.Tensor, R: torch.Tensor) -> to
     return out.view(B, S, d)
 
 
+def rotated_swap(basis: torch.Tensor, base: torch.Tensor, sources: tuple[torch.Tensor, ...],
+                 partition: list[list[int]]) -> torch.Tensor:
+    """Several variables in one rotation, pyvene's ``RotatedSpaceIntervention``: (N, D) states
+    of a base and of one source per variable -> intervened (N, D).
+
+    basis: (D, D) orthogonal; rotated = h @ basis. Rotated dimensions ``partition[i]`` =
+    [start, stop) come from ``sources[i]`` (the parts tile [0, stop) in order), the rest from
+    the base; the result is rotated back with basis.T. A permutation matrix for a basis moves
+    whole neurons (the neuron-level baseline). Used by the MLP part (mlp.das); a test holds it
+    equal to pyvene's intervention.
+    """
+    edges = [0] + [stop for _, stop in partition]
+    if len(sources) != len(partition) or [start for start, _ in partition] != edges[:-1]:
+        raise ValueError(f"partition {partition}: needs one part per source ({len(sources)}), "
+                         "tiling [0, stop) in order")
+    rotated = torch.stack([base, *sources]) @ basis
+    parts = [rotated[1 + i, :, start:stop] for i, (start, stop) in enumerate(partition)]
+    mixed = torch.cat(parts + [rotated[0, :, edges[-1]:]], dim=-1)
+    return mixed @ basis.T
+
+
 def counterfactual_pairs(n: int, seed: int, n_inputs: int) -> tuple[torch.Tensor, torch.Tensor]:
     """n (base, source) node-id pairs over ``n_inputs`` inputs, from their own seed."""
     rng = np.random.default_rng(seed)
@@ -146,32 +166,15 @@ def train_cell(lean: LeanGPT2, states: torch.Tensor, table: torch.Tensor, layer:
     # Householder product: same family of rotations, a third of the step time for tall R.
     # The result is stored in pyvene's parametrization at the end (right inverse, error ~1e-7).
     weight = nn.Parameter(rotation(intervention).detach().clone())
-    opt = torch.optim.Adam([weight], lr=cfg.lr)
-    gen = torch.Generator().manual_seed(derive_seed(seed, "order"))
-    history = []
-    steps = cfg.epochs * -(-cfg.n_training // cfg.batch_size)
-    if cfg.lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule {cfg.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
-    decay = (lambda step: 1.0 - step / steps) if cfg.lr_schedule == "linear" else (lambda step: 1.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, decay)
-    bar = tqdm(total=steps, desc=f"layer {layer} k {low_rank_dimension}", leave=False,
-               disable=not progress)
-    for _ in range(cfg.epochs):
-        order = torch.randperm(cfg.n_training, generator=gen)
-        for start in range(0, cfg.n_training, cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
-            h = interchange(states[base[idx]], states[source[idx]], orthonormal(weight))
-            loss = nn.functional.cross_entropy(lean.logits_from(layer, h), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            history.append(loss.item())
-            bar.update()
-    bar.close()
-    if not all(math.isfinite(loss) for loss in history):
-        raise UsageError(f"DAS training of layer {layer} k {low_rank_dimension} diverged (the "
-                         f"loss became NaN or infinite) with --lr {cfg.lr:g}; lower --lr")
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        h = interchange(states[base[idx]], states[source[idx]], orthonormal(weight))
+        return nn.functional.cross_entropy(lean.logits_from(layer, h), labels[idx])
+
+    history = training.fit([weight], batch_loss, cfg.n_training, epochs=cfg.epochs,
+                           batch_size=cfg.batch_size, lr=cfg.lr, schedule=cfg.lr_schedule,
+                           seed=derive_seed(seed, "order"), progress=progress,
+                           what=f"DAS training of layer {layer} k {low_rank_dimension}")
     store_rotation(intervention, orthonormal(weight), seed)
     return intervention, history
 

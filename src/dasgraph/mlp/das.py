@@ -6,7 +6,10 @@ variable 2 (k = 8 of 16 here, as in pyvene's tutorial).
 
 The network below the layer is frozen, so the hidden states of base and sources are computed
 once; a step only rotates, swaps, rotates back and runs the blocks above (``swap`` +
-``mlp_model.logits_from``). ``intervenable`` builds the equivalent ``pyvene.IntervenableModel``
+``mlp_model.logits_from``). The swap is the shared ``interventions.das.rotated_swap``, the
+training loop the shared ``interventions.training.fit`` that trains every transformer cell,
+and interchange intervention training adds the shared ``interventions.training.interchange_loss``:
+only the data (entity counterfactuals) and the network are the MLP's own. ``intervenable`` builds the equivalent ``pyvene.IntervenableModel``
 (two linked representations, one per variable), used to save a trained rotation in pyvene's
 format and, in the tests, to check that both paths give the same logits.
 
@@ -25,6 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dasgraph.interventions import das as shared_das, training
 from dasgraph.mlp import model as mlp_model, tasks as mlp_tasks
 
 log = logging.getLogger(__name__)
@@ -79,14 +83,9 @@ def rotation(intervention) -> torch.Tensor:
 def swap(basis: torch.Tensor, base: torch.Tensor, source_1: torch.Tensor,
          source_2: torch.Tensor) -> torch.Tensor:
     """Interchange in the basis ``basis`` (16, 16 orthogonal): (N, 16) states -> (N, 16).
-
-    Rotated dims [0, k) come from source_1, [k, 2k) from source_2, any rest from base; the
-    result is rotated back with basis.T, as pyvene's RotatedSpaceIntervention does.
-    """
-    k = LOW_RANK_DIMENSION
-    rotated = torch.stack([base, source_1, source_2]) @ basis
-    mixed = torch.cat([rotated[1, :, :k], rotated[2, :, k:2 * k], rotated[0, :, 2 * k:]], dim=-1)
-    return mixed @ basis.T
+    Rotated dims [0, k) come from source_1, [k, 2k) from source_2 (the shared
+    ``rotated_swap`` with this part's partition)."""
+    return shared_das.rotated_swap(basis, base, (source_1, source_2), SUBSPACE_PARTITION)
 
 
 def intervened_logits(model, layer: int, basis: torch.Tensor,
@@ -97,21 +96,20 @@ def intervened_logits(model, layer: int, basis: torch.Tensor,
 
 def train_das(model, layer: int, train: HiddenCounterfactuals, epochs: int, lr: float,
               batch_size: int, seed: int, device: str = "cpu"):
-    """Fit the rotation (only it: the MLP is frozen) to the counterfactual labels."""
+    """Fit the rotation (only it: the MLP is frozen) to the counterfactual labels, with the
+    shared DAS loop. Returns (intervention, loss per step)."""
     intervention = new_intervention(seed, device)
     model.requires_grad_(False)
-    optimizer = torch.optim.Adam(intervention.parameters(), lr=lr)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    generator = torch.Generator().manual_seed(seed)
-    for epoch in tqdm(range(epochs), desc=f"DAS layer {layer}", unit="epoch", leave=False):
-        for index in mlp_model.batches(len(train), batch_size, generator):
-            batch = train.take(index.to(train.label.device))
-            loss = loss_fn(intervened_logits(model, layer, rotation(intervention), batch), batch.label)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        log.debug("DAS layer %d epoch %d: last batch loss %.4f", layer, epoch, loss.item())
-    return intervention.eval()
+
+    def batch_loss(index: torch.Tensor) -> torch.Tensor:
+        batch = train.take(index.to(train.label.device))
+        return torch.nn.functional.cross_entropy(
+            intervened_logits(model, layer, rotation(intervention), batch), batch.label)
+
+    history = training.fit(intervention.parameters(), batch_loss, len(train), epochs=epochs,
+                           batch_size=batch_size, lr=lr, seed=seed, what=f"DAS layer {layer}")
+    log.debug("DAS layer %d: last batch loss %.4f", layer, history[-1])
+    return intervention.eval(), history
 
 
 @torch.no_grad()
@@ -205,8 +203,8 @@ class InterchangeTraining:
         task, base, source_1, source_2 = mlp_model.block_output(model, inputs, self.layer).split(n)
         mixed = swap(neuron_basis(PLANTED_NEURONS, inputs.device), base, source_1, source_2)
         logits = mlp_model.logits_from(model, torch.cat([task, mixed]), self.layer)
-        cross_entropy = torch.nn.functional.cross_entropy
-        return cross_entropy(logits[:n], y) + self.weight * cross_entropy(logits[n:], self.label[index])
+        return (torch.nn.functional.cross_entropy(logits[:n], y)
+                + self.weight * training.interchange_loss(logits[n:], self.label[index]))
 
 
 # --- the same intervention through pyvene ------------------------------------------------------

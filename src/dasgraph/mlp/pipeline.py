@@ -262,8 +262,9 @@ def train_das(net: Network, layer: int, causal_model, args, device: str):
     train = hidden(net, layer, counterfactuals(net, causal_model, "train", args.n_training, args.seed),
                    "train", device)
     seed = runtime.derive_seed(args.seed, net.task.name, "das", causal_model.name, layer)
-    return mlp_das.train_das(net.model, layer, train, args.epochs, args.lr, args.batch_size,
-                             seed, device), train
+    intervention, _ = mlp_das.train_das(net.model, layer, train, args.epochs, args.lr,
+                                        args.batch_size, seed, device)
+    return intervention, train
 
 
 def evaluate(net: Network, layer: int, basis: torch.Tensor, test_model, args, device: str) -> dict:

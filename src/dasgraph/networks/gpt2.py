@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dasgraph import cli, readers
+from dasgraph.interventions.training import interchange_loss  # IIT's loss, shared with the MLP
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import UsageError
 
@@ -181,21 +182,6 @@ def partner_sampler(groups: np.ndarray, pool: np.ndarray):
                                 for n, p in zip(batch.tolist(), picks)])
     return sample
 
-
-def interchange_loss(logits: torch.Tensor, targets: torch.Tensor,
-                     label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy over the (B,) counterfactual classes that exist.
-
-    A combined model's interchange across regions can ask for a sum outside 3..30 (e.g. P =
-    X+Y from one region added to the other's rest Y+Z): the network has no class for it, so
-    such pairs carry no target. Mean over the rest (0 when none is left).
-    """
-    valid = (targets >= 0) & (targets < logits.shape[-1])
-    if bool(valid.all()):   # the plain mean, so single-model plants train bit for bit as before
-        return nn.functional.cross_entropy(logits, targets, label_smoothing=label_smoothing)
-    losses = nn.functional.cross_entropy(logits, targets.clamp(0, logits.shape[-1] - 1),
-                                         reduction="none", label_smoothing=label_smoothing)
-    return (losses * valid).sum() / valid.sum().clamp_min(1)
 
 
 @torch.no_grad()
