@@ -70,16 +70,19 @@ def build_tokenizer():
     return TASK.build_tokenizer()
 
 
-def encode_all(tokenizer, inputs: np.ndarray | None = None):
-    """(N, 6) LongTensor of token ids for the prompts; raises if any prompt is not 6 tokens."""
-    import torch
+def encode_all(tokenizer):
+    """(1000, 6) LongTensor of token ids for the prompts (``TASK.encode``); ValueError unless
+    every prompt is the task's 6 tokens."""
+    from dasgraph.runtime import UsageError
 
-    batch = tokenizer(prompts(inputs), add_special_tokens=False)["input_ids"]
-    lengths = {len(ids) for ids in batch}
-    if lengths != {SEQ_LEN}:
-        raise ValueError(f"tokenizer gives {sorted(lengths)} tokens per prompt; the task needs "
-                         f"exactly {SEQ_LEN} ([X, +, Y, +, Z, =])")
-    return torch.tensor(batch, dtype=torch.long)
+    need = f"the task needs exactly {SEQ_LEN} ([X, +, Y, +, Z, =])"
+    try:
+        ids = TASK.encode(tokenizer)
+    except UsageError as err:
+        raise ValueError(f"{err}; {need}") from None
+    if ids.shape[1] != SEQ_LEN:
+        raise ValueError(f"tokenizer gives {ids.shape[1]} tokens per prompt; {need}")
+    return ids
 
 
 def save_tokenizer(tokenizer, directory: Path) -> None:
