@@ -17,7 +17,7 @@ import torch
 import evaluate_das
 import train_gpt2
 from dasgraph import paths
-from dasgraph.networks import gpt2
+from dasgraph.networks import gpt2, readouts, tiny
 from dasgraph.networks.generic import StagedDecoder
 from dasgraph.tasks import arithmetic as task
 
@@ -65,6 +65,19 @@ def test_staged_forward_equals_the_models_own_logits(train_mode):
     staged.logits_from(1, staged.states_at(1, ids)).sum().backward()
     assert model.model.embed_tokens.weight.grad.abs().sum() > 0
     assert model.score.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("architecture", ["gpt_neox", "qwen2", "gemma"])
+def test_staged_forward_is_the_models_own_on_other_architectures(architecture):
+    """Nothing in it is Llama's: Gemma's scaled embeddings, NeoX's parallel blocks alike."""
+    model = tiny.build(architecture, readouts.CLASSIFIER, n_layer=2, width=16, n_head=2)
+    ids = task.encode_all(tiny.build_tokenizer())[:64]
+    staged = StagedDecoder(model, ids)
+    with torch.no_grad():
+        own = model(input_ids=ids).logits
+        for layer in range(staged.n_sites):
+            torch.testing.assert_close(staged.logits_from(layer, staged.states_at(layer, ids)),
+                                       own, atol=1e-5, rtol=1e-5)
 
 
 def test_one_planted_training_step_changes_every_weight():
