@@ -38,6 +38,11 @@ def _first(output):
     return output[0] if isinstance(output, tuple) else output
 
 
+def _hidden_states(args, kwargs) -> torch.Tensor:
+    """The states a module's forward was called with (positional or keyword)."""
+    return args[0] if args else kwargs["hidden_states"]
+
+
 def _architecture(model) -> str:
     return type(model).__name__
 
@@ -77,6 +82,40 @@ def component_module(layer: nn.Module, component: str, architecture: str) -> nn.
                      f"(known components: {', '.join(COMPONENTS)})")
 
 
+@torch.no_grad()
+def record_layer_args(model, layers: nn.ModuleList, ids: torch.Tensor,
+                      attention_mask: torch.Tensor | None = None) -> list[tuple[tuple, dict]]:
+    """Per decoder layer: the (extra positional args, keyword args) the model passes it on a
+    forward of ``ids`` (B, S): position ids, attention mask, rotary tables and the like. None of
+    them depends on the weights, so a record stays valid while the model trains."""
+    recorded = [None] * len(layers)
+
+    def hook(i):
+        def pre(module, args, kwargs):
+            if args:
+                recorded[i] = (args[1:], dict(kwargs))
+            else:
+                kwargs = dict(kwargs)
+                kwargs.pop("hidden_states")
+                recorded[i] = ((), kwargs)
+        return pre
+
+    handles = [layer.register_forward_pre_hook(hook(i), with_kwargs=True)
+               for i, layer in enumerate(layers)]
+    try:
+        model(input_ids=ids, attention_mask=attention_mask, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    return recorded
+
+
+def call_layer(layer: nn.Module, x: torch.Tensor, recorded: tuple[tuple, dict]) -> torch.Tensor:
+    """The decoder layer on (B, S, d) states with its recorded arguments -> (B, S, d)."""
+    args, kwargs = recorded
+    return _first(layer(x, *args, **kwargs))
+
+
 class GenericDecoder:
     """Backend over a transformers decoder-only model with a readout (``readouts``).
 
@@ -96,35 +135,12 @@ class GenericDecoder:
         for p in model.parameters():
             p.requires_grad_(False)
         self.n_inputs = len(ids)
-        self._layer_args = self._record_layer_args(ids if self.padded else ids[:1])
+        self._layer_args = record_layer_args(model, self.layers,
+                                             ids if self.padded else ids[:1], self.mask)
         self.states = self._record_states(ids, batch_size)
         self.last_only_mlp = self._last_only_mlp_works()
 
     # --- recording ------------------------------------------------------------------------
-    @torch.no_grad()
-    def _record_layer_args(self, ids):
-        """Per layer: (extra positional args, keyword args) the model passes it on one input."""
-        recorded = [None] * self.n_layer
-
-        def hook(i):
-            def pre(module, args, kwargs):
-                if args:
-                    recorded[i] = (args[1:], dict(kwargs))
-                else:
-                    kwargs = dict(kwargs)
-                    kwargs.pop("hidden_states")
-                    recorded[i] = ((), kwargs)
-            return pre
-
-        handles = [layer.register_forward_pre_hook(hook(i), with_kwargs=True)
-                   for i, layer in enumerate(self.layers)]
-        try:
-            self.model(input_ids=ids, attention_mask=self._mask(0, len(ids)), use_cache=False)
-        finally:
-            for h in handles:
-                h.remove()
-        return recorded
-
     @property
     def padded(self) -> bool:
         return self.mask is not None
@@ -165,7 +181,7 @@ class GenericDecoder:
     def _saver(store, i, pre=False):
         if pre:
             def hook(module, args, kwargs):
-                store[i] = (args[0] if args else kwargs["hidden_states"]).detach().clone()
+                store[i] = _hidden_states(args, kwargs).detach().clone()
         else:
             def hook(module, args, output):
                 store[i] = _first(output).detach().clone()
@@ -250,7 +266,7 @@ class GenericDecoder:
         if nodes is not None:     # per-input arguments (masks of padded prompts): the bases' rows
             args = tuple(self._rows(a, nodes) for a in args)
             kwargs = {k: self._rows(v, nodes) for k, v in kwargs.items()}
-        return _first(self.layers[i](x, *args, **kwargs))
+        return call_layer(self.layers[i], x, (args, kwargs))
 
     def _rows(self, value, nodes):
         if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == self.n_inputs:
@@ -271,3 +287,68 @@ class GenericDecoder:
             yield
         finally:
             handle.remove()
+
+
+class _Reached(Exception):
+    """Ends the model's own forward once the states entering a layer are known."""
+
+
+class StagedDecoder(nn.Module):
+    """A decoder classifier's own forward in two stages, with gradients: the residual states
+    entering a layer, and the rest of the model from there to the logits. Stage 1 trains
+    through it (interchange intervention training swaps states between the two stages) for
+    every architecture but GPT-2, which has its lean path with the same three methods
+    (``networks.lean.LeanGPT2``). Layers as in ``networks.base``: L = the stream entering
+    block L, n_layer = the last block's output.
+
+    The states come from the model's own forward, stopped at the layer (so whatever the
+    architecture does before its first block, e.g. Gemma's embedding scale, is done); the rest
+    calls its decoder layers with the recorded arguments (``record_layer_args``: the rotary
+    tables and causal mask of one prompt, broadcast over the batch), its final norm and its
+    ``score`` head. Checked equal to the model's own logits in tests/test_train_architectures.py.
+    """
+
+    def __init__(self, classifier, ids: torch.Tensor, frozen: bool = True):
+        """ids: (B, S) prompts of the task's one length (the first is enough)."""
+        super().__init__()
+        self.model = classifier
+        self.layers = decoder_layers(classifier)
+        self.norm = final_norm(classifier)
+        self.score = classifier.score
+        self.n_layer = len(self.layers)
+        self._layer_args = record_layer_args(classifier, self.layers, ids[:1])
+        for p in classifier.parameters():
+            p.requires_grad_(not frozen)
+        self.train(False)
+
+    @property
+    def n_sites(self) -> int:
+        return self.n_layer + 1
+
+    def states_at(self, layer: int, ids: torch.Tensor) -> torch.Tensor:
+        """(B, S) token ids -> (B, S, d) residual states at ``layer`` (differentiable)."""
+        entered = self.layers[layer] if layer < self.n_layer else self.norm
+        reached = []
+
+        def stop(module, args, kwargs):
+            reached.append(_hidden_states(args, kwargs))
+            raise _Reached
+
+        handle = entered.register_forward_pre_hook(stop, with_kwargs=True)
+        try:
+            self.model.base_model(input_ids=ids, use_cache=False)
+        except _Reached:
+            pass
+        finally:
+            handle.remove()
+        return reached[0]
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, S) token ids -> (B, S, d) states entering block 0 (layer 0)."""
+        return self.states_at(0, ids)
+
+    def logits_from(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        """(B, S, d) residual states at ``layer`` -> (B, C) classifier logits at the last token."""
+        for i in range(layer, self.n_layer):
+            h = call_layer(self.layers[i], h, self._layer_args[i])
+        return self.score(self.norm(h[:, -1:])[:, 0])

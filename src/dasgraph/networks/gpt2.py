@@ -28,6 +28,14 @@ log = logging.getLogger(__name__)
 HUB_HOST = "huggingface.co"
 
 
+# The decoders stage 1 trains from scratch: GPT-2 (the default, through its lean forward) and
+# Llama (RMSNorm, rotary positions, gated MLP: a non-GPT-2 network for the known answer,
+# trained through its own modules, networks.generic.StagedDecoder). Each with its weights per
+# block in units of width^2 (attention 4, MLP 8 or, gated, 12), for the memory estimate.
+BLOCK_WEIGHTS = {"gpt2": 12, "llama": 16}
+ARCHITECTURES = tuple(BLOCK_WEIGHTS)
+
+
 @dataclass
 class ArchConfig:
     """Size of the from-scratch default (see README: how the default was chosen). The fields
@@ -36,20 +44,38 @@ class ArchConfig:
     n_embd: int = cli.setting(64, "from scratch: width", cli.count(cli.MAX_WIDTH))
     n_head: int = cli.setting(4, "from scratch: heads", cli.count(cli.MAX_WIDTH))
     dropout: float = 0.0
+    architecture: str = cli.setting(
+        "gpt2", "from scratch: the decoder (llama: of the same sizes, MLP 4 x width)",
+        choices=ARCHITECTURES)
 
 
 def build_model(arch: ArchConfig, seed: int, task):
-    """A fresh GPT2ForSequenceClassification for the task's local tokenizer (pad + vocab) and
-    classes (arithmetic: 13 tokens, 28 classes)."""
+    """A fresh *ForSequenceClassification of ``arch.architecture`` for the task's local
+    tokenizer (pad + vocab) and classes (arithmetic: 13 tokens, 28 classes)."""
     from transformers import GPT2Config, GPT2ForSequenceClassification
 
     torch.manual_seed(seed)
+    if arch.architecture != "gpt2":
+        return _build_other(arch, task)
     config = GPT2Config(vocab_size=len(task.vocab) + 1, n_positions=task.seq_len + 2,
                         n_embd=arch.n_embd, n_layer=arch.n_layer, n_head=arch.n_head,
                         resid_pdrop=arch.dropout, embd_pdrop=arch.dropout,
                         attn_pdrop=arch.dropout, num_labels=task.n_classes,
                         pad_token_id=0, bos_token_id=0, eos_token_id=0)
     return GPT2ForSequenceClassification(config)
+
+
+def _build_other(arch: ArchConfig, task):
+    from transformers import AutoModelForSequenceClassification
+
+    from dasgraph.networks import tiny
+
+    config = tiny.config(arch.architecture, n_layer=arch.n_layer, width=arch.n_embd,
+                         n_head=arch.n_head, vocab_size=len(task.vocab) + 1,
+                         num_labels=task.n_classes, intermediate_size=4 * arch.n_embd,
+                         num_key_value_heads=arch.n_head, attention_dropout=arch.dropout,
+                         max_position_embeddings=task.seq_len + 2)
+    return AutoModelForSequenceClassification.from_config(config)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -197,6 +223,17 @@ def accuracy(model, ids: torch.Tensor, labels: torch.Tensor) -> float:
     return float((predict(model, ids) == labels).float().mean())
 
 
+def trainable_stages(model, ids: torch.Tensor):
+    """The classifier as embed / states_at(layer) / logits_from(layer), trainable: a GPT-2's
+    own weights without transformers' overhead (LeanGPT2, the default's path), any other
+    architecture through its own modules (StagedDecoder). ids: (N, S) prompts."""
+    if model.config.model_type == "gpt2":
+        return LeanGPT2(model, frozen=False)
+    from dasgraph.networks.generic import StagedDecoder
+
+    return StagedDecoder(model, ids[:1], frozen=False)
+
+
 def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.ndarray],
           cfg: TrainConfig, seed: int, task=None) -> list[dict]:
     """AdamW with linear warm-up and decay, cross-entropy, on ``splits['train']``.
@@ -213,7 +250,7 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
     history = []
-    lean = LeanGPT2(model, frozen=False)   # the classifier's own weights, without HF overhead
+    lean = trainable_stages(model, ids)
     planted = cfg.iit_weight > 0 or cfg.invariance_weight > 0
     if planted:
         from dasgraph.causal import models as causal_models
@@ -222,7 +259,7 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
         cf_table = torch.as_tensor(table, device=ids.device)
         # sources and partners come from the training inputs too: test inputs stay unseen
         partners = partner_sampler(causal_models.indistinguishable(table), splits["train"])
-    bar = tqdm(range(cfg.epochs), desc="training GPT-2", unit="epoch")
+    bar = tqdm(range(cfg.epochs), desc=f"training {model.config.model_type}", unit="epoch")
     for epoch in bar:
         lean.train()
         order = train_idx[torch.randperm(len(train_idx), generator=gen).to(ids.device)]

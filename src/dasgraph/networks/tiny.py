@@ -33,8 +33,9 @@ def build_tokenizer(vocab: list[str] = VOCAB, split: str = r"\d+|[+=]"):
 
 
 def config(architecture: str, n_layer: int = 2, width: int = 32, n_head: int = 4,
-           vocab_size: int = len(VOCAB), num_labels: int = task.N_CLASSES):
-    """A transformers config of ``architecture`` at this size (pad id 0)."""
+           vocab_size: int = len(VOCAB), num_labels: int = task.N_CLASSES, **overrides):
+    """A transformers config of ``architecture`` at this size (pad id 0); ``overrides`` are
+    further config fields of a non-GPT-2 architecture (e.g. ``intermediate_size``)."""
     import transformers as tr
 
     common = dict(vocab_size=vocab_size, num_labels=num_labels, pad_token_id=0, bos_token_id=0,
@@ -44,14 +45,14 @@ def config(architecture: str, n_layer: int = 2, width: int = 32, n_head: int = 4
     sizes = dict(hidden_size=width, num_hidden_layers=n_layer, num_attention_heads=n_head,
                  intermediate_size=2 * width, max_position_embeddings=16, **common)
     if architecture == "gpt_neox":
-        return tr.GPTNeoXConfig(**sizes)
-    kv = dict(num_key_value_heads=max(1, n_head // 2))
+        return tr.GPTNeoXConfig(**{**sizes, **overrides})
+    sizes = {**sizes, "num_key_value_heads": max(1, n_head // 2), **overrides}
     if architecture == "llama":
-        return tr.LlamaConfig(**sizes, **kv)
+        return tr.LlamaConfig(**sizes)
     if architecture == "qwen2":
-        return tr.Qwen2Config(**sizes, **kv)
+        return tr.Qwen2Config(**sizes)
     if architecture == "gemma":
-        return tr.GemmaConfig(**sizes, **kv, head_dim=width // n_head)
+        return tr.GemmaConfig(**sizes, head_dim=width // n_head)
     raise ValueError(f"architecture {architecture!r}; tested: {', '.join(ARCHITECTURES)}")
 
 

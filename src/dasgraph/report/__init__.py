@@ -51,8 +51,10 @@ def section_settings(page: Page) -> None:
         page.add(not_available(f"no trained model in {gpt2}", "train_gpt2.py"))
     else:
         arch = metrics.get("architecture")
-        model = {"network": "GPT2ForSequenceClassification, trained from scratch" if arch else
-                 f"GPT2ForSequenceClassification fine-tuned from "
+        names = (config or {}).get("architectures")
+        name = names[0] if isinstance(names, list) and names else "GPT2ForSequenceClassification"
+        model = {"network": f"{name}, trained from scratch" if arch else
+                 f"{name} fine-tuned from "
                  f"{(run or {}).get('arguments', {}).get('model_path', '?')}"}
         if config:
             model.update({k: config.get(k) for k in ("n_layer", "n_embd", "n_head", "n_positions",

@@ -3,11 +3,13 @@ classes, sum - 3; --task boolean, or a task file of your own).
 
 Default: a small GPT-2 trained from scratch with the task's local tokenizer, offline, on a
 disjoint train / validation / test split of its inputs (all of them where the task holds none
-out). ``--model_path gpt2`` (a hub id or a local
-folder) fine-tunes a pretrained model instead (needs the hub once, or a local copy).
+out); ``--architecture llama`` trains a Llama classifier of the same sizes instead.
+``--model_path gpt2`` (a hub id or a local folder) fine-tunes a pretrained model instead (needs
+the hub once, or a local copy).
 
     python train_gpt2.py                          # embedded default -> results/gpt2/
     python train_gpt2.py --task boolean --results_path results/boolean
+    python train_gpt2.py --architecture llama --results_path results/llama   # a Llama, same plant
     python train_gpt2.py --model_path gpt2 --epochs 50 --batch_size 32 --device cuda
 
 With --device auto (the default), the embedded default trains on the CPU even where a GPU is

@@ -56,7 +56,9 @@ def parse_args(argv=None):
             action.default, action.help = None, shared[action.dest]
     # gpt2: train_gpt2.py's settings, declared once on their dataclasses
     cli.add_settings(p, gpt2.TrainConfig, recipes=RECIPES, only=("weight_decay", "label_smoothing"))
-    cli.add_settings(p, gpt2.ArchConfig, recipes={"from scratch": ARCH_DEFAULT})
+    # (its IIA is measured on GPT-2's lean path: no --architecture here)
+    cli.add_settings(p, gpt2.ArchConfig, recipes={"from scratch": ARCH_DEFAULT},
+                     only=("n_layer", "n_embd", "n_head"))
     args = p.parse_args(argv)
     mlp = args.network == "mlp"
     args.causal_model = args.causal_model or ("hierarchical_equality" if mlp else "XY")

@@ -77,16 +77,21 @@ def resolve_configs(args, task: tasks.Task) -> tuple[gpt2.ArchConfig | None, gpt
 
         causal_models.planted_model(train_cfg.iit_causal_model, task)
     if args.model_path:
-        if any(getattr(args, n) is not None for n in ("n_layer", "n_embd", "n_head")):
-            raise UsageError("--n_layer/--n_embd/--n_head only apply when training from scratch "
-                             "(without --model_path)")
+        if any(getattr(args, n, None) is not None for n in ("n_layer", "n_embd", "n_head",
+                                                               "architecture")):
+            raise UsageError("--n_layer/--n_embd/--n_head/--architecture only apply when "
+                             "training from scratch (without --model_path)")
         return None, train_cfg
     arch = cli.settings_from(args, gpt2.ArchConfig, base=arch_default)
+    if arch.architecture not in gpt2.ARCHITECTURES:    # a task's network may name one
+        raise UsageError(f"architecture {arch.architecture!r}; from scratch trains "
+                         f"{', '.join(gpt2.ARCHITECTURES)}")
     if arch.n_embd % arch.n_head:
         raise UsageError(f"--n_embd {arch.n_embd} must be divisible by --n_head {arch.n_head}")
     # weights, gradients and AdamW's two moments: 16 bytes per parameter of 12 d^2 per block
-    check_memory(16 * 12 * arch.n_layer * arch.n_embd ** 2,
-                 f"a GPT-2 of --n_layer {arch.n_layer} x --n_embd {arch.n_embd}")
+    # (GPT-2; 16 d^2 for Llama's gated MLP)
+    check_memory(16 * gpt2.BLOCK_WEIGHTS[arch.architecture] * arch.n_layer * arch.n_embd ** 2,
+                 f"a {arch.architecture} of --n_layer {arch.n_layer} x --n_embd {arch.n_embd}")
     if planted and not 0 <= train_cfg.iit_layer <= arch.n_layer:
         raise UsageError(f"--iit_layer {train_cfg.iit_layer} is out of range; layers are "
                          f"0..{arch.n_layer} for --n_layer {arch.n_layer}")
@@ -182,4 +187,15 @@ def training_settings(args, arch: gpt2.ArchConfig | None, train_cfg: gpt2.TrainC
     """What makes a trained model: the recipe, the architecture (from scratch) or the
     pretrained model, and the seed. Recorded in its completion marker (runtime.finished)."""
     return {**dataclasses.asdict(train_cfg), "seed": args.seed, "model_path": args.model_path,
-            "architecture": dataclasses.asdict(arch) if arch else None}
+            "architecture": _architecture_settings(arch)}
+
+
+def _architecture_settings(arch: gpt2.ArchConfig | None) -> dict | None:
+    """The architecture's settings, without ``architecture: gpt2``: GPT-2 models trained before
+    that field existed recorded none, and still count as made with the same settings."""
+    if arch is None:
+        return None
+    record = dataclasses.asdict(arch)
+    if record["architecture"] == ARCH_DEFAULT.architecture:
+        del record["architecture"]
+    return record
