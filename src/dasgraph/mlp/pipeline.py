@@ -37,7 +37,7 @@ CSV_COLUMNS = ["experiment", "network", "method", "layer", "low_rank_dimension",
                "test_causal_model", "intervention", "iia", "n_examples"]
 OVER_SEEDS_COLUMNS = ["experiment", "seed", "method", "layer", "causal_model", "intervention",
                       "iia", "n_examples"]
-MAX_SEEDS = 1000
+MAX_SEEDS = 100    # a minute or two of CPU each; the sign-flip test's 65,536 patterns x N stay small
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
