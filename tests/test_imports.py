@@ -6,7 +6,8 @@ import sys
 import pytest
 
 TORCH_FREE = ["dasgraph", "dasgraph.report", "dasgraph.analysis.graphs", "dasgraph.analysis.cliques",
-              "dasgraph.analysis.trees", "dasgraph.analysis.combine"]
+              "dasgraph.analysis.trees", "dasgraph.analysis.combine",
+              "dasgraph.analysis.seeds"]
 
 
 @pytest.mark.parametrize("module", TORCH_FREE)

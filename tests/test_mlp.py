@@ -352,6 +352,9 @@ def test_interchange_training_plants_abab_where_the_task_alone_does_not(tmp_path
     (WRONG_GRAPH, ["--num_threads", "0"], "--num_threads"),
     (WRONG_GRAPH, ["--networks", "plain,tuned"], "--networks tuned"),
     (WRONG_GRAPH, ["--iit_weight", "0"], "--iit_weight"),
+    (HIERARCHICAL, ["--seeds", "0"], "--seeds"),
+    (PATTERN, ["--seeds", "0"], "--seeds"),
+    (HIERARCHICAL, ["--seed", "4294967295", "--seeds", "2"], "--seeds 2: the last seed"),
 ])
 def test_bad_input_is_one_line_and_exit_2(script, argv, message, tmp_path, capsys):
     assert script.main([*argv, "--results_path", str(tmp_path)]) == 2

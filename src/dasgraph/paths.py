@@ -167,6 +167,29 @@ def mlp_cell_dir(experiment_dir: Path, *, layer: int | None = None, trained_on: 
     return base / (f"trained_on_{trained_on}" if trained_on else f"layer_{layer}")
 
 
+# --seeds N (hierarchical equality, ABAB): run seeds S, S+1, ..., S+N-1, each with its own
+# network and cells. The first is the experiment folder itself, exactly what a single-seed run
+# writes (so it is reused, not trained again); each other seed keeps model/ and its cells under
+# seed_{S}/. The summary over seeds sits beside the experiment's own summary files.
+MLP_OVER_SEEDS_CSV = "iia_over_seeds.csv"
+MLP_OVER_SEEDS_FIGURES = {"hierarchical_equality": "das_vs_neurons_over_seeds.png",
+                          "pattern_matching": "iia_per_layer_over_seeds.png"}
+
+
+def mlp_seed_dir(experiment_dir: Path, seed: int, first_seed: int) -> Path:
+    """Where run seed ``seed`` of a run starting at ``first_seed`` keeps its network and cells."""
+    return Path(experiment_dir) if seed == first_seed else Path(experiment_dir) / f"seed_{seed}"
+
+
+def mlp_over_seeds_csv(experiment_dir: Path) -> Path:
+    """Tidy: one row per seed x method x layer x intervention."""
+    return Path(experiment_dir) / MLP_OVER_SEEDS_CSV
+
+
+def mlp_over_seeds_figure(experiment_dir: Path) -> Path:
+    return Path(experiment_dir) / MLP_OVER_SEEDS_FIGURES[Path(experiment_dir).name]
+
+
 # --- companions of DAS: causal tracing, path patching, interchange intervention training -----
 def tracing_csv(root: Path, corruption: str) -> Path:
     """corruption: 'noise' or 'replace'; one row per variable x component x layer x position."""

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from dasgraph import cli, paths, runtime
+from dasgraph.analysis import seeds as seed_stats
 from dasgraph.mlp import das as mlp_das, model as mlp_model, tasks as mlp_tasks
 from dasgraph.plots import mlp as mlp_plots
 from dasgraph.mlp import pipeline as pipe
@@ -46,18 +47,26 @@ def run_hierarchical_equality(args: argparse.Namespace) -> None:
     if args.baseline_sample < len(mlp_tasks.INTERVENTIONS):
         raise runtime.UsageError(f"--baseline_sample {args.baseline_sample}: need at least 3")
     device, out = pipe.prepare(args, HIERARCHICAL)
-    model = mlp_tasks.MODELS[HIERARCHICAL]
-    layer, cell = TUTORIAL_LAYER, paths.mlp_cell_dir(out, layer=TUTORIAL_LAYER)
-    settings = pipe.recipe(args, pipe.DAS_RECIPE, causal_model=model.name, layer=layer,
-                           baseline_sample=args.baseline_sample)
-    computed = not pipe.finished(cell, settings, args.overwrite)
-    if computed:
-        net = pipe.network(model, args, paths.mlp_network_dir(out), device)
-        metrics, intervention = _das_and_neuron_baseline(net, layer, args, device)
+    model, layer = mlp_tasks.MODELS[HIERARCHICAL], TUTORIAL_LAYER
+    runs = pipe.seed_runs(args, out)
+    _probe(runs, [{"layer": layer}])
+    computed = False
+    for run_args, folder in runs:     # each seed: its own network and cell, as --seed alone
+        cell = paths.mlp_cell_dir(folder, layer=layer)
+        settings = pipe.recipe(run_args, pipe.DAS_RECIPE, causal_model=model.name, layer=layer,
+                               baseline_sample=args.baseline_sample)
+        if pipe.finished(cell, settings, args.overwrite):
+            continue
+        net = pipe.network(model, run_args, paths.mlp_network_dir(folder), device)
+        metrics, intervention = _das_and_neuron_baseline(net, layer, run_args, device)
         pipe.write_cell(cell, {"settings": settings, **metrics}, net, layer, intervention)
-    if not computed and pipe.summary_finished(out):
+        computed = True
+    seeds = [run_args.seed for run_args, _ in runs]
+    if not computed and pipe.summary_finished(out, seeds):
         return  # every cell was skipped and the summary is there
-    metrics = pipe.read_metrics(cell)
+    cells = {run_args.seed: pipe.read_metrics(paths.mlp_cell_dir(folder, layer=layer))
+             for run_args, folder in runs}
+    metrics = cells[args.seed]
     table = (pipe.rows(HIERARCHICAL, "das", layer, model.name, model.name, metrics["das"])
              + pipe.rows(HIERARCHICAL, "neurons", layer, model.name, model.name,
                          metrics["neuron_baseline"]))
@@ -71,9 +80,53 @@ def run_hierarchical_equality(args: argparse.Namespace) -> None:
     figure = mlp_plots.das_vs_neurons(pd.DataFrame(table),
                                       f"Hierarchical equality, layer {layer}: DAS vs neurons",
                                       constant_guess(metrics["das"]))
-    pipe.write_outputs(out, summary, table, figure, args, device)
+    over_seeds = None
+    if len(runs) > 1:
+        summary["over_seeds"] = _das_against_neurons_over_seeds(runs, cells, args)
+        rows = [{**row, "seed": seed} for seed, m in cells.items()
+                for method, key in (("das", "das"), ("neurons", "neuron_baseline"))
+                for row in pipe.rows(HIERARCHICAL, method, layer, model.name, model.name, m[key])]
+        paired = summary["over_seeds"]
+        over_seeds = rows, mlp_plots.over_seeds(
+            pd.DataFrame(rows), "method",
+            f"Hierarchical equality, layer {layer}: DAS vs neurons over {len(runs)} seeds\n"
+            f"DAS - neurons {paired['difference']['mean']:+.4f}, sign-flip p = "
+            f"{paired['test']['p']:.3f}")
+    pipe.write_outputs(out, summary, table, figure, args, device, over_seeds)
     log.info("MLP test accuracy %.4f; test IIA DAS %.4f vs best neuron split %.4f",
              summary["mlp"]["test_accuracy"], das_all, neurons_all)
+    if over_seeds:
+        log.info("%s", summary["over_seeds"]["statement"])
+
+
+def _das_against_neurons_over_seeds(runs, cells: dict, args) -> dict:
+    """DAS against the best neuron split over the run seeds: each one's spread, the paired
+    differences and their test (:func:`dasgraph.analysis.seeds.paired`), and the MLPs'
+    accuracy at each seed."""
+    return {**seed_stats.paired({s: m["das"]["iia"]["all"] for s, m in cells.items()},
+                                {s: m["neuron_baseline"]["iia"]["all"] for s, m in cells.items()},
+                                runtime.derive_seed(args.seed, HIERARCHICAL, "over_seeds"),
+                                labels=("DAS", "the best neuron split")),
+            **_seeds_record(runs)}
+
+
+def _seeds_record(runs) -> dict:
+    """What the summary over seeds says of the seeds themselves: where each one's network
+    and cells are, and the spread of the networks' test accuracy."""
+    accuracy = {run_args.seed: _mlp_summary(paths.mlp_network_dir(folder))["test_accuracy"]
+                for run_args, folder in runs}
+    return {"iia": "test IIA over all interventions (intervention 'all') at each run seed",
+            "folders": {str(run_args.seed): str(folder.relative_to(runs[0][1]))
+                        for run_args, folder in runs},
+            "mlp_test_accuracy": seed_stats.spread(accuracy)}
+
+
+def _probe(runs, cells: list[dict]) -> None:
+    """Every seed's network and cell folders can be written, checked before any training."""
+    for _, folder in runs:
+        for directory in [paths.mlp_network_dir(folder)] + [paths.mlp_cell_dir(folder, **c)
+                                                            for c in cells]:
+            cli.replaceable_dir(directory, "an MLP network or cell")
 
 
 def _das_and_neuron_baseline(net: pipe.Network, layer: int, args, device: str):
@@ -101,14 +154,52 @@ def run_pattern_matching(args: argparse.Namespace) -> None:
     start = time.time()
     layers = pipe.check_layers(args.layers)
     device, out = pipe.prepare(args, PATTERN)
-    settings = {layer: pipe.recipe(args, pipe.DAS_RECIPE, causal_model=ABAB.name, layer=layer)
-                for layer in range(mlp_model.N_LAYERS)}
-    net, computed = None, False
+    runs = pipe.seed_runs(args, out)
+    _probe(runs, [{"layer": layer} for layer in layers])
+    computed = False
+    for run_args, folder in runs:     # each seed: its own network and cells, as --seed alone
+        computed = _pattern_matching_cells(run_args, folder, layers, device) or computed
+    seeds = [run_args.seed for run_args, _ in runs]
+    if not computed and pipe.summary_finished(out, seeds):
+        return  # every cell was skipped and the summary is there
+    cells = {run_args.seed: pipe.finished_cells(
+        {L: paths.mlp_cell_dir(folder, layer=L) for L in range(mlp_model.N_LAYERS)},
+        _pattern_settings(run_args)) for run_args, folder in runs}
+    table = [row for layer, m in cells[args.seed].items()
+             for row in pipe.rows(PATTERN, "das", layer, ABAB.name, ABAB.name, m["das"])]
+    summary = {"experiment": PATTERN, "causal_model": ABAB.name, "description": ABAB.describe(),
+               "mlp": _mlp_summary(paths.mlp_network_dir(out)),
+               "layers": {str(layer): m["das"] for layer, m in cells[args.seed].items()},
+               "wall_time_s": round(time.time() - start, 1)}
+    figure = mlp_plots.iia_per_layer(
+        pd.DataFrame(table), f"ABAB (P=W==Y, Q=X==Z): DAS test IIA per layer\n"
+        f"MLP test accuracy {summary['mlp']['test_accuracy']:.4f}",
+        constant_guess(next(iter(cells[args.seed].values()))["das"]))  # one test set per layer
+    over_seeds = None
+    if len(runs) > 1:
+        rows = [{**row, "seed": seed} for seed, by_layer in cells.items()
+                for layer, m in by_layer.items()
+                for row in pipe.rows(PATTERN, "das", layer, ABAB.name, ABAB.name, m["das"])]
+        summary["over_seeds"] = _das_per_layer_over_seeds(runs, pd.DataFrame(rows))
+        over_seeds = rows, mlp_plots.over_seeds(
+            pd.DataFrame(rows), "layer", f"ABAB: DAS test IIA per layer over {len(runs)} seeds")
+    pipe.write_outputs(out, summary, table, figure, args, device, over_seeds)
+
+
+def _pattern_settings(args) -> dict:
+    return {layer: pipe.recipe(args, pipe.DAS_RECIPE, causal_model=ABAB.name, layer=layer)
+            for layer in range(mlp_model.N_LAYERS)}
+
+
+def _pattern_matching_cells(args, folder, layers: list[int], device: str) -> bool:
+    """DAS at each of ``layers`` on the ABAB network of one run seed (``args.seed``), in
+    ``folder``; True if any cell was computed (not skipped)."""
+    settings, net, computed = _pattern_settings(args), None, False
     for layer in layers:
-        cell = paths.mlp_cell_dir(out, layer=layer)
+        cell = paths.mlp_cell_dir(folder, layer=layer)
         if pipe.finished(cell, settings[layer], args.overwrite):
             continue
-        net = net or pipe.network(ABAB, args, paths.mlp_network_dir(out), device)
+        net = net or pipe.network(ABAB, args, paths.mlp_network_dir(folder), device)
         cell_start = time.time()
         intervention, _ = pipe.train_das(net, layer, ABAB, args, device)
         evaluation = pipe.evaluate(net, layer, mlp_das.rotation(intervention).detach(), ABAB,
@@ -116,22 +207,19 @@ def run_pattern_matching(args: argparse.Namespace) -> None:
         metrics = {"settings": settings[layer], "layer": layer, "das": evaluation,
                    "wall_time_s": round(time.time() - cell_start, 1)}
         pipe.write_cell(cell, metrics, net, layer, intervention)
-        log.info("ABAB layer %d: test IIA %.4f", layer, evaluation["iia"]["all"])
+        log.info("ABAB layer %d, seed %d: test IIA %.4f", layer, args.seed,
+                 evaluation["iia"]["all"])
         computed = True
-    if not computed and pipe.summary_finished(out):
-        return  # every cell was skipped and the summary is there
-    cells = pipe.finished_cells({L: paths.mlp_cell_dir(out, layer=L) for L in settings}, settings)
-    table = [row for layer, m in cells.items()
-             for row in pipe.rows(PATTERN, "das", layer, ABAB.name, ABAB.name, m["das"])]
-    summary = {"experiment": PATTERN, "causal_model": ABAB.name, "description": ABAB.describe(),
-               "mlp": _mlp_summary(paths.mlp_network_dir(out)),
-               "layers": {str(layer): m["das"] for layer, m in cells.items()},
-               "wall_time_s": round(time.time() - start, 1)}
-    figure = mlp_plots.iia_per_layer(
-        pd.DataFrame(table), f"ABAB (P=W==Y, Q=X==Z): DAS test IIA per layer\n"
-        f"MLP test accuracy {summary['mlp']['test_accuracy']:.4f}",
-        constant_guess(next(iter(cells.values()))["das"]))  # one test set for every layer
-    pipe.write_outputs(out, summary, table, figure, args, device)
+    return computed
+
+
+def _das_per_layer_over_seeds(runs, rows: pd.DataFrame) -> dict:
+    """DAS's test IIA per layer over the run seeds (no neuron baseline in this experiment)."""
+    overall = rows[rows["intervention"] == "all"]
+    return {"seeds": [run_args.seed for run_args, _ in runs],
+            "layers": {str(layer): seed_stats.spread(dict(zip(part["seed"], part["iia"])))
+                       for layer, part in overall.groupby("layer")},
+            **_seeds_record(runs)}
 
 
 # --- wrong causal graph ----------------------------------------------------------------------

@@ -35,6 +35,9 @@ MLP_RECIPE = ("seed", "n_entities", "n_test_entities", "mlp_n_training", "mlp_ep
 DAS_RECIPE = MLP_RECIPE + ("n_training", "epochs", "lr")
 CSV_COLUMNS = ["experiment", "network", "method", "layer", "low_rank_dimension", "causal_model",
                "test_causal_model", "intervention", "iia", "n_examples"]
+OVER_SEEDS_COLUMNS = ["experiment", "seed", "method", "layer", "causal_model", "intervention",
+                      "iia", "n_examples"]
+MAX_SEEDS = 100    # a minute or two of CPU each; the sign-flip test's 65,536 patterns x N stay small
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
@@ -65,6 +68,22 @@ def add_flags(p: argparse.ArgumentParser) -> None:
                    help="torch CPU threads (default 1: at width 16 more threads only add overhead)")
 
 
+def add_seeds_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seeds", type=cli.count(MAX_SEEDS), default=1,
+                   help="run seeds --seed, --seed+1, ..., each with its own network and DAS "
+                        "cells (the first in the experiment folder, the others under seed_S/), "
+                        "and the spread over them (default 1: --seed alone)")
+
+
+def seed_runs(args: argparse.Namespace, out: Path) -> list[tuple[argparse.Namespace, Path]]:
+    """(arguments, folder) of each run seed of --seeds: the arguments are ``args`` with --seed
+    set to that seed, so each seed's units are made, seeded and skipped exactly as a
+    single-seed run with that --seed makes them (and its first seed is that run)."""
+    return [(argparse.Namespace(**{**vars(args), "seed": seed}),
+             paths.mlp_seed_dir(out, seed, args.seed))
+            for seed in range(args.seed, args.seed + getattr(args, "seeds", 1))]
+
+
 def check_layers(layers: list[int], flag: str = "--layers") -> list[int]:
     bad = [layer for layer in layers if not 0 <= layer < mlp_model.N_LAYERS]
     if bad:
@@ -75,6 +94,10 @@ def check_layers(layers: list[int], flag: str = "--layers") -> list[int]:
 
 def prepare(args: argparse.Namespace, experiment: str) -> tuple[str, Path]:
     """Validate the shared flags; return (device, experiment folder)."""
+    n_seeds = getattr(args, "seeds", 1)
+    if args.seed + n_seeds - 1 > cli.MAX_SEED:
+        raise runtime.UsageError(f"--seed {args.seed} --seeds {n_seeds}: the last seed, "
+                                 f"{args.seed + n_seeds - 1}, is above {cli.MAX_SEED}")
     for flag in ("n_entities", "n_test_entities"):
         if getattr(args, flag) < 2:
             raise runtime.UsageError(f"--{flag} {getattr(args, flag)}: need at least 2 entities "
@@ -90,7 +113,8 @@ def prepare(args: argparse.Namespace, experiment: str) -> tuple[str, Path]:
     root = cli.writable_dir(args.results_path)
     out = cli.writable_dir(paths.mlp_dir(root, experiment), "the experiment's folder")
     figure = [paths.mlp_figure(out)] if experiment in paths.MLP_FIGURES else []   # train_iit has none
-    for path in (out / paths.METRICS, paths.mlp_iia_csv(out), *figure, out / paths.RUN):
+    for path in (out / paths.METRICS, paths.mlp_iia_csv(out), *figure, out / paths.RUN,
+                 *(over_seeds_files(out) if n_seeds > 1 else [])):
         cli.writable_file(path, "a summary file")
     torch.set_num_threads(args.num_threads)
     return device, out
@@ -319,24 +343,51 @@ def rows(experiment: str, method: str, layer: int, causal_model: str, test_causa
 
 
 def write_outputs(directory: Path, metrics: dict, table: list[dict], figure,
-                  args, device: str) -> None:
-    """metrics.json, iia.csv, the figure and run.json of one experiment."""
-    import matplotlib.pyplot as plt
-
+                  args, device: str, over_seeds: tuple[list[dict], object] | None = None) -> None:
+    """metrics.json, iia.csv, the figure and run.json of one experiment; with ``over_seeds``
+    (the tidy rows and the figure of a multi-seed run) also iia_over_seeds.csv and its figure.
+    Without it, those of an earlier multi-seed run are removed: metrics.json no longer holds
+    their numbers."""
     runtime.atomic_write_json(directory / paths.METRICS, metrics)
     with runtime.atomic_path(paths.mlp_iia_csv(directory)) as tmp:
         pd.DataFrame(table, columns=CSV_COLUMNS).to_csv(tmp, index=False)
-    with runtime.atomic_path(paths.mlp_figure(directory)) as tmp:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    plt.close(figure)
+    _save_figure(figure, paths.mlp_figure(directory))
+    files = [directory / paths.METRICS, paths.mlp_iia_csv(directory), paths.mlp_figure(directory)]
+    if over_seeds is None:
+        for path in over_seeds_files(directory):
+            path.unlink(missing_ok=True)
+    else:
+        rows, seeds_figure = over_seeds
+        with runtime.atomic_path(paths.mlp_over_seeds_csv(directory)) as tmp:
+            pd.DataFrame(rows, columns=OVER_SEEDS_COLUMNS).to_csv(tmp, index=False)
+        _save_figure(seeds_figure, paths.mlp_over_seeds_figure(directory))
+        files += over_seeds_files(directory)
     runtime.write_run_json(directory, args, seed=args.seed, device=device)
-    files = [directory / paths.METRICS, paths.mlp_iia_csv(directory), paths.mlp_figure(directory),
-             directory / paths.RUN]
+    files.append(directory / paths.RUN)
     runtime.write_done(paths.done_marker(directory / paths.METRICS), files)   # last
     for path in files:
         log.info("wrote %s", path)
 
 
-def summary_finished(directory: Path) -> bool:
-    """The experiment's summary files are all there, as written."""
-    return runtime.is_done(paths.done_marker(Path(directory) / paths.METRICS))
+def _save_figure(figure, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with runtime.atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    plt.close(figure)
+
+
+def over_seeds_files(directory: Path) -> list[Path]:
+    """The files of the summary over seeds, for the experiments that take --seeds."""
+    if Path(directory).name not in paths.MLP_OVER_SEEDS_FIGURES:
+        return []
+    return [paths.mlp_over_seeds_csv(directory), paths.mlp_over_seeds_figure(directory)]
+
+
+def summary_finished(directory: Path, seeds: list[int] | None = None) -> bool:
+    """The experiment's summary files are all there, as written; asked for several ``seeds``,
+    also made over exactly those (a single-seed run keeps whatever summary is finished)."""
+    if not runtime.is_done(paths.done_marker(Path(directory) / paths.METRICS)):
+        return False
+    return seeds is None or len(seeds) < 2 or \
+        (read_metrics(directory).get("over_seeds") or {}).get("seeds") == seeds

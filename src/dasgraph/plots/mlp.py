@@ -2,8 +2,6 @@
 ``iia.csv``) and returns a matplotlib Figure; the caller saves it."""
 from __future__ import annotations
 
-
-
 import matplotlib.pyplot as plt
 import pandas as pd
 
@@ -73,12 +71,41 @@ def ablation_heatmaps(table: pd.DataFrame, order: list[str], panels: dict[str, s
     return fig
 
 
+def over_seeds(table: pd.DataFrame, x: str, title: str) -> plt.Figure:
+    """Overall test IIA (intervention "all") at each run seed, per value of ``x`` ("method" or
+    "layer"): one point per seed, a seed's points joined by a thin line (its pair, or its
+    layers), and beside them the mean +- sd over seeds (black). ``table``: the rows of
+    iia_over_seeds.csv."""
+    overall = table[table["intervention"] == "all"]
+    order = list(dict.fromkeys(overall[x]))
+    position = {value: i for i, value in enumerate(order)}
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    for j, (seed, part) in enumerate(overall.groupby("seed")):
+        part = part.assign(position=part[x].map(position)).sort_values("position")
+        ax.plot(part["position"], part["iia"], marker="o", ms=5, lw=0.9, alpha=0.85,
+                color=plt.cm.tab10(j % 10), label=f"seed {seed}")
+    spread = overall.groupby(x, sort=False)["iia"].agg(["mean", "std"]).fillna(0.0)
+    for i, (value, row) in enumerate(spread.iterrows()):
+        ax.errorbar(position[value] + 0.2, row["mean"], yerr=row["std"], fmt="s", ms=7,
+                    capsize=5, color="black", label="mean ± sd" if i == 0 else None)
+        ax.annotate(f"{row['mean']:.4f}\n± {row['std']:.4f}", (position[value] + 0.27, row["mean"]),
+                    fontsize=8, va="center")
+    ax.set_xticks(range(len(order)), [METHOD_LABELS.get(v, f"layer {v}") for v in order],
+                  fontsize=8)
+    ax.set_xlim(-0.4, len(order) - 0.2)
+    _finish(ax, x, title, legend_title="run seed", ylim=None)
+    return fig
+
+
 def _floor(ax, floor: float) -> None:
     ax.axhline(floor, color="grey", lw=0.8, ls="--", label=f"constant guess ({floor:.3f})")
 
 
-def _finish(ax, xlabel: str, title: str, legend_title: str) -> None:
-    ax.set_ylim(0, 1.08)
+def _finish(ax, xlabel: str, title: str, legend_title: str,
+            ylim: tuple[float, float] | None = (0, 1.08)) -> None:
+    """Labels, legend and grid; ``ylim`` None keeps matplotlib's limits (spreads near 1)."""
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test IIA (held-out entities)")
     ax.set_title(title)

@@ -20,8 +20,8 @@ import pandas as pd
 from dasgraph import cli, collect, paths, readers, runtime, tasks
 from dasgraph.analysis import graphs, planted
 from dasgraph.causal import floors
-from dasgraph.report import (boolean as report_boolean, companions as report_companions, published,
-                             thesis as report_thesis)
+from dasgraph.report import (boolean as report_boolean, companions as report_companions,
+                             mlp_seeds as report_mlp_seeds, published, thesis as report_thesis)
 from dasgraph.report.markdown import Page, key_value_table, markdown_table, not_available
 from dasgraph.plots.iia import order_models
 
@@ -474,6 +474,7 @@ def section_mlp(page: Page) -> None:
                         if planted is not None else "."))
         page.add(*_mlp_table(readers.read_csv_table(table_path, script, MLP_COLUMNS,
                                                     numeric=["iia"])))
+        report_mlp_seeds.over_seeds(page, metrics, folder / paths.METRICS, script)
         page.link_list("Figures", sorted(folder.glob("*.png")))
         for png in sorted(folder.glob("*.png")):
             rel = png.relative_to(page.root).as_posix()

@@ -9,8 +9,14 @@ intervention, and compared with the best split of the 16 neurons into a WX half 
 Writes results/mlp/hierarchical_equality/: metrics.json, iia.csv, das_vs_neurons.png, run.json,
 model/ (the MLP) and layer_0/ (the rotation, in pyvene's format, and its metrics).
 
+With --seeds N, run seeds --seed .. --seed+N-1 each train their own network and cell (the first
+is the single-seed run above; the others go under seed_S/), and the summary adds DAS against
+the best neuron split over seeds: metrics.json -> over_seeds (spread, paired differences, an
+exact sign-flip test, a bootstrap interval), iia_over_seeds.csv and das_vs_neurons_over_seeds.png.
+
 Example:
     python reproduce_das_experiment.py --results_path results --seed 42
+    python reproduce_das_experiment.py --results_path results --seed 42 --seeds 5
 """
 from dasgraph import cli, runtime
 from dasgraph.mlp import experiments as mlp_experiments, pipeline as mlp_pipeline
@@ -20,6 +26,7 @@ def parse_args(argv=None):
     p = cli.parser(__doc__)
     cli.add_common(p)
     mlp_pipeline.add_flags(p)
+    mlp_pipeline.add_seeds_flag(p)
     p.add_argument("--baseline_sample", type=cli.count(cli.MAX_PAIRS), default=1500,
                    help="training counterfactuals that score each neuron split (default 1500)")
     return p.parse_args(argv)

@@ -1,0 +1,64 @@
+"""The MLP section's part on run seeds (``make reproduce-mlp-seeds``, issue 14).
+
+Reads ``over_seeds`` from an MLP experiment's metrics.json, written when the script ran with
+``--seeds N``: for hierarchical equality DAS and the best neuron split at each seed, their
+paired differences and the test's statement; for ABAB DAS's IIA per layer at each seed.
+Nothing is added for a single-seed run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from dasgraph import runtime
+from dasgraph.report.markdown import Page, markdown_table
+
+MAKE = "make reproduce-mlp-seeds"
+STATS = ("mean", "sd", "min", "max")
+
+
+def over_seeds(page: Page, metrics: dict, path: Path, script: str) -> None:
+    """The spread over seeds of one experiment (a table, and the test for a paired one)."""
+    over = metrics.get("over_seeds")
+    if over is None:
+        return
+    try:
+        table = (_paired(over) if "difference" in over else _per_layer(over))
+        accuracy = over["mlp_test_accuracy"]
+        seeds = ", ".join(map(str, over["seeds"]))
+        head = (f"**Over {len(over['seeds'])} run seeds** ({seeds}; `{MAKE}`), each with its own "
+                f"network (MLP test accuracy {accuracy['min']:.4f} to {accuracy['max']:.4f}), "
+                "test IIA over all interventions:")
+        statement = over.get("statement")
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise runtime.ArtifactError(path, f"has a damaged 'over_seeds' summary ({error!r})",
+                                    script) from None
+    page.add(head, markdown_table(table, digits=4, index=True))
+    if statement:
+        page.add(str(statement))
+
+
+def _column(part: dict) -> list[float]:
+    """A method's IIA at each seed, then its mean, sd, min and max."""
+    return [float(part["per_seed"][str(s)]) for s in part["seeds"]] + \
+        [float("nan") if part[k] is None else float(part[k]) for k in STATS]
+
+
+def _rows(seeds: list) -> list[str]:
+    return [f"seed {s}" for s in seeds] + list(STATS)
+
+
+def _paired(over: dict) -> pd.DataFrame:
+    """Rows: each seed, then mean, sd, min and max; columns DAS, neurons and the difference."""
+    return pd.DataFrame({"DAS": _column(over["das"]),
+                         "best neuron split": _column(over["neurons"]),
+                         "DAS - neurons": _column(over["difference"])},
+                        index=pd.Index(_rows(over["seeds"]), name="run seed"))
+
+
+def _per_layer(over: dict) -> pd.DataFrame:
+    """Rows: each layer; columns each seed, then mean, sd, min and max."""
+    layers = over["layers"]
+    return pd.DataFrame({f"layer {layer}": _column(part) for layer, part in layers.items()},
+                        index=_rows(over["seeds"])).T.rename_axis("DAS")
