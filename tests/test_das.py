@@ -1,5 +1,6 @@
 """DAS: known answers, the fast path against transformers and pyvene, the sweep CLI."""
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -89,13 +90,29 @@ def sweep(root, *flags):
                          "500", "--batch_size", "128", "--device", "cpu", "--workers", "1", *flags])
 
 
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
 def test_saved_cell_loads_in_pyvene_and_matches_the_fast_path(tiny_copy):
     assert sweep(tiny_copy, "--causal_models", "XY", "--layers", "0,2",
                  "--low_rank_dimensions", "8") == 0
     subject = load_subject(str(paths.gpt2_dir(tiny_copy)))
     base, source = das.counterfactual_pairs(64, 5, 1000)
     for layer in (0, 2):
-        pv = das.load_intervenable(paths.das_cell_dir(tiny_copy, "XY", layer, 8), subject.model)
+        records = _Records()
+        logging.getLogger().addHandler(records)
+        try:
+            pv = das.load_intervenable(paths.das_cell_dir(tiny_copy, "XY", layer, 8), subject.model)
+        finally:
+            logging.getLogger().removeHandler(records)
+        # pyvene's notice at every load stays out of the log (140 lines in an evaluation)
+        assert not [m for m in records.messages if "key is provided" in m]
         with torch.no_grad():
             ref = das.pyvene_logits(pv, subject.ids, base, source)
             R = das.rotation(das.intervention_of(pv))

@@ -269,9 +269,24 @@ def load_intervenable(directory, model):
     if not Path(directory).is_dir():   # pyvene would look a missing folder up on the hub
         raise readers.ArtifactError(directory, "is not a DAS cell folder", readers.SWEEP)
     readers.check_pyvene_folder(directory, readers.SWEEP)
-    with readers.weights_only_torch_load(), \
+    with readers.weights_only_torch_load(), _without_pyvene_load_notice(), \
             readers.loading(directory, readers.SWEEP, "a pyvene intervention"):
         return pyvene.IntervenableModel.load(str(directory), model=model)
+
+
+@contextlib.contextmanager
+def _without_pyvene_load_notice():
+    """pyvene warns "The key is provided in the config..." on the root logger at every load,
+    which is what loading a saved cell is: 140 lines of noise in an evaluation's log."""
+    def drop(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("The key is provided in the config")
+
+    root = logging.getLogger()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
 
 
 def intervention_of(intervenable):

@@ -256,7 +256,7 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
         from dasgraph.causal import models as causal_models
 
         table = causal_models.table_of(cfg.iit_causal_model, task)
-        cf_table = torch.as_tensor(table, device=ids.device)
+        cf_table = torch.tensor(table, device=ids.device)   # a copy: the table is read-only
         # sources and partners come from the training inputs too: test inputs stay unseen
         partners = partner_sampler(causal_models.indistinguishable(table), splits["train"])
     bar = tqdm(range(cfg.epochs), desc=f"training {model.config.model_type}", unit="epoch")

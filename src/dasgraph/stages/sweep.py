@@ -156,7 +156,7 @@ CELL_THREADS = das_cells.CELL_THREADS   # one torch thread per cell (das_cells s
 @functools.lru_cache(maxsize=None)
 def _table(task: tasks.Task, cm: str, device: str) -> torch.Tensor:
     """One counterfactual table per causal model and process, shared by its cells."""
-    return torch.as_tensor(task.table(cm), device=device)
+    return torch.tensor(task.table(cm), device=device)   # a copy: the task's table is read-only
 
 
 def label_tables(args, subject: Subject, names, device: str) -> dict[str, torch.Tensor]:
