@@ -86,8 +86,9 @@ reproduce-thesis-graphs: $(STAMP)
 	$(PY) analyse_graphs.py --results_path $(THESIS_RESULTS) --causal_models $(THESIS_MODELS)
 	$(PY) combine_causal_models.py --results_path $(THESIS_RESULTS) --rule mean_iia
 
-# The two lanes of make reproduce, balanced on 2 cores (measured: GPT-2 stages 8 min 14 s, then
-# the thesis's graphs 30 s; MLP 3 min 37 s, then the boolean task 5 min 12 s).
+# The two lanes of make reproduce, balanced on 2 cores (measured, one thread per process: GPT-2
+# stages 7 min 0 s, then the thesis's graphs 22 s; MLP 3 min 44 s, then the boolean task 2 min
+# 54 s; the whole of make reproduce 7 min 51 s in a fresh clone).
 reproduce-main: $(STAMP)
 	$(MAKE) --no-print-directory reproduce-gpt2
 	@mkdir -p $(THESIS_RESULTS)
@@ -105,7 +106,8 @@ reproduce-beside: $(STAMP)
 # The paper's boolean task (De Morgan; README "The boolean task"): its own network, trained from
 # scratch on all 64 inputs, through every stage in a results root of its own. DAS after block 0
 # (where the network has computed X', Y' and Q) and at the last layer (BOOL_DAS_LAYERS=0,1,2,3
-# adds the embeddings and block 1; make reproduce measured 10 min 24 s with the embeddings); graphs, cliques, trees and the combination at the last layer (3), where single models
+# adds the embeddings and block 1; make reproduce measured 10 min 24 s with the embeddings,
+# before its lanes ran one thread per process); graphs, cliques, trees and the combination at the last layer (3), where single models
 # fall towards their floors and combinations matter, as at the paper's late layer. At layer 1
 # Q alone holds on every pair (IIA 1.000): BOOL_LAYERS=1,3 adds its all-ones graphs (measured
 # 13 s of graphs and 30 s of figures more, which make reproduce's 10 minutes do not leave).
