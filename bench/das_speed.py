@@ -90,7 +90,7 @@ def timed(fn, *args, repeats: int = 3, **kwargs):
 def bench_default(args, device):
     subject = load_subject(args.model_path or str(paths.gpt2_dir(args.results_path)), device)
     k = args.low_rank_dimension or das.default_low_rank_dimensions(subject.width, 6)[2]
-    table = torch.as_tensor(causal_models.table_of("XY", ARITH), device=device)
+    table = torch.tensor(causal_models.table_of("XY", ARITH), device=device)
     print(f"model: {subject.lean.n_layer} layers x width {subject.width}; k={k}; "
           f"batch {args.batch_size}; {args.steps} steps; device {device}; "
           f"threads {torch.get_num_threads()}")
@@ -109,10 +109,10 @@ def bench_default(args, device):
 
 def bench_architectures(args, device):
     """Generic backend vs pyvene per architecture; on GPT-2 also lean vs generic."""
-    table = torch.as_tensor(causal_models.table_of("XY", ARITH), device=device)
+    table = torch.tensor(causal_models.table_of("XY", ARITH), device=device)
     tokenizer = tiny.build_tokenizer()
     ids = ARITH.encode(tokenizer).to(device)
-    names = loading.task_class_names(task)
+    names = loading.task_class_names(ARITH)
     print(f"random-init classifiers, 3 layers x width 64; batch {args.batch_size}; "
           f"{args.steps} steps; device {device}; threads {torch.get_num_threads()}")
     print(f"{'arch':>6} {'layer':>5} {'generic ex/s':>13} {'pyvene ex/s':>12} {'gen/pyv':>8}"
@@ -125,7 +125,7 @@ def bench_architectures(args, device):
         if arch == "gpt2":
             lean = loading.build_network(model, tokenizer, ids, names, Site(), "lean")
             lean_states = lean.all_carriers()
-        k = args.low_rank_dimension or das.default_low_rank_dimensions(64)[2]
+        k = args.low_rank_dimension or das.default_low_rank_dimensions(64, ids.shape[1])[2]
         for layer in range(generic.n_sites):
             ours = timed(time_fast, generic, states, layer, k, args.batch_size, args.steps, table)
             theirs = timed(time_pyvene, model, ids, layer, k, args.batch_size, args.steps, table)

@@ -19,6 +19,7 @@ import time
 
 import torch
 
+from dasgraph import tasks
 from dasgraph.causal import models as causal_models
 from dasgraph.interventions import cohort, das
 from dasgraph.networks.lean import LeanGPT2
@@ -48,7 +49,7 @@ def step_seconds(lean, layer: int, k: int, batch: int, steps: int, device: str) 
     # random cached states: a step's cost does not depend on their values, and the network's
     # own states of 1,000 inputs would take minutes of CPU to compute first
     states = torch.randn(1000, SEQ, WIDTH, generator=torch.Generator().manual_seed(0)).to(device)
-    table = torch.as_tensor(causal_models.counterfactual_table("XY"), device=device)
+    table = torch.tensor(causal_models.table_of("XY", tasks.get("arithmetic")), device=device)
     times = []
     for n in (1, steps):
         cfg = das.DasConfig(n_training=batch * n, batch_size=batch, n_testing=1)

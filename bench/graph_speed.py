@@ -39,7 +39,7 @@ def main(argv=None):
     cell = paths.das_cell_dir(args.results_path, args.causal_model, args.layer, args.low_rank_dimension)
     intervention = load_cell(subject, cell, args.layer)
     R = das.rotation(intervention).detach()
-    table = torch.as_tensor(causal_models.table_of(args.causal_model, ARITH))
+    table = torch.tensor(causal_models.table_of(args.causal_model, ARITH))
 
     start = time.perf_counter()
     correct = graphs.correctness_matrix(subject.lean, subject.states[args.layer], args.layer, R,

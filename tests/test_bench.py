@@ -1,0 +1,41 @@
+"""The benchmarks under bench/ still run against the package (tiny sizes, one step): they are
+not timed here, only kept from breaking silently when an interface they call changes."""
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def _bench(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_das_speed_generic_lean_and_pyvene_on_a_tiny_gpt2(capsys):
+    _bench("das_speed").main(["--architectures", "gpt2", "--steps", "1", "--batch_size", "8"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()
+            if line.split()[:1] == ["gpt2"]]
+    assert [int(r[1]) for r in rows] == [0, 1, 2, 3]      # every layer of the 3-block model
+    for row in rows:                                     # generic, pyvene, ratio, lean, ratio
+        assert float(row[2]) > 0 and float(row[3]) > 0 and row[4].endswith("x")
+        assert row[6].endswith("x")
+
+
+@pytest.mark.slow
+def test_gpt2_small_cell_projects_the_thesis_sweep(capsys):
+    _bench("gpt2_small_cell").main(["--layer", "11", "--batch_size", "4", "--steps", "1"])
+    out = capsys.readouterr().out
+    assert re.search(r"\d+\.\d+ s per step", out) and "GPU-hours" in out
+
+
+def test_clique_speed_runs_every_finder_on_a_small_graph(capsys):
+    module = _bench("clique_speed")
+    module.main(["--nodes", "40", "--density", "0.5", "--time_limit", "1"])
+    out = capsys.readouterr().out
+    finders = [line.split()[0] for line in out.splitlines()[2:] if line.strip()]
+    assert set(finders) >= set(module.cliques.FINDERS)
