@@ -88,6 +88,11 @@ def test_boolean_end_to_end_through_the_real_stages(tmp_path):
     graph = np.load(paths.graph_npy(root, "Q", 1, 8))
     assert graph.shape == (64, 64)
     report = paths.report_md(root).read_text()
+    assert "## 1. The boolean network" in report
+    # the MLP part, the thesis's graphs and the companions belong to the arithmetic root: one
+    # pointer there, not three "not available" sections
+    assert "## 8–10. The MLP part" in report and "## 8. MLP experiments" not in report
+    assert "Not available: mlp/" not in report
     section = report.split("## 11. The paper's boolean task", 1)[1]
     for name in ("OP2+Q", "X+Q", "OP2+V"):
         assert f"| {name} | 1 | 8 |" in section        # ours beside the published number

@@ -21,7 +21,7 @@ from dasgraph import tasks
 ARITH = tasks.get("arithmetic")
 
 SECTIONS = ["## Settings", "### Model", "### Training (stage 1)", "### DAS (stage 2)",
-            "### Code and versions", "## 1. The arithmetic GPT-2", "## 2. Causal models",
+            "### Code and versions", "## 1. The arithmetic network", "## 2. Causal models",
             "## 3. IIA per causal model", "### Sanity check", "### This run beside the published",
             "## 4. IIA graphs", "## 5. Cliques", "## 6. Rules", "## 7. Combined causal models",
             "## 8. MLP experiments", "## 11. The paper's boolean task"]

@@ -27,7 +27,7 @@ from dasgraph.plots.iia import order_models
 
 log = logging.getLogger(__name__)
 
-TITLE = "# DAS on a GPT-2 of the task: results report"
+TITLE = "# DAS on the task's network: results report"
 MAX_RULES = 4          # clique rules shown per tree
 
 
@@ -125,7 +125,7 @@ def _iia(root: Path) -> pd.DataFrame | None:
 
 
 def section_training(page: Page) -> None:
-    page.add("## 1. The arithmetic GPT-2 (train_gpt2.py)")
+    page.add(f"## 1. The {tasks.for_results(page.root).name} network (train_gpt2.py)")
     metrics = _training_metrics(paths.gpt2_dir(page.root) / paths.METRICS)
     if metrics is None:
         page.add(not_available("results/gpt2/metrics.json", "train_gpt2.py"))
@@ -138,8 +138,10 @@ def section_training(page: Page) -> None:
 
 def section_causal_models(page: Page) -> None:
     task = tasks.for_results(page.root)
-    page.add("## 2. Causal models", f"Task **{task.name}**: {task.description or task.name} "
-             f"({task.n_inputs} inputs, {task.n_classes} classes).")
+    counts = f"{task.n_inputs} inputs, {task.n_classes} classes"
+    described = task.description or task.name
+    page.add("## 2. Causal models", f"Task **{task.name}**: {described}"
+             + ("." if counts in described else f" ({counts})."))
     table = pd.DataFrame([{"causal model": n, "label": m.label, "P reads": ", ".join(m.reads),
                            "family": ", ".join(f for f, ms in task.families.items() if n in ms)
                            or ("trivial" if n == task.trivial else "–")}
@@ -525,11 +527,26 @@ SECTIONS: list[Callable[[Page], None]] = [
     report_thesis.section, report_companions.section, report_boolean.section]
 
 
+# Sections of the main (arithmetic) results root only: the MLP part, the thesis's graphs and
+# the companions are run there, so another task's root (results/boolean) points to it instead
+# of listing them as "not available".
+MAIN_ROOT_ONLY = (section_mlp, report_thesis.section, report_companions.section)
+
+
 def build(root: Path) -> Page:
     page = Page(root)
     page.add(TITLE, f"Results folder: `{Path(root)}`. Every number below is read from the files "
              "the pipeline wrote there; figures are in `plots/` (drawn by `visualizations.py`).")
+    task = tasks.for_results(root)
+    main_root = task.name == tasks.DEFAULT
     for section in SECTIONS:
+        if section in MAIN_ROOT_ONLY and not main_root:
+            if section is MAIN_ROOT_ONLY[0]:
+                page.add("## 8–10. The MLP part, the thesis's graphs, the companions",
+                         f"Not part of the {task.name} task: they are reported with the "
+                         f"{tasks.DEFAULT} task's results (`make reproduce` writes them to "
+                         "`results/REPORT.md`).")
+            continue
         section(page)
     return page
 
