@@ -1,6 +1,7 @@
 """Controls beside every IIA: random subspaces of the same rank (issue 14)."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -11,7 +12,7 @@ from dasgraph.causal import models as causal_models
 from dasgraph.interventions import das
 from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
-from dasgraph.runtime import derive_seed, torch_threads
+from dasgraph.runtime import UsageError, derive_seed, torch_threads
 from dasgraph.stages.sweep import load_subject, random_subspace_iia
 from dasgraph import tasks
 
@@ -196,3 +197,24 @@ def test_unknown_control_is_one_line(tmp_path, capsys):
     assert _sweep(tmp_path, "--control", "shuffled") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--control" in err[0]
+
+
+def test_random_network_at_the_default_scale_depends_on_its_input(tiny_results, tmp_path):
+    """At the architecture's own init (0.02) a random copy is near-constant, so its own-behaviour
+    IIA says nothing; the control's default scale gives a network whose answer varies."""
+    import json
+
+    from dasgraph.networks import random_init as random_network
+    spread = {}
+    for std in (0.02, random_network.INIT_STD):
+        net = random_network.make_network(str(paths.gpt2_dir(tiny_results)), tmp_path / str(std),
+                                          0, ARITH, init_std=std)
+        assert json.loads((net / "metrics.json").read_text())["init_std"] == std
+        predictions = load_subject(str(net)).predictions.numpy()
+        spread[std] = np.unique(predictions, return_counts=True)[1].max() / len(predictions)
+    # the test's tiny network (2 x 16): one class for every input at 0.02, 61 % at 1.0
+    assert spread[0.02] > 0.95 and spread[random_network.INIT_STD] < spread[0.02] - 0.25
+    # a copy made at another scale is not silently reused
+    with pytest.raises(UsageError, match="init_std"):
+        random_network.make_network(str(paths.gpt2_dir(tiny_results)), tmp_path / "0.02", 0,
+                                    ARITH, init_std=1.0)

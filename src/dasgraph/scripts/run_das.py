@@ -31,6 +31,10 @@ def parse_args(argv=None):
     p.add_argument("--control", choices=random_network.CONTROLS, default="none",
                    help="random_init: the same sweep on a randomly initialised network of the same "
                         "architecture, against its own behaviour, in RESULTS/controls/random_init")
+    p.add_argument("--random_init_std", type=cli.positive_float, default=random_network.INIT_STD,
+                   help="with --control random_init: the standard deviation of the random weights "
+                        f"(default {random_network.INIT_STD:g}; the architecture's own 0.02 gives a "
+                        "near-constant network here, docs/controls.md)")
     p.add_argument("--das_seeds", type=cli.count(100), default=1,
                    help="train each cell N times from different seeds (seed 1 is the usual cell; "
                         "seeds 2..N go under RESULTS/das_seeds/); evaluate_das.py reports their "
@@ -54,7 +58,8 @@ def _run(args) -> None:
 
         task = task_of(args)
         root = paths.control_root(args.results_path, args.control)
-        random_network.make_network(model_dir(args), root, args.seed, task, args)
+        random_network.make_network(model_dir(args), root, args.seed, task, args,
+                                    args.random_init_std)
         tasks.write_record(root, task)
         args.results_path, args.model_path = root, None
     cfg = cli.settings_from(args, das.DasConfig)
