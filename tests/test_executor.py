@@ -193,3 +193,47 @@ def test_submitit_sweep_killed_mid_way_resumes_to_the_in_process_result(tiny_res
     for cell, stamp in finished.items():      # no finished cell was computed again
         assert cell.joinpath("metrics.json").stat().st_mtime_ns == stamp
     assert not list(Path(paths.das_root(roots["jobs"])).rglob(".*partial*"))
+
+
+@pytest.mark.parametrize("sacct_says, state, needle", [
+    ("TIMEOUT", "died", "ended TIMEOUT"),
+    ("PREEMPTED", "died", "ended PREEMPTED"),
+    ("RUNNING", "running", "SLURM job 812_3 RUNNING"),
+    (None, "running", "no sacct"),
+])
+def test_status_asks_slurm_about_a_cell_started_on_a_node(tmp_path, monkeypatch, capsys,
+                                                          sacct_says, state, needle):
+    """A cell started by a SLURM job on another node is reported from sacct's state: a job that
+    timed out or was preempted before the cell finished shows as died, not as running forever."""
+    from dasgraph.stages import manifest
+
+    cell = manifest.Cell("XY", 2, 21, 1, {"causal_model": "XY", "layer": 2, "seed": 42})
+    manifest.write_manifest(tmp_path, "das", [cell], {"executor": "slurm"})
+    record = paths.sweep_dir(tmp_path, "das") / manifest.STARTED / f"{cell.key}.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"cell": cell.name, "host": "node7", "pid": 1, "job": "812_3",
+                                  "scheduler": "slurm"}))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if sacct_says:       # a stand-in for SLURM's sacct: checks it is asked about the array task
+        script = bin_dir / "sacct"
+        script.write_text(f'#!/bin/sh\ncase "$*" in *"-j 812_3"*) echo "{sacct_says}";; '
+                          '*) exit 1;; esac\n')
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin" if sacct_says else str(bin_dir))
+    report = manifest.status(tmp_path, "das")
+    assert report["counts"][state] == 1
+    assert needle in report["cells"][0][2]
+    capsys.readouterr()
+    assert run_das.main(["--results_path", str(tmp_path), "--status"]) == 0
+    assert needle in capsys.readouterr().out
+
+
+def test_where_names_the_array_task_sacct_takes(monkeypatch):
+    from dasgraph.stages import manifest
+
+    monkeypatch.setenv("SLURM_JOB_ID", "815")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "812")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    here = manifest.where()
+    assert here["job"] == "812_3" and here["scheduler"] == "slurm"

@@ -18,7 +18,9 @@ import hashlib
 import itertools
 import json
 import os
+import shutil
 import socket
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,10 +113,34 @@ def _record(root, stage: str, kind: str, key: str) -> Path:
 
 
 def where() -> dict:
-    """Where this process runs: host, pid and, under submitit, the job id."""
-    job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID") \
-        or os.environ.get("SUBMITIT_LOCAL_JOB_ID")
-    return {"host": socket.gethostname(), "pid": os.getpid(), "job": job, "time": time.time()}
+    """Where this process runs: host, pid and, under submitit, the job id (an array task as
+    ``ARRAY_TASK``, the form sacct takes) and whether SLURM scheduled it."""
+    env = os.environ
+    array, task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
+    job = f"{array}_{task}" if array and task else \
+        env.get("SLURM_JOB_ID") or env.get("SUBMITIT_LOCAL_JOB_ID")
+    return {"host": socket.gethostname(), "pid": os.getpid(), "job": job,
+            "scheduler": "slurm" if env.get("SLURM_JOB_ID") else "local", "time": time.time()}
+
+
+# sacct's states of a job that will not run on: a cell started there and not finished died
+SLURM_ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL",
+               "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "REVOKED")
+
+
+def slurm_state(job: str | None) -> str | None:
+    """The SLURM job's state as sacct reports it (RUNNING, TIMEOUT, PREEMPTED, ...), or None
+    when it cannot be asked: no sacct on this machine, no job id, or no answer."""
+    sacct = shutil.which("sacct")
+    if not sacct or not job:
+        return None
+    try:
+        out = subprocess.run([sacct, "-j", str(job), "-X", "--noheader", "--parsable2",
+                              "--format=State"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    states = [line.split()[0].rstrip("+") for line in out.stdout.splitlines() if line.strip()]
+    return states[0] if out.returncode == 0 and states else None
 
 
 def mark_started(root, stage: str, cells: list[Cell]) -> None:
@@ -161,6 +187,15 @@ def cell_state(root, stage: str, entry: dict) -> tuple[str, str]:
         if started.get("host") == socket.gethostname() and not _pid_alive(int(started["pid"])):
             return "died", f"its process {started['pid']} ended before it finished (killed?); " \
                            "a re-run redoes it"
+        if started.get("scheduler") == "slurm":     # on another node: ask SLURM, not the pid
+            state = slurm_state(started.get("job"))
+            if state in SLURM_ENDED:
+                return "died", f"SLURM job {started.get('job')} ended {state} before the cell " \
+                               "finished (preempted, out of time or killed?); a re-run redoes it"
+            if state is None:
+                return "running", f"job {started.get('job')} on {started.get('host')} (SLURM not " \
+                                  "asked: no sacct on this machine)"
+            return "running", f"SLURM job {started.get('job')} {state} on {started.get('host')}"
         return "running", f"job {started.get('job')} on {started.get('host')}"
     return "pending", ""
 
