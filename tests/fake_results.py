@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from dasgraph.causal import models as causal_models, floors
+from dasgraph.causal import floors
 from dasgraph.analysis import cliques, combine, graphs, trees
 from dasgraph import paths
 from dasgraph.mlp import pipeline as mlp_pipeline

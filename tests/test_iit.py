@@ -50,7 +50,7 @@ def test_site_iia_known_answer_a_whole_state_swap_is_the_sources_answer(tiny_res
     nodes = np.arange(task.N_INPUTS)
     right = (gpt2.predict(net, ids) == torch.as_tensor(task.labels())).numpy()
     rng = np.random.default_rng(7)
-    base, source = rng.choice(nodes, 2000), rng.choice(nodes, 2000)
+    _base, source = rng.choice(nodes, 2000), rng.choice(nodes, 2000)   # the same draws as the stage
     assert len(set(gpt2.predict(net, ids).tolist())) > 1       # not a constant network
     assert iit.gpt2_site_iia(net, ids, cfg, nodes, 2000, 7, tasks.get("arithmetic")) == \
         pytest.approx(right[source].mean(), abs=1e-6)

@@ -116,7 +116,7 @@ def test_combined_model_counterfactuals_follow_the_region_of_base_and_source():
     xyz = task.all_inputs()
     for b in range(0, 1000, 13):
         for s in range(0, 1000, 17):
-            (xb, yb, zb), (xs, ys, zs) = xyz[b], xyz[s]
+            (xb, yb, zb), (xs, ys, _zs) = xyz[b], xyz[s]
             p_source = xs + ys if xs <= 5 else xs           # P from the source's region
             rest_base = zb if xb <= 5 else yb + zb          # the rest from the base's region
             assert table[b, s] == p_source + rest_base - task.MIN_SUM

@@ -11,7 +11,6 @@ import pytest
 
 import fake_results
 import visualizations
-from dasgraph.causal import models as causal_models
 from dasgraph import collect, paths
 from dasgraph.plots import graphs as plots_graphs, visualize
 from dasgraph.report import published
