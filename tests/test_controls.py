@@ -218,3 +218,10 @@ def test_random_network_at_the_default_scale_depends_on_its_input(tiny_results, 
     with pytest.raises(UsageError, match="init_std"):
         random_network.make_network(str(paths.gpt2_dir(tiny_results)), tmp_path / "0.02", 0,
                                     ARITH, init_std=1.0)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "wide"])
+def test_bad_random_init_std_is_one_line(tmp_path, capsys, value):
+    assert _sweep(tmp_path, "--control", "random_init", "--random_init_std", value) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--random_init_std" in err[0], err
