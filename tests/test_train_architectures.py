@@ -31,20 +31,41 @@ spec.loader.exec_module(run_das)
 TINY_LLAMA = gpt2.ArchConfig(n_layer=2, n_embd=16, n_head=2, architecture="llama")
 
 
-def _tiny_llama():
+OTHERS = [a for a in gpt2.ARCHITECTURES if a != "gpt2"]
+CLASSES = {"gpt_neox": "GPTNeoXForSequenceClassification", "llama": "LlamaForSequenceClassification",
+           "qwen2": "Qwen2ForSequenceClassification", "gemma": "GemmaForSequenceClassification"}
+
+
+def _tiny_llama(architecture="llama"):
     from dasgraph import tasks
 
     arith = tasks.get("arithmetic")
-    return gpt2.build_model(TINY_LLAMA, 0, arith), arith.encode(arith.build_tokenizer())
+    arch = dataclasses.replace(TINY_LLAMA, architecture=architecture)
+    return gpt2.build_model(arch, 0, arith), arith.encode(arith.build_tokenizer())
 
 
-def test_built_llama_has_the_asked_sizes():
-    model, _ = _tiny_llama()
+def test_every_tested_architecture_trains_from_scratch():
+    assert set(gpt2.ARCHITECTURES) == set(tiny.ARCHITECTURES)
+
+
+@pytest.mark.parametrize("architecture", OTHERS)
+def test_built_model_has_the_asked_sizes(architecture):
+    model, _ = _tiny_llama(architecture)
     cfg = model.config
-    assert type(model).__name__ == "LlamaForSequenceClassification"
+    assert type(model).__name__ == CLASSES[architecture]
     assert (cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads) == (2, 16, 2)
-    assert cfg.intermediate_size == 64 and cfg.num_key_value_heads == 2
-    assert cfg.num_labels == task.N_CLASSES and cfg.pad_token_id == 0
+    assert cfg.intermediate_size == 64 and cfg.num_labels == task.N_CLASSES
+    assert cfg.pad_token_id == 0
+    if architecture != "gpt_neox":          # NeoX has no grouped key/value heads
+        assert cfg.num_key_value_heads == 2
+    # the weights counted for the memory check are the block's own
+    block = sum(p.numel() for p in StagedDecoder(model, _tiny_llama(architecture)[1]).layers[0]
+                .parameters() if p.dim() == 2)
+    assert block == gpt2.BLOCK_WEIGHTS[architecture] * 16 ** 2
+
+
+def test_built_llama_is_seeded():
+    model, _ = _tiny_llama()
     again, _ = _tiny_llama()      # seeded: the same weights
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                  again.state_dict().values()))
@@ -80,10 +101,11 @@ def test_staged_forward_is_the_models_own_on_other_architectures(architecture):
                                        own, atol=1e-5, rtol=1e-5)
 
 
-def test_one_planted_training_step_changes_every_weight():
+@pytest.mark.parametrize("architecture", OTHERS)
+def test_one_planted_training_step_changes_every_weight(architecture):
     from dasgraph import tasks
 
-    model, ids = _tiny_llama()
+    model, ids = _tiny_llama(architecture)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     arith = tasks.get("arithmetic")
     cfg = dataclasses.replace(gpt2.TrainConfig(), epochs=1, batch_size=800, iit_layer=1)
@@ -119,7 +141,7 @@ def test_a_trained_llama_loads_back_and_das_runs_on_it(tmp_path):
 
 
 @pytest.mark.parametrize("flags, needle", [
-    (["--architecture", "foo"], "'gpt2', 'llama'"),
+    (["--architecture", "foo"], "'gpt2', 'gpt_neox', 'llama', 'qwen2', 'gemma'"),
     (["--architecture", "llama", "--model_path", "gpt2"], "--architecture"),
 ])
 def test_bad_architecture_is_one_line_and_exit_2(tmp_path, capsys, flags, needle):

@@ -32,7 +32,8 @@ HUB_HOST = "huggingface.co"
 # Llama (RMSNorm, rotary positions, gated MLP: a non-GPT-2 network for the known answer,
 # trained through its own modules, networks.generic.StagedDecoder). Each with its weights per
 # block in units of width^2 (attention 4, MLP 8 or, gated, 12), for the memory estimate.
-BLOCK_WEIGHTS = {"gpt2": 12, "llama": 16}
+# weights per block in units of width**2 (attention 4, MLP 8 at 4 x width; a gated MLP 12)
+BLOCK_WEIGHTS = {"gpt2": 12, "gpt_neox": 12, "llama": 16, "qwen2": 16, "gemma": 16}
 ARCHITECTURES = tuple(BLOCK_WEIGHTS)
 
 
@@ -45,7 +46,8 @@ class ArchConfig:
     n_head: int = cli.setting(4, "from scratch: heads", cli.count(cli.MAX_WIDTH))
     dropout: float = 0.0
     architecture: str = cli.setting(
-        "gpt2", "from scratch: the decoder (llama: of the same sizes, MLP 4 x width)",
+        "gpt2", "from scratch: the decoder (the others of the same sizes, MLP 4 x width, "
+        "trained through their own modules)",
         choices=ARCHITECTURES)
 
 
@@ -70,11 +72,12 @@ def _build_other(arch: ArchConfig, task):
 
     from dasgraph.networks import tiny
 
+    grouped = {} if arch.architecture == "gpt_neox" else {"num_key_value_heads": arch.n_head}
     config = tiny.config(arch.architecture, n_layer=arch.n_layer, width=arch.n_embd,
                          n_head=arch.n_head, vocab_size=len(task.vocab) + 1,
                          num_labels=task.n_classes, intermediate_size=4 * arch.n_embd,
-                         num_key_value_heads=arch.n_head, attention_dropout=arch.dropout,
-                         max_position_embeddings=task.seq_len + 2)
+                         attention_dropout=arch.dropout,
+                         max_position_embeddings=task.seq_len + 2, **grouped)
     return AutoModelForSequenceClassification.from_config(config)
 
 
