@@ -49,6 +49,26 @@ def test_graph_equals_pair_by_pair_pyvene(graph_results):
     assert set(np.unique(expected)) <= {0.0, 0.5, 1.0}
 
 
+def test_the_matrix_does_not_depend_on_the_batch(graph_results):
+    """The CPU batch is sized against glibc's mmap threshold; the graph must not move with it:
+    one base a batch (1 or 999 pairs: whole bases only), the default and the GPU's row count
+    give the same matrix."""
+    subject = load_subject(str(paths.gpt2_dir(graph_results)))
+    intervention = das.intervention_of(das.load_intervenable(
+        paths.das_cell_dir(graph_results, "XY", 1, 6), subject.model))
+    R = das.rotation(intervention).detach()
+    table = torch.as_tensor(causal_models.table_of("XY", ARITH))
+    states = subject.states[1]
+    rows = graphs.batch_rows(states)
+    assert 1000 <= rows and rows * states.shape[1] * 4 * states.shape[2] * 4 <= graphs.CPU_BATCH_BYTES
+    assert graphs.batch_rows(states, "cuda") == graphs.GPU_BATCH_ROWS
+    runs = [graphs.correctness_matrix(subject.lean, states, 1, R, table, chunk=chunk,
+                                      progress=False) for chunk in (None, 1, 999, 8000)]
+    assert all(torch.equal(runs[0], other) for other in runs[1:])
+    saved = graphs.load_graph(graph_results, "XY", 1, 6)
+    assert np.array_equal(graphs.graph_from_correctness(runs[0].numpy()), saved)
+
+
 def test_graph_is_symmetric_with_zero_diagonal_in_node_order(graph_results):
     graph = graphs.load_graph(graph_results, "X", 1, 6)
     assert graph.shape == (1000, 1000) and graph.dtype == np.float32

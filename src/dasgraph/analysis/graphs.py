@@ -48,18 +48,39 @@ def find_graphs(root: Path, causal_models: list[str] | None = None,
 
 
 # --- computing graphs ------------------------------------------------------------------------
-def correctness_matrix(lean, states, layer: int, R, table, chunk: int = 8000,
+# On the CPU, glibc serves every block above its mmap threshold (which it raises to at most
+# 32 MiB) from fresh pages, so a batch whose intermediates are larger pays a page fault per
+# 4 KiB on every batch. Rows per CPU batch are therefore chosen so that the widest intermediate
+# (the MLP's hidden layer, S x 4d floats a row) stays within this many bytes. Measured on the
+# default (one graph at layer 2, one thread): 8,000 rows a batch took 2.0 million page faults
+# and 4-6 s of system time per graph, 2,000 rows none, with the same matrix.
+CPU_BATCH_BYTES = 16 * 2 ** 20
+GPU_BATCH_ROWS = 8000
+
+
+def batch_rows(states, device_type: str | None = None) -> int:
+    """Pairs per batch of :func:`correctness_matrix` for (N, S, d) states."""
+    N, S, d = states.shape
+    if (device_type or states.device.type) != "cpu":
+        return GPU_BATCH_ROWS
+    return max(N, CPU_BATCH_BYTES // (S * 4 * d * states.element_size()))
+
+
+def correctness_matrix(lean, states, layer: int, R, table, chunk: int | None = None,
                        progress: bool = True):
     """(N, N) bool: is the intervened network right on base i, source j (every ordered pair)?
 
     The intervention is linear, so the state of pair (i, j) is A_i + B_j with
     A = h (I - R R^T) and B = h R R^T precomputed once per input; each batch then runs only the
-    blocks above ``layer`` on A_i + B_j.  states: (N, S, d); R: (D, k), D <= S*d; table: (N, N).
+    blocks above ``layer`` on A_i + B_j, about ``chunk`` pairs at a time (default
+    :func:`batch_rows`; the matrix does not depend on it). states: (N, S, d); R: (D, k),
+    D <= S*d; table: (N, N).
     """
     import torch
     from tqdm.auto import tqdm
 
     N, S, d = states.shape
+    chunk = chunk or batch_rows(states)
     D = R.shape[0]     # < S*d for a site's carrier: only its first D coordinates intervene
     with torch.inference_mode():
         flat = states.reshape(N, S * d)
