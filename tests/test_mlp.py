@@ -130,7 +130,8 @@ def test_hidden_counterfactuals_are_the_networks_carriers():
     over every base and source, at the backend's layer L + 1 for the part's layer L."""
     model = mlp_model.build_mlp(2)
     entities = np.random.default_rng(0).uniform(-1, 1, (10, 4)).astype(np.float32)
-    cf = mlp_tasks.sample_counterfactuals(mlp_tasks.MODELS["ABAB"], 12, 10, np.random.default_rng(1))
+    cf = mlp_tasks.sample_counterfactuals(mlp_tasks.MODELS["ABAB"], 12, 10,
+                                          np.random.default_rng(1))
     data = mlp_das.hidden_counterfactuals(model, 1, cf, entities, "cpu")
     assert isinstance(data.network.backend, mlp_backend.MLPBackend)
     carriers = data.network.carriers(2)[:, 0]

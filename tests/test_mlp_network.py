@@ -11,7 +11,8 @@ import torch
 
 from dasgraph.analysis import graphs
 from dasgraph.interventions import das
-from dasgraph.mlp import backend as mlp_backend, model as mlp_model, pipeline as pipe, tasks as mlp_tasks
+from dasgraph.mlp import backend as mlp_backend, model as mlp_model, pipeline as pipe, \
+    tasks as mlp_tasks
 from dasgraph.networks import sites
 from dasgraph.networks.base import Site, SiteNetwork
 from dasgraph.runtime import UsageError
@@ -34,12 +35,14 @@ def test_layers_follow_the_interface_convention():
             assert torch.equal(carriers[mlp_backend.site_layer(layer), :, 0],
                                mlp_model.block_output(model, x, layer))
         for layer in range(4):
-            assert torch.equal(network.logits_from(layer, carriers[layer]), mlp_model.logits(model, x))
+            assert torch.equal(network.logits_from(layer, carriers[layer]),
+                               mlp_model.logits(model, x))
 
 
 @pytest.mark.parametrize("site, message", [
     (Site("mlp_output"), "--component mlp_output: the MLP's sites are its hidden layers"),
-    (Site("attention_output"), "--component attention_output: the MLP's sites are its hidden layers"),
+    (Site("attention_output"),
+     "--component attention_output: the MLP's sites are its hidden layers"),
     (Site(positions=(1,)), "--positions 1: outside the prompt, which has 1 token positions"),
 ])
 def test_other_sites_are_one_line(site, message):

@@ -74,7 +74,8 @@ def hidden_counterfactuals(model, layer: int, cf: mlp_tasks.Counterfactuals,
     bit for bit the same (the MLP part's outputs were compared byte for byte); a GPU kernel
     chosen by batch size could differ in the last bits."""
     ids = np.concatenate([cf.base, cf.source_1, cf.source_2])
-    network = backend.site_network(model, torch.from_numpy(mlp_tasks.embed(ids, entities)).to(device))
+    inputs = torch.from_numpy(mlp_tasks.embed(ids, entities)).to(device)
+    network = backend.site_network(model, inputs)
     states = network.carriers(backend.site_layer(layer)).flatten(1)      # (3N, 16)
     return HiddenCounterfactuals(network, *states.split(len(cf)),
                                  torch.from_numpy(cf.label).to(device),

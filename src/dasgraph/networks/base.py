@@ -16,10 +16,10 @@ map serves every site, and the graphs' A_i + B_j trick still holds.
 Layer numbers: for the residual stream, layer L is the stream entering block L (0 = the
 embeddings, L = n_layer the output of the last block); for a component, layer L is block L.
 
-Backends: ``networks.loading.LeanBackend`` (the lean GPT-2 path), ``networks.generic.GenericDecoder``
-(any transformers decoder, through its own layer modules) and ``mlp.backend.MLPBackend`` (the
-MLP part's network over a finite set of its inputs: a hidden layer is the residual stream of
-one position).
+Backends: ``networks.loading.LeanBackend`` (the lean GPT-2 path),
+``networks.generic.GenericDecoder`` (any transformers decoder, through its own layer modules)
+and ``mlp.backend.MLPBackend`` (the MLP part's network over a finite set of its inputs: a
+hidden layer is the residual stream of one position).
 """
 from __future__ import annotations
 
