@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import torch
 
-from dasgraph.mlp import das as mlp_das, model as mlp_model, pipeline as mlp_pipeline, tasks as mlp_tasks
+from dasgraph.mlp import backend as mlp_backend, das as mlp_das, model as mlp_model, \
+    pipeline as mlp_pipeline, tasks as mlp_tasks
 from dasgraph import paths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,6 +116,32 @@ def test_swap_of_a_variable_from_the_base_is_no_intervention():
     assert torch.allclose(out, base, atol=1e-5)
 
 
+def hidden(model, layer: int, base, source_1, source_2) -> mlp_das.HiddenCounterfactuals:
+    """(N, 16) inputs -> their states at ``layer``, as the MLP part takes them: carriers of the
+    MLP's network over all of them (``mlp.backend``)."""
+    network = mlp_backend.site_network(model, torch.cat([base, source_1, source_2]))
+    states = network.carriers(mlp_backend.site_layer(layer)).flatten(1).split(len(base))
+    zeros = torch.zeros(len(base), dtype=torch.long)
+    return mlp_das.HiddenCounterfactuals(network, *states, zeros, zeros)
+
+
+def test_hidden_counterfactuals_are_the_networks_carriers():
+    """The MLP part's DAS reads its states from the network interface: the carriers of the MLP
+    over every base and source, at the backend's layer L + 1 for the part's layer L."""
+    model = mlp_model.build_mlp(2)
+    entities = np.random.default_rng(0).uniform(-1, 1, (10, 4)).astype(np.float32)
+    cf = mlp_tasks.sample_counterfactuals(mlp_tasks.MODELS["ABAB"], 12, 10,
+                                          np.random.default_rng(1))
+    data = mlp_das.hidden_counterfactuals(model, 1, cf, entities, "cpu")
+    assert isinstance(data.network.backend, mlp_backend.MLPBackend)
+    carriers = data.network.carriers(2)[:, 0]
+    for i, ids in enumerate((cf.base, cf.source_1, cf.source_2)):
+        assert torch.equal(data.network.backend.inputs[12 * i:12 * (i + 1)],
+                           torch.from_numpy(mlp_tasks.embed(ids, entities)))
+    assert torch.equal(torch.cat([data.base, data.source_1, data.source_2]), carriers)
+    assert torch.equal(data.take(torch.arange(3)).base, carriers[:3])
+
+
 @pytest.mark.parametrize("layer", [0, 1, 2])
 def test_fast_path_matches_pyvene(layer):
     """Our forward (cached state -> rotate -> swap -> unrotate -> upper blocks) gives the logits
@@ -124,11 +151,10 @@ def test_fast_path_matches_pyvene(layer):
     model = mlp_model.build_mlp(1)
     intervention = mlp_das.new_intervention(2)
     base, s1, s2 = torch.randn(3, 64, 16)
-    states = [mlp_model.block_output(model, x, layer) for x in (base, s1, s2)]
-    data = mlp_das.HiddenCounterfactuals(*states, torch.zeros(64, dtype=torch.long),
-                                         torch.zeros(64, dtype=torch.long))
+    data = hidden(model, layer, base, s1, s2)
+    states = [data.base, data.source_1, data.source_2]
     with torch.no_grad():
-        ours = mlp_das.intervened_logits(model, layer, mlp_das.rotation(intervention), data)
+        ours = mlp_das.intervened_logits(layer, mlp_das.rotation(intervention), data)
         theirs = mlp_das.pyvene_logits(mlp_das.intervenable(model, layer, intervention), base, s1, s2)
     assert torch.allclose(ours, theirs, atol=1e-5)
     # one variable, one source, through a single-representation pyvene model = source_2 = base
@@ -139,7 +165,7 @@ def test_fast_path_matches_pyvene(layer):
         _, out = single({"inputs_embeds": base.unsqueeze(1)}, [{"inputs_embeds": s1.unsqueeze(1)}],
                         {"sources->base": ([[[0]] * 64], [[[0]] * 64])}, subspaces=[[[0]] * 64])
         data.source_2 = states[0]
-        ours_single = mlp_das.intervened_logits(model, layer, mlp_das.rotation(intervention), data)
+        ours_single = mlp_das.intervened_logits(layer, mlp_das.rotation(intervention), data)
     assert torch.allclose(ours_single, out[0], atol=1e-5)
 
 
@@ -203,10 +229,9 @@ def test_saved_rotation_reloads_in_pyvene_with_the_same_logits(hierarchical):
     loaded = pv.IntervenableModel.load(str(out / "layer_0" / "das"), model)
     intervention = next(iter(loaded.interventions.values()))
     base, s1, s2 = torch.randn(3, 32, 16)
-    data = mlp_das.HiddenCounterfactuals(*(mlp_model.block_output(model, x, 0) for x in (base, s1, s2)),
-                                         torch.zeros(32, dtype=torch.long), torch.zeros(32, dtype=torch.long))
+    data = hidden(model, 0, base, s1, s2)
     with torch.no_grad():
-        ours = mlp_das.intervened_logits(model, 0, mlp_das.rotation(intervention), data)
+        ours = mlp_das.intervened_logits(0, mlp_das.rotation(intervention), data)
         theirs = mlp_das.pyvene_logits(loaded, base, s1, s2)
     assert torch.allclose(ours, theirs, atol=1e-5)
 

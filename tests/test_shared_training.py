@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dasgraph.interventions import das, training
-from dasgraph.mlp import das as mlp_das, model as mlp_model
+from dasgraph.mlp import backend as mlp_backend, das as mlp_das, model as mlp_model
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import UsageError
 
@@ -93,7 +93,8 @@ def test_transformer_cells_and_the_mlp_train_through_the_same_loop(monkeypatch):
 
     mlp = mlp_model.build_mlp(0)
     h = [torch.randn(16, 16, generator=torch.Generator().manual_seed(i)) for i in range(3)]
-    data = mlp_das.HiddenCounterfactuals(*h, torch.zeros(16, dtype=torch.long),
+    data = mlp_das.HiddenCounterfactuals(mlp_backend.site_network(mlp, h[0]), *h,
+                                         torch.zeros(16, dtype=torch.long),
                                          torch.zeros(16, dtype=torch.long))
-    mlp_das.train_das(mlp, 0, data, epochs=1, lr=1e-3, batch_size=8, seed=0)
+    mlp_das.train_das(0, data, epochs=1, lr=1e-3, batch_size=8, seed=0)
     assert calls == ["DAS training of layer 1 k 2", "DAS layer 0"]

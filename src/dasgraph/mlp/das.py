@@ -4,14 +4,20 @@ The rotation is pyvene's ``RotatedSpaceIntervention`` (a ``RotateLayer`` under t
 orthogonal parametrization). Rotated dimensions ``[0, k)`` hold variable 1 and ``[k, 2k)``
 variable 2 (k = 8 of 16 here, as in pyvene's tutorial).
 
-The network below the layer is frozen, so the hidden states of base and sources are computed
-once; a step only rotates, swaps, rotates back and runs the blocks above (``swap`` +
-``mlp_model.logits_from``). The swap is the shared ``interventions.das.rotated_swap``, the
-training loop the shared ``interventions.training.fit`` that trains every transformer cell,
-and interchange intervention training adds the shared ``interventions.training.interchange_loss``:
-only the data (entity counterfactuals) and the network are the MLP's own. ``intervenable`` builds the equivalent ``pyvene.IntervenableModel``
+The MLP is a network of the DAS interface (``mlp.backend``, a ``networks.base.SiteNetwork``),
+as the transformers are: the hidden states of every base and source are its carriers at the
+layer, cached (``hidden_counterfactuals``), and a step only rotates, swaps, rotates back and
+runs the rest of the network from the swapped carriers (``swap`` + ``SiteNetwork.logits_from``).
+The swap is the shared ``interventions.das.rotated_swap`` (two variables from two sources at
+once, on the flattened carriers), the training loop the shared ``interventions.training.fit``
+that trains every transformer cell, and interchange intervention training adds the shared
+``interventions.training.interchange_loss``: only the data (entity counterfactuals) and the
+network are the MLP's own. ``intervenable`` builds the equivalent ``pyvene.IntervenableModel``
 (two linked representations, one per variable), used to save a trained rotation in pyvene's
 format and, in the tests, to check that both paths give the same logits.
+
+Layers here are the MLP part's (layer L = the output of block L); its network numbers them as
+``networks.base`` does, L + 1 (``mlp.backend.site_layer``).
 
 The neuron-level baseline is the same swap in the unrotated basis: every split of the 16
 neurons into two halves of 8 (C(16, 8) = 12,870 assignments of neurons to variable 1,
@@ -29,7 +35,8 @@ import torch
 from tqdm.auto import tqdm
 
 from dasgraph.interventions import das as shared_das, training
-from dasgraph.mlp import model as mlp_model, tasks as mlp_tasks
+from dasgraph.mlp import backend, model as mlp_model, tasks as mlp_tasks
+from dasgraph.networks.base import SiteNetwork
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +47,9 @@ SUBSPACE_PARTITION = [[0, LOW_RANK_DIMENSION], [LOW_RANK_DIMENSION, 2 * LOW_RANK
 
 @dataclass
 class HiddenCounterfactuals:
-    """Counterfactuals as hidden states at one layer (all tensors on one device)."""
+    """Counterfactuals as hidden states at one layer (all tensors on one device): the carriers
+    of ``network`` there, flattened, and that network, which runs the rest of the forward."""
+    network: SiteNetwork        # the MLP over the counterfactuals' inputs (mlp.backend)
     base: torch.Tensor          # (N, 16)
     source_1: torch.Tensor      # (N, 16) variable 1 comes from here
     source_2: torch.Tensor      # (N, 16) variable 2 comes from here
@@ -51,18 +60,24 @@ class HiddenCounterfactuals:
         return len(self.label)
 
     def take(self, index: torch.Tensor) -> "HiddenCounterfactuals":
-        return HiddenCounterfactuals(*(t[index] for t in (self.base, self.source_1, self.source_2,
-                                                          self.label, self.intervention)))
+        return HiddenCounterfactuals(self.network, *(t[index] for t in (
+            self.base, self.source_1, self.source_2, self.label, self.intervention)))
 
 
 @torch.no_grad()
 def hidden_counterfactuals(model, layer: int, cf: mlp_tasks.Counterfactuals,
                            entities: np.ndarray, device: str) -> HiddenCounterfactuals:
-    def states(ids):
-        x = torch.from_numpy(mlp_tasks.embed(ids, entities)).to(device)
-        return mlp_model.block_output(model, x, layer)
+    """The MLP over every base and source of ``cf`` (node ids: bases, then sources 1, then
+    sources 2), and their carriers at ``layer``.
 
-    return HiddenCounterfactuals(states(cf.base), states(cf.source_1), states(cf.source_2),
+    One pass over the 3N inputs where there were three over N: on CPU each row comes out
+    bit for bit the same (the MLP part's outputs were compared byte for byte); a GPU kernel
+    chosen by batch size could differ in the last bits."""
+    ids = np.concatenate([cf.base, cf.source_1, cf.source_2])
+    inputs = torch.from_numpy(mlp_tasks.embed(ids, entities)).to(device)
+    network = backend.site_network(model, inputs)
+    states = network.carriers(backend.site_layer(layer)).flatten(1)      # (3N, 16)
+    return HiddenCounterfactuals(network, *states.split(len(cf)),
                                  torch.from_numpy(cf.label).to(device),
                                  torch.from_numpy(cf.intervention).to(device))
 
@@ -88,23 +103,27 @@ def swap(basis: torch.Tensor, base: torch.Tensor, source_1: torch.Tensor,
     return shared_das.rotated_swap(basis, base, (source_1, source_2), SUBSPACE_PARTITION)
 
 
-def intervened_logits(model, layer: int, basis: torch.Tensor,
-                      data: HiddenCounterfactuals) -> torch.Tensor:
+def logits_above(network: SiteNetwork, layer: int, states: torch.Tensor) -> torch.Tensor:
+    """(..., 16) flattened carriers at ``layer`` -> (..., 2) logits: the rest of ``network``."""
+    carriers = states.reshape(-1, network.n_positions, network.d)
+    return network.logits_from(backend.site_layer(layer), carriers).view(*states.shape[:-1], -1)
+
+
+def intervened_logits(layer: int, basis: torch.Tensor, data: HiddenCounterfactuals) -> torch.Tensor:
     """(N, 2) logits of the network with the swap done at ``layer``."""
-    return mlp_model.logits_from(model, swap(basis, data.base, data.source_1, data.source_2), layer)
+    return logits_above(data.network, layer, swap(basis, data.base, data.source_1, data.source_2))
 
 
-def train_das(model, layer: int, train: HiddenCounterfactuals, epochs: int, lr: float,
+def train_das(layer: int, train: HiddenCounterfactuals, epochs: int, lr: float,
               batch_size: int, seed: int, device: str = "cpu"):
-    """Fit the rotation (only it: the MLP is frozen) to the counterfactual labels, with the
-    shared DAS loop. Returns (intervention, loss per step)."""
+    """Fit the rotation (only it: the MLP is frozen, as its network's backend leaves it) to the
+    counterfactual labels, with the shared DAS loop. Returns (intervention, loss per step)."""
     intervention = new_intervention(seed, device)
-    model.requires_grad_(False)
 
     def batch_loss(index: torch.Tensor) -> torch.Tensor:
         batch = train.take(index.to(train.label.device))
         return torch.nn.functional.cross_entropy(
-            intervened_logits(model, layer, rotation(intervention), batch), batch.label)
+            intervened_logits(layer, rotation(intervention), batch), batch.label)
 
     history = training.fit(intervention.parameters(), batch_loss, len(train), epochs=epochs,
                            batch_size=batch_size, lr=lr, seed=seed, what=f"DAS layer {layer}")
@@ -113,10 +132,10 @@ def train_das(model, layer: int, train: HiddenCounterfactuals, epochs: int, lr: 
 
 
 @torch.no_grad()
-def iia(model, layer: int, basis: torch.Tensor, data: HiddenCounterfactuals) -> dict:
+def iia(layer: int, basis: torch.Tensor, data: HiddenCounterfactuals) -> dict:
     """Interchange intervention accuracy: overall, per intervention id (0, 1, 2) and per
     counterfactual label (0, 1)."""
-    correct = intervened_logits(model, layer, basis, data).argmax(-1) == data.label
+    correct = intervened_logits(layer, basis, data).argmax(-1) == data.label
     return {"overall": correct.float().mean().item(),
             "intervention": _group_mean(correct, data.intervention, len(mlp_tasks.INTERVENTIONS)),
             "label": _group_mean(correct, data.label, 2)}
@@ -147,7 +166,7 @@ def neuron_basis(variable_1_neurons: list[int], device: str = "cpu") -> torch.Te
 
 
 @torch.no_grad()
-def best_neuron_split(model, layer: int, sample: HiddenCounterfactuals,
+def best_neuron_split(layer: int, sample: HiddenCounterfactuals,
                       chunk: int = 512) -> tuple[list[int], float]:
     """Exhaustive search over halves: the variable-1 neuron set with the best IIA on ``sample``.
 
@@ -162,7 +181,7 @@ def best_neuron_split(model, layer: int, sample: HiddenCounterfactuals,
         mask = torch.zeros(len(part), HIDDEN, dtype=torch.bool, device=device)
         mask.scatter_(1, part, True)
         h = torch.where(mask[:, None, :], sample.source_1, sample.source_2)  # (S, N, 16)
-        correct = mlp_model.logits_from(model, h, layer).argmax(-1) == sample.label
+        correct = logits_above(sample.network, layer, h).argmax(-1) == sample.label
         scores = correct.float().mean(-1)
         i = int(scores.argmax())
         if scores[i].item() > best_score:
@@ -187,6 +206,11 @@ class InterchangeTraining:
     gives the causal model's counterfactual label. ``base``, ``source_1``, ``source_2`` are
     (N, 16) network inputs and ``label`` (N,) counterfactual labels, row-aligned with the task
     data so that one batch index serves both.
+
+    This trains the network itself, so its states change at every step: it runs the MLP's own
+    blocks (``mlp_model.block_output`` / ``logits_from``, with gradients), not the network
+    interface, whose carriers are cached states of a frozen network (as GPT-2's planting runs
+    ``LeanGPT2`` unfrozen, not a ``SiteNetwork``).
     """
     layer: int
     weight: float

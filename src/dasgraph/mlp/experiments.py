@@ -136,7 +136,7 @@ def _das_and_neuron_baseline(net: pipe.Network, layer: int, args, device: str):
     das = pipe.evaluate(net, layer, mlp_das.rotation(intervention).detach(), net.task, args, device)
     # the split is chosen on training counterfactuals only, then tested like the rotation
     sample = train.take(torch.arange(min(args.baseline_sample, len(train)), device=device))
-    neurons, sample_iia = mlp_das.best_neuron_split(net.model, layer, sample)
+    neurons, sample_iia = mlp_das.best_neuron_split(layer, sample)
     baseline = pipe.evaluate(net, layer, mlp_das.neuron_basis(neurons, device), net.task, args, device)
     metrics = {"layer": layer, "das": das,
                "neuron_baseline": {

@@ -5,7 +5,9 @@ classes, no dropout: the network of pyvene's DAS tutorial. Because it is pyvene'
 ``pyvene.IntervenableModel`` wraps it directly ("block_output" of layer L is the output of
 block L), and ``save_pretrained`` / ``from_pretrained`` store it with its config.
 
-Layer L below means the output of block L (L = 0, 1, 2: the three hidden layers).
+Layer L below means the output of block L (L = 0, 1, 2: the three hidden layers). Behind the
+network interface of the transformer stages (``mlp.backend``) the same states are layer L + 1,
+as ``networks.base`` counts them (layer 0 = the inputs).
 """
 from __future__ import annotations
 

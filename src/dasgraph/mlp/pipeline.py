@@ -286,8 +286,8 @@ def train_das(net: Network, layer: int, causal_model, args, device: str):
     train = hidden(net, layer, counterfactuals(net, causal_model, "train", args.n_training, args.seed),
                    "train", device)
     seed = runtime.derive_seed(args.seed, net.task.name, "das", causal_model.name, layer)
-    intervention, _ = mlp_das.train_das(net.model, layer, train, args.epochs, args.lr,
-                                        args.batch_size, seed, device)
+    intervention, _ = mlp_das.train_das(layer, train, args.epochs, args.lr, args.batch_size,
+                                        seed, device)
     return intervention, train
 
 
@@ -295,7 +295,7 @@ def evaluate(net: Network, layer: int, basis: torch.Tensor, test_model, args, de
     """Test IIA of ``basis`` on ``test_model``'s held-out counterfactuals, named per intervention."""
     test = hidden(net, layer, counterfactuals(net, test_model, "test", args.n_testing, args.seed),
                   "test", device)
-    result = mlp_das.iia(net.model, layer, basis, test)
+    result = mlp_das.iia(layer, basis, test)
     names = test_model.intervention_names
     n = mlp_das.counts(test)
     return {"iia": {**{names[i]: v for i, v in result["intervention"].items()}, "all": result["overall"]},

@@ -15,6 +15,11 @@ map serves every site, and the graphs' A_i + B_j trick still holds.
 
 Layer numbers: for the residual stream, layer L is the stream entering block L (0 = the
 embeddings, L = n_layer the output of the last block); for a component, layer L is block L.
+
+Backends: ``networks.loading.LeanBackend`` (the lean GPT-2 path),
+``networks.generic.GenericDecoder`` (any transformers decoder, through its own layer modules)
+and ``mlp.backend.MLPBackend`` (the MLP part's network over a finite set of its inputs: a
+hidden layer is the residual stream of one position).
 """
 from __future__ import annotations
 
@@ -88,7 +93,8 @@ class SiteNetwork:
     """A network bound to a site: what DAS, its evaluation and the graphs need.
 
     ``backend`` answers ``n_layer``, ``d``, ``seq_len``, ``n_sites(component)``,
-    ``carriers(site, layer)`` -> (N, T, d) and ``logits_from_carrier(site, layer, h)`` -> (B, C).
+    ``check_component(component)``, ``carriers(site, positions, layer)`` -> (N, T, d) and
+    ``logits_from_carrier(site, positions, layer, h)`` -> (B, C).
     """
 
     def __init__(self, backend, site: Site):
@@ -117,10 +123,13 @@ class SiteNetwork:
         """Size of the intervened vector: positions x width (pyvene's embed_dim)."""
         return self.n_positions * self.d
 
+    def carriers(self, layer: int) -> torch.Tensor:
+        """(N, T, d) carrier of every input at ``layer`` (cached by the backend)."""
+        return self.backend.carriers(self.site, self.positions, layer)
+
     def all_carriers(self) -> torch.Tensor:
         """(n_sites, N, T, d) carrier of every input at every layer (cached by the backend)."""
-        return torch.stack([self.backend.carriers(self.site, self.positions, layer)
-                            for layer in range(self.n_sites)])
+        return torch.stack([self.carriers(layer) for layer in range(self.n_sites)])
 
     def logits_from(self, layer: int, h: torch.Tensor) -> torch.Tensor:
         """(B, T, d) carriers at ``layer`` -> (B, C) answer logits."""
