@@ -14,7 +14,7 @@ from dasgraph import paths
 from dasgraph.analysis import seeds as seed_stats
 from dasgraph.report import section_mlp
 from dasgraph.report.markdown import Page
-from test_mlp import HIERARCHICAL, PATTERN, TINY
+from test_mlp import HIERARCHICAL, PATTERN, TINY, WRONG_GRAPH
 
 SEED = 3                     # TINY's --seed
 HIERARCHICAL_TINY = [*TINY, "--baseline_sample", "60"]
@@ -189,3 +189,46 @@ def test_pattern_matching_over_seeds(tmp_path):
     page = Page(tmp_path)
     section_mlp(page)
     assert "| layer 0 |" in page.text()
+
+
+def test_wrong_causal_graph_over_seeds(tmp_path):
+    """Each seed's cells are that seed's run alone; the summary holds every entry's spread and
+    ABAB/ABAB against the highest other entry, per network; the report shows both."""
+    argv = [*TINY, "--results_path", str(tmp_path / "multi"), "--networks", "iit"]
+    assert WRONG_GRAPH.main([*argv, "--seeds", "2"]) == 0
+    out = paths.mlp_dir(tmp_path / "multi", "wrong_causal_graph")
+    assert (out / "diagonal_over_seeds.png").is_file()
+    cells = {seed: {m: read_metrics(folder / "iit" / f"trained_on_{m}")
+                    for m in ("ABAB", "AABB", "ABBA")}
+             for seed, folder in ((SEED, out), (SEED + 1, out / f"seed_{SEED + 1}"))}
+    over = read_metrics(out)["over_seeds"]
+    assert over["seeds"] == [SEED, SEED + 1]
+    part = over["networks"]["iit"]
+    for trained in ("ABAB", "AABB", "ABBA"):
+        for tested in ("ABAB", "AABB", "ABBA"):
+            values = [cells[s][trained]["tested_on"][tested]["iia"]["all"] for s in cells]
+            entry = part["iia_matrix"][trained][tested]
+            assert entry["mean"] == pytest.approx(np.mean(values))
+            assert entry["sd"] == pytest.approx(np.std(values, ddof=1))
+    for seed, by_model in cells.items():
+        entries = {(t, s): m["tested_on"][s]["iia"]["all"] for t, m in by_model.items()
+                   for s in m["tested_on"]}
+        right = entries.pop(("ABAB", "ABAB"))
+        assert part["comparison"]["difference"]["per_seed"][str(seed)] == pytest.approx(
+            right - max(entries.values()))
+    table = pd.read_csv(out / "iia_over_seeds.csv")
+    assert len(table) == 2 * 3 * 3 * 4           # seeds x trained x tested x interventions
+    assert set(table["network"]) == {"iit"}
+    # the second seed is --seed S+1 alone
+    alone = tmp_path / "alone"
+    single = with_seed([*TINY, "--results_path", str(alone), "--networks", "iit"], SEED + 1)
+    assert WRONG_GRAPH.main(single) == 0
+    for model, inside in cells[SEED + 1].items():
+        own = read_metrics(paths.mlp_dir(alone, "wrong_causal_graph") / "iit" / f"trained_on_{model}")
+        assert (own["settings"], own["tested_on"]) == (inside["settings"], inside["tested_on"])
+    page = Page(tmp_path / "multi")
+    section_mlp(page)
+    text = page.text()
+    assert part["comparison"]["statement"] in text
+    abab = part["iia_matrix"]["ABAB"]["ABAB"]
+    assert f"{abab['mean']:.4f} ± {abab['sd']:.4f}" in text

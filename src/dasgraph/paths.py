@@ -173,7 +173,8 @@ def mlp_cell_dir(experiment_dir: Path, *, layer: int | None = None, trained_on: 
 # seed_{S}/. The summary over seeds sits beside the experiment's own summary files.
 MLP_OVER_SEEDS_CSV = "iia_over_seeds.csv"
 MLP_OVER_SEEDS_FIGURES = {"hierarchical_equality": "das_vs_neurons_over_seeds.png",
-                          "pattern_matching": "iia_per_layer_over_seeds.png"}
+                          "pattern_matching": "iia_per_layer_over_seeds.png",
+                          "wrong_causal_graph": "diagonal_over_seeds.png"}
 
 
 def mlp_seed_dir(experiment_dir: Path, seed: int, first_seed: int) -> Path:

@@ -236,51 +236,123 @@ def run_wrong_causal_graph(args: argparse.Namespace) -> None:
     layer = pipe.check_layers([args.layer], "--layer")[0]
     networks = check_networks(args.networks)
     device, out = pipe.prepare(args, WRONG_GRAPH)
-    extra = {"plain": {}, "iit": {"iit_layer": layer, "iit_weight": args.iit_weight}}
-    settings = {(n, m): pipe.recipe(args, pipe.DAS_RECIPE, causal_model=m, layer=layer,
-                                    network=n, **extra[n])
-                for n in networks for m in mlp_tasks.CANDIDATES}
+    runs = pipe.seed_runs(args, out)
+    for _, folder in runs:         # every folder written, probed before any training
+        for name in networks:
+            for d in [paths.mlp_network_dir(folder, name)] + [
+                    paths.mlp_cell_dir(folder, trained_on=m, network=name)
+                    for m in mlp_tasks.CANDIDATES]:
+                cli.replaceable_dir(d, "an MLP network or cell")
     computed = False
-    for name in networks:          # every folder written, probed before any training
-        for d in [paths.mlp_network_dir(out, name)] + [
-                paths.mlp_cell_dir(out, trained_on=m, network=name) for m in mlp_tasks.CANDIDATES]:
-            cli.replaceable_dir(d, "an MLP network or cell")
-    for name in networks:
-        net = None
-        for trained_on in mlp_tasks.CANDIDATES:
-            cell = paths.mlp_cell_dir(out, trained_on=trained_on, network=name)
-            if pipe.finished(cell, settings[name, trained_on], args.overwrite):
-                continue
-            net = net or pipe.network(
-                ABAB, args, paths.mlp_network_dir(out, name), device,
-                iit_layer=layer if name == "iit" else None,
-                same_as=None if name == "iit" else paths.mlp_network_dir(out.parent / PATTERN))
-            _ablation_cell(net, name, layer, mlp_tasks.MODELS[trained_on], cell,
-                           settings[name, trained_on], args, device)
-            computed = True
-    if not computed and pipe.summary_finished(out):
+    for run_args, folder in runs:  # each seed: its own networks and cells, as --seed alone
+        pattern = paths.mlp_seed_dir(out.parent / PATTERN, run_args.seed, args.seed)
+        computed = _ablation_cells(run_args, folder, networks, layer, pattern, device) or computed
+    seeds = [run_args.seed for run_args, _ in runs]
+    if not computed and pipe.summary_finished(out, seeds):
         return  # every cell was skipped and the summary is there
-    cells = pipe.finished_cells({key: paths.mlp_cell_dir(out, trained_on=key[1], network=key[0])
-                                 for key in settings},
-                                settings)
-    table = [row for (name, trained_on), m in cells.items()
-             for tested_on, evaluation in m["tested_on"].items()
-             for row in pipe.rows(WRONG_GRAPH, "das", layer, trained_on, tested_on, evaluation,
-                                  network=name)]
+    cells = {run_args.seed: _finished_ablation_cells(run_args, folder, networks, layer)
+             for run_args, folder in runs}
+    table = _ablation_rows(cells[args.seed], layer)
     summary = {"experiment": WRONG_GRAPH, "task": ABAB.name, "layer": layer,
                "causal_models": {m: mlp_tasks.MODELS[m].describe() for m in mlp_tasks.CANDIDATES},
-               "networks": {name: _network_summary(paths.mlp_network_dir(out, name), name, cells)
-                            for name in networks if any(n == name for n, _ in cells)},
+               "networks": {name: _network_summary(paths.mlp_network_dir(out, name), name,
+                                                   cells[args.seed])
+                            for name in networks if any(n == name for n, _ in cells[args.seed])},
                "iia_matrix_axes": "networks[network].iia_matrix[trained_on][tested_on]",
                "wall_time_s": round(time.time() - start, 1)}
     figure = mlp_plots.ablation_heatmaps(pd.DataFrame(table), list(mlp_tasks.CANDIDATES),
                                          {n: NETWORK_TITLES[n] for n in summary["networks"]},
                                          f"ABAB networks, layer {layer}: DAS across causal models",
                                          right=ABAB.name)
-    pipe.write_outputs(out, summary, table, figure, args, device)
+    over_seeds = None
+    if len(runs) > 1:
+        rows = [{**row, "seed": seed} for seed, by_cell in cells.items()
+                for row in _ablation_rows(by_cell, layer)]
+        summary["over_seeds"] = _ablation_over_seeds(runs, cells, networks, args)
+        diagonal = pd.DataFrame([r for r in rows if r["causal_model"] == r["test_causal_model"]])
+        diagonal["method"] = diagonal["network"] + " " + diagonal["causal_model"]
+        over_seeds = rows, mlp_plots.over_seeds(
+            diagonal, "method", f"ABAB networks, layer {layer}: DAS trained and tested on each "
+            f"causal model, over {len(runs)} seeds")
+    pipe.write_outputs(out, summary, table, figure, args, device, over_seeds,
+                       pipe.ABLATION_OVER_SEEDS_COLUMNS)
     for name, part in summary["networks"].items():
         log.info("%s network, IIA matrix (rows: trained on, columns: tested on):\n%s", name,
                  pd.DataFrame(part["iia_matrix"]).T.round(4).to_string())
+    for name, part in (summary.get("over_seeds") or {}).get("networks", {}).items():
+        log.info("%s network over seeds: %s", name, part["comparison"]["statement"])
+
+
+def _ablation_settings(args, networks: list[str], layer: int) -> dict:
+    """{(network, trained-on model): the settings of its cell} for one run seed."""
+    extra = {"plain": {}, "iit": {"iit_layer": layer, "iit_weight": args.iit_weight}}
+    return {(n, m): pipe.recipe(args, pipe.DAS_RECIPE, causal_model=m, layer=layer, network=n,
+                                **extra[n])
+            for n in networks for m in mlp_tasks.CANDIDATES}
+
+
+def _ablation_cells(args, folder, networks: list[str], layer: int, pattern, device: str) -> bool:
+    """The ablation's cells of one run seed (``args.seed``) in ``folder``; True if any was
+    computed (not skipped). The plain network is pattern_matching's of the same seed (its
+    folder for that seed: ``pattern``), reused when that one is finished with these flags."""
+    settings, computed = _ablation_settings(args, networks, layer), False
+    for name in networks:
+        net = None
+        for trained_on in mlp_tasks.CANDIDATES:
+            cell = paths.mlp_cell_dir(folder, trained_on=trained_on, network=name)
+            if pipe.finished(cell, settings[name, trained_on], args.overwrite):
+                continue
+            net = net or pipe.network(
+                ABAB, args, paths.mlp_network_dir(folder, name), device,
+                iit_layer=layer if name == "iit" else None,
+                same_as=None if name == "iit" else paths.mlp_network_dir(pattern))
+            _ablation_cell(net, name, layer, mlp_tasks.MODELS[trained_on], cell,
+                           settings[name, trained_on], args, device)
+            computed = True
+    return computed
+
+
+def _finished_ablation_cells(args, folder, networks: list[str], layer: int) -> dict:
+    settings = _ablation_settings(args, networks, layer)
+    return pipe.finished_cells({key: paths.mlp_cell_dir(folder, trained_on=key[1],
+                                                        network=key[0]) for key in settings},
+                               settings)
+
+
+def _ablation_rows(cells: dict, layer: int) -> list[dict]:
+    return [row for (name, trained_on), m in cells.items()
+            for tested_on, evaluation in m["tested_on"].items()
+            for row in pipe.rows(WRONG_GRAPH, "das", layer, trained_on, tested_on, evaluation,
+                                 network=name)]
+
+
+def _ablation_over_seeds(runs, cells: dict, networks: list[str], args) -> dict:
+    """Per network, over the run seeds: each trained-on x tested-on entry's spread, and the
+    thesis's expectation as a paired comparison: DAS trained and tested on ABAB against the
+    highest other entry of the same seed's matrix."""
+    result = {"seeds": [run_args.seed for run_args, _ in runs], "networks": {},
+              "iia": "test IIA over all interventions (intervention 'all') at each run seed",
+              "folders": {str(run_args.seed): str(folder.relative_to(runs[0][1]))
+                          for run_args, folder in runs}}
+    for name in networks:
+        matrices = {seed: {t: {s: e["iia"]["all"] for s, e in m["tested_on"].items()}
+                           for (n, t), m in by_cell.items() if n == name}
+                    for seed, by_cell in cells.items()}
+        right = {seed: matrix[ABAB.name][ABAB.name] for seed, matrix in matrices.items()}
+        other = {seed: expectation(matrix)["highest_other"] for seed, matrix in matrices.items()}
+        first = next(iter(matrices.values()))
+        accuracy = {run_args.seed: _mlp_summary(paths.mlp_network_dir(folder, name))["test_accuracy"]
+                    for run_args, folder in runs}
+        result["networks"][name] = {
+            "iia_matrix": {t: {s: seed_stats.spread({seed: matrices[seed][t][s]
+                                                     for seed in matrices})
+                               for s in row} for t, row in first.items()},
+            "comparison": seed_stats.paired(
+                right, other, runtime.derive_seed(args.seed, WRONG_GRAPH, name, "over_seeds"),
+                names=("abab_abab", "highest_other"),
+                labels=("DAS trained and tested on ABAB", "the best other entry")),
+            "mlp_test_accuracy": seed_stats.spread(accuracy)}
+    return result
 
 
 def check_networks(names: list[str]) -> list[str]:

@@ -37,6 +37,9 @@ CSV_COLUMNS = ["experiment", "network", "method", "layer", "low_rank_dimension",
                "test_causal_model", "intervention", "iia", "n_examples"]
 OVER_SEEDS_COLUMNS = ["experiment", "seed", "method", "layer", "causal_model", "intervention",
                       "iia", "n_examples"]
+# the wrong-causal-graph ablation: two networks, each trained-on model tested on every one
+ABLATION_OVER_SEEDS_COLUMNS = ["experiment", "seed", "network", "method", "layer", "causal_model",
+                               "test_causal_model", "intervention", "iia", "n_examples"]
 MAX_SEEDS = 100    # a minute or two of CPU each; the sign-flip test's 65,536 patterns x N stay small
 
 
@@ -343,9 +346,11 @@ def rows(experiment: str, method: str, layer: int, causal_model: str, test_causa
 
 
 def write_outputs(directory: Path, metrics: dict, table: list[dict], figure,
-                  args, device: str, over_seeds: tuple[list[dict], object] | None = None) -> None:
+                  args, device: str, over_seeds: tuple[list[dict], object] | None = None,
+                  seed_columns: list[str] = OVER_SEEDS_COLUMNS) -> None:
     """metrics.json, iia.csv, the figure and run.json of one experiment; with ``over_seeds``
-    (the tidy rows and the figure of a multi-seed run) also iia_over_seeds.csv and its figure.
+    (the tidy rows and the figure of a multi-seed run) also iia_over_seeds.csv (its
+    ``seed_columns``) and its figure.
     Without it, those of an earlier multi-seed run are removed: metrics.json no longer holds
     their numbers."""
     runtime.atomic_write_json(directory / paths.METRICS, metrics)
@@ -359,7 +364,7 @@ def write_outputs(directory: Path, metrics: dict, table: list[dict], figure,
     else:
         rows, seeds_figure = over_seeds
         with runtime.atomic_path(paths.mlp_over_seeds_csv(directory)) as tmp:
-            pd.DataFrame(rows, columns=OVER_SEEDS_COLUMNS).to_csv(tmp, index=False)
+            pd.DataFrame(rows, columns=seed_columns).to_csv(tmp, index=False)
         _save_figure(seeds_figure, paths.mlp_over_seeds_figure(directory))
         files += over_seeds_files(directory)
     runtime.write_run_json(directory, args, seed=args.seed, device=device)

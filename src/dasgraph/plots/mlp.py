@@ -72,10 +72,10 @@ def ablation_heatmaps(table: pd.DataFrame, order: list[str], panels: dict[str, s
 
 
 def over_seeds(table: pd.DataFrame, x: str, title: str) -> plt.Figure:
-    """Overall test IIA (intervention "all") at each run seed, per value of ``x`` ("method" or
-    "layer"): one point per seed, a seed's points joined by a thin line (its pair, or its
-    layers), and beside them the mean +- sd over seeds (black). ``table``: the rows of
-    iia_over_seeds.csv."""
+    """Overall test IIA (intervention "all") at each run seed, per value of ``x`` ("method",
+    "layer", or a column whose values are their own labels): one point per seed, a seed's
+    points joined by a thin line (its pair, or its layers), and beside them the mean +- sd over
+    seeds (black). ``table``: the rows of iia_over_seeds.csv."""
     overall = table[table["intervention"] == "all"]
     order = list(dict.fromkeys(overall[x]))
     position = {value: i for i, value in enumerate(order)}
@@ -90,8 +90,8 @@ def over_seeds(table: pd.DataFrame, x: str, title: str) -> plt.Figure:
                     capsize=5, color="black", label="mean ± sd" if i == 0 else None)
         ax.annotate(f"{row['mean']:.4f}\n± {row['std']:.4f}", (position[value] + 0.27, row["mean"]),
                     fontsize=8, va="center")
-    ax.set_xticks(range(len(order)), [METHOD_LABELS.get(v, f"layer {v}") for v in order],
-                  fontsize=8)
+    names = [METHOD_LABELS.get(v, f"layer {v}" if x == "layer" else str(v)) for v in order]
+    ax.set_xticks(range(len(order)), names, fontsize=8)
     ax.set_xlim(-0.4, len(order) - 0.2)
     _finish(ax, x, title, legend_title="run seed", ylim=None)
     return fig

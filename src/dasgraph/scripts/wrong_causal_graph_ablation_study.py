@@ -18,7 +18,10 @@ Two ABAB networks (--networks):
 Writes results/mlp/wrong_causal_graph/: metrics.json, iia.csv (with a network column),
 iia_matrix.png (one heatmap per network), run.json, and per network NAME/model/ (the MLP;
 plain is the same network as pattern_matching's for the same seed and flags) and
-NAME/trained_on_CM/ (rotation in pyvene's format + metrics).
+NAME/trained_on_CM/ (rotation in pyvene's format + metrics). With --seeds N, seeds --seed+1 ..
+--seed+N-1 go under seed_S/ (their plain network is pattern_matching's of the same seed), and
+metrics.json -> over_seeds gives, per network, every entry's spread over seeds and a paired test
+of ABAB/ABAB against the highest other entry; iia_over_seeds.csv and diagonal_over_seeds.png.
 
 Example:
     python mlp/wrong_causal_graph_ablation_study.py --results_path results --layer 0
@@ -32,6 +35,7 @@ def parse_args(argv=None):
     p = cli.parser(__doc__)
     cli.add_common(p)
     mlp_pipeline.add_flags(p)
+    mlp_pipeline.add_seeds_flag(p)
     p.add_argument("--layer", type=cli.count(cli.MAX_LAYERS, minimum=0), default=mlp_experiments.TUTORIAL_LAYER,
                    help="hidden layer to align, and where the iit network is trained with "
                         "interchange interventions (0, 1 or 2; default 0)")
