@@ -199,14 +199,18 @@ reproduce-mlp: $(STAMP)
 # Issue 14: the MLP experiments over MLP_SEEDS run seeds (42, 43, ...), each with its own network
 # and DAS cells; seed 42 is make reproduce's own run (reused when finished), the others go under
 # seed_S/. Hierarchical equality adds DAS against the best neuron split with a paired test,
-# ABAB DAS's spread per layer (docs/mlp.md, "Over seeds"). Not part of make reproduce:
+# ABAB DAS's spread per layer, the wrong-causal-graph ablation each entry's spread and ABAB/ABAB
+# against the highest other entry (docs/mlp.md, "Over seeds"). Not part of make reproduce:
 # 5 seeds from scratch took 15 min 04 s here (8 min 41 s of CPU on one thread, the 2 cores shared
 # with other jobs): hierarchical equality 7 min 50 s, ABAB 7 min; a re-run skips all in 26 s.
+# The ablation's 5 seeds took 8 min 44 s more (training its own plain networks: after ABAB's
+# seeds it reuses theirs).
 MLP_SEEDS ?= 5
 
 reproduce-mlp-seeds: $(STAMP)
 	$(PY) reproduce_das_experiment.py --results_path $(RESULTS) --seeds $(MLP_SEEDS)
 	$(PY) mlp/pattern_matching_das.py --results_path $(RESULTS) --seeds $(MLP_SEEDS)
+	$(PY) mlp/wrong_causal_graph_ablation_study.py --results_path $(RESULTS) --seeds $(MLP_SEEDS)
 	$(PY) make_report.py --results_path $(RESULTS)
 
 bench: $(STAMP)

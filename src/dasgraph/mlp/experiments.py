@@ -270,9 +270,10 @@ def run_wrong_causal_graph(args: argparse.Namespace) -> None:
                 for row in _ablation_rows(by_cell, layer)]
         summary["over_seeds"] = _ablation_over_seeds(runs, cells, networks, args)
         diagonal = pd.DataFrame([r for r in rows if r["causal_model"] == r["test_causal_model"]])
-        diagonal["method"] = diagonal["network"] + " " + diagonal["causal_model"]
+        axis = "network, causal model DAS is trained and tested on"
+        diagonal[axis] = diagonal["network"] + " " + diagonal["causal_model"]
         over_seeds = rows, mlp_plots.over_seeds(
-            diagonal, "method", f"ABAB networks, layer {layer}: DAS trained and tested on each "
+            diagonal, axis, f"ABAB networks, layer {layer}: DAS trained and tested on each "
             f"causal model, over {len(runs)} seeds")
     pipe.write_outputs(out, summary, table, figure, args, device, over_seeds,
                        pipe.ABLATION_OVER_SEEDS_COLUMNS)
