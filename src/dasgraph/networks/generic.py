@@ -305,16 +305,19 @@ class StagedDecoder(nn.Module):
     architecture does before its first block, e.g. Gemma's embedding scale, is done); the rest
     calls its decoder layers with the recorded arguments (``record_layer_args``: the rotary
     tables and causal mask of one prompt, broadcast over the batch), its final norm and its
-    ``score`` head. Checked equal to the model's own logits in tests/test_train_architectures.py.
+    ``score`` head (or, for a causal LM, its answer tokens' logits). Checked equal to the
+    model's own logits in tests/test_train_architectures.py.
     """
 
-    def __init__(self, classifier, ids: torch.Tensor, frozen: bool = True):
-        """ids: (B, S) prompts of the task's one length (the first is enough)."""
+    def __init__(self, classifier, ids: torch.Tensor, frozen: bool = True, head=None):
+        """ids: (B, S) prompts of the task's one length (the first is enough); ``head``: what
+        reads the last position's final-normed state (default the classifier's ``score``; a
+        causal LM's ``readouts.Readout`` over its answer tokens)."""
         super().__init__()
         self.model = classifier
         self.layers = decoder_layers(classifier)
         self.norm = final_norm(classifier)
-        self.score = classifier.score
+        self.score = classifier.score if head is None else head
         self.n_layer = len(self.layers)
         self._layer_args = record_layer_args(classifier, self.layers, ids[:1])
         for p in classifier.parameters():

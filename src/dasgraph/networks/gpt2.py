@@ -214,32 +214,37 @@ def partner_sampler(groups: np.ndarray, pool: np.ndarray):
 
 
 @torch.no_grad()
-def predict(model, ids: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """(N,) predicted class of each (N, 6) prompt."""
+def predict(model, ids: torch.Tensor, batch_size: int = 1000, readout=None) -> torch.Tensor:
+    """(N,) predicted class of each (N, S) prompt: the classifier's, or with a language-model
+    ``readout`` (``networks.readouts``) the likeliest answer token at the last position."""
     model.eval()
-    out = [model(input_ids=ids[i:i + batch_size]).logits.argmax(-1)
+    select = readout.select if readout is not None else (lambda logits: logits)
+    out = [select(model(input_ids=ids[i:i + batch_size]).logits).argmax(-1)
            for i in range(0, len(ids), batch_size)]
     return torch.cat(out)
 
 
-def accuracy(model, ids: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((predict(model, ids) == labels).float().mean())
+def accuracy(model, ids: torch.Tensor, labels: torch.Tensor, readout=None) -> float:
+    return float((predict(model, ids, readout=readout) == labels).float().mean())
 
 
-def trainable_stages(model, ids: torch.Tensor):
-    """The classifier as embed / states_at(layer) / logits_from(layer), trainable: a GPT-2's
-    own weights without transformers' overhead (LeanGPT2, the default's path), any other
-    architecture through its own modules (StagedDecoder). ids: (N, S) prompts."""
-    if model.config.model_type == "gpt2":
+def trainable_stages(model, ids: torch.Tensor, readout=None):
+    """The network as embed / states_at(layer) / logits_from(layer), trainable: a GPT-2
+    classifier's own weights without transformers' overhead (LeanGPT2, the default's path),
+    any other architecture, or a causal LM read through its answer tokens (``readout``),
+    through its own modules (StagedDecoder). ids: (N, S) prompts."""
+    if model.config.model_type == "gpt2" and readout is None:
         return LeanGPT2(model, frozen=False)
     from dasgraph.networks.generic import StagedDecoder
 
-    return StagedDecoder(model, ids[:1], frozen=False)
+    return StagedDecoder(model, ids[:1], frozen=False, head=readout)
 
 
 def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.ndarray],
-          cfg: TrainConfig, seed: int, task=None) -> list[dict]:
-    """AdamW with linear warm-up and decay, cross-entropy, on ``splits['train']``.
+          cfg: TrainConfig, seed: int, task=None, readout=None) -> list[dict]:
+    """AdamW with linear warm-up and decay, cross-entropy, on ``splits['train']``. A causal LM
+    trains through ``readout``: cross-entropy over the task's answer tokens at the last
+    position (``networks.readouts``), the logits DAS reads afterwards.
 
     Returns the per-epoch history (loss, train and validation accuracy).
     """
@@ -253,7 +258,7 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
     history = []
-    lean = trainable_stages(model, ids)
+    lean = trainable_stages(model, ids, readout)
     planted = cfg.iit_weight > 0 or cfg.invariance_weight > 0
     if planted:
         from dasgraph.causal import models as causal_models
@@ -308,11 +313,11 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
     return history
 
 
-def evaluate_splits(model, ids, labels, splits) -> dict[str, float]:
+def evaluate_splits(model, ids, labels, splits, readout=None) -> dict[str, float]:
     out = {}
     for name, idx in splits.items():
         idx = torch.as_tensor(idx, device=ids.device)
-        out[f"{name}_accuracy"] = accuracy(model, ids[idx], labels[idx])
-    out["all_inputs_accuracy"] = accuracy(model, ids, labels)
+        out[f"{name}_accuracy"] = accuracy(model, ids[idx], labels[idx], readout)
+    out["all_inputs_accuracy"] = accuracy(model, ids, labels, readout)
     return out
 

@@ -41,10 +41,19 @@ def load_model(model_path: str):
     """The model in eval mode, with the head its folder was saved with."""
     if model_kind(model_path) == CLASSIFIER:
         return gpt2.load_classifier(model_path)
+    return load_language_model(model_path)
+
+
+def load_language_model(model_path: str):
+    """A causal LM in eval mode; a folder that holds a sequence classifier is refused (its
+    language-model head would be new, untrained weights)."""
     from transformers import AutoModelForCausalLM
 
-    model = gpt2._from_pretrained(AutoModelForCausalLM, str(model_path))
-    return model.eval()
+    if model_kind(model_path) == CLASSIFIER:
+        raise UsageError(f"--model_path {model_path} holds a sequence classifier; --readout "
+                         "language_model needs a causal language model (a *ForCausalLM folder or "
+                         "hub id); drop --readout to fine-tune the classifier")
+    return gpt2._from_pretrained(AutoModelForCausalLM, str(model_path)).eval()
 
 
 def lean_applies(model, site: Site) -> bool:

@@ -11,6 +11,7 @@ the hub once, or a local copy).
     python train_gpt2.py --task boolean --results_path results/boolean
     python train_gpt2.py --architecture llama --results_path results/llama   # a Llama, same plant
     python train_gpt2.py --model_path gpt2 --epochs 50 --batch_size 32 --device cuda
+    python train_gpt2.py --model_path DIR --readout language_model   # a causal LM, answer tokens
 
 With --device auto (the default), the embedded default trains on the CPU even where a GPU is
 there: a CPU-trained network is bit-identical on every machine, a GPU-trained one is another
@@ -19,7 +20,7 @@ network (docs/gpu.md). Fine-tuning a --model_path uses the GPU when there is one
 from __future__ import annotations
 
 from dasgraph import cli, runtime
-from dasgraph.networks import gpt2
+from dasgraph.networks import gpt2, readouts
 from dasgraph.stages.training import ARCH_DEFAULT, RECIPES, run_training
 
 
@@ -32,6 +33,12 @@ def parse_args(argv=None):
     # recipe's value (from scratch or fine-tuning)
     cli.add_settings(p, gpt2.TrainConfig, recipes=RECIPES)
     cli.add_settings(p, gpt2.ArchConfig, recipes={"from scratch": ARCH_DEFAULT})
+    p.add_argument("--readout", choices=(readouts.CLASSIFIER, readouts.LANGUAGE_MODEL),
+                   default=None,
+                   help="with --model_path: fine-tune a sequence classifier (default; a new head "
+                        "of the task's classes on a pretrained model) or a causal LM through its "
+                        "answer tokens at the last position (language_model: the logits of "
+                        "'3'..'30', each one token in its tokenizer)")
     p.add_argument("--skip_existing", action="store_true",
                    help="if a finished model is already there, keep it and exit 0")
     return p.parse_args(argv)

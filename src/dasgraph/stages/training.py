@@ -8,7 +8,7 @@ import math
 import torch
 
 from dasgraph import cli, paths, plots, readers, tasks
-from dasgraph.networks import gpt2
+from dasgraph.networks import gpt2, loading, readouts
 from dasgraph.analysis import planted
 from dasgraph.plots import analysis as plots_analysis
 from dasgraph.runtime import (UsageError, atomic_directory, check_memory, atomic_write_json, derive_seed, finished, is_done,
@@ -76,6 +76,9 @@ def resolve_configs(args, task: tasks.Task) -> tuple[gpt2.ArchConfig | None, gpt
         from dasgraph.causal import models as causal_models
 
         causal_models.planted_model(train_cfg.iit_causal_model, task)
+    if readout_kind(args) != readouts.CLASSIFIER and not args.model_path:
+        raise UsageError(f"--readout {readout_kind(args)} fine-tunes a causal language model: "
+                         "pass it with --model_path (from scratch trains classifiers)")
     if args.model_path:
         if any(getattr(args, n, None) is not None for n in ("n_layer", "n_embd", "n_head",
                                                                "architecture")):
@@ -136,9 +139,14 @@ def run_training(args) -> dict | None:
     set_seed(args.seed)
     configure_determinism()
 
+    readout = None
     if args.model_path:
         tokenizer = gpt2.load_tokenizer(args.model_path)
-        model = gpt2.load_classifier(args.model_path, num_labels=task.n_classes)
+        if readout_kind(args) == readouts.LANGUAGE_MODEL:
+            model = loading.load_language_model(args.model_path)
+            readout = readouts.readout_for(model, tokenizer, loading.task_class_names(task))
+        else:
+            model = gpt2.load_classifier(args.model_path, num_labels=task.n_classes)
     else:
         tokenizer = task.build_tokenizer()
         model = gpt2.build_model(arch, derive_seed(args.seed, "init"), task)
@@ -152,18 +160,20 @@ def run_training(args) -> dict | None:
     # 06 s on one thread with the MLP part running beside it, 3 min 17 s on two threads alone),
     # and the numbers then do not depend on the machine's core count.
     with torch_threads(TRAIN_THREADS if device == "cpu" else torch.get_num_threads()):
+        readout = readout.to(device) if readout is not None else None
         history = gpt2.train(model.to(device), ids, labels, splits, train_cfg,
-                             derive_seed(args.seed, "train"), task)
+                             derive_seed(args.seed, "train"), task, readout)
     if not all(math.isfinite(row["loss"]) for row in history):
         raise UsageError(f"training diverged (the loss became NaN or infinite) with --lr "
                          f"{train_cfg.lr:g}; nothing was saved: lower --lr or the loss weights")
-    metrics = gpt2.evaluate_splits(model, ids, labels, splits)
+    metrics = gpt2.evaluate_splits(model, ids, labels, splits, readout)
     plant = planted.plant_record(dataclasses.asdict(train_cfg), task)
     if plant:   # the known answer travels with the network (config.json and metrics.json)
         model.config.dasgraph_planted = plant
     metrics.update(history=history, train_config=dataclasses.asdict(train_cfg), planted=plant,
                    task=task.record(), held_out=task.holdout,
                    train_torch_threads=TRAIN_THREADS if device == "cpu" else None,
+                   readout=readout_kind(args),
                    architecture=dataclasses.asdict(arch) if arch else None,
                    split_sizes={k: len(v) for k, v in splits.items()},
                    split_node_ids={k: v.tolist() for k, v in splits.items()})
@@ -185,9 +195,19 @@ def run_training(args) -> dict | None:
 
 def training_settings(args, arch: gpt2.ArchConfig | None, train_cfg: gpt2.TrainConfig) -> dict:
     """What makes a trained model: the recipe, the architecture (from scratch) or the
-    pretrained model, and the seed. Recorded in its completion marker (runtime.finished)."""
-    return {**dataclasses.asdict(train_cfg), "seed": args.seed, "model_path": args.model_path,
-            "architecture": _architecture_settings(arch)}
+    pretrained model, its readout, and the seed. Recorded in its completion marker
+    (runtime.finished); the classifier readout, which every model had before there was a
+    choice, is not written, so those models still count as made with the same settings."""
+    settings = {**dataclasses.asdict(train_cfg), "seed": args.seed, "model_path": args.model_path,
+                "architecture": _architecture_settings(arch)}
+    if readout_kind(args) != readouts.CLASSIFIER:
+        settings["readout"] = readout_kind(args)
+    return settings
+
+
+def readout_kind(args) -> str:
+    """--readout: how the fine-tuned model answers (a classification head by default)."""
+    return getattr(args, "readout", None) or readouts.CLASSIFIER
 
 
 def _architecture_settings(arch: gpt2.ArchConfig | None) -> dict | None:
