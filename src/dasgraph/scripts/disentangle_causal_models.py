@@ -11,7 +11,7 @@ through the fast path in large batches. Writes results/graphs/{cm}/layer_{L}_k_{
 from __future__ import annotations
 
 from dasgraph import cli, runtime
-from dasgraph.stages.sweep import build_graphs
+from dasgraph.stages.graph_cells import build_graphs
 
 
 def parse_args(argv=None):

@@ -15,7 +15,8 @@ import logging
 from dasgraph import cli, paths, runtime
 from dasgraph.causal import floors
 from dasgraph.networks import random_init as random_network
-from dasgraph.stages.sweep import evaluate_cells, model_dir, task_of, write_iia_csv
+from dasgraph.stages.evaluation_cells import evaluate_cells, write_iia_csv
+from dasgraph.stages.sweep import model_dir, task_of
 
 
 def parse_args(argv=None):
