@@ -3,6 +3,8 @@ bootstrap interval, its spread over DAS seeds and the random-subspace control, -
 """
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from pathlib import Path
 
@@ -12,9 +14,12 @@ from tqdm.auto import tqdm
 
 from dasgraph import cli, paths, readers
 from dasgraph.interventions import das
-from dasgraph.runtime import atomic_path, atomic_write_json, derive_seed, resolve_device, run_record
-from dasgraph.stages.sweep import (Subject, cell_finished, label_tables, load_cell,
-                                   load_trained_selection)
+from dasgraph.runtime import (atomic_write_json, atomic_write_text, changed_settings, check_done,
+                              derive_seed, finished, resolve_device, run_record, write_done)
+from dasgraph.stages import executor, manifest
+from dasgraph.stages.manifest import Cell
+from dasgraph.stages.sweep import (Subject, cell_finished, das_cell_weights, label_tables,
+                                   load_cell, load_trained_selection, subject_from_args)
 
 log = logging.getLogger(__name__)
 
@@ -49,25 +54,6 @@ def random_subspace_iia(subject: Subject, tables: dict, layer: int, k: int, draw
             scores[name].append(float((pred == table[base, source]).float().mean()))
     return {name: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
             for name, v in scores.items()}
-
-
-def _evaluated_before(args) -> set:
-    """Cells in iia.csv made with these settings (test pairs, random draws and pairs)."""
-    if not paths.iia_csv(args.results_path).exists() or args.overwrite:
-        return set()
-    old = read_iia_csv(paths.iia_csv(args.results_path))
-    same = (old.n_examples == args.n_testing) & (old.causal_model == old.test_causal_model)
-    if args.random_draws:
-        if not set(RANDOM_COLUMNS) <= set(old.columns):
-            return set()
-        same &= (old.random_draws == args.random_draws) & \
-            (old.random_n_examples == args.n_random_pairs)
-    old = old[same]
-    if not set(SEED_COLUMNS) <= set(old.columns):   # an iia.csv from before these columns: redo
-        return set()
-    return {(cm, layer, k) for cm, layer, k, n in
-            zip(old.causal_model, old.layer, old.low_rank_dimension, old.n_seeds)
-            if n == len(das_seeds_on_disk(args.results_path, cm, layer, k))}
 
 
 SEED_COLUMNS = ["iia_ci_low", "iia_ci_high", "iia_changed", "n_changed", "n_seeds",
@@ -136,30 +122,162 @@ def _cell_rows(args, subject: Subject, tables: dict, cell, control) -> list[dict
     return rows
 
 
-def evaluate_cells(args) -> pd.DataFrame:
-    """IIA of every trained cell on fresh pairs, against its own and (arithmetic) the others,
-    with its bootstrap interval, its spread over DAS seeds and the random-subspace control."""
-    device = resolve_device(args.device)
-    subject, cells = load_trained_selection(args, device)
-    cli.writable_file(paths.iia_csv(args.results_path), "iia.csv")
-    for cell in cells:             # every cell checked before any is evaluated
-        readers.check_das_cell(paths.das_cell_dir(args.results_path, *cell))
-    done = _evaluated_before(args)
-    if done & set(cells):
-        log.info("%d cells already evaluated in %s with these settings; skipping them "
-                 "(--overwrite redoes them)", len(done & set(cells)), paths.iia_csv(args.results_path))
-    cells = [c for c in cells if c not in done]
+STAGE = "evaluate"
+
+
+def common_settings(args, subject: Subject) -> dict:
+    """What every evaluated cell of this run shares and its rows depend on: the run seed (the
+    test pairs, the bootstrap and the random subspaces derive from it), the numbers of test and
+    control pairs, the network's weights (its states and predictions) and where the labels come
+    from."""
+    return {"stage": STAGE, "seed": args.seed, "n_testing": args.n_testing,
+            "random_draws": args.random_draws,
+            "n_random_pairs": args.n_random_pairs if args.random_draws else 0,
+            "task": subject.task.name, "network": manifest.network_digest(subject.model),
+            "labels": "network" if getattr(args, "control", "none") == "random_init" else "task",
+            **({} if subject.site.is_default else {"site": subject.site.describe()})}
+
+
+def evaluation_cells(root, selection, common: dict) -> list[Cell]:
+    """The manifest of an evaluation: one cell per trained (causal model, layer, k), covering
+    all its DAS seeds, keyed also by the digests of their trained weights, so that a cell
+    trained again (or given more seeds) is evaluated again."""
+    cells = []
+    for cm, layer, k in selection:
+        weights = [das_cell_weights(root, cm, layer, k, das_seed)
+                   for das_seed in das_seeds_on_disk(root, cm, layer, k)]
+        settings = {**common, "causal_model": cm, "layer": layer, "low_rank_dimension": k,
+                    "das_cell_weights": weights}
+        cells.append(Cell(cm, layer, k, 1, settings, stage=STAGE))
+    return cells
+
+
+def _control(args, subject: Subject, tables: dict, cell: Cell, cache: dict):
+    """The random-subspace control of the cell's (layer, k), computed once per process and
+    shared by the causal models. Its pairs and subspaces derive from the run seed, the layer
+    and k alone, so it is the same number whichever cells a run evaluates."""
+    if not args.random_draws:
+        return None
+    key = cell.layer, cell.low_rank_dimension
+    if key not in cache:
+        cache[key] = random_subspace_iia(subject, tables, *key, args.random_draws,
+                                         args.n_random_pairs, args.seed)
+    return cache[key]
+
+
+def write_record(root, cell: Cell, rows: list[dict], run: dict) -> Path:
+    """An evaluated cell's rows (NaN as null), then its completion marker with its settings."""
+    path = paths.evaluation_json(root, cell.causal_model, cell.layer, cell.low_rank_dimension)
+    marker = paths.done_marker(path)
+    marker.unlink(missing_ok=True)      # unfinished until the new rows are whole
+    plain = [{k: None if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()}
+             for row in rows]
+    atomic_write_json(path, {"causal_model": cell.causal_model, "layer": cell.layer,
+                             "low_rank_dimension": cell.low_rank_dimension, "rows": plain,
+                             "run": run})
+    write_done(marker, [path], settings=cell.settings)
+    return path
+
+
+def read_record(root, cell: Cell) -> list[dict] | None:
+    """The rows of a cell evaluated with its settings (None: not, or not yet)."""
+    path = paths.evaluation_json(root, cell.causal_model, cell.layer, cell.low_rank_dimension)
+    marker = paths.done_marker(path)
+    if check_done(marker) is not None or changed_settings(marker, cell.settings):
+        return None
+    return [{k: np.nan if v is None else v for k, v in row.items()}
+            for row in json.loads(path.read_bytes())["rows"]]
+
+
+def _summary(rows: list[dict]) -> dict:
+    own = next(r for r in rows if r["test_causal_model"] == r["causal_model"])
+    return {k: own[k] for k in ("causal_model", "layer", "low_rank_dimension", "iia", "n_seeds")}
+
+
+def _log(summary: dict) -> None:
+    log.info("cell %-3s layer %d k %4d: IIA %.3f (%d DAS seeds)", summary["causal_model"],
+             summary["layer"], summary["low_rank_dimension"], summary["iia"], summary["n_seeds"])
+
+
+def evaluate_here(args, subject: Subject, device: str, cells: list[Cell],
+                  keep_going: bool = False) -> list[dict]:
+    """Evaluate ``cells`` in this process, each recorded the moment it is done (and tracked for
+    --status); their summaries. ``keep_going`` (a job): a failed cell is recorded and the
+    others still run, then the first error is raised."""
     tables = label_tables(args, subject, subject.task.models, device)
+    run = run_record(args, device=device)       # once: it asks git and every library
+    controls, done, errors = {}, [], []
+    for cell in tqdm(cells, desc="evaluating cells", unit="cell"):
+        try:
+            with manifest.tracked(args.results_path, STAGE, [cell]):
+                rows = _cell_rows(args, subject, tables,
+                                  (cell.causal_model, cell.layer, cell.low_rank_dimension),
+                                  _control(args, subject, tables, cell, controls))
+                write_record(args.results_path, cell, rows, run)
+        except Exception as err:
+            if not keep_going:
+                raise
+            errors.append(err)
+            continue
+        done.append(_summary(rows))
+        _log(done[-1])
+    if errors:
+        raise errors[0]
+    return done
+
+
+def run_shard(args, cells: list[Cell]) -> list[dict]:
+    """A job's whole work (submitit pickles this call): load the network, evaluate its cells."""
+    device = resolve_device(args.device)
+    return evaluate_here(args, subject_from_args(args, device), device, cells, keep_going=True)
+
+
+def _report(summaries: list[dict], bar) -> list[dict]:
+    for summary in summaries:
+        bar.update()
+        _log(summary)
+    return summaries
+
+
+def evaluate_cells(args) -> pd.DataFrame | None:
+    """IIA of every trained cell on fresh pairs, against its own and (arithmetic) the others,
+    with its bootstrap interval, its spread over DAS seeds and the random-subspace control.
+
+    Each (causal model, layer, k) is a cell keyed by its settings (manifest.py): one evaluated
+    with the same settings is read back, one evaluated with other settings (another --seed,
+    its DAS cell trained again ...) is evaluated again. Returns the rows of every selected cell,
+    read from their records; None while some are unfinished (--no_wait)."""
+    device = "cpu" if executor.submits(args) else resolve_device(args.device)
+    executor.check(args)
+    subject, selection = load_trained_selection(args, device)
+    root = args.results_path
+    cli.writable_file(paths.iia_csv(root), "iia.csv")
+    for cell in selection:         # every cell checked before any is evaluated
+        readers.check_das_cell(paths.das_cell_dir(root, *cell))
+    cells = evaluation_cells(root, selection, common_settings(args, subject))
+    todo = [c for c in cells if not finished(c.marker(root), c.settings, args.overwrite,
+                                             "an evaluated cell", redo_changed=True)]
+    for cell in todo:              # every file written, probed before any is evaluated
+        cli.writable_file(paths.evaluation_json(root, cell.causal_model, cell.layer,
+                                                cell.low_rank_dimension), "an evaluated cell")
+    if len(cells) > len(todo):
+        log.info("%d of %d cells already evaluated with these settings; skipping them "
+                 "(--overwrite redoes them)", len(cells) - len(todo), len(cells))
+    executor.run_cells(args, STAGE, todo, cells,
+                       functools.partial(evaluate_here, args, subject, device), run_shard,
+                       executor.Progress("evaluating cells", "evaluate_das.py", _report),
+                       manifest.RERUN_REDOES)
+    return assemble(root, cells)
+
+
+def assemble(root, cells: list[Cell]) -> pd.DataFrame | None:
+    """The iia.csv rows of ``cells`` from their records (None if one is not finished)."""
     rows = []
-    controls = {}          # (layer, k) -> random_subspace_iia, shared by the causal models
-    for cm, layer, k in tqdm(cells, desc="evaluating cells", unit="cell"):
-        if args.random_draws and (layer, k) not in controls:
-            controls[layer, k] = random_subspace_iia(subject, tables, layer, k, args.random_draws,
-                                                     args.n_random_pairs, args.seed)
-        rows += _cell_rows(args, subject, tables, (cm, layer, k), controls.get((layer, k)))
-        log.info("cell %-3s layer %d k %4d: IIA %.3f (%d DAS seeds)", cm, layer, k,
-                 next(r["iia"] for r in rows[::-1] if r["test_causal_model"] == cm),
-                 rows[-1]["n_seeds"])
+    for cell in cells:
+        got = read_record(root, cell)
+        if got is None:
+            return None
+        rows += got
     return pd.DataFrame(rows, columns=IIA_COLUMNS + RANDOM_COLUMNS + SEED_COLUMNS)
 
 
@@ -169,7 +287,8 @@ def read_iia_csv(path: Path) -> pd.DataFrame:
 
 
 def write_iia_csv(args, table: pd.DataFrame) -> Path | None:
-    """Merge into results/iia.csv (rows of re-evaluated cells replace their old rows)."""
+    """Merge into results/iia.csv (rows of re-evaluated cells replace their old rows). None when
+    it holds these rows already: it is then left alone, with its date."""
     path = paths.iia_csv(args.results_path)
     if table.empty:
         return None
@@ -181,9 +300,9 @@ def write_iia_csv(args, table: pd.DataFrame) -> Path | None:
     for column in ("random_draws", "random_n_examples", "n_seeds"):   # counts, not 5.0000, beside NaN rows
         if column in table:
             table[column] = table[column].astype("Int64")
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.4f")
+    text = table.to_csv(index=False, float_format="%.4f")
+    if path.is_file() and path.read_text() == text:
+        return None
+    atomic_write_text(path, text)
     atomic_write_json(Path(str(path) + ".run.json"), run_record(args))
     return path
-
-

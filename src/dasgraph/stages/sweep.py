@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from dasgraph.networks import gpt2
 from dasgraph.networks.base import Site, site_from_args
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import (UsageError, derive_seed, finished, is_done, resolve_device,
-                              torch_threads)
+                              settings_hash, torch_threads)
 from dasgraph.stages import das_cells, executor, manifest
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,21 @@ def resolve_cells(args, subject: Subject) -> list[tuple[str, int, int]]:
 def cell_finished(directory: Path) -> bool:
     """Finished = its completion marker matches every file (a damaged cell is redone)."""
     return is_done(Path(directory) / paths.DONE)
+
+
+def das_cell_weights(root, cm: str, layer: int, k: int, das_seed: int = 1) -> str:
+    """A digest of a trained DAS cell's weights (the digests its completion marker records,
+    less the run records): what is made from the cell (its evaluation, its graph) records it,
+    so that it is never kept for a cell trained again differently."""
+    directory = paths.das_cell_dir(root, cm, layer, k, das_seed)
+    try:
+        files = json.loads((directory / paths.DONE).read_bytes())["files"]
+        weights = {name: d["sha256"] for name, d in files.items()
+                   if name not in (paths.METRICS, paths.RUN)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        readers.check_das_cell(directory)     # names what is wrong
+        raise
+    return settings_hash(weights)
 
 
 CELL_THREADS = das_cells.CELL_THREADS   # one torch thread per cell (das_cells says why)
