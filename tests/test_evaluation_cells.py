@@ -19,6 +19,10 @@ EVALUATE = ["--n_testing", "400", "--n_random_pairs", "300", "--random_draws", "
 CELLS = [("XY", 1, 4), ("XY", 1, 8), ("Z", 1, 4), ("Z", 1, 8)]
 
 
+class Interrupted(Exception):
+    pass
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_results, tmp_path_factory):
     """Four trained DAS cells (XY and Z at layer 1, k 4 and 8) of the tiny network."""
@@ -87,10 +91,6 @@ def test_another_run_seed_is_evaluated_again_and_says_why(results, counted, caps
     assert counted == [] and paths.iia_csv(results).read_bytes() == seven
 
 
-class Interrupted(Exception):
-    pass
-
-
 def test_an_interrupted_evaluation_resumes_without_recomputing(results, trained, tmp_path,
                                                                monkeypatch):
     """Nothing lost on interruption: the cells finished before it are kept, and the resumed
@@ -132,7 +132,7 @@ def test_a_cell_evaluated_alone_equals_the_same_cell_in_the_full_run(results, tr
     assert paths.iia_csv(results).read_bytes() == paths.iia_csv(full).read_bytes()
 
 
-def test_evaluation_status_counts_cells_and_needs_a_launch(results, capsys):
+def test_evaluation_status_counts_cells_and_needs_a_launch(results, capsys, monkeypatch):
     assert evaluate(results, "--status") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "run it first" in err[0], err
@@ -141,6 +141,20 @@ def test_evaluation_status_counts_cells_and_needs_a_launch(results, capsys):
     assert evaluate(results, "--status") == 0
     out = capsys.readouterr().out
     assert "4 cells" in out and "4 done" in out and "0 failed" in out, out
+
+    def fails(*args):
+        raise Interrupted("stopped by the test")
+
+    # a launch with another --seed that fails on its first cell: the others still hold seed 42's
+    monkeypatch.setattr(evaluation_cells, "_cell_rows", fails)
+    with pytest.raises(Interrupted):
+        evaluate(results, "--seed", "7")
+    capsys.readouterr()
+    assert evaluate(results, "--seed", "7", "--status") == 0
+    out = capsys.readouterr().out
+    assert "1 failed" in out and "3 other-settings" in out, out
+    assert "Interrupted: stopped by the test" in out and \
+        "finished with other seed; a re-run redoes it" in out, out
 
 
 def graphs(root, *flags) -> int:
@@ -182,10 +196,10 @@ def test_evaluation_and_graphs_through_submitit_equal_the_in_process_run(results
     here = tmp_path / "here"
     shutil.copytree(trained, here)
     assert evaluate(here, "--executor", "debug") == 0
-    assert evaluate(results, "--executor", "submitit_local", "--cells_per_job", "3") == 0
+    assert evaluate(results, "--executor", "submitit_local", "--cells_per_job", "2") == 0
     assert paths.iia_csv(results).read_bytes() == paths.iia_csv(here).read_bytes()
     assert graphs(here, "--executor", "debug") == 0
-    assert graphs(results, "--executor", "submitit_local", "--cells_per_job", "1") == 0
+    assert graphs(results, "--executor", "submitit_local", "--cells_per_job", "2") == 0
     for cm in ("XY", "Z"):
         assert paths.graph_npy(results, cm, 1, 4).read_bytes() == \
             paths.graph_npy(here, cm, 1, 4).read_bytes()

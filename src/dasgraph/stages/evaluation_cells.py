@@ -1,5 +1,14 @@
 """Stage 3's work: the IIA of every trained DAS cell on fresh counterfactual pairs, with its
 bootstrap interval, its spread over DAS seeds and the random-subspace control, -> iia.csv.
+
+The evaluation is a manifest of cells (manifest.py), one per trained (causal model, layer, k),
+covering all its DAS seeds. A cell's settings are everything that determines its rows (the run
+seed, the test and control pairs, the network, the digests of its DAS seeds' weights); a
+finished cell writes its rows at once (``paths.evaluation_json``) with a completion marker
+recording them, and iia.csv is assembled from these records. So an interrupted evaluation
+keeps what it finished, a cell evaluated alone gives the rows it gets in the full run (its
+pairs and control derive from the run seed and the cell), and a cell whose settings changed
+is evaluated again rather than kept. Cells run here or as submitit jobs (executor.py).
 """
 from __future__ import annotations
 

@@ -207,15 +207,16 @@ def _read(path: Path) -> dict | None:
 
 def cell_state(root, stage: str, entry: dict,
                other_settings: str = OVERWRITE_REDOES) -> tuple[str, str]:
-    """(state, why) of one manifest entry: done, other-settings, failed, died, running or
-    pending."""
+    """(state, why) of one manifest entry: done, failed, died, running, other-settings or
+    pending. The records of this launch's attempts (keyed by the settings) come before an
+    artifact that another launch finished with other settings."""
     # a manifest written before evaluation and graph cells named the DAS cell's folder
     marker = Path(root) / entry["marker"] if "marker" in entry else \
         Path(root) / entry["directory"] / paths.DONE
-    if check_done(marker) is None:
-        changed = changed_settings(marker, entry["settings"])
-        return ("done", "") if not changed else \
-            ("other-settings", f"finished with other {', '.join(changed)}; {other_settings}")
+    finished = check_done(marker) is None
+    changed = changed_settings(marker, entry["settings"]) if finished else []
+    if finished and not changed:
+        return "done", ""
     failed = _read(_record(root, stage, FAILED, entry["key"]))
     if failed:
         return "failed", f"{failed.get('error', '?')} (job {failed.get('job')}, {failed.get('host')})"
@@ -234,6 +235,8 @@ def cell_state(root, stage: str, entry: dict,
                                   "asked: no sacct on this machine)"
             return "running", f"SLURM job {started.get('job')} {state} on {started.get('host')}"
         return "running", f"job {started.get('job')} on {started.get('host')}"
+    if changed:
+        return "other-settings", f"finished with other {', '.join(changed)}; {other_settings}"
     return "pending", ""
 
 
