@@ -1,7 +1,7 @@
 """A small results folder in the real file formats, built without training anything.
 
 Used by tests/test_visualizations.py and tests/test_report.py. The numbers are made up; the
-files are written by the stages' own writers (sweep.write_iia_csv, floors.write,
+files are written by the stages' own writers (evaluation_cells.write_iia_csv, floors.write,
 graphs.write_graph, cliques.write_record, trees.write_tree, combine.write_tables,
 mlp pipeline.write_outputs), so a writer changing its format shows up in the report and plot
 tests. Only the model folder and the DAS cells' metrics are written in their schema by hand:
@@ -24,7 +24,7 @@ from dasgraph.causal import floors
 from dasgraph.analysis import cliques, combine, graphs, trees
 from dasgraph import paths
 from dasgraph.mlp import pipeline as mlp_pipeline
-from dasgraph.stages import sweep
+from dasgraph.stages import evaluation_cells
 from dasgraph.tasks import arithmetic as task
 from dasgraph import tasks
 
@@ -90,7 +90,7 @@ def write_iia(root: Path) -> pd.DataFrame:
                                  "n_seeds": 1, "iia_seed_mean": iia_value(cm, layer, k, test),
                                  "iia_seed_sd": float("nan")})
     table = pd.DataFrame(rows)
-    sweep.write_iia_csv(argparse.Namespace(**vars(ARGS), results_path=root), table)
+    evaluation_cells.write_iia_csv(argparse.Namespace(**vars(ARGS), results_path=root), table)
     floors.write(root, ARITH)          # evaluate_das.py writes the floors beside iia.csv
     return table
 

@@ -13,7 +13,8 @@ from dasgraph.interventions import das
 from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
 from dasgraph.runtime import UsageError, derive_seed, torch_threads
-from dasgraph.stages.sweep import load_subject, random_subspace_iia
+from dasgraph.stages.evaluation_cells import random_subspace_iia
+from dasgraph.stages.sweep import load_subject
 from dasgraph import tasks
 
 ARITH = tasks.get("arithmetic")
@@ -145,7 +146,7 @@ def test_das_seeds_keep_seed_one_and_each_seed_reproduces_alone(tiny_results, tm
 def test_bootstrap_interval_matches_resampling_pairs():
     import numpy as np
 
-    from dasgraph.stages.sweep import bootstrap_interval
+    from dasgraph.stages.evaluation_cells import bootstrap_interval
     correct = np.random.default_rng(0).random(2000) < 0.7
     low, high = bootstrap_interval(correct, seed=1)
     resampled = [correct[np.random.default_rng(i).integers(0, 2000, 2000)].mean() for i in range(2000)]

@@ -144,6 +144,8 @@ WRITES = [
     ("src/run_das.py", "das/XY/layer_2", ["--overwrite"]),
     ("src/run_das.py", "das/XY/layer_2/k_4", ["--overwrite"]),
     ("evaluate_das.py", "file:iia.csv", ["--overwrite"]),
+    ("evaluate_das.py", "iia", ["--overwrite"]),
+    ("evaluate_das.py", "file:iia/XY/layer_2_k_4.json", ["--overwrite"]),
     ("disentangle_causal_models.py", "graphs/Z", ["--overwrite"]),
     ("analyse_graphs.py", "cliques", ["--overwrite"]),
     ("analyse_graphs.py", "cliques/RemovalHeuristic", ["--overwrite"]),
@@ -363,11 +365,26 @@ def test_deleted_graph_json_is_redone(finished, tmp_path):
     assert (root / f"{GRAPH}.json").exists() and (root / f"{GRAPH}.npy").read_bytes() == npy
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "missing"])
+def test_damaged_evaluation_record_is_redone_to_the_same_bytes(finished, tmp_path, damage):
+    """An evaluated cell's record whose bytes no longer match its marker is evaluated again
+    (only it), and iia.csv assembled from the records is the same."""
+    root = copy_of(finished, tmp_path)
+    record = root / "iia/XY/layer_2_k_4.json"
+    other = root / "iia/Z/layer_2_k_4.json"
+    stamp = other.stat().st_mtime_ns
+    DAMAGE[damage](record)
+    (root / "iia.csv").unlink()
+    rerun("evaluate_das.py", root)
+    assert runtime.is_done(paths.done_marker(record)) and other.stat().st_mtime_ns == stamp
+    assert (root / "iia.csv").read_bytes() == (finished / "iia.csv").read_bytes()
+
+
 # script -> (what to delete before the run, files whose bytes must match the finished folder)
 KILLED = {
     "train_gpt2.py": (["gpt2"], ["gpt2/model.safetensors", "gpt2/metrics.json"]),
     "src/run_das.py": (["das", "iia.csv", "graphs"], [CELL_FILES[1], CELL_FILES[2]]),
-    "evaluate_das.py": (["iia.csv"], ["iia.csv"]),
+    "evaluate_das.py": (["iia.csv", "iia"], ["iia.csv"]),
     "disentangle_causal_models.py": (["graphs"], [f"{GRAPH}.npy"]),
 }
 

@@ -149,7 +149,7 @@ def test_a_graph_records_its_das_cells_weights_not_their_run_records(tmp_path):
     trained again to other weights (so runtime.finished refuses the old graph), not when only
     its run record is rewritten."""
     from dasgraph import runtime
-    from dasgraph.stages.sweep import _graph_settings
+    from dasgraph.stages.graph_cells import _graph_settings
 
     cell = paths.das_cell_dir(tmp_path, "XY", 1, 6)
     cell.mkdir(parents=True)

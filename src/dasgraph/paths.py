@@ -54,7 +54,15 @@ def das_cell_dir(root: Path, causal_model: str, layer: int, low_rank_dimension: 
 
 
 def iia_csv(root: Path) -> Path:
+    """Stage 3's table, assembled from the evaluated cells' records (evaluation_json)."""
     return Path(root) / "iia.csv"
+
+
+def evaluation_json(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> Path:
+    """One evaluated cell (all its DAS seeds): its iia.csv rows, with the completion marker
+    beside it (done_marker) recording the settings that made them. iia.csv is assembled from
+    these, so an interrupted evaluation keeps every cell it finished."""
+    return Path(root) / "iia" / causal_model / f"layer_{layer}_k_{low_rank_dimension}.json"
 
 
 # Chance floors and the models' pairwise disagreement, from the counterfactual tables alone
@@ -67,6 +75,20 @@ def sweep_dir(root: Path, stage: str) -> Path:
     """A fan-out stage's bookkeeping: its manifest of cells, the records of cells started and
     failed, and submitit's job folder (logs, pickles)."""
     return Path(root) / "sweeps" / stage
+
+
+def cell_marker(root: Path, stage: str, causal_model: str, layer: int, low_rank_dimension: int,
+                das_seed: int = 1) -> Path:
+    """The completion marker of one cell of a fan-out stage: ``das`` (a trained cell's folder),
+    ``evaluate`` (an evaluated cell's record) or ``graphs`` (an IIA graph)."""
+    cell = (causal_model, layer, low_rank_dimension)
+    if stage == "das":
+        return das_cell_dir(root, *cell, das_seed) / DONE
+    if stage == "evaluate":
+        return done_marker(evaluation_json(root, *cell))
+    if stage == "graphs":
+        return done_marker(graph_npy(root, *cell))
+    raise ValueError(f"no cells in stage {stage!r}")
 
 
 def control_root(root: Path, control: str) -> Path:

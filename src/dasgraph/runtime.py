@@ -381,11 +381,14 @@ def artifact_of(marker: Path) -> Path:
     return marker.parent
 
 
-def finished(marker: Path, settings: dict, overwrite: bool = False, what: str = "artifact") -> bool:
+def finished(marker: Path, settings: dict, overwrite: bool = False, what: str = "artifact",
+             redo_changed: bool = False) -> bool:
     """The one "skip if finished" rule. True (skip) when the artifact of ``marker`` is complete,
     intact and was made with the same ``settings``. False (do it, again) when it is missing,
     unfinished or damaged, or when ``overwrite``. UsageError naming the changed settings when it
     was finished with other ones: results made with other settings are never silently reused.
+    With ``redo_changed`` (a cheap artifact that only follows its inputs, such as an evaluated
+    cell) it is done again instead, with a log line naming the changed settings.
 
     ``marker`` is a folder's ``paths.DONE`` or a file's ``paths.done_marker``; the artifact
     records ``settings`` through ``write_done(marker, files, settings=...)`` (or
@@ -405,6 +408,9 @@ def finished(marker: Path, settings: dict, overwrite: bool = False, what: str = 
         which = "settings it did not record (made before artifacts recorded them)" if done is None \
             else "other settings (" + ", ".join(f"{k} {done.get(k)!r}, now {now.get(k)!r}"
                                                 for k in changed) + ")"
+        if redo_changed:
+            log.info("%s (%s) was made with %s: doing it again", artifact, what, which)
+            return False
         raise UsageError(f"{artifact} ({what}) was made with {which}; pass --overwrite to redo "
                          "it, or use another --results_path")
     log.info("skipped %s: finished with the same settings (--overwrite redoes it)", artifact)

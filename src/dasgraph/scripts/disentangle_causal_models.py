@@ -7,21 +7,33 @@ through the fast path in large batches. Writes results/graphs/{cm}/layer_{L}_k_{
     python disentangle_causal_models.py                                 # every trained cell
     python disentangle_causal_models.py --causal_model_type arithmetic --layers 2 \
         --low_rank_dimensions 21 --export graphml
+    python disentangle_causal_models.py --executor slurm --slurm_config slurm.toml \
+        --cells_per_job 1 --device cuda                                 # a GPU job per graph
+    python disentangle_causal_models.py --status          # drawn / running / failed, and why
+
+Each graph is a cell keyed by its DAS cell's trained weights (recorded in its completion
+marker): a finished graph is skipped, the graph of a cell trained again differently is refused,
+one line, unless --overwrite.
 """
 from __future__ import annotations
 
 from dasgraph import cli, runtime
-from dasgraph.stages.sweep import build_graphs
+from dasgraph.stages import executor, manifest
+from dasgraph.stages.graph_cells import STAGE, build_graphs
 
 
 def parse_args(argv=None):
     p = cli.network_stage_parser(__doc__)
     p.add_argument("--export", nargs="+", choices=["graphml", "node_link"], default=None,
                    help="also write the IIA-1 graph as GraphML and/or node-link JSON")
+    executor.add_flags(p, cohorts=False)
     return p.parse_args(argv)
 
 
 def _run(args) -> None:
+    if args.status:        # reads the bookkeeping only: no network is loaded
+        print(manifest.format_status(manifest.status(args.results_path, STAGE)))
+        return
     build_graphs(args)
 
 

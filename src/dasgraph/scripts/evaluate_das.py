@@ -7,6 +7,15 @@ the counterfactual tables (floors.csv, disagreement.csv; dasgraph.floors).
 
     python evaluate_das.py
     python evaluate_das.py --causal_model_type arithmetic --n_testing 10000
+    python evaluate_das.py --executor slurm --slurm_config slurm.toml    # one job per 16 cells
+    python evaluate_das.py --status                # evaluated / running / failed, and why
+
+Each (causal model, layer, k) is a cell keyed by a hash of everything that determines its rows
+(--seed, --n_testing, the random-subspace flags, the network, the digests of its DAS seeds'
+trained weights). A finished cell writes its rows at once to results/iia/ (with a completion
+marker holding those settings) and iia.csv is assembled from them: an interrupted evaluation
+resumes without redoing a finished cell, and a cell evaluated with other settings (another
+--seed, its DAS cell trained again) is evaluated again, never kept.
 """
 from __future__ import annotations
 
@@ -15,7 +24,9 @@ import logging
 from dasgraph import cli, paths, runtime
 from dasgraph.causal import floors
 from dasgraph.networks import random_init as random_network
-from dasgraph.stages.sweep import evaluate_cells, model_dir, task_of, write_iia_csv
+from dasgraph.stages import executor, manifest
+from dasgraph.stages.evaluation_cells import STAGE, evaluate_cells, write_iia_csv
+from dasgraph.stages.sweep import model_dir, task_of
 
 
 def parse_args(argv=None):
@@ -30,6 +41,7 @@ def parse_args(argv=None):
                         "control beside each trained IIA (0: none)")
     p.add_argument("--n_random_pairs", type=cli.count(cli.MAX_PAIRS), default=1_000,
                    help="counterfactual pairs each random subspace is tested on")
+    executor.add_flags(p, cohorts=False)
     return p.parse_args(argv)
 
 
@@ -37,10 +49,17 @@ def _run(args) -> None:
     log = logging.getLogger(__name__)
     if args.control != "none":            # the control network's own results root
         args.results_path = paths.control_root(args.results_path, args.control)
+    if args.status:        # reads the bookkeeping only: no network is loaded
+        print(manifest.format_status(manifest.status(args.results_path, STAGE)))
+        return
     table = evaluate_cells(args)
-    path = write_iia_csv(args, table)
-    if path:
+    if table is None:      # --no_wait: the jobs write the cells; iia.csv comes after them
+        log.info("iia.csv is assembled from the evaluated cells once all are done: run the same "
+                 "command again when --status says so")
+    elif path := write_iia_csv(args, table):
         log.info("wrote %s", path)
+    else:
+        log.info("%s already holds these cells' rows: left as it is", paths.iia_csv(args.results_path))
     # chance floors: the task's, or those of a control network's own behaviour
     task = task_of(args)
     tables = None if args.control == "none" else random_network.own_tables(model_dir(args), task)

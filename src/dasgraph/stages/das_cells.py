@@ -95,15 +95,8 @@ def train_and_save(args, cfg, subject, device, cells: list[Cell], progress=False
 
 def run_cohort(args, cfg, subject, device, cells: list[Cell], progress=False) -> list[dict]:
     """:func:`train_and_save` with the bookkeeping: started, then finished or failed (why)."""
-    root = args.results_path
-    manifest.mark_started(root, STAGE, cells)
-    try:
-        metrics = train_and_save(args, cfg, subject, device, cells, progress)
-    except BaseException as err:
-        manifest.mark_failed(root, STAGE, cells, err)
-        raise
-    manifest.mark_finished(root, STAGE, cells)
-    return metrics
+    with manifest.tracked(args.results_path, STAGE, cells):
+        return train_and_save(args, cfg, subject, device, cells, progress)
 
 
 def prepare_process() -> None:

@@ -1,7 +1,12 @@
-"""Where a sweep's cells run: in this process, in worker processes, or as SLURM job arrays.
+"""Where a stage's cells run: in this process, in worker processes, or as SLURM job arrays.
 
-* ``--executor local`` (default): spawned worker processes on this machine (``--workers``),
-  each loading the network once and training whole cohorts.
+The stages that fan out over cells use it: the DAS sweep (run_das.py), the evaluation
+(evaluate_das.py) and the IIA graphs (disentangle_causal_models.py).
+
+* ``--executor local`` (default): on this machine. The DAS sweep trains whole cohorts in spawned
+  worker processes (``--workers``), each loading the network once; the evaluation and the
+  graphs run their cells in this process, one after another (their batched forward passes
+  already use the process's threads).
 * ``--executor debug``: everything in this process, one cohort after another (a debugger and
   pdb see every line).
 * ``--executor slurm``: submitit job arrays; the cells are packed into jobs of at most
@@ -22,8 +27,10 @@ import os
 import shutil
 import tomllib
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
@@ -43,15 +50,18 @@ SLURM_KEYS = {"partition": ("slurm_partition", str), "gpus_per_node": ("gpus_per
 DEFAULT_SLURM = {"timeout_min": 60, "cpus_per_task": 1, "gpus_per_node": 0, "mem_gb": 8}
 
 
-def add_flags(p) -> None:
+def add_flags(p, cohorts: bool = True) -> None:
+    """The executor flags and --status; ``cohorts``: the stage trains cells in cohorts (DAS)."""
     g = p.add_argument_group("where the cells run (dasgraph.stages.executor)")
     g.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="local: worker processes here (default); debug: in this process; "
-                        "slurm: submitit job arrays; submitit_local: the slurm path on this "
-                        "machine")
-    g.add_argument("--cohort_size", type=cli.count(4096), default=16,
-                   help="cells of one layer trained together in one batched forward (1: the "
-                        "per-cell path); the numbers do not depend on it")
+                   help=("local: worker processes here (default)" if cohorts else
+                         "local: here, in this process (default)") +
+                        "; debug: in this process; slurm: submitit job arrays; submitit_local: "
+                        "the slurm path on this machine")
+    if cohorts:
+        g.add_argument("--cohort_size", type=cli.count(4096), default=16,
+                       help="cells of one layer trained together in one batched forward (1: the "
+                            "per-cell path); the numbers do not depend on it")
     g.add_argument("--cells_per_job", type=cli.count(10**6), default=16,
                    help="slurm: cells packed into one job of the array")
     g.add_argument("--array_parallelism", type=cli.count(10**5), default=None,
@@ -125,16 +135,32 @@ def check(args) -> None:
                          f"{args.executor} runs the cells before it returns)")
 
 
-def run(args, cfg, subject, device, todo: list, cells: list) -> list[dict]:
-    """Run the cells of ``todo`` (``cells`` is the whole manifest, recorded for --status);
-    return the metrics of the cells trained now (none with --no_wait)."""
+@dataclass(frozen=True)
+class Progress:
+    """How a stage's cells are shown: the progress bar's name, the script (for the --status
+    hint) and ``report(results, bar)``, which logs what a job returned and advances the bar."""
+    desc: str
+    script: str
+    report: Callable[[list, Any], list]
+
+
+def _launch(args, stage: str, todo: list, cells: list, other_settings: str) -> dict:
+    """Record the launch (its manifest of every selected cell) for --status."""
     launch = {"executor": args.executor, "created": datetime.now(timezone.utc).isoformat(
         timespec="seconds"), "todo": len(todo)}
-    manifest.write_manifest(args.results_path, das_cells.STAGE, cells, launch)
+    manifest.write_manifest(args.results_path, stage, cells, launch, other_settings)
+    return launch
+
+
+def run(args, cfg, subject, device, todo: list, cells: list) -> list[dict]:
+    """Run the DAS cells of ``todo`` (``cells`` is the whole manifest, recorded for --status);
+    return the metrics of the cells trained now (none with --no_wait)."""
+    launch = _launch(args, das_cells.STAGE, todo, cells, manifest.OVERWRITE_REDOES)
     if not todo:
         return []
     if submits(args):
-        return _submit(args, cfg, todo, launch, cells)
+        return _submit(args, das_cells.STAGE, das_cells.run_shard, (args, cfg), todo, cells,
+                       launch, Progress("DAS cells", "src/run_das.py", _report))
     groups = sorted(manifest.cohorts(todo, args.cohort_size), key=lambda g: g[0].layer)
     bar = tqdm(total=len(todo), desc="DAS cells", unit="cell")
     done = []
@@ -162,30 +188,47 @@ def _report(metrics: list[dict], bar) -> list[dict]:
     return metrics
 
 
-def _submit(args, cfg, todo, launch, cells) -> list[dict]:
+def run_cells(args, stage: str, todo: list, cells: list, here: Callable[[list], list],
+              job: Callable[..., list], shown: Progress,
+              other_settings: str = manifest.OVERWRITE_REDOES) -> list:
+    """The cells of a stage that needs no worker processes (the evaluation, the graphs):
+    ``here(todo)`` runs them in this process (local, debug); as submitted jobs, each runs
+    ``job(args, shard)`` (a module-level function: submitit pickles the call). Returns what they
+    return (nothing with --no_wait); ``cells``, the whole selection, is recorded for --status."""
+    launch = _launch(args, stage, todo, cells, other_settings)
+    if not todo:
+        return []
+    if submits(args):
+        return _submit(args, stage, job, (args,), todo, cells, launch, shown, other_settings)
+    return here(todo)
+
+
+def _submit(args, stage: str, job_fn, fixed: tuple, todo, cells, launch, shown: Progress,
+            other_settings: str = manifest.OVERWRITE_REDOES) -> list:
+    """Submit ``job_fn(*fixed, shard)`` per shard of ``todo`` as a submitit job array; wait for
+    the jobs and collect what they return, unless --no_wait."""
     import submitit
 
-    folder = paths.sweep_dir(args.results_path, das_cells.STAGE) / "jobs"
+    folder = paths.sweep_dir(args.results_path, stage) / "jobs"
     cluster = "slurm" if args.executor == "slurm" else "local"
     executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
-    executor.update_parameters(name=f"dasgraph-{das_cells.STAGE}", **slurm_parameters(args))
+    executor.update_parameters(name=f"dasgraph-{stage}", **slurm_parameters(args))
     packed = manifest.shards(todo, args.cells_per_job)
-    jobs = executor.map_array(das_cells.run_shard, [args] * len(packed), [cfg] * len(packed),
-                              packed)
+    jobs = executor.map_array(job_fn, *[[value] * len(packed) for value in fixed], packed)
     launch.update(jobs=[j.job_id for j in jobs], job_folder=str(folder))
-    manifest.write_manifest(args.results_path, das_cells.STAGE, cells, launch)
+    manifest.write_manifest(args.results_path, stage, cells, launch, other_settings)
     log.info("submitted %d cells in %d %s jobs (%s); logs in %s", len(todo), len(jobs), cluster,
              ", ".join(j.job_id for j in jobs[:5]) + (" ..." if len(jobs) > 5 else ""), folder)
     if args.no_wait:
-        log.info("not waiting (--no_wait): python src/run_das.py --status --results_path %s "
-                 "follows them; the same command again collects what is finished",
+        log.info("not waiting (--no_wait): python %s --status --results_path %s follows them; "
+                 "the same command again collects what is finished", shown.script,
                  args.results_path)
         return []
     done, failed = [], []
-    bar = tqdm(total=len(todo), desc=f"DAS cells ({cluster} jobs)", unit="cell")
+    bar = tqdm(total=len(todo), desc=f"{shown.desc} ({cluster} jobs)", unit="cell")
     for job, shard in zip(jobs, packed):
         try:
-            done += _report(job.result(), bar)
+            done += shown.report(job.result(), bar)
         except Exception as err:       # submitit's FailedJobError holds the job's traceback
             failed.append((job.job_id, str(err).strip().splitlines()[-1] if str(err) else
                            type(err).__name__))

@@ -1,11 +1,14 @@
 """A fan-out stage's work as a manifest of cells, each keyed by a hash of what determines it.
 
-A cell's *settings* are everything that determines its result: its identity (causal model,
-layer, k, DAS seed), the run seed, the training recipe and a digest of the network's weights.
-Their :func:`runtime.settings_hash` is the cell's key. The cell's completion marker records
-the same settings, so "finished" means finished *with these settings* wherever the cell ran (a
-worker process, a SLURM node, another day), and a cell finished with other settings is refused
-by :func:`runtime.finished` rather than mixed into the sweep.
+A cell's *settings* are everything that determines its result. A DAS cell's: its identity
+(causal model, layer, k, DAS seed), the run seed, the training recipe and a digest of the
+network's weights. An evaluated cell's (stage 3, evaluation_cells.py): the test pairs' settings,
+the run seed, the network and the digests of its DAS seeds' trained weights. A graph's (stage 5,
+graph_cells.py): its DAS cell's trained weights. Their :func:`runtime.settings_hash` (with the
+cell's identity) is the cell's key. The cell's completion marker records the same settings, so
+"finished" means finished *with these settings* wherever the cell ran (a worker process, a SLURM
+node, another day), and a cell finished with other settings is never mixed into the results:
+:func:`runtime.finished` refuses it (a DAS cell, a graph) or has it done again (an evaluation).
 
 Beside the results, ``paths.sweep_dir(root, stage)`` keeps the bookkeeping that ``--status``
 reads: the manifest of the last launch, a record per cell started (host, pid, job) and per cell
@@ -22,6 +25,7 @@ import shutil
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,16 +38,21 @@ STARTED, FAILED = "started", "failed"
 
 @dataclass(frozen=True)
 class Cell:
-    """One unit of work: a DAS cell (causal model, layer, k, DAS seed) and its settings."""
+    """One unit of work of a stage: a DAS cell (causal model, layer, k, DAS seed), or the
+    evaluation or the graph of one (DAS seed 1 standing for the cell), and its settings."""
     causal_model: str
     layer: int
     low_rank_dimension: int
     das_seed: int
     settings: dict = field(compare=False, hash=False, repr=False)
+    stage: str = "das"
 
     @property
     def key(self) -> str:
-        return settings_hash(self.settings)
+        """The settings' hash, with the cell's identity (which a DAS cell's settings hold)."""
+        identity = {"stage": self.stage, "causal_model": self.causal_model, "layer": self.layer,
+                    "low_rank_dimension": self.low_rank_dimension, "das_seed": self.das_seed}
+        return settings_hash({**identity, **self.settings})
 
     @property
     def name(self) -> str:
@@ -53,6 +62,11 @@ class Cell:
     def directory(self, root) -> Path:
         return paths.das_cell_dir(root, self.causal_model, self.layer, self.low_rank_dimension,
                                   self.das_seed)
+
+    def marker(self, root) -> Path:
+        """Its completion marker: the one record of "finished, with these settings"."""
+        return paths.cell_marker(root, self.stage, self.causal_model, self.layer,
+                                 self.low_rank_dimension, self.das_seed)
 
 
 def network_digest(model) -> str:
@@ -97,13 +111,20 @@ def shards(cells: list[Cell], cells_per_job: int) -> list[list[Cell]]:
 
 
 # --- bookkeeping for --status ---------------------------------------------------------------
-def write_manifest(root, stage: str, cells: list[Cell], launch: dict) -> Path:
+# what --status says of a cell finished with other settings: a DAS cell or a graph is refused
+# until --overwrite; an evaluation is done again by the next run (evaluation_cells.py)
+OVERWRITE_REDOES, RERUN_REDOES = "--overwrite redoes it", "a re-run redoes it"
+
+
+def write_manifest(root, stage: str, cells: list[Cell], launch: dict,
+                   other_settings: str = OVERWRITE_REDOES) -> Path:
     """The cells of this launch and how it runs (executor, jobs): what --status reports on."""
     path = paths.sweep_dir(root, stage) / paths.SWEEP_MANIFEST
-    atomic_write_json(path, {"stage": stage, "launch": launch, "cells": [
+    atomic_write_json(path, {"stage": stage, "launch": launch, "other_settings": other_settings,
+                             "cells": [
         {"key": c.key, "name": c.name, "settings": c.settings,
          # relative to the results root, so --status reads it from any working directory
-         "directory": str(c.directory(root).relative_to(root))}
+         "marker": str(c.marker(root).relative_to(root))}
         for c in cells]})
     return path
 
@@ -164,6 +185,19 @@ def mark_finished(root, stage: str, cells: list[Cell]) -> None:
         _record(root, stage, STARTED, cell.key).unlink(missing_ok=True)
 
 
+@contextmanager
+def tracked(root, stage: str, cells: list[Cell]):
+    """Run a block of work on ``cells`` with the bookkeeping --status reads: started, then
+    finished, or failed with the error's first line (the error still propagates)."""
+    mark_started(root, stage, cells)
+    try:
+        yield
+    except BaseException as err:
+        mark_failed(root, stage, cells, err)
+        raise
+    mark_finished(root, stage, cells)
+
+
 def _read(path: Path) -> dict | None:
     try:
         return json.loads(path.read_bytes())
@@ -171,14 +205,18 @@ def _read(path: Path) -> dict | None:
         return None
 
 
-def cell_state(root, stage: str, entry: dict) -> tuple[str, str]:
-    """(state, why) of one manifest entry: done, other-settings, failed, died, running or
-    pending."""
-    marker = Path(root) / entry["directory"] / paths.DONE
-    if check_done(marker) is None:
-        changed = changed_settings(marker, entry["settings"])
-        return ("done", "") if not changed else \
-            ("other-settings", f"finished with other {', '.join(changed)}; --overwrite redoes it")
+def cell_state(root, stage: str, entry: dict,
+               other_settings: str = OVERWRITE_REDOES) -> tuple[str, str]:
+    """(state, why) of one manifest entry: done, failed, died, running, other-settings or
+    pending. The records of this launch's attempts (keyed by the settings) come before an
+    artifact that another launch finished with other settings."""
+    # a manifest written before evaluation and graph cells named the DAS cell's folder
+    marker = Path(root) / entry["marker"] if "marker" in entry else \
+        Path(root) / entry["directory"] / paths.DONE
+    finished = check_done(marker) is None
+    changed = changed_settings(marker, entry["settings"]) if finished else []
+    if finished and not changed:
+        return "done", ""
     failed = _read(_record(root, stage, FAILED, entry["key"]))
     if failed:
         return "failed", f"{failed.get('error', '?')} (job {failed.get('job')}, {failed.get('host')})"
@@ -197,6 +235,8 @@ def cell_state(root, stage: str, entry: dict) -> tuple[str, str]:
                                   "asked: no sacct on this machine)"
             return "running", f"SLURM job {started.get('job')} {state} on {started.get('host')}"
         return "running", f"job {started.get('job')} on {started.get('host')}"
+    if changed:
+        return "other-settings", f"finished with other {', '.join(changed)}; {other_settings}"
     return "pending", ""
 
 
@@ -212,7 +252,8 @@ def status(root, stage: str) -> dict:
     counts = dict.fromkeys(STATES, 0)
     problems = []
     for entry in manifest["cells"]:
-        state, why = cell_state(root, stage, entry)
+        state, why = cell_state(root, stage, entry,
+                                manifest.get("other_settings", OVERWRITE_REDOES))
         counts[state] += 1
         if why:
             problems.append((entry["name"], state, why))

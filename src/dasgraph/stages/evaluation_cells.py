@@ -1,0 +1,317 @@
+"""Stage 3's work: the IIA of every trained DAS cell on fresh counterfactual pairs, with its
+bootstrap interval, its spread over DAS seeds and the random-subspace control, -> iia.csv.
+
+The evaluation is a manifest of cells (manifest.py), one per trained (causal model, layer, k),
+covering all its DAS seeds. A cell's settings are everything that determines its rows (the run
+seed, the test and control pairs, the network, the digests of its DAS seeds' weights); a
+finished cell writes its rows at once (``paths.evaluation_json``) with a completion marker
+recording them, and iia.csv is assembled from these records. So an interrupted evaluation
+keeps what it finished, a cell evaluated alone gives the rows it gets in the full run (its
+pairs and control derive from the run seed and the cell), and a cell whose settings changed
+is evaluated again rather than kept. Cells run here or as submitit jobs (executor.py).
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from dasgraph import cli, paths, readers
+from dasgraph.interventions import das
+from dasgraph.runtime import (atomic_write_json, atomic_write_text, changed_settings, check_done,
+                              derive_seed, finished, resolve_device, run_record, write_done)
+from dasgraph.stages import executor, manifest
+from dasgraph.stages.manifest import Cell
+from dasgraph.stages.sweep import (Subject, cell_finished, das_cell_weights, label_tables,
+                                   load_cell, load_trained_selection, subject_from_args)
+
+log = logging.getLogger(__name__)
+
+
+IIA_COLUMNS = ["causal_model", "layer", "low_rank_dimension", "test_causal_model", "iia",
+               "n_examples"]
+# The random-subspace control (Makelov et al. 2023; causalab's matched-rank baseline): the IIA
+# of random orthonormal subspaces of the same rank k at the same site, mean and sample sd over
+# draws, on pairs of its own. Nothing is trained, so it costs only forward passes.
+RANDOM_COLUMNS = ["random_iia_mean", "random_iia_sd", "random_draws", "random_n_examples"]
+
+
+def random_subspace_iia(subject: Subject, tables: dict, layer: int, k: int, draws: int,
+                        n_pairs: int, seed: int) -> dict[str, tuple[float, float]]:
+    """causal model -> (mean, sd) IIA of ``draws`` random rank-k subspaces at ``layer``.
+
+    A random subspace does not depend on the causal model, so each draw is run once on one set
+    of pairs (seeded by the run seed, layer and k) and scored against every table. At k = 6 x
+    width the subspace is everything and every draw replaces the whole state by the source's.
+    """
+    device = subject.states.device
+    base, source = das.counterfactual_pairs(n_pairs, derive_seed(seed, "random_subspace", layer, k),
+                                            subject.n_inputs)
+    base, source = base.to(device), source.to(device)
+    dim = subject.site_dim
+    scores = {name: [] for name in tables}
+    for draw in range(draws):
+        R = das.random_rotation(dim, k, derive_seed(seed, "random_subspace", layer, k, draw))
+        pred = das.predict_pairs(subject.lean, subject.states[layer], layer, R.to(device),
+                                 base, source)
+        for name, table in tables.items():
+            scores[name].append(float((pred == table[base, source]).float().mean()))
+    return {name: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
+            for name, v in scores.items()}
+
+
+SEED_COLUMNS = ["iia_ci_low", "iia_ci_high", "iia_changed", "n_changed", "n_seeds",
+                "iia_seed_mean", "iia_seed_sd"]
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_interval(correct: np.ndarray, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of IIA over the test pairs. Resampling n pairs of 0/1
+    outcomes with replacement gives a mean distributed as Binomial(n, IIA) / n, so that is
+    drawn directly (the same distribution, without materialising the resamples)."""
+    n = len(correct)
+    means = np.random.default_rng(seed).binomial(n, float(np.mean(correct)),
+                                                  BOOTSTRAP_RESAMPLES) / n
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def das_seeds_on_disk(root, cm: str, layer: int, k: int) -> list[int]:
+    """DAS seeds 1..N finished for a cell (run_das.py --das_seeds N)."""
+    seeds = [1]
+    while cell_finished(paths.das_cell_dir(root, cm, layer, k, seeds[-1] + 1)):
+        seeds.append(seeds[-1] + 1)
+    return seeds
+
+
+def _cell_rows(args, subject: Subject, tables: dict, cell, control) -> list[dict]:
+    """iia.csv rows of one cell: seed 1's IIA with its bootstrap interval, the mean and sd over
+    its DAS seeds (all on the same test pairs) and the random-subspace control."""
+    cm, layer, k = cell
+    device = subject.states.device
+    base, source = das.counterfactual_pairs(args.n_testing,
+                                            derive_seed(args.seed, "evaluate", cm, layer, k),
+                                            subject.n_inputs)
+    base, source = base.to(device), source.to(device)
+    seeds = das_seeds_on_disk(args.results_path, cm, layer, k)
+    preds = []
+    for das_seed in seeds:
+        intervention = load_cell(subject, paths.das_cell_dir(args.results_path, cm, layer, k,
+                                                             das_seed), layer)
+        R = das.rotation(intervention).detach().to(device)
+        preds.append(das.predict_pairs(subject.lean, subject.states[layer], layer, R, base, source))
+    tests = subject.task.cross_tests(cm)
+    rows = []
+    for test in tests:
+        labels = tables[test][base, source]
+        correct = [(pred == labels).cpu().numpy() for pred in preds]
+        per_seed = [float(c.mean()) for c in correct]
+        low, high = bootstrap_interval(correct[0], derive_seed(args.seed, "bootstrap", cm, layer,
+                                                               k, test))
+        # chance-corrected: only the pairs whose counterfactual differs from the base's own
+        # answer, where an interchange that does nothing cannot be right (a near-constant
+        # network, such as a random one, leaves few of them)
+        changed = (labels != subject.predictions[base]).cpu().numpy()
+        mean, sd = control[test] if control else (np.nan, np.nan)
+        rows.append({"causal_model": cm, "layer": layer, "low_rank_dimension": k,
+                     "test_causal_model": test, "iia": per_seed[0], "n_examples": args.n_testing,
+                     "random_iia_mean": mean, "random_iia_sd": sd,
+                     "random_draws": args.random_draws,
+                     "random_n_examples": args.n_random_pairs if args.random_draws else 0,
+                     "iia_ci_low": low, "iia_ci_high": high,
+                     "iia_changed": float(correct[0][changed].mean()) if changed.any() else np.nan,
+                     "n_changed": int(changed.sum()), "n_seeds": len(seeds),
+                     "iia_seed_mean": float(np.mean(per_seed)),
+                     "iia_seed_sd": float(np.std(per_seed, ddof=1)) if len(seeds) > 1 else np.nan})
+    return rows
+
+
+STAGE = "evaluate"
+
+
+def common_settings(args, subject: Subject) -> dict:
+    """What every evaluated cell of this run shares and its rows depend on: the run seed (the
+    test pairs, the bootstrap and the random subspaces derive from it), the numbers of test and
+    control pairs, the network's weights (its states and predictions) and where the labels come
+    from."""
+    return {"stage": STAGE, "seed": args.seed, "n_testing": args.n_testing,
+            "random_draws": args.random_draws,
+            "n_random_pairs": args.n_random_pairs if args.random_draws else 0,
+            "task": subject.task.name, "network": manifest.network_digest(subject.model),
+            "labels": "network" if getattr(args, "control", "none") == "random_init" else "task",
+            **({} if subject.site.is_default else {"site": subject.site.describe()})}
+
+
+def evaluation_cells(root, selection, common: dict) -> list[Cell]:
+    """The manifest of an evaluation: one cell per trained (causal model, layer, k), covering
+    all its DAS seeds, keyed also by the digests of their trained weights, so that a cell
+    trained again (or given more seeds) is evaluated again."""
+    cells = []
+    for cm, layer, k in selection:
+        weights = [das_cell_weights(root, cm, layer, k, das_seed)
+                   for das_seed in das_seeds_on_disk(root, cm, layer, k)]
+        settings = {**common, "causal_model": cm, "layer": layer, "low_rank_dimension": k,
+                    "das_cell_weights": weights}
+        cells.append(Cell(cm, layer, k, 1, settings, stage=STAGE))
+    return cells
+
+
+def _control(args, subject: Subject, tables: dict, cell: Cell, cache: dict):
+    """The random-subspace control of the cell's (layer, k), computed once per process and
+    shared by the causal models. Its pairs and subspaces derive from the run seed, the layer
+    and k alone, so it is the same number whichever cells a run evaluates."""
+    if not args.random_draws:
+        return None
+    key = cell.layer, cell.low_rank_dimension
+    if key not in cache:
+        cache[key] = random_subspace_iia(subject, tables, *key, args.random_draws,
+                                         args.n_random_pairs, args.seed)
+    return cache[key]
+
+
+def write_record(root, cell: Cell, rows: list[dict], run: dict) -> Path:
+    """An evaluated cell's rows (NaN as null), then its completion marker with its settings."""
+    path = paths.evaluation_json(root, cell.causal_model, cell.layer, cell.low_rank_dimension)
+    marker = paths.done_marker(path)
+    marker.unlink(missing_ok=True)      # unfinished until the new rows are whole
+    plain = [{k: None if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()}
+             for row in rows]
+    atomic_write_json(path, {"causal_model": cell.causal_model, "layer": cell.layer,
+                             "low_rank_dimension": cell.low_rank_dimension, "rows": plain,
+                             "run": run})
+    write_done(marker, [path], settings=cell.settings)
+    return path
+
+
+def read_record(root, cell: Cell) -> list[dict] | None:
+    """The rows of a cell evaluated with its settings (None: not, or not yet)."""
+    path = paths.evaluation_json(root, cell.causal_model, cell.layer, cell.low_rank_dimension)
+    marker = paths.done_marker(path)
+    if check_done(marker) is not None or changed_settings(marker, cell.settings):
+        return None
+    return [{k: np.nan if v is None else v for k, v in row.items()}
+            for row in json.loads(path.read_bytes())["rows"]]
+
+
+def _summary(rows: list[dict]) -> dict:
+    own = next(r for r in rows if r["test_causal_model"] == r["causal_model"])
+    return {k: own[k] for k in ("causal_model", "layer", "low_rank_dimension", "iia", "n_seeds")}
+
+
+def _log(summary: dict) -> None:
+    log.info("cell %-3s layer %d k %4d: IIA %.3f (%d DAS seeds)", summary["causal_model"],
+             summary["layer"], summary["low_rank_dimension"], summary["iia"], summary["n_seeds"])
+
+
+def evaluate_here(args, subject: Subject, device: str, cells: list[Cell],
+                  keep_going: bool = False) -> list[dict]:
+    """Evaluate ``cells`` in this process, each recorded the moment it is done (and tracked for
+    --status); their summaries. ``keep_going`` (a job): a failed cell is recorded and the
+    others still run, then the first error is raised."""
+    tables = label_tables(args, subject, subject.task.models, device)
+    run = run_record(args, device=device)       # once: it asks git and every library
+    controls, done, errors = {}, [], []
+    for cell in tqdm(cells, desc="evaluating cells", unit="cell"):
+        try:
+            with manifest.tracked(args.results_path, STAGE, [cell]):
+                rows = _cell_rows(args, subject, tables,
+                                  (cell.causal_model, cell.layer, cell.low_rank_dimension),
+                                  _control(args, subject, tables, cell, controls))
+                write_record(args.results_path, cell, rows, run)
+        except Exception as err:
+            if not keep_going:
+                raise
+            errors.append(err)
+            continue
+        done.append(_summary(rows))
+        _log(done[-1])
+    if errors:
+        raise errors[0]
+    return done
+
+
+def run_shard(args, cells: list[Cell]) -> list[dict]:
+    """A job's whole work (submitit pickles this call): load the network, evaluate its cells."""
+    device = resolve_device(args.device)
+    return evaluate_here(args, subject_from_args(args, device), device, cells, keep_going=True)
+
+
+def _report(summaries: list[dict], bar) -> list[dict]:
+    for summary in summaries:
+        bar.update()
+        _log(summary)
+    return summaries
+
+
+def evaluate_cells(args) -> pd.DataFrame | None:
+    """IIA of every trained cell on fresh pairs, against its own and (arithmetic) the others,
+    with its bootstrap interval, its spread over DAS seeds and the random-subspace control.
+
+    Each (causal model, layer, k) is a cell keyed by its settings (manifest.py): one evaluated
+    with the same settings is read back, one evaluated with other settings (another --seed,
+    its DAS cell trained again ...) is evaluated again. Returns the rows of every selected cell,
+    read from their records; None while some are unfinished (--no_wait)."""
+    device = "cpu" if executor.submits(args) else resolve_device(args.device)
+    executor.check(args)
+    subject, selection = load_trained_selection(args, device)
+    root = args.results_path
+    cli.writable_file(paths.iia_csv(root), "iia.csv")
+    for cell in selection:         # every cell checked before any is evaluated
+        readers.check_das_cell(paths.das_cell_dir(root, *cell))
+    cells = evaluation_cells(root, selection, common_settings(args, subject))
+    todo = [c for c in cells if not finished(c.marker(root), c.settings, args.overwrite,
+                                             "an evaluated cell", redo_changed=True)]
+    for cell in todo:              # every file written, probed before any is evaluated
+        cli.writable_file(paths.evaluation_json(root, cell.causal_model, cell.layer,
+                                                cell.low_rank_dimension), "an evaluated cell")
+    if len(cells) > len(todo):
+        log.info("%d of %d cells already evaluated with these settings; skipping them "
+                 "(--overwrite redoes them)", len(cells) - len(todo), len(cells))
+    executor.run_cells(args, STAGE, todo, cells,
+                       functools.partial(evaluate_here, args, subject, device), run_shard,
+                       executor.Progress("evaluating cells", "evaluate_das.py", _report),
+                       manifest.RERUN_REDOES)
+    return assemble(root, cells)
+
+
+def assemble(root, cells: list[Cell]) -> pd.DataFrame | None:
+    """The iia.csv rows of ``cells`` from their records (None if one is not finished)."""
+    rows = []
+    for cell in cells:
+        got = read_record(root, cell)
+        if got is None:
+            return None
+        rows += got
+    return pd.DataFrame(rows, columns=IIA_COLUMNS + RANDOM_COLUMNS + SEED_COLUMNS)
+
+
+def read_iia_csv(path: Path) -> pd.DataFrame:
+    return readers.read_csv_table(path, readers.EVALUATE, readers.IIA_COLUMNS,
+                                  numeric=["layer", "low_rank_dimension", "iia", "n_examples"])
+
+
+def write_iia_csv(args, table: pd.DataFrame) -> Path | None:
+    """Merge into results/iia.csv (rows of re-evaluated cells replace their old rows). None when
+    it holds these rows already: it is then left alone, with its date."""
+    path = paths.iia_csv(args.results_path)
+    if table.empty:
+        return None
+    key = ["causal_model", "layer", "low_rank_dimension", "test_causal_model"]
+    if path.exists():
+        old = read_iia_csv(path)
+        table = pd.concat([old, table]).drop_duplicates(subset=key, keep="last")
+    table = table.sort_values(key).reset_index(drop=True)
+    for column in ("random_draws", "random_n_examples", "n_seeds"):   # counts, not 5.0000, beside NaN rows
+        if column in table:
+            table[column] = table[column].astype("Int64")
+    text = table.to_csv(index=False, float_format="%.4f")
+    if path.is_file() and path.read_text() == text:
+        return None
+    atomic_write_text(path, text)
+    atomic_write_json(Path(str(path) + ".run.json"), run_record(args))
+    return path
