@@ -40,10 +40,19 @@ CASES = {
     "llama_lm": ("llama", readouts.LANGUAGE_MODEL, 2, ["--positions", "4,5"]),
     "neox_classifier": ("gpt_neox", readouts.CLASSIFIER, 0, ["--component", "mlp_output"]),
 }
+# every other tested architecture with each head, at the last layer (make test-all). Not a
+# Qwen2 LM: transformers loads a qwen2 folder's tokenizer as Qwen2's, which writes numbers
+# digit by digit, so "11".."30" are not single tokens (test_qwen2_lm_answers_are_two_tokens).
+LAST_LAYER = {f"{arch}_{'lm' if head == readouts.LANGUAGE_MODEL else 'classifier'}":
+              (arch, head, 2, ["--backend", "generic"] if arch == "gpt2" else [])
+              for arch in tiny.ARCHITECTURES for head in tiny.HEADS
+              if (arch, head) != ("qwen2", readouts.LANGUAGE_MODEL)}
+CASES = {**LAST_LAYER, **CASES}
 
 
 @pytest.fixture(scope="module", params=[
-    "llama_lm", pytest.param("neox_classifier", marks=pytest.mark.slow)])
+    "llama_lm", *(pytest.param(name, marks=pytest.mark.slow)
+                  for name in CASES if name != "llama_lm")])
 def pipeline(request, tmp_path_factory):
     architecture, head, layer, flags = CASES[request.param]
     tmp = tmp_path_factory.mktemp(request.param)
@@ -63,7 +72,8 @@ def pipeline(request, tmp_path_factory):
 def test_sweep_graphs_and_combination_written(pipeline):
     name, _, root, flags, layer = pipeline
     metrics = json.loads((paths.das_cell_dir(root, "XY", layer, 4) / paths.METRICS).read_text())
-    assert 0 <= metrics["iia"] <= 1 and metrics["site"]["component"] in ("residual", "mlp_output")
+    site = metrics.get("site", {"component": "residual"})     # the default site records none
+    assert 0 <= metrics["iia"] <= 1 and site["component"] in ("residual", "mlp_output")
     iia = pd.read_csv(paths.iia_csv(root))
     assert {"XY", "Z"} <= set(iia.causal_model)
     graph = np.load(paths.graph_npy(root, "Z", layer, 4))
@@ -73,8 +83,9 @@ def test_sweep_graphs_and_combination_written(pipeline):
 
 def test_saved_cell_loads_in_pyvene_and_gives_our_logits(pipeline):
     name, model_dir, root, flags, layer = pipeline
-    site = Site("mlp_output") if "--component" in flags else Site(positions=(4, 5))
-    subject = load_subject(str(model_dir), "cpu", site=site)
+    site = (Site("mlp_output") if "--component" in flags else
+            Site(positions=(4, 5)) if "--positions" in flags else Site())
+    subject = load_subject(str(model_dir), "cpu", site=site, backend="generic")
     cell = paths.das_cell_dir(root, "XY", layer, 4)
     intervenable = das.load_intervenable(cell, subject.model)      # pyvene's IntervenableModel.load
     R = das.rotation(das.intervention_of(intervenable)).detach()
@@ -106,3 +117,10 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     tiny.build("llama", readouts.CLASSIFIER, num_labels=5).save_pretrained(few)
     tiny.build_tokenizer().save_pretrained(few)
     _one_line_exit_2([*common, "--model_path", str(few)], capsys, "28 classes")
+
+
+def test_qwen2_lm_answers_are_two_tokens(tmp_path, capsys):
+    lm = tiny.save(tmp_path / "qwen2_lm", "qwen2", readouts.LANGUAGE_MODEL)
+    _one_line_exit_2(["--results_path", str(tmp_path / "r"), "--device", "cpu", "--workers",
+                      "1", "--causal_models", "XY", "--layers", "2", "--low_rank_dimensions",
+                      "2", "--model_path", str(lm)], capsys, "answer '11' is 2 tokens")
