@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from dasgraph import cli, paths, readers
 from dasgraph.interventions import das
@@ -215,37 +214,25 @@ def evaluate_here(args, subject: Subject, device: str, cells: list[Cell],
     others still run, then the first error is raised."""
     tables = label_tables(args, subject, subject.task.models, device)
     run = run_record(args, device=device)       # once: it asks git and every library
-    controls, done, errors = {}, [], []
-    for cell in tqdm(cells, desc="evaluating cells", unit="cell"):
-        try:
-            with manifest.tracked(args.results_path, STAGE, [cell]):
-                rows = _cell_rows(args, subject, tables,
-                                  (cell.causal_model, cell.layer, cell.low_rank_dimension),
-                                  _control(args, subject, tables, cell, controls))
-                write_record(args.results_path, cell, rows, run)
-        except Exception as err:
-            if not keep_going:
-                raise
-            errors.append(err)
-            continue
-        done.append(_summary(rows))
-        _log(done[-1])
-    if errors:
-        raise errors[0]
-    return done
+    controls = {}
+
+    def evaluate(cell: Cell) -> dict:
+        rows = _cell_rows(args, subject, tables,
+                          (cell.causal_model, cell.layer, cell.low_rank_dimension),
+                          _control(args, subject, tables, cell, controls))
+        write_record(args.results_path, cell, rows, run)
+        summary = _summary(rows)
+        _log(summary)
+        return summary
+
+    return executor.each_cell(args.results_path, STAGE, cells, evaluate, keep_going,
+                              "evaluating cells", "cell")
 
 
 def run_shard(args, cells: list[Cell]) -> list[dict]:
     """A job's whole work (submitit pickles this call): load the network, evaluate its cells."""
     device = resolve_device(args.device)
     return evaluate_here(args, subject_from_args(args, device), device, cells, keep_going=True)
-
-
-def _report(summaries: list[dict], bar) -> list[dict]:
-    for summary in summaries:
-        bar.update()
-        _log(summary)
-    return summaries
 
 
 def evaluate_cells(args) -> pd.DataFrame | None:
@@ -274,7 +261,7 @@ def evaluate_cells(args) -> pd.DataFrame | None:
                  "(--overwrite redoes them)", len(cells) - len(todo), len(cells))
     executor.run_cells(args, STAGE, todo, cells,
                        functools.partial(evaluate_here, args, subject, device), run_shard,
-                       executor.Progress("evaluating cells", "evaluate_das.py", _report),
+                       executor.Progress("evaluating cells", "evaluate_das.py", _log),
                        manifest.RERUN_REDOES)
     return assemble(root, cells)
 

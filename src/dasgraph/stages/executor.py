@@ -138,10 +138,36 @@ def check(args) -> None:
 @dataclass(frozen=True)
 class Progress:
     """How a stage's cells are shown: the progress bar's name, the script (for the --status
-    hint) and ``report(results, bar)``, which logs what a job returned and advances the bar."""
+    hint) and ``log_one(result)``, the log line of one finished cell."""
     desc: str
     script: str
-    report: Callable[[list, Any], list]
+    log_one: Callable[[dict], None]
+
+    def report(self, results: list, bar) -> list:
+        """Log what a job returned, advancing the bar a cell at a time."""
+        for result in results:
+            bar.update()
+            self.log_one(result)
+        return results
+
+
+def each_cell(root, stage: str, cells: list, do: Callable[[Any], Any], keep_going: bool,
+              desc: str, unit: str) -> list:
+    """``do(cell)`` for every cell in this process, each tracked for --status; their results.
+    ``keep_going`` (a job): a failed cell is recorded and the others still run, then the first
+    error is raised."""
+    done, errors = [], []
+    for cell in tqdm(cells, desc=desc, unit=unit):
+        try:
+            with manifest.tracked(root, stage, [cell]):
+                done.append(do(cell))
+        except Exception as err:
+            if not keep_going:
+                raise
+            errors.append(err)
+    if errors:
+        raise errors[0]
+    return done
 
 
 def _launch(args, stage: str, todo: list, cells: list, other_settings: str) -> dict:
@@ -160,7 +186,7 @@ def run(args, cfg, subject, device, todo: list, cells: list) -> list[dict]:
         return []
     if submits(args):
         return _submit(args, das_cells.STAGE, das_cells.run_shard, (args, cfg), todo, cells,
-                       launch, Progress("DAS cells", "src/run_das.py", _report))
+                       launch, DAS_PROGRESS)
     groups = sorted(manifest.cohorts(todo, args.cohort_size), key=lambda g: g[0].layer)
     bar = tqdm(total=len(todo), desc="DAS cells", unit="cell")
     done = []
@@ -168,24 +194,25 @@ def run(args, cfg, subject, device, todo: list, cells: list) -> list[dict]:
     if args.executor == "debug" or workers <= 1:
         for group in groups:
             bar.set_postfix(cohort=f"layer {group[0].layer}, {len(group)} cells")
-            done += _report(das_cells.run_cohort(args, cfg, subject, device, group, True), bar)
+            done += DAS_PROGRESS.report(das_cells.run_cohort(args, cfg, subject, device, group,
+                                                             True), bar)
     else:  # spawned workers: each loads the network once and trains whole cohorts
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=das_cells.worker_init,
                                  initargs=(args, cfg, os.getpid())) as pool:
             futures = [pool.submit(das_cells.worker_cohort, g) for g in groups]
             for future in as_completed(futures):
-                done += _report(future.result(), bar)
+                done += DAS_PROGRESS.report(future.result(), bar)
     bar.close()
     return done
 
 
-def _report(metrics: list[dict], bar) -> list[dict]:
-    for m in metrics:
-        bar.update()
-        log.info("cell %-3s layer %d k %4d seed %d: IIA %.3f (%d test pairs)", m["causal_model"],
-                 m["layer"], m["low_rank_dimension"], m["das_seed"], m["iia"], m["n_examples"])
-    return metrics
+def _log_das_cell(m: dict) -> None:
+    log.info("cell %-3s layer %d k %4d seed %d: IIA %.3f (%d test pairs)", m["causal_model"],
+             m["layer"], m["low_rank_dimension"], m["das_seed"], m["iia"], m["n_examples"])
+
+
+DAS_PROGRESS = Progress("DAS cells", "src/run_das.py", _log_das_cell)
 
 
 def run_cells(args, stage: str, todo: list, cells: list, here: Callable[[list], list],

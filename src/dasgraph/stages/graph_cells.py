@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from dasgraph import cli, paths, readers
 from dasgraph.analysis import graphs
 from dasgraph.interventions import das
 from dasgraph.runtime import finished, resolve_device, run_record
-from dasgraph.stages import executor, manifest
+from dasgraph.stages import executor
 from dasgraph.stages.manifest import Cell
 from dasgraph.stages.sweep import (Subject, das_cell_weights, load_cell, load_trained_selection,
                                    subject_from_args)
@@ -68,31 +67,15 @@ def draw_here(args, subject: Subject, device: str, cells: list[Cell],
     """Draw ``cells`` in this process, each tracked for --status; their summaries.
     ``keep_going`` (a job): a failed graph is recorded, the others still drawn, then the first
     error is raised."""
-    done, errors = [], []
-    for cell in tqdm(cells, desc="IIA graphs", unit="graph"):
-        try:
-            with manifest.tracked(args.results_path, STAGE, [cell]):
-                done.append(draw_graph(args, subject, device, cell))
-        except Exception as err:
-            if not keep_going:
-                raise
-            errors.append(err)
-    if errors:
-        raise errors[0]
-    return done
+    return executor.each_cell(args.results_path, STAGE, cells,
+                              lambda cell: draw_graph(args, subject, device, cell), keep_going,
+                              "IIA graphs", "graph")
 
 
 def run_shard(args, cells: list[Cell]) -> list[dict]:
     """A job's whole work (submitit pickles this call): load the network, draw its graphs."""
     device = resolve_device(args.device)
     return draw_here(args, subject_from_args(args, device), device, cells, keep_going=True)
-
-
-def _report(summaries: list[dict], bar) -> list[dict]:
-    for summary in summaries:
-        bar.update()
-        _log(summary)
-    return summaries
 
 
 def build_graphs(args) -> list[Path]:
@@ -113,5 +96,5 @@ def build_graphs(args) -> list[Path]:
     drawn = executor.run_cells(args, STAGE, todo, cells,
                                functools.partial(draw_here, args, subject, device), run_shard,
                                executor.Progress("IIA graphs", "disentangle_causal_models.py",
-                                                 _report))
+                                                 _log))
     return [Path(d["path"]) for d in drawn]
