@@ -207,3 +207,17 @@ def test_evaluation_and_graphs_through_submitit_equal_the_in_process_run(results
     assert graphs(results, "--status") == 0
     out = capsys.readouterr().out
     assert "2 cells (executor submitit_local" in out and "2 done" in out, out
+
+
+def test_a_rerun_logs_one_line_for_its_skips_not_one_per_cell(results, capsys):
+    """A thesis-scale re-run skips thousands of cells: the DAS sweep and the evaluation each
+    say so in one line (the per-cell lines are at debug level, with --verbose)."""
+    assert evaluate(results) == 0
+    capsys.readouterr()
+    assert run_das.main(["--results_path", str(results), *DAS, "--causal_models", "XY,Z",
+                         "--low_rank_dimensions", "4,8"]) == 0
+    assert evaluate(results) == 0
+    out = capsys.readouterr().out
+    assert out.count("skipped results") == 0 and out.count("skipped ") == 0, out
+    assert f"{len(CELLS)} of {len(CELLS)} cells already finished" in out
+    assert f"{len(CELLS)} of {len(CELLS)} cells already evaluated" in out

@@ -382,13 +382,14 @@ def artifact_of(marker: Path) -> Path:
 
 
 def finished(marker: Path, settings: dict, overwrite: bool = False, what: str = "artifact",
-             redo_changed: bool = False) -> bool:
+             redo_changed: bool = False, quiet: bool = False) -> bool:
     """The one "skip if finished" rule. True (skip) when the artifact of ``marker`` is complete,
     intact and was made with the same ``settings``. False (do it, again) when it is missing,
     unfinished or damaged, or when ``overwrite``. UsageError naming the changed settings when it
     was finished with other ones: results made with other settings are never silently reused.
     With ``redo_changed`` (a cheap artifact that only follows its inputs, such as an evaluated
-    cell) it is done again instead, with a log line naming the changed settings.
+    cell) it is done again instead, with a log line naming the changed settings. ``quiet``: a
+    skip is logged at debug level only (a fan-out stage logs one line for all its skips).
 
     ``marker`` is a folder's ``paths.DONE`` or a file's ``paths.done_marker``; the artifact
     records ``settings`` through ``write_done(marker, files, settings=...)`` (or
@@ -413,7 +414,8 @@ def finished(marker: Path, settings: dict, overwrite: bool = False, what: str = 
             return False
         raise UsageError(f"{artifact} ({what}) was made with {which}; pass --overwrite to redo "
                          "it, or use another --results_path")
-    log.info("skipped %s: finished with the same settings (--overwrite redoes it)", artifact)
+    log.log(logging.DEBUG if quiet else logging.INFO,
+            "skipped %s: finished with the same settings (--overwrite redoes it)", artifact)
     return True
 
 

@@ -252,7 +252,8 @@ def evaluate_cells(args) -> pd.DataFrame | None:
         readers.check_das_cell(paths.das_cell_dir(root, *cell))
     cells = evaluation_cells(root, selection, common_settings(args, subject))
     todo = [c for c in cells if not finished(c.marker(root), c.settings, args.overwrite,
-                                             "an evaluated cell", redo_changed=True)]
+                                             "an evaluated cell", redo_changed=True,
+                                             quiet=True)]
     for cell in todo:              # every file written, probed before any is evaluated
         cli.writable_file(paths.evaluation_json(root, cell.causal_model, cell.layer,
                                                 cell.low_rank_dimension), "an evaluated cell")

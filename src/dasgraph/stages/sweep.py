@@ -214,7 +214,8 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
                                    cell_settings(args, cfg, subject),
                                    functools.partial(cell_seed, args.seed))
         todo = [c for c in cells if not finished(c.directory(args.results_path) / paths.DONE,
-                                                 c.settings, args.overwrite, "a DAS cell")]
+                                                 c.settings, args.overwrite, "a DAS cell",
+                                                 quiet=True)]
         for cell in todo:          # every folder written, probed before any training
             cli.writable_dir(cell.directory(args.results_path).parent, "a DAS cell's folder")
             cli.replaceable_dir(cell.directory(args.results_path), "a DAS cell")
