@@ -379,6 +379,8 @@ def test_interchange_training_plants_abab_where_the_task_alone_does_not(tmp_path
     (WRONG_GRAPH, ["--iit_weight", "0"], "--iit_weight"),
     (HIERARCHICAL, ["--seeds", "0"], "--seeds"),
     (PATTERN, ["--seeds", "0"], "--seeds"),
+    (WRONG_GRAPH, ["--seeds", "0"], "--seeds"),
+    (WRONG_GRAPH, ["--seed", "4294967295", "--seeds", "2"], "--seeds 2: the last seed"),
     (HIERARCHICAL, ["--seed", "4294967295", "--seeds", "2"], "--seeds 2: the last seed"),
 ])
 def test_bad_input_is_one_line_and_exit_2(script, argv, message, tmp_path, capsys):

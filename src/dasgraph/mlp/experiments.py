@@ -110,15 +110,26 @@ def _das_against_neurons_over_seeds(runs, cells: dict, args) -> dict:
             **_seeds_record(runs)}
 
 
+IIA_OVER_SEEDS = "test IIA over all interventions (intervention 'all') at each run seed"
+
+
 def _seeds_record(runs) -> dict:
     """What the summary over seeds says of the seeds themselves: where each one's network
     and cells are, and the spread of the networks' test accuracy."""
-    accuracy = {run_args.seed: _mlp_summary(paths.mlp_network_dir(folder))["test_accuracy"]
-                for run_args, folder in runs}
-    return {"iia": "test IIA over all interventions (intervention 'all') at each run seed",
-            "folders": {str(run_args.seed): str(folder.relative_to(runs[0][1]))
-                        for run_args, folder in runs},
-            "mlp_test_accuracy": seed_stats.spread(accuracy)}
+    return {"iia": IIA_OVER_SEEDS, "folders": _seed_folders(runs),
+            "mlp_test_accuracy": _accuracy_over_seeds(runs)}
+
+
+def _seed_folders(runs) -> dict:
+    """Each run seed's folder, relative to the experiment's (the first seed's)."""
+    return {str(run_args.seed): str(folder.relative_to(runs[0][1])) for run_args, folder in runs}
+
+
+def _accuracy_over_seeds(runs, network: str | None = None) -> dict:
+    """The spread of the MLP's test accuracy over the run seeds (``network``: which one of an
+    experiment with several)."""
+    return seed_stats.spread({run_args.seed: _mlp_summary(paths.mlp_network_dir(
+        folder, network))["test_accuracy"] for run_args, folder in runs})
 
 
 def _probe(runs, cells: list[dict]) -> None:
@@ -243,14 +254,17 @@ def run_wrong_causal_graph(args: argparse.Namespace) -> None:
                     paths.mlp_cell_dir(folder, trained_on=m, network=name)
                     for m in mlp_tasks.CANDIDATES]:
                 cli.replaceable_dir(d, "an MLP network or cell")
+    settings = {run_args.seed: _ablation_settings(run_args, networks, layer)
+                for run_args, _ in runs}
     computed = False
     for run_args, folder in runs:  # each seed: its own networks and cells, as --seed alone
         pattern = paths.mlp_seed_dir(out.parent / PATTERN, run_args.seed, args.seed)
-        computed = _ablation_cells(run_args, folder, networks, layer, pattern, device) or computed
+        computed = _ablation_cells(run_args, folder, layer, settings[run_args.seed], pattern,
+                                   device) or computed
     seeds = [run_args.seed for run_args, _ in runs]
     if not computed and pipe.summary_finished(out, seeds):
         return  # every cell was skipped and the summary is there
-    cells = {run_args.seed: _finished_ablation_cells(run_args, folder, networks, layer)
+    cells = {run_args.seed: _finished_ablation_cells(folder, settings[run_args.seed])
              for run_args, folder in runs}
     table = _ablation_rows(cells[args.seed], layer)
     summary = {"experiment": WRONG_GRAPH, "task": ABAB.name, "layer": layer,
@@ -292,12 +306,13 @@ def _ablation_settings(args, networks: list[str], layer: int) -> dict:
             for n in networks for m in mlp_tasks.CANDIDATES}
 
 
-def _ablation_cells(args, folder, networks: list[str], layer: int, pattern, device: str) -> bool:
-    """The ablation's cells of one run seed (``args.seed``) in ``folder``; True if any was
-    computed (not skipped). The plain network is pattern_matching's of the same seed (its
-    folder for that seed: ``pattern``), reused when that one is finished with these flags."""
-    settings, computed = _ablation_settings(args, networks, layer), False
-    for name in networks:
+def _ablation_cells(args, folder, layer: int, settings: dict, pattern, device: str) -> bool:
+    """The ablation's cells of one run seed (``args.seed``; ``settings`` of its cells by
+    (network, trained-on model)) in ``folder``; True if any was computed (not skipped). The
+    plain network is pattern_matching's of the same seed (its folder for that seed:
+    ``pattern``), reused when that one is finished with these flags."""
+    computed = False
+    for name in dict.fromkeys(n for n, _ in settings):
         net = None
         for trained_on in mlp_tasks.CANDIDATES:
             cell = paths.mlp_cell_dir(folder, trained_on=trained_on, network=name)
@@ -313,8 +328,7 @@ def _ablation_cells(args, folder, networks: list[str], layer: int, pattern, devi
     return computed
 
 
-def _finished_ablation_cells(args, folder, networks: list[str], layer: int) -> dict:
-    settings = _ablation_settings(args, networks, layer)
+def _finished_ablation_cells(folder, settings: dict) -> dict:
     return pipe.finished_cells({key: paths.mlp_cell_dir(folder, trained_on=key[1],
                                                         network=key[0]) for key in settings},
                                settings)
@@ -332,18 +346,12 @@ def _ablation_over_seeds(runs, cells: dict, networks: list[str], args) -> dict:
     thesis's expectation as a paired comparison: DAS trained and tested on ABAB against the
     highest other entry of the same seed's matrix."""
     result = {"seeds": [run_args.seed for run_args, _ in runs], "networks": {},
-              "iia": "test IIA over all interventions (intervention 'all') at each run seed",
-              "folders": {str(run_args.seed): str(folder.relative_to(runs[0][1]))
-                          for run_args, folder in runs}}
+              "iia": IIA_OVER_SEEDS, "folders": _seed_folders(runs)}
     for name in networks:
-        matrices = {seed: {t: {s: e["iia"]["all"] for s, e in m["tested_on"].items()}
-                           for (n, t), m in by_cell.items() if n == name}
-                    for seed, by_cell in cells.items()}
+        matrices = {seed: _iia_matrix(by_cell, name) for seed, by_cell in cells.items()}
         right = {seed: matrix[ABAB.name][ABAB.name] for seed, matrix in matrices.items()}
         other = {seed: expectation(matrix)["highest_other"] for seed, matrix in matrices.items()}
         first = next(iter(matrices.values()))
-        accuracy = {run_args.seed: _mlp_summary(paths.mlp_network_dir(folder, name))["test_accuracy"]
-                    for run_args, folder in runs}
         result["networks"][name] = {
             "iia_matrix": {t: {s: seed_stats.spread({seed: matrices[seed][t][s]
                                                      for seed in matrices})
@@ -352,7 +360,7 @@ def _ablation_over_seeds(runs, cells: dict, networks: list[str], args) -> dict:
                 right, other, runtime.derive_seed(args.seed, WRONG_GRAPH, name, "over_seeds"),
                 names=("abab_abab", "highest_other"),
                 labels=("DAS trained and tested on ABAB", "the best other entry")),
-            "mlp_test_accuracy": seed_stats.spread(accuracy)}
+            "mlp_test_accuracy": _accuracy_over_seeds(runs, name)}
     return result
 
 
@@ -380,9 +388,15 @@ def _ablation_cell(net: pipe.Network, name: str, layer: int, model: mlp_tasks.Eq
              tested[ABAB.name]["iia"]["all"])
 
 
+def _iia_matrix(cells: dict, name: str) -> dict:
+    """Network ``name``'s overall test IIA, [trained on][tested on], from one seed's cells."""
+    return {t: {s: e["iia"]["all"] for s, e in m["tested_on"].items()}
+            for (n, t), m in cells.items() if n == name}
+
+
 def _network_summary(network_dir, name: str, cells: dict) -> dict:
     mine = {trained_on: m for (n, trained_on), m in cells.items() if n == name}
-    matrix = {t: {s: e["iia"]["all"] for s, e in m["tested_on"].items()} for t, m in mine.items()}
+    matrix = _iia_matrix(cells, name)
     mlp = _mlp_summary(network_dir)
     summary = {"title": NETWORK_TITLES[name], "mlp": mlp,
                "network_agrees_with_causal_model": {t: m["network_agrees_with_causal_model"]

@@ -41,18 +41,22 @@ def load_model(model_path: str):
     """The model in eval mode, with the head its folder was saved with."""
     if model_kind(model_path) == CLASSIFIER:
         return gpt2.load_classifier(model_path)
-    return load_language_model(model_path)
+    return _causal_lm(model_path)
 
 
 def load_language_model(model_path: str):
     """A causal LM in eval mode; a folder that holds a sequence classifier is refused (its
     language-model head would be new, untrained weights)."""
-    from transformers import AutoModelForCausalLM
-
     if model_kind(model_path) == CLASSIFIER:
         raise UsageError(f"--model_path {model_path} holds a sequence classifier; --readout "
                          "language_model needs a causal language model (a *ForCausalLM folder or "
                          "hub id); drop --readout to fine-tune the classifier")
+    return _causal_lm(model_path)
+
+
+def _causal_lm(model_path: str):
+    from transformers import AutoModelForCausalLM
+
     return gpt2._from_pretrained(AutoModelForCausalLM, str(model_path)).eval()
 
 
