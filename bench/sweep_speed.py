@@ -10,6 +10,12 @@ same workers, into temporary results folders. Prints each wall time, their ratio
 
 Run on an idle machine: torch slows sharply when another process is busy on a core. The load
 average before and after each way is printed, so a busy machine shows.
+
+It also prints the sweep's compute floor: the floating-point work of every cell's training
+steps and test pairs (counted by torch's FlopCounterMode on one step per layer and k), over this
+machine's own matmul rate on one thread at the shapes a cohort step multiplies, times the
+workers. No schedule of the same arithmetic can beat it on these cores, so it bounds the
+speed-up any batching can give over the per-cell path.
 """
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+
+import torch
 
 from dasgraph import paths
 
@@ -46,6 +54,69 @@ def iia_by_cell(root: Path) -> dict:
     return out
 
 
+def step_flops(lean, states, layer: int, k: int, batch: int, train: bool) -> int:
+    """Floating-point operations of one DAS step at ``layer`` and ``k`` on ``batch`` pairs:
+    rotation, interchange, blocks above the layer, readout (and their backward when ``train``)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from dasgraph.interventions import das
+
+    weight = torch.nn.Parameter(torch.linalg.qr(torch.randn(states.shape[2] * states.shape[3],
+                                                            k))[0])
+    pairs = torch.arange(batch) % states.shape[1]
+    with FlopCounterMode(display=False) as counter, torch.set_grad_enabled(train):
+        h = das.interchange(states[layer][pairs], states[layer][pairs.flip(0)],
+                            das.orthonormal(weight))
+        logits = lean.logits_from(layer, h)
+        if train:
+            torch.nn.functional.cross_entropy(logits, pairs % logits.shape[1]).backward()
+    return counter.get_total_flops()
+
+
+def matmul_rate(rows: int, width: int, seconds: float = 2.0) -> float:
+    """FLOP/s of this machine's one-thread matmul at a cohort step's shapes: (rows, d) @ (d, 4d)
+    and back, forward and transposed, as a block's MLP and its gradient multiply."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a, w = torch.randn(rows, width), torch.randn(width, 4 * width)
+        b = torch.randn(rows, 4 * width)
+        flops, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            a @ w, b @ w.T, a.T @ b
+            flops += 3 * 2 * rows * width * 4 * width
+        return flops / (time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def compute_floor(model: Path, n_training: int | None, cohort_size: int, workers: int) -> str:
+    """The default sweep's floating-point work, and the wall time it needs at least on
+    ``workers`` cores at this machine's matmul rate."""
+    from dasgraph.causal import models as causal_models
+    from dasgraph.interventions import das, training
+    from dasgraph.stages.sweep import load_subject
+
+    cfg = das.DasConfig(**({"n_training": n_training} if n_training else {}))
+    subject = load_subject(str(model))
+    S, d = subject.states.shape[2], subject.states.shape[3]
+    n_models = len(subject.task.non_trivial) + 1          # every model, the trivial one too
+    steps = training.n_steps(cfg.n_training, cfg.batch_size, cfg.epochs)
+    total = 0
+    for layer in range(subject.lean.n_sites):
+        for k in das.default_low_rank_dimensions(d, S):
+            per_cell = step_flops(subject.lean, subject.states, layer, k, cfg.n_testing, False)
+            if k < S * d:
+                per_cell += steps * step_flops(subject.lean, subject.states, layer, k,
+                                               cfg.batch_size, True)
+            total += n_models * per_cell
+    rate = matmul_rate(cohort_size * cfg.batch_size * S, d)
+    floor = total / (rate * workers)
+    return (f"compute floor: {total / 1e9:.0f} GFLOP in the sweep's {n_models} models' cells; "
+            f"one thread multiplies at {rate / 1e9:.1f} GFLOP/s at a cohort step's shapes, so "
+            f"{workers} workers need >= {floor:.1f} s")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,10 +124,15 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--cohort_size", type=int, default=16)
     p.add_argument("--n_training", type=int, default=None, help="default: the sweep's own")
+    p.add_argument("--floor_only", action="store_true",
+                   help="print the compute floor only, without timing the two sweeps")
     args = p.parse_args(argv)
     model = paths.gpt2_dir(args.results_path)
     if not model.is_dir():
         raise SystemExit(f"no trained model at {model}; run train_gpt2.py first")
+    if args.floor_only:
+        print(compute_floor(model, args.n_training, args.cohort_size, args.workers))
+        return
     common = ["--workers", str(args.workers)] + \
         (["--n_training", str(args.n_training)] if args.n_training else [])
     ways = {"per-cell (today)": ["--cohort_size", "1"],
@@ -78,6 +154,7 @@ def main(argv=None):
     print(f"speed-up {ratio:.2f}x (target >= 4x); cohort sweep {seconds[name]:.1f} s "
           f"(target <= 60 s); same IIA in {same} of {len(base)} cells (largest difference "
           f"{worst:.4f}); {args.workers} workers, one torch thread each")
+    print(compute_floor(model, args.n_training, args.cohort_size, args.workers))
 
 
 if __name__ == "__main__":

@@ -39,3 +39,26 @@ def test_clique_speed_runs_every_finder_on_a_small_graph(capsys):
     out = capsys.readouterr().out
     finders = [line.split()[0] for line in out.splitlines()[2:] if line.strip()]
     assert set(finders) >= set(module.cliques.FINDERS)
+
+
+def test_sweep_speed_counts_the_flops_of_a_step_it_can_derive_by_hand():
+    """The compute floor's FLOP count, checked at the top layer, where a step is the interchange
+    (three (B, D) x (D, k) products) and the classifier head alone."""
+    import torch
+
+    from dasgraph import tasks
+    from dasgraph.networks import readouts, tiny
+    from dasgraph.networks.lean import LeanGPT2
+
+    task = tasks.get("arithmetic")
+    lean = LeanGPT2(tiny.build("gpt2", readouts.CLASSIFIER, n_layer=2, width=32))
+    states = lean.all_states(task.encode(tiny.build_tokenizer()))
+    B, k, D, C = 16, 5, states.shape[2] * states.shape[3], task.n_classes
+    module = _bench("sweep_speed")
+    assert module.step_flops(lean, states, 2, k, B, train=False) == 3 * 2 * B * D * k + 2 * B * 32 * C
+    below = module.step_flops(lean, states, 1, k, B, train=False)
+    assert below > 3 * 2 * B * D * k + 2 * B * 32 * C          # one block more
+    assert module.step_flops(lean, states, 1, k, B, train=True) > 2 * below
+    threads = torch.get_num_threads()
+    assert module.matmul_rate(64, 16, seconds=0.05) > 0
+    assert torch.get_num_threads() == threads          # the one-thread timing restores it

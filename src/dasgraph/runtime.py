@@ -6,6 +6,7 @@ made it (``write_run_json``).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -120,6 +121,10 @@ def check_memory(nbytes: float, what: str) -> None:
 
 
 # --- run metadata ------------------------------------------------------------------------
+# Both are read once per process: a sweep writes a run record per cell (140 on the default,
+# thousands at thesis scale), and the code and libraries a process runs are the ones it
+# imported at its start, whatever happens to the checkout or the venv while it runs.
+@functools.cache
 def git_commit() -> str:
     try:
         root = Path(__file__).resolve().parents[2]
@@ -134,13 +139,18 @@ def git_commit() -> str:
 
 
 def library_versions() -> dict[str, str]:
+    return dict(_library_versions())
+
+
+@functools.cache
+def _library_versions() -> tuple[tuple[str, str], ...]:
     versions = {"python": platform.python_version()}
     for name in LIBRARIES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
-    return versions
+    return tuple(versions.items())
 
 
 def run_record(args: Any, seed: int | None = None, device: str | None = None,
