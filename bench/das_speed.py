@@ -8,6 +8,10 @@ running base and source forward passes every step), per layer, in one run on one
 
 Prints training examples per second of each and their ratio (target: >= 5x averaged over
 layers; for the generic backend >= 3x at the embeddings and more above). ``--architectures``
+also prints the work ratio: pyvene's matmul FLOPs per step over ours (FlopCounterMode), i.e.
+the speed-up that skipping work alone gives; the rest of a ratio is per-op overhead saved. At
+the embeddings both run every block forward and backward and pyvene adds one source forward,
+so there the work ratio is small and a 3x speed-up has to come from overhead. ``--architectures``
 times random-init models of the default's shape (3 layers x width 64, a classifier): speed
 does not depend on the weights. Run on an idle machine: torch on 2 threads slows sharply when
 another process is busy, so compare ratios within one run.
@@ -80,6 +84,15 @@ def time_pyvene(model, ids, layer, k, batch, steps, table, site=Site(), position
     return batch * steps / (time.perf_counter() - start)
 
 
+def flops(fn, *args, **kwargs) -> int:
+    """Matmul FLOPs (FlopCounterMode) of one training step of ``fn``, forward and backward."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn(*args[:-2], 1, args[-1], **kwargs)
+    return counter.get_total_flops()
+
+
 def timed(fn, *args, repeats: int = 3, **kwargs):
     """Best of ``repeats`` timings after a 2-step warm-up: on cores shared with other work the
     best run is the least disturbed one."""
@@ -116,7 +129,7 @@ def bench_architectures(args, device):
     print(f"random-init classifiers, 3 layers x width 64; batch {args.batch_size}; "
           f"{args.steps} steps; device {device}; threads {torch.get_num_threads()}")
     print(f"{'arch':>6} {'layer':>5} {'generic ex/s':>13} {'pyvene ex/s':>12} {'gen/pyv':>8}"
-          f" {'lean ex/s':>10} {'lean/gen':>9}")
+          f" {'work':>6} {'lean ex/s':>10} {'lean/gen':>9}")
     for arch in args.architectures.split(","):
         model = tiny.build(arch, readouts.CLASSIFIER, n_layer=3, width=64).to(device)
         generic = loading.build_network(model, tokenizer, ids, names, Site(), "generic")
@@ -129,7 +142,10 @@ def bench_architectures(args, device):
         for layer in range(generic.n_sites):
             ours = timed(time_fast, generic, states, layer, k, args.batch_size, args.steps, table)
             theirs = timed(time_pyvene, model, ids, layer, k, args.batch_size, args.steps, table)
-            row = f"{arch:>6} {layer:>5} {ours:>13.0f} {theirs:>12.0f} {ours / theirs:>7.1f}x"
+            work = flops(time_pyvene, model, ids, layer, k, args.batch_size, args.steps, table) \
+                / flops(time_fast, generic, states, layer, k, args.batch_size, args.steps, table)
+            row = (f"{arch:>6} {layer:>5} {ours:>13.0f} {theirs:>12.0f} {ours / theirs:>7.1f}x"
+                   f" {work:>5.2f}x")
             if lean is not None:
                 fast = timed(time_fast, lean, lean_states, layer, k, args.batch_size,
                              args.steps, table)

@@ -21,9 +21,12 @@ def test_das_speed_generic_lean_and_pyvene_on_a_tiny_gpt2(capsys):
     rows = [line.split() for line in capsys.readouterr().out.splitlines()
             if line.split()[:1] == ["gpt2"]]
     assert [int(r[1]) for r in rows] == [0, 1, 2, 3]      # every layer of the 3-block model
-    for row in rows:                                     # generic, pyvene, ratio, lean, ratio
+    for row in rows:                         # generic, pyvene, ratio, work, lean, ratio
         assert float(row[2]) > 0 and float(row[3]) > 0 and row[4].endswith("x")
-        assert row[6].endswith("x")
+        assert float(row[5].rstrip("x")) >= 1          # pyvene never does less work
+        assert row[7].endswith("x")
+    work = [float(r[5].rstrip("x")) for r in rows]
+    assert work[-1] > work[0]                          # less of the model to run above
 
 
 @pytest.mark.slow
