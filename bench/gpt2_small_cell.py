@@ -5,6 +5,7 @@ machine, and from it the time of the thesis's full sweep.
     python bench/gpt2_small_cell.py                    # layer 8 (the thesis's graph layer), CPU
     python bench/gpt2_small_cell.py --device cuda --layer 0 --steps 5
     python bench/gpt2_small_cell.py --gpu_tflops 20    # the GPU throughput assumed in the projection
+    python bench/gpt2_small_cell.py --device cuda --steps 5 --tf32   # as run_das.py --tf32 trains
 
 The step is the sweep's own (dasgraph.interventions.cohort, one member). A step's cost is the
 blocks above the layer, so the time of every other layer follows from the one measured by
@@ -75,8 +76,13 @@ def main(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--gpu_tflops", type=float, default=30.0,
                    help="sustained float32 TFLOP/s assumed for the GPU projection")
+    p.add_argument("--tf32", action="store_true",
+                   help="TensorFloat-32 matmuls on a CUDA GPU, as run_das.py --tf32 trains")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
+    if args.tf32 and not device.startswith("cuda"):
+        raise SystemExit("--tf32 needs --device cuda (TensorFloat-32 is an NVIDIA GPU mode)")
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.set_num_threads(args.threads)
     lean = network(device)
     seconds = step_seconds(lean, args.layer, args.low_rank_dimension, args.batch_size,
@@ -89,8 +95,8 @@ def main(argv=None):
     sweep_seconds = seconds / units * all_units * steps * cells * args.batch_size / THESIS["batch"]
     sweep_flops = flops / units * all_units * steps * cells
     print(f"GPT-2 small shape ({N_LAYER} x {WIDTH}), random weights, layer {args.layer}, k "
-          f"{args.low_rank_dimension}, batch {args.batch_size}, {device}, {args.threads} "
-          f"thread(s): {seconds:.2f} s per step ({flops / seconds / 1e9:.0f} GFLOP/s)")
+          f"{args.low_rank_dimension}, batch {args.batch_size}, {device}"
+          f"{' (tf32)' if args.tf32 else ''}, {args.threads} thread(s): {seconds:.2f} s per step ({flops / seconds / 1e9:.0f} GFLOP/s)")
     print(f"one cell at layer {args.layer} ({steps} steps): {seconds * steps / 3600:.2f} h")
     print(f"thesis sweep ({cells} trained cells per layer x {N_LAYER + 1} layers, "
           f"{sweep_flops / 1e15:.0f} PFLOP): {sweep_seconds / 3600:,.0f} h on this device; "

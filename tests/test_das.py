@@ -201,6 +201,7 @@ def test_evaluate_writes_iia_csv_with_the_cross_matrix(tiny_copy):
     (["--n_training", "0"], "--n_training"),
     (["--workers", "0"], "--workers"),
     (["--lr_schedule", "cosine"], "--lr_schedule"),
+    (["--tf32", "--device", "cpu"], "--tf32"),
 ])
 def test_sweep_bad_input(tiny_copy, capsys, flags, needle):
     assert sweep(tiny_copy, *flags) == 2
@@ -213,3 +214,23 @@ def test_missing_model_says_to_train_first(tmp_path, capsys):
     assert sweep(tmp_path) == 2
     assert "train_gpt2.py" in capsys.readouterr().err
     assert evaluate_das.main(["--results_path", str(tmp_path)]) == 2
+
+
+def test_tf32_is_a_setting_of_its_own_and_a_float_mode_of_every_cell_process(tiny_results):
+    """Cells trained with --tf32 are keyed apart from full-float32 ones, while the default's
+    keys stay as they were (no new field); the mode is set, and unset, per process."""
+    from types import SimpleNamespace
+
+    from dasgraph.runtime import settings_hash
+    from dasgraph.stages import das_cells, sweep as stages
+
+    subject = load_subject(str(paths.gpt2_dir(tiny_results)))
+    args = SimpleNamespace(seed=42, control="none")
+    plain = stages.cell_settings(args, das.DasConfig(), subject)
+    fast = stages.cell_settings(SimpleNamespace(**vars(args), tf32=True), das.DasConfig(), subject)
+    assert "matmul" not in plain and fast == {**plain, "matmul": "tf32"}
+    assert settings_hash(plain) != settings_hash(fast)
+    das_cells.prepare_process(tf32=True)
+    assert torch.backends.cuda.matmul.allow_tf32
+    das_cells.prepare_process()
+    assert not torch.backends.cuda.matmul.allow_tf32

@@ -17,7 +17,7 @@ import torch
 from dasgraph import paths
 from dasgraph.interventions import cohort, das
 from dasgraph.runtime import (atomic_directory, atomic_write_json, configure_determinism,
-                              resolve_device, run_record)
+                              UsageError, resolve_device, run_record)
 from dasgraph.stages import manifest
 from dasgraph.stages.manifest import Cell
 
@@ -99,12 +99,24 @@ def run_cohort(args, cfg, subject, device, cells: list[Cell], progress=False) ->
         return train_and_save(args, cfg, subject, device, cells, progress)
 
 
-def prepare_process() -> None:
+def prepare_process(tf32: bool = False) -> None:
     """The float mode every process that trains cells shares: one thread, deterministic
-    algorithms, subnormals flushed. A spawned worker or a job starts without the parent's mode,
-    and a different subnormal mode changed the last bits of saved rotations."""
+    algorithms, subnormals flushed, and float32 matmuls in full precision unless ``tf32``
+    (run_das.py --tf32: TensorFloat-32 tensor cores on a CUDA GPU). A spawned worker or a job
+    starts without the parent's mode, and a different subnormal mode changed the last bits of
+    saved rotations."""
     torch.set_num_threads(CELL_THREADS)
     configure_determinism()
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def check_tf32(args, device: str) -> None:
+    """--tf32 only where it does something: TensorFloat-32 is an NVIDIA GPU's matmul mode, and
+    a cell trained with it is keyed apart from a full-float32 one, so a CPU run that asked for
+    it would be filed under settings it did not use."""
+    if getattr(args, "tf32", False) and not device.startswith("cuda"):
+        raise UsageError(f"--tf32: TensorFloat-32 matmuls run on NVIDIA GPUs only, and this run's "
+                         f"device is {device}; pass --device cuda on a GPU, or drop --tf32")
 
 
 def load_for_cells(args):
@@ -112,7 +124,8 @@ def load_for_cells(args):
     from dasgraph.stages.sweep import subject_from_args
 
     device = resolve_device(args.device)
-    prepare_process()
+    check_tf32(args, device)
+    prepare_process(getattr(args, "tf32", False))
     return subject_from_args(args, device), device
 
 

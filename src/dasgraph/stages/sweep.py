@@ -192,9 +192,13 @@ def cell_seed(run_seed: int, cm: str, layer: int, k: int, das_seed: int = 1) -> 
 def cell_settings(args, cfg: das.DasConfig, subject: Subject) -> dict:
     """What every cell of this sweep shares and its result depends on (manifest.py): the run
     seed, the training recipe, the network's weights and where the labels come from."""
-    return {"stage": das_cells.STAGE, "seed": args.seed, **das.config_dict(cfg),
-            "task": subject.task.name, "network": manifest.network_digest(subject.model),
-            "labels": "network" if getattr(args, "control", "none") == "random_init" else "task"}
+    settings = {"stage": das_cells.STAGE, "seed": args.seed, **das.config_dict(cfg),
+                "task": subject.task.name, "network": manifest.network_digest(subject.model),
+                "labels": "network" if getattr(args, "control", "none") == "random_init"
+                else "task"}
+    if getattr(args, "tf32", False):    # recorded only when on: full-float32 keys stay as they were
+        settings["matmul"] = "tf32"
+    return settings
 
 
 def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
@@ -207,7 +211,9 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
     task = task_of(args)
     task.select(args.causal_model_type, args.causal_models)   # fail before loading
     executor.check(args)
-    das_cells.prepare_process()        # the float mode of every process that trains cells
+    if not executor.submits(args):     # a job checks its own device (das_cells.load_for_cells)
+        das_cells.check_tf32(args, device)
+    das_cells.prepare_process(getattr(args, "tf32", False))   # every cell process's float mode
     with torch_threads(CELL_THREADS):
         subject = subject_from_args(args, device, task)
         cells = manifest.das_cells(resolve_cells(args, subject), getattr(args, "das_seeds", 1),
