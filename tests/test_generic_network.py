@@ -185,3 +185,27 @@ def test_aligned_prompts_keep_positions_and_equal_pyvene():
                     plain = model(input_ids=ids[base], attention_mask=mask[base]).logits
                 assert (ours - theirs).abs().max() < 1e-5, (architecture, site, layer)
                 assert not torch.allclose(ours, plain, atol=1e-4), (architecture, site, layer)
+
+
+@pytest.mark.parametrize("architecture", ["llama", "gpt2"])
+def test_short_prompts_run_eager_attention_and_leave_the_model_as_loaded(architecture, ids):
+    """The generic backend runs its layers with eager attention (faster at a few tokens), and
+    the model keeps the implementation it was loaded with for pyvene and everyone else."""
+    from dasgraph.networks import generic
+
+    model = tiny.build(architecture, readouts.CLASSIFIER, seed=1)
+    loaded = model.config._attn_implementation
+    assert loaded != "eager"                     # else this test shows nothing
+    network = _network(model, ids, Site(), backend="generic")
+    seen = []
+    attention = generic.component_module(network.backend.layers[0], "attention_output",
+                                         architecture)
+    handle = attention.register_forward_pre_hook(
+        lambda module, args: seen.append(model.config._attn_implementation))
+    try:
+        network.logits_from(0, network.all_carriers()[0][:4])
+    finally:
+        handle.remove()
+    assert seen == ["eager"] and model.config._attn_implementation == loaded
+    err, _ = _compare(model, network, ids, 1)    # pyvene, on the model as loaded, agrees
+    assert err < 1e-5

@@ -16,6 +16,14 @@ tables are then the same for every input. With an attention mask (prompts aligne
 ``networks.prompts``) they are recorded for every input, and each batch takes its bases'
 rows: the base's node id rides in the carrier's last context row (``NODE_ROW``), which the
 intervention never touches. Both checked against pyvene in tests/test_generic_network.py.
+
+Short unpadded prompts run through the model's own eager attention, whatever implementation
+it was loaded with: at a task's few tokens, torch's fused attention kernels cost more per call than
+the 6 x 6 products they replace (on 2 CPU cores, a Llama DAS step at the embeddings took 0.80 of
+the time with eager attention, ``bench/das_speed.py``). The model's setting is switched only
+while this backend runs its layers and restored after, so pyvene and everything else see the
+model as loaded; the layer arguments (the causal mask in particular, which SDPA may leave to an
+``is_causal`` flag) are recorded under the same implementation they are replayed with.
 """
 from __future__ import annotations
 
@@ -32,6 +40,8 @@ from dasgraph.runtime import UsageError
 # OLMo; attn: GPT-2; attention: GPT-NeoX).
 COMPONENT_MODULES = {"attention_output": ("self_attn", "attn", "attention"), "mlp_output": ("mlp",)}
 FINAL_NORMS = ("norm", "final_layer_norm", "ln_f", "final_norm")
+# Prompts up to this many tokens run with eager attention (see the module's docstring).
+EAGER_MAX_TOKENS = 32
 
 
 def _first(output):
@@ -135,10 +145,28 @@ class GenericDecoder:
         for p in model.parameters():
             p.requires_grad_(False)
         self.n_inputs = len(ids)
-        self._layer_args = record_layer_args(model, self.layers,
-                                             ids if self.padded else ids[:1], self.mask)
-        self.states = self._record_states(ids, batch_size)
-        self.last_only_mlp = self._last_only_mlp_works()
+        # not with alignment pads: eager attention and SDPA treat a pad query whose keys are all
+        # masked differently, and the two differed by 1e-3 downstream (a test saw it)
+        self.attention = "eager" if not self.padded and self.seq_len <= EAGER_MAX_TOKENS else None
+        with self._own_attention():
+            self._layer_args = record_layer_args(model, self.layers,
+                                                 ids if self.padded else ids[:1], self.mask)
+            self.states = self._record_states(ids, batch_size)
+            self.last_only_mlp = self._last_only_mlp_works()
+
+    @contextmanager
+    def _own_attention(self):
+        """The model's attention implementation set to this backend's choice while it runs."""
+        config = self.model.config
+        before = getattr(config, "_attn_implementation", None)
+        if self.attention is None or before == self.attention:
+            yield
+            return
+        config._attn_implementation = self.attention
+        try:
+            yield
+        finally:
+            config._attn_implementation = before
 
     # --- recording ------------------------------------------------------------------------
     @property
@@ -218,6 +246,10 @@ class GenericDecoder:
 
     def logits_from_carrier(self, site, positions, layer: int, h: torch.Tensor) -> torch.Tensor:
         """(B, T, d) carriers at ``layer`` -> (B, C) readout logits at the last position."""
+        with self._own_attention():
+            return self._logits_from_carrier(site, positions, layer, h)
+
+    def _logits_from_carrier(self, site, positions, layer: int, h: torch.Tensor) -> torch.Tensor:
         states, context = from_carrier(h, positions, self.seq_len)
         nodes = context[:, -1, 0].round().long() if self.padded else None
         if site.component == RESIDUAL:
