@@ -11,11 +11,12 @@ same workers, into temporary results folders. Prints each wall time, their ratio
 Run on an idle machine: torch slows sharply when another process is busy on a core. The load
 average before and after each way is printed, so a busy machine shows.
 
-It also prints the sweep's compute floor: the floating-point work of every cell's training
-steps and test pairs (counted by torch's FlopCounterMode on one step per layer and k), over this
+It also prints the sweep's compute floor: the matmul work of every cell's training steps and
+test pairs (counted by torch's FlopCounterMode on one step per layer and k), over this
 machine's own matmul rate on one thread at the shapes a cohort step multiplies, times the
-workers. No schedule of the same arithmetic can beat it on these cores, so it bounds the
-speed-up any batching can give over the per-cell path.
+workers. The elementwise work (GELU, softmax, norms) comes on top, so at that rate no schedule
+of the same arithmetic beats it: it bounds the speed-up any batching can give over the
+per-cell path.
 """
 from __future__ import annotations
 
@@ -55,8 +56,8 @@ def iia_by_cell(root: Path) -> dict:
 
 
 def step_flops(lean, states, layer: int, k: int, batch: int, train: bool) -> int:
-    """Floating-point operations of one DAS step at ``layer`` and ``k`` on ``batch`` pairs:
-    rotation, interchange, blocks above the layer, readout (and their backward when ``train``)."""
+    """Matmul FLOPs of one DAS step at ``layer`` and ``k`` on ``batch`` pairs: rotation,
+    interchange, blocks above the layer, readout (and their backward when ``train``)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from dasgraph.interventions import das
@@ -91,8 +92,8 @@ def matmul_rate(rows: int, width: int, seconds: float = 2.0) -> float:
 
 
 def compute_floor(model: Path, n_training: int | None, cohort_size: int, workers: int) -> str:
-    """The default sweep's floating-point work, and the wall time it needs at least on
-    ``workers`` cores at this machine's matmul rate."""
+    """The default sweep's matmul work, and the wall time it needs at least on ``workers``
+    cores at this machine's matmul rate."""
     from dasgraph.causal import models as causal_models
     from dasgraph.interventions import das, training
     from dasgraph.stages.sweep import load_subject

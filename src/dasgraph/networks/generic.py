@@ -18,12 +18,12 @@ rows: the base's node id rides in the carrier's last context row (``NODE_ROW``),
 intervention never touches. Both checked against pyvene in tests/test_generic_network.py.
 
 Short unpadded prompts run through the model's own eager attention, whatever implementation
-it was loaded with: at a task's few tokens, torch's fused attention kernels cost more per call than
-the 6 x 6 products they replace (on 2 CPU cores, a Llama DAS step at the embeddings took 0.80 of
-the time with eager attention, ``bench/das_speed.py``). The model's setting is switched only
-while this backend runs its layers and restored after, so pyvene and everything else see the
-model as loaded; the layer arguments (the causal mask in particular, which SDPA may leave to an
-``is_causal`` flag) are recorded under the same implementation they are replayed with.
+it was loaded with: at a task's few tokens, torch's fused attention kernels cost more per call
+than the 6 x 6 products they replace (on 2 CPU cores, a Llama DAS step at the embeddings took
+0.80 of the time with eager attention, ``bench/das_speed.py``). The model's setting is switched
+only while this backend runs its layers and restored after, so pyvene and everything else see
+the model as loaded; the layer arguments (the causal mask in particular, which SDPA may leave
+to an ``is_causal`` flag) are recorded under the same implementation they are replayed with.
 """
 from __future__ import annotations
 

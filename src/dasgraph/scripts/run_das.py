@@ -43,9 +43,10 @@ def parse_args(argv=None):
                    help="worker processes on CPU, each training whole cells on one thread "
                         "(default: up to 2; the numbers do not depend on it)")
     p.add_argument("--tf32", action="store_true",
-                   help="on a CUDA GPU, float32 matmuls on TensorFloat-32 tensor cores (several "
-                        "times faster at GPT-2-small size, about 3 significant digits per "
-                        "product): cells are keyed apart from full-float32 ones (default: off)")
+                   help="on a CUDA GPU, float32 matmuls on TensorFloat-32 tensor cores (their "
+                        "inputs rounded to about 3 significant digits, sums in float32): cells "
+                        "are keyed apart from full-float32 ones (default: off; README, "
+                        "'Running at thesis scale')")
     executor.add_flags(p)
     return p.parse_args(argv)
 
