@@ -96,7 +96,8 @@ def main(argv=None):
     sweep_flops = flops / units * all_units * steps * cells
     print(f"GPT-2 small shape ({N_LAYER} x {WIDTH}), random weights, layer {args.layer}, k "
           f"{args.low_rank_dimension}, batch {args.batch_size}, {device}"
-          f"{' (tf32)' if args.tf32 else ''}, {args.threads} thread(s): {seconds:.2f} s per step ({flops / seconds / 1e9:.0f} GFLOP/s)")
+          f"{' (tf32)' if args.tf32 else ''}, {args.threads} thread(s): {seconds:.2f} s per "
+          f"step ({flops / seconds / 1e9:.0f} GFLOP/s)")
     print(f"one cell at layer {args.layer} ({steps} steps): {seconds * steps / 3600:.2f} h")
     print(f"thesis sweep ({cells} trained cells per layer x {N_LAYER + 1} layers, "
           f"{sweep_flops / 1e15:.0f} PFLOP): {sweep_seconds / 3600:,.0f} h on this device; "

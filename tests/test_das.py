@@ -230,7 +230,7 @@ def test_tf32_is_a_setting_of_its_own_and_a_float_mode_of_every_cell_process(tin
     fast = stages.cell_settings(SimpleNamespace(**vars(args), tf32=True), das.DasConfig(), subject)
     assert "matmul" not in plain and fast == {**plain, "matmul": "tf32"}
     assert settings_hash(plain) != settings_hash(fast)
-    das_cells.prepare_process(tf32=True)
+    das_cells.prepare_process(SimpleNamespace(tf32=True), "cuda")
     assert torch.backends.cuda.matmul.allow_tf32
     das_cells.prepare_process()
     assert not torch.backends.cuda.matmul.allow_tf32

@@ -99,24 +99,23 @@ def run_cohort(args, cfg, subject, device, cells: list[Cell], progress=False) ->
         return train_and_save(args, cfg, subject, device, cells, progress)
 
 
-def prepare_process(tf32: bool = False) -> None:
+def prepare_process(args=None, device: str | None = None) -> None:
     """The float mode every process that trains cells shares: one thread, deterministic
-    algorithms, subnormals flushed, and float32 matmuls in full precision unless ``tf32``
+    algorithms, subnormals flushed, and float32 matmuls in full precision unless ``args.tf32``
     (run_das.py --tf32: TensorFloat-32 tensor cores on a CUDA GPU). A spawned worker or a job
     starts without the parent's mode, and a different subnormal mode changed the last bits of
-    saved rotations."""
+    saved rotations.
+
+    --tf32 is refused unless ``device`` is a CUDA GPU (None: a parent that submits jobs, whose
+    jobs check their own device): a cell trained with it is keyed apart from a full-float32
+    one, so a CPU run that asked for it would be filed under settings it did not use."""
+    tf32 = getattr(args, "tf32", False)
+    if tf32 and device is not None and not device.startswith("cuda"):
+        raise UsageError(f"--tf32: TensorFloat-32 matmuls run on NVIDIA GPUs only, and this run's "
+                         f"device is {device}; pass --device cuda on a GPU, or drop --tf32")
     torch.set_num_threads(CELL_THREADS)
     configure_determinism()
     torch.backends.cuda.matmul.allow_tf32 = tf32
-
-
-def check_tf32(args, device: str) -> None:
-    """--tf32 only where it does something: TensorFloat-32 is an NVIDIA GPU's matmul mode, and
-    a cell trained with it is keyed apart from a full-float32 one, so a CPU run that asked for
-    it would be filed under settings it did not use."""
-    if getattr(args, "tf32", False) and not device.startswith("cuda"):
-        raise UsageError(f"--tf32: TensorFloat-32 matmuls run on NVIDIA GPUs only, and this run's "
-                         f"device is {device}; pass --device cuda on a GPU, or drop --tf32")
 
 
 def load_for_cells(args):
@@ -124,8 +123,7 @@ def load_for_cells(args):
     from dasgraph.stages.sweep import subject_from_args
 
     device = resolve_device(args.device)
-    check_tf32(args, device)
-    prepare_process(getattr(args, "tf32", False))
+    prepare_process(args, device)
     return subject_from_args(args, device), device
 
 

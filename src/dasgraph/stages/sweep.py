@@ -211,9 +211,8 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
     task = task_of(args)
     task.select(args.causal_model_type, args.causal_models)   # fail before loading
     executor.check(args)
-    if not executor.submits(args):     # a job checks its own device (das_cells.load_for_cells)
-        das_cells.check_tf32(args, device)
-    das_cells.prepare_process(getattr(args, "tf32", False))   # every cell process's float mode
+    # every cell process's float mode; a job checks --tf32 against its own device
+    das_cells.prepare_process(args, None if executor.submits(args) else device)
     with torch_threads(CELL_THREADS):
         subject = subject_from_args(args, device, task)
         cells = manifest.das_cells(resolve_cells(args, subject), getattr(args, "das_seeds", 1),
