@@ -7,18 +7,22 @@ running base and source forward passes every step), per layer, in one run on one
     python bench/das_speed.py --architectures gpt2,llama   # generic backend vs pyvene (and lean)
 
 Prints training examples per second of each and their ratio (target: >= 5x averaged over
-layers; for the generic backend >= 3x at the embeddings and more above). ``--architectures``
+layers; for the generic backend >= 3x at the embeddings and more above, at the sweep's DAS
+batch of 64 pairs, the default of ``--architectures``; ``--batch_size 64,256,1280`` shows how
+the ratio falls as the batch grows and per-step overhead matters less). ``--architectures``
 also prints the work ratio: pyvene's matmul FLOPs per step over ours (FlopCounterMode), i.e.
 the speed-up that skipping work alone gives; the rest of a ratio is per-op overhead saved. At
 the embeddings both run every block forward and backward and pyvene adds one source forward,
 so there the work ratio is small and a 3x speed-up has to come from overhead. ``--architectures``
 times random-init models of the default's shape (3 layers x width 64, a classifier): speed
-does not depend on the weights. Run on an idle machine: torch on 2 threads slows sharply when
+does not depend on the weights; each ratio there is the median of ``--repeats`` interleaved
+repeats, with their range. Run on an idle machine: torch on 2 threads slows sharply when
 another process is busy, so compare ratios within one run.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -101,35 +105,64 @@ def timed(fn, *args, repeats: int = 3, **kwargs):
 
 
 def bench_default(args, device):
+    batch = args.batch_size[0] if args.batch_size else 256
     subject = load_subject(args.model_path or str(paths.gpt2_dir(args.results_path)), device)
     k = args.low_rank_dimension or das.default_low_rank_dimensions(subject.width, 6)[2]
     table = torch.tensor(causal_models.table_of("XY", ARITH), device=device)
     print(f"model: {subject.lean.n_layer} layers x width {subject.width}; k={k}; "
-          f"batch {args.batch_size}; {args.steps} steps; device {device}; "
+          f"batch {batch}; {args.steps} steps; device {device}; "
           f"threads {torch.get_num_threads()}")
     print(f"{'layer':>5} {'ours ex/s':>12} {'pyvene ex/s':>12} {'ratio':>7}")
     ratios = []
     ids = subject.ids.to(device)
     for layer in range(subject.lean.n_sites):
-        ours = timed(time_fast, subject.lean, subject.states, layer, k, args.batch_size,
+        ours = timed(time_fast, subject.lean, subject.states, layer, k, batch,
                      args.steps, table)
-        theirs = timed(time_pyvene, subject.model, ids, layer, k, args.batch_size, args.steps,
+        theirs = timed(time_pyvene, subject.model, ids, layer, k, batch, args.steps,
                        table)
         ratios.append(ours / theirs)
         print(f"{layer:>5} {ours:>12.0f} {theirs:>12.0f} {ours / theirs:>6.1f}x")
     print(f"mean ratio over layers: {sum(ratios) / len(ratios):.1f}x (target >= 5x)")
 
 
+def interleaved(runs, repeats: int) -> list[list[float]]:
+    """Each of ``runs`` (no-argument timers) once per repeat, in turn, after one warm-up each:
+    a slow spell of the machine then hits every way alike instead of one way's whole series."""
+    for run in runs:
+        run()
+    speeds = [[] for _ in runs]
+    for _ in range(repeats):
+        for run, out in zip(runs, speeds):
+            out.append(run())
+    return speeds
+
+
+def batch_list(text: str) -> list[int]:
+    """``--batch_size``: one size or a comma list, each a positive integer."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give positive integers, e.g. 64 or 64,256")
+    return sizes
+
+
 def bench_architectures(args, device):
-    """Generic backend vs pyvene per architecture; on GPT-2 also lean vs generic."""
+    """Generic backend vs pyvene per architecture; on GPT-2 also lean vs generic. Every ratio is
+    the median over ``--repeats`` interleaved repeats of the per-repeat ratio (2 cores shared
+    with a VM's neighbours move single timings by 20 %), with the repeats' range beside it."""
     table = torch.tensor(causal_models.table_of("XY", ARITH), device=device)
     tokenizer = tiny.build_tokenizer()
     ids = ARITH.encode(tokenizer).to(device)
     names = loading.task_class_names(ARITH)
-    print(f"random-init classifiers, 3 layers x width 64; batch {args.batch_size}; "
-          f"{args.steps} steps; device {device}; threads {torch.get_num_threads()}")
-    print(f"{'arch':>6} {'layer':>5} {'generic ex/s':>13} {'pyvene ex/s':>12} {'gen/pyv':>8}"
-          f" {'work':>6} {'lean ex/s':>10} {'lean/gen':>9}")
+    batches = args.batch_size or [das.DasConfig().batch_size]
+    print(f"random-init classifiers, 3 layers x width 64; batch {', '.join(map(str, batches))} "
+          f"(the sweep's DAS batch is {das.DasConfig().batch_size}); {args.steps} steps; "
+          f"median of {args.repeats} interleaved repeats; device {device}; "
+          f"threads {torch.get_num_threads()}")
+    print(f"{'arch':>6} {'batch':>5} {'layer':>5} {'generic ex/s':>13} {'pyvene ex/s':>12} "
+          f"{'gen/pyv':>8} {'range':>10} {'work':>6} {'lean ex/s':>10} {'lean/gen':>9}")
     for arch in args.architectures.split(","):
         model = tiny.build(arch, readouts.CLASSIFIER, n_layer=3, width=64).to(device)
         generic = loading.build_network(model, tokenizer, ids, names, Site(), "generic")
@@ -139,18 +172,26 @@ def bench_architectures(args, device):
             lean = loading.build_network(model, tokenizer, ids, names, Site(), "lean")
             lean_states = lean.all_carriers()
         k = args.low_rank_dimension or das.default_low_rank_dimensions(64, ids.shape[1])[2]
-        for layer in range(generic.n_sites):
-            ours = timed(time_fast, generic, states, layer, k, args.batch_size, args.steps, table)
-            theirs = timed(time_pyvene, model, ids, layer, k, args.batch_size, args.steps, table)
-            work = flops(time_pyvene, model, ids, layer, k, args.batch_size, args.steps, table) \
-                / flops(time_fast, generic, states, layer, k, args.batch_size, args.steps, table)
-            row = (f"{arch:>6} {layer:>5} {ours:>13.0f} {theirs:>12.0f} {ours / theirs:>7.1f}x"
-                   f" {work:>5.2f}x")
-            if lean is not None:
-                fast = timed(time_fast, lean, lean_states, layer, k, args.batch_size,
-                             args.steps, table)
-                row += f" {fast:>10.0f} {fast / ours:>8.1f}x"
-            print(row, flush=True)
+        for batch in batches:
+            for layer in range(generic.n_sites):
+                runs = [lambda: time_fast(generic, states, layer, k, batch, args.steps, table),
+                        lambda: time_pyvene(model, ids, layer, k, batch, args.steps, table)]
+                if lean is not None:
+                    runs.append(lambda: time_fast(lean, lean_states, layer, k, batch, args.steps,
+                                                  table))
+                speeds = interleaved(runs, args.repeats)
+                ratios = [o / t for o, t in zip(speeds[0], speeds[1])]
+                work = flops(time_pyvene, model, ids, layer, k, batch, args.steps, table) \
+                    / flops(time_fast, generic, states, layer, k, batch, args.steps, table)
+                spread = f"{min(ratios):.1f}-{max(ratios):.1f}"
+                generic_speed, pyvene_speed = map(statistics.median, speeds[:2])
+                row = (f"{arch:>6} {batch:>5} {layer:>5} {generic_speed:>13.0f} "
+                       f"{pyvene_speed:>12.0f} {statistics.median(ratios):>7.1f}x {spread:>10} "
+                       f"{work:>5.2f}x")
+                if lean is not None:
+                    lean_ratio = statistics.median([f / o for f, o in zip(speeds[2], speeds[0])])
+                    row += f" {statistics.median(speeds[2]):>10.0f} {lean_ratio:>8.1f}x"
+                print(row, flush=True)
 
 
 def main(argv=None):
@@ -158,13 +199,21 @@ def main(argv=None):
     p.add_argument("--results_path", default="results")
     p.add_argument("--model_path", default=None)
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--batch_size", type=int, default=256)
+    p.add_argument("--batch_size", type=batch_list, default=None,
+                   help="training pairs per step (default 256; with --architectures a comma "
+                        "list, default the sweep's DAS batch, 64)")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="--architectures: interleaved timings per way, ratio = their median")
     p.add_argument("--low_rank_dimension", type=int, default=None)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda[:N] or auto")
     p.add_argument("--architectures", default=None,
                    help=f"comma-separated, of {', '.join(tiny.ARCHITECTURES)}: time the generic "
                         "backend against pyvene on random-init models (and lean on gpt2)")
     args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error(f"--repeats {args.repeats}: give at least 1")
+    if args.batch_size and len(args.batch_size) > 1 and not args.architectures:
+        p.error("a list of --batch_size needs --architectures; give one size for the default")
     device = resolve_device(args.device)
     if args.architectures:
         bench_architectures(args, device)

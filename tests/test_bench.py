@@ -17,16 +17,40 @@ def _bench(name: str):
 
 
 def test_das_speed_generic_lean_and_pyvene_on_a_tiny_gpt2(capsys):
-    _bench("das_speed").main(["--architectures", "gpt2", "--steps", "1", "--batch_size", "8"])
+    _bench("das_speed").main(["--architectures", "gpt2", "--steps", "1", "--batch_size", "8,4",
+                              "--repeats", "3"])
     rows = [line.split() for line in capsys.readouterr().out.splitlines()
             if line.split()[:1] == ["gpt2"]]
-    assert [int(r[1]) for r in rows] == [0, 1, 2, 3]      # every layer of the 3-block model
-    for row in rows:                         # generic, pyvene, ratio, work, lean, ratio
-        assert float(row[2]) > 0 and float(row[3]) > 0 and row[4].endswith("x")
-        assert float(row[5].rstrip("x")) >= 1          # pyvene never does less work
-        assert row[7].endswith("x")
-    work = [float(r[5].rstrip("x")) for r in rows]
+    # every layer of the 3-block model, at each batch size in the order given
+    assert [(int(r[1]), int(r[2])) for r in rows] == [(b, l) for b in (8, 4) for l in range(4)]
+    for row in rows:               # generic, pyvene, median ratio, range, work, lean, ratio
+        assert float(row[3]) > 0 and float(row[4]) > 0 and row[5].endswith("x")
+        low, high = map(float, row[6].split("-"))
+        assert low <= float(row[5].rstrip("x")) <= high     # the median lies in the range
+        assert float(row[7].rstrip("x")) >= 1          # pyvene never does less work
+        assert row[9].endswith("x")
+    work = [float(r[7].rstrip("x")) for r in rows[:4]]
     assert work[-1] > work[0]                          # less of the model to run above
+
+
+def test_interleaved_timing_runs_each_way_once_per_repeat_after_a_warm_up():
+    calls = []
+    speeds = _bench("das_speed").interleaved(
+        [lambda: calls.append("a") or 1.0, lambda: calls.append("b") or 2.0], 3)
+    assert calls == ["a", "b"] + ["a", "b"] * 3
+    assert speeds == [[1.0] * 3, [2.0] * 3]
+
+
+@pytest.mark.parametrize("argv", [["--architectures", "gpt2", "--batch_size", "0"],
+                                  ["--architectures", "gpt2", "--batch_size", "64,x"],
+                                  ["--architectures", "gpt2", "--repeats", "0"],
+                                  ["--batch_size", "64,256"]])
+def test_das_speed_rejects_bad_batches_and_repeats_in_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        _bench("das_speed").main(argv)
+    assert exit_.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "error:" in last and ("batch_size" in last or "repeats" in last)
 
 
 @pytest.mark.slow
