@@ -29,7 +29,7 @@ import torch
 
 from dasgraph.causal import models as causal_models
 from dasgraph.interventions import das
-from dasgraph import paths
+from dasgraph import cli, paths
 from dasgraph.networks import loading, readouts, sites, tiny
 from dasgraph.networks.base import Site
 from dasgraph.runtime import resolve_device
@@ -37,6 +37,7 @@ from dasgraph.stages.sweep import load_subject
 from dasgraph import tasks
 
 ARITH = tasks.get("arithmetic")
+BATCH = cli.count(cli.MAX_BATCH)
 
 
 def synchronize(device: str) -> None:
@@ -138,14 +139,8 @@ def interleaved(runs, repeats: int) -> list[list[float]]:
 
 
 def batch_list(text: str) -> list[int]:
-    """``--batch_size``: one size or a comma list, each a positive integer."""
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        sizes = []
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give positive integers, e.g. 64 or 64,256")
-    return sizes
+    """``--batch_size``: one size or a comma list, each checked as the sweep's own batch flag."""
+    return [BATCH(part) for part in text.split(",")]
 
 
 def bench_architectures(args, device):
@@ -202,7 +197,7 @@ def main(argv=None):
     p.add_argument("--batch_size", type=batch_list, default=None,
                    help="training pairs per step (default 256; with --architectures a comma "
                         "list, default the sweep's DAS batch, 64)")
-    p.add_argument("--repeats", type=int, default=5,
+    p.add_argument("--repeats", type=cli.count(1000), default=5,
                    help="--architectures: interleaved timings per way, ratio = their median")
     p.add_argument("--low_rank_dimension", type=int, default=None)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda[:N] or auto")
@@ -210,8 +205,6 @@ def main(argv=None):
                    help=f"comma-separated, of {', '.join(tiny.ARCHITECTURES)}: time the generic "
                         "backend against pyvene on random-init models (and lean on gpt2)")
     args = p.parse_args(argv)
-    if args.repeats < 1:
-        p.error(f"--repeats {args.repeats}: give at least 1")
     if args.batch_size and len(args.batch_size) > 1 and not args.architectures:
         p.error("a list of --batch_size needs --architectures; give one size for the default")
     device = resolve_device(args.device)
