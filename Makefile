@@ -52,6 +52,8 @@ reproduce-gpt2: $(STAMP)
 	$(PY) train_gpt2.py --results_path $(RESULTS) --skip_existing
 	$(PY) src/run_das.py --results_path $(RESULTS)
 	$(PY) evaluate_das.py --results_path $(RESULTS)
+	$(PY) src/run_das.py --results_path $(RESULTS) --control random_init --layers $(GRAPH_LAYERS) --low_rank_dimensions $(GRAPH_K)
+	$(PY) evaluate_das.py --results_path $(RESULTS) --control random_init --layers $(GRAPH_LAYERS) --low_rank_dimensions $(GRAPH_K)
 	$(PY) disentangle_causal_models.py --results_path $(RESULTS) --layers $(GRAPH_LAYERS) --low_rank_dimensions $(GRAPH_K)
 	$(PY) analyse_graphs.py --results_path $(RESULTS)
 	$(PY) classification.py --results_path $(RESULTS)
@@ -60,9 +62,12 @@ reproduce-gpt2: $(STAMP)
 # Controls against interpretability illusions (issue 14) that cost too much for make reproduce's
 # 10 minutes: every cell trained DAS_SEEDS times (seed 1 is make reproduce's own cell, so only
 # seeds 2..N train; iia.csv then carries the mean and sd over seeds), and the same sweep on a
-# randomly initialised network of the same architecture, under $(RESULTS)/controls/random_init.
-# make reproduce itself adds only the random-subspace control, the bootstrap intervals and the
-# chance floors (evaluate_das.py).
+# randomly initialised network of the same architecture: on the task's labels (Sutter et al.'s
+# control) under $(RESULTS)/controls/random_init, and on that network's own behaviour under
+# $(RESULTS)/controls/random_init_own (docs/controls.md says what each shows).
+# make reproduce itself adds the random-subspace control, the bootstrap intervals, the chance
+# floors (evaluate_das.py) and the random network (task labels) at the graph stages' layer and k
+# only, the cell of the report's one view (7 cells, about 30 s).
 DAS_SEEDS ?= 3
 
 reproduce-seeds: $(STAMP)
@@ -72,6 +77,10 @@ reproduce-seeds: $(STAMP)
 reproduce-random-init: $(STAMP)
 	$(PY) src/run_das.py --results_path $(RESULTS) --control random_init
 	$(PY) evaluate_das.py --results_path $(RESULTS) --control random_init
+	$(PY) visualizations.py --results_path $(RESULTS)/controls/random_init --experiment empirical
+	$(PY) src/run_das.py --results_path $(RESULTS) --control random_init_own
+	$(PY) evaluate_das.py --results_path $(RESULTS) --control random_init_own
+	$(PY) visualizations.py --results_path $(RESULTS)/controls/random_init_own --experiment empirical
 
 # The thesis's own published graphs (GPT-2 small, its layer 7 = our 8, k 256; shipped in the
 # package) through stages 6 and 8, in a results root of their own (paths.thesis_graphs_root), for

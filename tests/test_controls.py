@@ -171,27 +171,35 @@ def test_counterfactual_nodes_take_the_models_inputs_from_the_source():
     assert (table == causal_models.table_of("X", ARITH)).all()
 
 
-def test_random_init_control_has_its_own_results_and_floors(tiny_copy):
+@pytest.mark.parametrize("control", ["random_init", "random_init_own"])
+def test_random_init_control_has_its_own_results_and_floors(tiny_copy, control):
+    import json
+
     from dasgraph.networks import random_init as random_network
-    flags = ["--results_path", str(tiny_copy), "--device", "cpu", "--control", "random_init"]
+    flags = ["--results_path", str(tiny_copy), "--device", "cpu", "--control", control]
     assert run_das.main([*flags, "--n_training", "256", "--batch_size", "128", "--n_testing",
                          "200", "--workers", "1", "--causal_models", "XY", "--layers", "1",
                          "--low_rank_dimensions", "4"]) == 0
-    root = paths.control_root(tiny_copy, "random_init")
+    root = paths.control_root(tiny_copy, control)
     net = paths.gpt2_dir(root)
-    import json
     assert json.loads((net / "metrics.json").read_text())["control"] == "random_init"
     assert json.loads((net / "config.json").read_text())["n_embd"] == \
         json.loads((paths.gpt2_dir(tiny_copy) / "config.json").read_text())["n_embd"]
     assert not paths.das_root(tiny_copy).exists()          # the trained network's tree untouched
-    assert _evaluate(tiny_copy, "--control", "random_init", "--random_draws", "2") == 0
+    done = json.loads((paths.das_cell_dir(root, "XY", 1, 4) / paths.DONE).read_text())
+    labels = {"random_init": "task", "random_init_own": "network"}[control]
+    assert done["settings"]["labels"] == labels
+    assert _evaluate(tiny_copy, "--control", control, "--random_draws", "2") == 0
     table = pd.read_csv(paths.iia_csv(root))
     assert table.iia.between(0, 1).all() and not paths.iia_csv(tiny_copy).exists()
-    # floors of the random network's own behaviour, not the task's
+    # the floors are what the random network itself scores on its labels, not the task's
     floors = pd.read_csv(paths.floors_csv(root)).set_index("causal_model")
     predictions = load_subject(str(net)).predictions.numpy()
-    own = random_network.behaviour_table("XY", predictions, ARITH)
-    assert floors.loc["XY", "unchanged"] == pytest.approx((own == predictions[:, None]).mean())
+    table = random_network.behaviour_table("XY", predictions, ARITH) if labels == "network" \
+        else causal_models.table_of("XY", ARITH)
+    unchanged = (table == predictions[:, None]).mean()
+    assert floors.loc["XY", "unchanged"] == pytest.approx(unchanged)
+    assert floors.loc["XY", "copy_source"] == pytest.approx((table == predictions[None, :]).mean())
 
 
 def test_unknown_control_is_one_line(tmp_path, capsys):

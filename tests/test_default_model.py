@@ -61,3 +61,38 @@ def test_the_default_is_informative_at_the_planted_layer(default_model):
         iia[cm] = das.evaluate_cell(subject.lean, subject.states[2], table, 2, iv, 2000, 0)["iia"]
     assert iia["XY"] >= 0.9 and iia["Z"] >= 0.9, iia
     assert max(iia[cm] for cm in ("X", "Y", "XZ", "YZ")) <= 0.5, iia
+
+
+def test_controls_at_the_planted_cell(default_model, tmp_path):
+    """Issue #14's bar at the planted cell (layer 2, k 21, the model XY): the trained DAS >= 0.95,
+    a random subspace of the same rank <= 0.25, and the same DAS on a randomly initialised copy
+    of the network, scored on the same (task) labels, <= 0.25 and within a few points of what
+    that random copy scores un-intervened (Sutter et al.: a linear map tracks the network's
+    own accuracy)."""
+    from dasgraph.causal import floors
+    from dasgraph.networks import random_init as random_network
+    from dasgraph.stages.evaluation_cells import random_subspace_iia
+
+    table = torch.as_tensor(causal_models.table_of("XY", ARITH))
+    layer, k = 2, 21
+    iia = {}
+    for name, model_dir in (("trained", paths.gpt2_dir(default_model)),
+                            ("random network", random_network.make_network(
+                                str(paths.gpt2_dir(default_model)), tmp_path, 0, ARITH))):
+        subject = load_subject(str(model_dir))
+        iv, _ = das.train_cell(subject.lean, subject.states[layer], table, layer, k,
+                               das.DasConfig(), seed=0, progress=False)
+        iia[name] = das.evaluate_cell(subject.lean, subject.states[layer], table, layer, iv,
+                                      2000, seed=0)["iia"]
+        if name == "trained":
+            mean, _ = random_subspace_iia(subject, {"XY": table}, layer, k, draws=5,
+                                          n_pairs=1000, seed=0)["XY"]
+            iia["random subspace"] = mean
+        else:
+            predictions = subject.predictions.numpy()
+            # the random copy is no constant: its answer varies with its input
+            assert len(set(predictions.tolist())) >= 5
+            floor = floors.floors("XY", table.numpy(), predictions)["unchanged"]
+    assert iia["trained"] >= 0.95, iia
+    assert iia["random subspace"] <= 0.25, iia
+    assert iia["random network"] <= 0.25 and iia["random network"] <= floor + 0.1, (iia, floor)

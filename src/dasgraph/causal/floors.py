@@ -27,18 +27,23 @@ FLOOR_COLUMNS = ["causal_model", "unchanged", "copy_source"]
 ALIGNED = 0.9
 
 
-def floors(name: str, table: np.ndarray) -> dict:
+def floors(name: str, table: np.ndarray, outputs: np.ndarray | None = None) -> dict:
     """{'causal_model', 'unchanged', 'copy_source'} of one model, over all ordered pairs, from
-    its counterfactual table (the task's, or a control network's own-behaviour labels)."""
-    own = np.diagonal(table)                    # the output of input i un-intervened
+    its counterfactual table (the task's, or a control network's own-behaviour labels).
+
+    ``outputs``: the network's own (N,) outputs when they are not the table's diagonal (a random
+    network scored on the task's labels): the floors are then what *that* network scores
+    un-intervened and fully replaced."""
+    own = np.diagonal(table) if outputs is None else np.asarray(outputs)
     return {"causal_model": name,
             "unchanged": float((table == own[:, None]).mean()),
             "copy_source": float((table == own[None, :]).mean())}
 
 
-def floor_table(tables: dict) -> pd.DataFrame:
-    """One row per model of ``tables`` (name -> counterfactual table)."""
-    return pd.DataFrame([floors(n, t) for n, t in tables.items()], columns=FLOOR_COLUMNS)
+def floor_table(tables: dict, outputs: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per model of ``tables`` (name -> counterfactual table); ``outputs`` as in
+    :func:`floors`."""
+    return pd.DataFrame([floors(n, t, outputs) for n, t in tables.items()], columns=FLOOR_COLUMNS)
 
 
 def disagreement_matrix(tables: dict) -> pd.DataFrame:
@@ -84,17 +89,22 @@ def complementary(table_a: np.ndarray, table_b: np.ndarray) -> bool:
     return bool((table_a == table_b.T).all())
 
 
-def write(root, task, args=None, tables: dict | None = None) -> list:
+def write(root, task, args=None, tables: dict | None = None,
+          outputs: np.ndarray | None = None) -> list:
     """floors.csv and disagreement.csv under ``root``, each with its run.json sidecar; from the
-    task's tables, or from ``tables`` (name -> (N, N) labels of a control network)."""
+    task's tables, or from ``tables`` (name -> (N, N) labels of a control network); the floors
+    against ``outputs`` when given (a control network's own (N,) predictions on the task's
+    labels, :func:`floors`)."""
     from pathlib import Path
 
     from dasgraph import paths, runtime
 
     made_from = "counterfactual tables" if tables is None else "the control network's own behaviour"
+    if outputs is not None:
+        made_from += ", floors against the control network's own predictions"
     tables = tables or {n: task.table(n) for n in task.models}
     written = []
-    for path, table, index in ((paths.floors_csv(root), floor_table(tables=tables), False),
+    for path, table, index in ((paths.floors_csv(root), floor_table(tables, outputs), False),
                                (paths.disagreement_csv(root), disagreement_matrix(tables=tables),
                                 True)):
         text = table.to_csv(index=index, index_label="causal_model" if index else None,

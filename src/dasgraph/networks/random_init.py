@@ -1,15 +1,21 @@
 """The random-network control (Sutter et al. 2025): the same DAS sweep on a randomly initialised
-network of the same architecture, in a results root of its own (``controls/random_init``).
+network of the same architecture, in a results root of its own (``controls/<control>``).
 
-A random network does not compute the sum, so IIA against a causal model's *task* labels would
-only measure that it fails the task. Its cells are trained and tested against its *own
-behaviour* instead: the counterfactual label of (base, source) under model M is the network's
-own prediction on the input that takes M's intervened inputs from the source and the rest from
-the base (for XY: the input (Xs, Ys, Zb)). For a network that solves the task this equals the
-usual label; for a random one, a high IIA shows what an alignment map of this rank can make a
-network do when it computes nothing of the kind, which is the illusion this control measures.
-It cannot show that the trained network's variable is *not* real, only how much IIA an
-expressive enough map buys for free.
+Two controls, which differ only in the labels DAS is trained and tested against:
+
+- ``random_init``: the task's counterfactual labels, as for the trained network (Sutter et
+  al.'s setup). A random network does not compute the sum, so whatever IIA DAS reaches here is
+  bought by the alignment map alone: it is the illusion this control measures. Read it against
+  the network's own behaviour, its floors (what the un-intervened random network already
+  scores on these labels, ``floors.csv``), not against the task's.
+- ``random_init_own``: the network's *own* behaviour: the label of (base, source) under model M
+  is the random network's prediction on the input taking M's inputs from the source and the
+  rest from the base (for XY: (Xs, Ys, Zb)). This asks whether the inputs M reads are linearly
+  separable at the site in a network that computes nothing in particular; for a model of input
+  variables that is often simply true, so a high IIA there is no illusion (docs/controls.md).
+
+Neither can show that a variable found in the trained network is not real, only how much IIA
+an alignment map of this rank buys on a network that computes nothing of the kind.
 """
 from __future__ import annotations
 
@@ -23,7 +29,15 @@ from dasgraph.runtime import atomic_directory, atomic_write_json, derive_seed, f
 
 log = logging.getLogger(__name__)
 
-CONTROLS = ("none", "random_init")
+CONTROLS = ("none", "random_init", "random_init_own")
+# what each control's cells are trained and tested against: the task's counterfactual labels,
+# or the control network's own behaviour (behaviour_table)
+LABELS = {"none": "task", "random_init": "task", "random_init_own": "network"}
+
+
+def labels_of(args) -> str:
+    """'task' or 'network': what the cells of this run (``args.control``) are trained against."""
+    return LABELS[getattr(args, "control", "none")]
 # The random weights' standard deviation (transformers' ``initializer_range``). At the
 # architecture's own 0.02 the default's random copy is near-constant (one class for 86-97 % of
 # the inputs, depending on the draw): its own-behaviour floors are 0.78-0.95 and its IIA says
@@ -46,11 +60,16 @@ def behaviour_table(name: str, predictions: np.ndarray, task: tasks.Task) -> np.
     return np.asarray(predictions)[counterfactual_nodes(name, task)]
 
 
-def own_tables(model_path: str, task: tasks.Task) -> dict[str, np.ndarray]:
-    """Every causal model's own-behaviour table for the network at ``model_path``."""
+def predictions_of(model_path: str, task: tasks.Task) -> np.ndarray:
+    """(N,) the network at ``model_path``'s predicted class for every input of the task."""
     from dasgraph.stages.sweep import load_subject
 
-    predictions = load_subject(model_path, task=task).predictions.cpu().numpy()
+    return load_subject(model_path, task=task).predictions.cpu().numpy()
+
+
+def own_tables(model_path: str, task: tasks.Task) -> dict[str, np.ndarray]:
+    """Every causal model's own-behaviour table for the network at ``model_path``."""
+    predictions = predictions_of(model_path, task)
     return {n: behaviour_table(n, predictions, task) for n in task.models}
 
 

@@ -347,7 +347,7 @@ def one_view(cell: pd.DataFrame, layer: int, low_rank_dimension: int):
         ax.bar(x, cell["random_iia_mean"].fillna(0), width, yerr=cell["random_iia_sd"].fillna(0),
                color="lightgrey", edgecolor="grey", label="random subspace, same k (± sd)")
     ax.bar(x + width, cell["random_network_iia"].fillna(0), width, color="white",
-           edgecolor="black", hatch="//", label="random network (own behaviour)")
+           edgecolor="black", hatch="//", label="random network, same sweep")
     for column, style, text in (("floor_unchanged", ":", "floor: output unchanged"),
                                 ("floor_copy_source", "-.", "floor: copy the source")):
         ax.hlines(cell[column], x - 1.6 * width, x + 1.6 * width, colors="black", lw=1.2,

@@ -233,8 +233,8 @@ def _one_view(page: Page, iia: pd.DataFrame) -> None:
     page.add(f"### One view: layer {layer}, k = {k}",
              "The trained IIA beside its controls: a random subspace of the same rank at the same "
              "site (mean ± sd over draws), the same sweep on a randomly initialised network of "
-             "the same architecture tested against its own behaviour (`make reproduce-random-init`;"
-             " – when not run), and the chance floors. The cross-model matrix above is this "
+             "the same architecture on the same labels (`make reproduce-random-init`, – when not "
+             "run; its own floors are in `controls/random_init/floors.csv`), and the chance floors. The cross-model matrix above is this "
              "section's sanity check. An IIA means something only well above every control.",
              markdown_table(pd.DataFrame(rows)))
     page.image(paths.ONE_VIEW_PNG, "one view", "one_view")

@@ -33,7 +33,9 @@ def parse_args(argv=None):
     p = cli.network_stage_parser(__doc__)
     p.add_argument("--control", choices=random_network.CONTROLS, default="none",
                    help="random_init: the same sweep on a randomly initialised network of the same "
-                        "architecture, against its own behaviour, in RESULTS/controls/random_init")
+                        "architecture, against the task's labels (Sutter et al.), in "
+                        "RESULTS/controls/random_init; random_init_own: against that network's "
+                        "own behaviour, in RESULTS/controls/random_init_own (docs/controls.md)")
     p.add_argument("--n_testing", type=cli.count(cli.MAX_PAIRS), default=10_000,
                    help="fresh counterfactual pairs per cell")
     p.add_argument("--random_draws", type=cli.count(1000, minimum=0), default=5,
@@ -60,10 +62,14 @@ def _run(args) -> None:
         log.info("wrote %s", path)
     else:
         log.info("%s already holds these cells' rows: left as it is", paths.iia_csv(args.results_path))
-    # chance floors: the task's, or those of a control network's own behaviour
+    # chance floors: what this network scores on its labels un-intervened and fully replaced
     task = task_of(args)
-    tables = None if args.control == "none" else random_network.own_tables(model_dir(args), task)
-    for written in floors.write(args.results_path, task, args, tables):
+    tables = predictions = None
+    if random_network.labels_of(args) == "network":
+        tables = random_network.own_tables(model_dir(args), task)
+    elif args.control != "none":          # the task's labels, a network that does not solve it
+        predictions = random_network.predictions_of(model_dir(args), task)
+    for written in floors.write(args.results_path, task, args, tables, predictions):
         log.info("wrote %s", written)
 
 

@@ -30,9 +30,11 @@ def parse_args(argv=None):
     cli.add_settings(p, das.DasConfig)
     p.add_argument("--control", choices=random_network.CONTROLS, default="none",
                    help="random_init: the same sweep on a randomly initialised network of the same "
-                        "architecture, against its own behaviour, in RESULTS/controls/random_init")
+                        "architecture, against the task's labels (Sutter et al.), in "
+                        "RESULTS/controls/random_init; random_init_own: against that network's "
+                        "own behaviour, in RESULTS/controls/random_init_own (docs/controls.md)")
     p.add_argument("--random_init_std", type=cli.positive_float, default=random_network.INIT_STD,
-                   help="with --control random_init: the standard deviation of the random weights "
+                   help="with --control random_init[_own]: the standard deviation of the random weights "
                         f"(default {random_network.INIT_STD:g}; the architecture's own 0.02 gives a "
                         "near-constant network here, docs/controls.md)")
     p.add_argument("--das_seeds", type=cli.count(100), default=1,
@@ -58,7 +60,7 @@ def _run(args) -> None:
         print(manifest.format_status(manifest.status(root, "das")))
         return
     cli.writable_dir(args.results_path)
-    if args.control == "random_init":      # the same sweep, on a random network of this shape
+    if args.control != "none":      # the same sweep, on a random network of this shape
         from dasgraph.stages.sweep import model_dir, task_of
 
         task = task_of(args)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from dasgraph import cli, paths, readers
 from dasgraph.interventions import das
+from dasgraph.networks import random_init as random_network
 from dasgraph.runtime import (atomic_write_json, atomic_write_text, changed_settings, check_done,
                               derive_seed, finished, resolve_device, run_record, write_done)
 from dasgraph.stages import executor, manifest
@@ -142,7 +143,7 @@ def common_settings(args, subject: Subject) -> dict:
             "random_draws": args.random_draws,
             "n_random_pairs": args.n_random_pairs if args.random_draws else 0,
             "task": subject.task.name, "network": manifest.network_digest(subject.model),
-            "labels": "network" if getattr(args, "control", "none") == "random_init" else "task",
+            "labels": random_network.labels_of(args),
             **({} if subject.site.is_default else {"site": subject.site.describe()})}
 
 

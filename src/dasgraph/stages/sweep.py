@@ -20,6 +20,7 @@ from dasgraph import cli, paths, readers, tasks
 from dasgraph.interventions import das
 from dasgraph.networks import gpt2
 from dasgraph.networks.base import Site, site_from_args
+from dasgraph.networks import random_init as random_network
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import (UsageError, derive_seed, finished, is_done, resolve_device,
                               settings_hash, torch_threads)
@@ -171,10 +172,8 @@ def _table(task: tasks.Task, cm: str, device: str) -> torch.Tensor:
 
 def label_tables(args, subject: Subject, names, device: str) -> dict[str, torch.Tensor]:
     """Counterfactual classes per causal model: the task's (the usual case), or with
-    ``--control random_init`` the network's own behaviour (dasgraph.random_network)."""
-    if getattr(args, "control", "none") == "random_init":
-        from dasgraph.networks import random_init as random_network
-
+    ``--control random_init_own`` the network's own behaviour (networks.random_init)."""
+    if random_network.labels_of(args) == "network":
         predictions = subject.predictions.cpu().numpy()
         return {n: torch.as_tensor(random_network.behaviour_table(n, predictions, subject.task), device=device)
                 for n in names}
@@ -194,8 +193,7 @@ def cell_settings(args, cfg: das.DasConfig, subject: Subject) -> dict:
     seed, the training recipe, the network's weights and where the labels come from."""
     settings = {"stage": das_cells.STAGE, "seed": args.seed, **das.config_dict(cfg),
                 "task": subject.task.name, "network": manifest.network_digest(subject.model),
-                "labels": "network" if getattr(args, "control", "none") == "random_init"
-                else "task"}
+                "labels": random_network.labels_of(args)}
     if getattr(args, "tf32", False):    # recorded only when on: full-float32 keys stay as they were
         settings["matmul"] = "tf32"
     return settings
