@@ -11,12 +11,9 @@ import pytest
 import fake_results
 import make_report
 from dasgraph.report import markdown
-from dasgraph import paths, report, tasks
+from dasgraph import collect, paths, report, tasks
 from dasgraph.analysis import trees
-
-ARITH = tasks.get("arithmetic")
 from dasgraph.plots import visualize
-from dasgraph import tasks
 
 ARITH = tasks.get("arithmetic")
 
@@ -182,3 +179,29 @@ def test_one_view_puts_every_control_beside_the_trained_iia(full_report):
     assert cells[1] == f"{fake_results.iia_value('XY', 0, 4, 'XY'):.3f}"
     assert cells[4] == "0.900 ± 0.010" and cells[5] == "–"   # random subspace; no random net
     assert cells[6] == "0.067" and cells[7] == "0.100"
+
+
+def test_one_view_shows_the_random_network_beside_its_own_floor(tmp_path):
+    """With controls/random_init evaluated, the one view gives the random network's IIA at the
+    same cell and, in brackets, what that network scores un-intervened on the same labels."""
+    root = fake_results.build(tmp_path / "results")
+    iia = pd.read_csv(paths.iia_csv(root))
+    net_root = paths.control_root(root, "random_init")
+    net_root.mkdir(parents=True)
+    net = iia.copy()
+    net["iia"] = 0.04 + 0.001 * np.arange(len(net))        # every row its own number
+    net.to_csv(paths.iia_csv(net_root), index=False)
+    floors = pd.DataFrame({"causal_model": list(ARITH.models), "unchanged": 0.031,
+                           "copy_source": 0.029})
+    floors.to_csv(paths.floors_csv(net_root), index=False)
+    layer, k, cell = collect.one_view(root, iia)
+    expected = net[(net.causal_model == "XY") & (net.test_causal_model == "XY")
+                   & (net.layer == layer) & (net.low_rank_dimension == k)]["iia"].item()
+    xy = cell.set_index("causal_model").loc["XY"]
+    assert xy["random_network_iia"] == pytest.approx(expected)
+    assert xy["random_network_floor"] == pytest.approx(0.031)
+    assert make_report.main(["--results_path", str(root)]) == 0
+    part = paths.report_md(root).read_text()
+    part = part[part.index("### One view"):]
+    row = [l for l in part.splitlines() if l.startswith("| XY |")][0]
+    assert f"| {expected:.3f} (0.031) |" in row

@@ -55,7 +55,7 @@ def one_view(root: Path, iia: pd.DataFrame) -> tuple[int, int, pd.DataFrame]:
     """(layer, k, table) of one cell with every control beside it: the planted layer (else the
     layer where the best non-trivial model scores highest) at the reference k. One row per
     causal model: its iia.csv row (own counterfactuals), the random network's IIA at the same
-    cell (NaN when not run) and the chance floors."""
+    cell and its own floor (NaN when not run) and the chance floors."""
     from dasgraph import tasks
     from dasgraph.analysis import planted
 
@@ -70,11 +70,16 @@ def one_view(root: Path, iia: pd.DataFrame) -> tuple[int, int, pd.DataFrame]:
         layer = int(rivals.loc[rivals["iia"].idxmax(), "layer"]) if not rivals.empty else \
             int(part["layer"].min())
     cell = part[part["layer"] == layer].copy()
-    net = load_iia_quiet(paths.control_root(root, "random_init"))
+    net_root = paths.control_root(root, "random_init")
+    net = load_iia_quiet(net_root)
     if net is not None:
         net = net[(net["causal_model"] == net["test_causal_model"]) & (net["layer"] == layer)
                   & (net["low_rank_dimension"] == k)].set_index("causal_model")["iia"]
     cell["random_network_iia"] = cell["causal_model"].map(net) if net is not None else np.nan
+    # what the random network scores on these labels un-intervened: its IIA's own floor
+    cell["random_network_floor"] = cell["causal_model"].map(
+        load_floors(net_root).set_index("causal_model")["unchanged"]) \
+        if net is not None and paths.floors_csv(net_root).exists() else np.nan
     floors = load_floors(root)
     for column in ("unchanged", "copy_source"):
         cell[f"floor_{column}"] = cell["causal_model"].map(

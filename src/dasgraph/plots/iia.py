@@ -348,6 +348,9 @@ def one_view(cell: pd.DataFrame, layer: int, low_rank_dimension: int):
                color="lightgrey", edgecolor="grey", label="random subspace, same k (± sd)")
     ax.bar(x + width, cell["random_network_iia"].fillna(0), width, color="white",
            edgecolor="black", hatch="//", label="random network, same sweep")
+    if "random_network_floor" in cell and cell["random_network_floor"].notna().any():
+        ax.hlines(cell["random_network_floor"], x + 0.5 * width, x + 1.5 * width, colors="red",
+                  lw=1.5, label="random network un-intervened (its floor)")
     for column, style, text in (("floor_unchanged", ":", "floor: output unchanged"),
                                 ("floor_copy_source", "-.", "floor: copy the source")):
         ax.hlines(cell[column], x - 1.6 * width, x + 1.6 * width, colors="black", lw=1.2,

@@ -227,14 +227,16 @@ def _one_view(page: Page, iia: pd.DataFrame) -> None:
             "over DAS seeds": _pm(r.get("iia_seed_mean"), r.get("iia_seed_sd"))
             if r.get("n_seeds", 1) > 1 else "1 seed",
             "random subspace": _pm(r.get("random_iia_mean"), r.get("random_iia_sd")),
-            "random network": "–" if pd.isna(r["random_network_iia"]) else
-            f"{r['random_network_iia']:.3f}",
+            "random network (its floor)": "–" if pd.isna(r["random_network_iia"]) else
+            f"{r['random_network_iia']:.3f}" + ("" if pd.isna(r["random_network_floor"]) else
+                                                f" ({r['random_network_floor']:.3f})"),
             "floor: unchanged": r["floor_unchanged"], "floor: copy source": r["floor_copy_source"]})
     page.add(f"### One view: layer {layer}, k = {k}",
              "The trained IIA beside its controls: a random subspace of the same rank at the same "
              "site (mean ± sd over draws), the same sweep on a randomly initialised network of "
              "the same architecture on the same labels (`make reproduce-random-init`, – when not "
-             "run; its own floors are in `controls/random_init/floors.csv`), and the chance floors. The cross-model matrix above is this "
+             "run; in brackets what that network scores on the same labels un-intervened), and the "
+             "chance floors. The cross-model matrix above is this "
              "section's sanity check. An IIA means something only well above every control.",
              markdown_table(pd.DataFrame(rows)))
     page.image(paths.ONE_VIEW_PNG, "one view", "one_view")
