@@ -234,10 +234,11 @@ def _one_view(page: Page, iia: pd.DataFrame) -> None:
     page.add(f"### One view: layer {layer}, k = {k}",
              "The trained IIA beside its controls: a random subspace of the same rank at the same "
              "site (mean ± sd over draws), the same sweep on a randomly initialised network of "
-             "the same architecture on the same labels (`make reproduce-random-init`, – when not "
-             "run; in brackets what that network scores on the same labels un-intervened), and the "
-             "chance floors. The cross-model matrix above is this "
-             "section's sanity check. An IIA means something only well above every control.",
+             "the same architecture on the same labels (`--control random_init`: `make reproduce` "
+             "runs it at this cell, `make reproduce-random-init` everywhere; – when not run; in "
+             "brackets what that network scores on the same labels un-intervened), and the chance "
+             "floors. The cross-model matrix above is this section's sanity check. An IIA means "
+             "something only well above every control.",
              markdown_table(pd.DataFrame(rows)))
     page.image(paths.ONE_VIEW_PNG, "one view", "one_view")
 
