@@ -124,3 +124,27 @@ def test_qwen2_lm_answers_are_two_tokens(tmp_path, capsys):
     _one_line_exit_2(["--results_path", str(tmp_path / "r"), "--device", "cpu", "--workers",
                       "1", "--causal_models", "XY", "--layers", "2", "--low_rank_dimensions",
                       "2", "--model_path", str(lm)], capsys, "answer '11' is 2 tokens")
+
+
+def test_random_network_control_keeps_a_language_models_head(tmp_path):
+    """--control random_init on your own causal LM: the random copy is the same architecture
+    with the same head (an LM read through the answer tokens, not a new classifier), and its
+    sweep and floors run through the CLI."""
+    model_dir = tiny.save(tmp_path / "model", "llama", readouts.LANGUAGE_MODEL, seed=0)
+    common = ["--results_path", str(tmp_path / "results"), "--model_path", str(model_dir),
+              "--device", "cpu", "--control", "random_init"]
+    assert run_das.main([*common, "--causal_models", "XY", "--layers", "2",
+                         "--low_rank_dimensions", "4", "--n_training", "128", "--n_testing", "100",
+                         "--workers", "1"]) == 0
+    root = paths.control_root(tmp_path / "results", "random_init")
+    config = json.loads((paths.gpt2_dir(root) / "config.json").read_text())
+    source = json.loads((model_dir / "config.json").read_text())
+    assert config["architectures"] == source["architectures"] == ["LlamaForCausalLM"]
+    assert config["hidden_size"] == source["hidden_size"] and config["initializer_range"] == 1.0
+    metrics = json.loads((paths.gpt2_dir(root) / "metrics.json").read_text())
+    subject = load_subject(str(paths.gpt2_dir(root)))
+    assert metrics["head"] == "language_model"
+    assert metrics["all_inputs_accuracy"] == pytest.approx(
+        float((subject.predictions.numpy() == subject.task.labels).mean()))
+    assert evaluate_das.main([*common, "--n_testing", "100", "--random_draws", "1"]) == 0
+    assert pd.read_csv(paths.iia_csv(root)).iia.between(0, 1).all()

@@ -78,35 +78,44 @@ def own_tables(model_path: str, task: tasks.Task) -> dict[str, np.ndarray]:
 
 def make_network(model_path: str, root: Path, seed: int, task: tasks.Task, args=None,
                  init_std: float = INIT_STD) -> Path:
-    """A randomly initialised copy of the classifier at ``model_path`` (same config and
-    tokenizer, weights drawn with standard deviation ``init_std``), saved as ``root``/gpt2
-    unless one made with the same settings is there already; returns that folder."""
+    """A randomly initialised copy of the network at ``model_path`` (same config, head and
+    tokenizer; weights drawn with standard deviation ``init_std``), saved as ``root``/gpt2
+    unless one made with the same settings is there already; returns that folder. A sequence
+    classifier stays a classifier and a causal language model stays one, read through the
+    same answer tokens."""
     import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    from dasgraph.networks import gpt2
+    from dasgraph.networks import gpt2, loading
+    from dasgraph.stages.sweep import load_subject
 
     out = paths.gpt2_dir(root)
-    config = AutoConfig.from_pretrained(model_path)
+    kind = loading.model_kind(model_path)
+    config = gpt2._from_pretrained(AutoConfig, str(model_path))
     net_seed = derive_seed(seed, "random_init")
-    settings = {"init_seed": net_seed, "init_std": init_std, "architecture": {
-        k: getattr(config, k, None) for k in ("model_type", "n_layer", "n_embd", "n_head",
-                                              "vocab_size", "num_labels")}}
-    if finished(out / paths.DONE, settings, what="the random network"):
+    shape = {k: getattr(config, k, None) for k in ("model_type", "num_hidden_layers",
+                                                   "hidden_size", "num_attention_heads",
+                                                   "vocab_size")}
+    settings = {"init_seed": net_seed, "init_std": init_std, "head": kind,
+                "architecture": {**shape, "num_labels": config.num_labels
+                                 if kind == loading.CLASSIFIER else None}}
+    if finished(out / paths.DONE, settings, getattr(args, "overwrite", False),
+                what="the random network"):
         return out
     config.initializer_range = init_std
     torch.manual_seed(net_seed)
-    network = AutoModelForSequenceClassification.from_config(config).eval()
+    auto = AutoModelForSequenceClassification if kind == loading.CLASSIFIER else AutoModelForCausalLM
+    network = auto.from_config(config).eval()
     tokenizer = gpt2.load_tokenizer(model_path)
-    ids = task.encode(tokenizer)
-    accuracy = gpt2.accuracy(network, ids, torch.as_tensor(task.labels))
     with atomic_directory(out, overwrite=True, settings=settings) as tmp:
         network.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        predictions = load_subject(str(tmp), task=task).predictions.cpu().numpy()
+        accuracy = float((predictions == task.labels).mean())
         atomic_write_json(tmp / paths.METRICS, {"control": "random_init", "architecture_of":
-                                                str(model_path), "init_seed": net_seed,
-                                                "init_std": init_std,
+                                                str(model_path), "head": kind,
+                                                "init_seed": net_seed, "init_std": init_std,
                                                 "all_inputs_accuracy": accuracy})
         atomic_write_json(tmp / paths.RUN, run_record(args, seed=net_seed))
-    log.info("random network (accuracy %.3f on all inputs) -> %s", accuracy, out)
+    log.info("random network (%s, accuracy %.3f on all inputs) -> %s", kind, accuracy, out)
     return out
