@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,26 @@ def test_random_network_control_keeps_a_language_models_head(tmp_path):
         float((subject.predictions.numpy() == subject.task.labels).mean()))
     assert evaluate_das.main([*common, "--n_testing", "100", "--random_draws", "1"]) == 0
     assert pd.read_csv(paths.iia_csv(root)).iia.between(0, 1).all()
+
+
+def test_cells_of_one_site_are_not_reused_at_another(tiny_copy, capsys):
+    """A results folder holds one site: a sweep, or graphs, asked for at another site are
+    refused with one line naming the site, never silently taken from the first."""
+    common = ["--results_path", str(tiny_copy), "--device", "cpu"]
+    sweep = [*common, "--causal_models", "XY", "--layers", "1", "--low_rank_dimensions", "4",
+             "--n_training", "128", "--n_testing", "100", "--workers", "1"]
+    assert run_das.main(sweep) == 0
+    capsys.readouterr()
+    assert run_das.main([*sweep, "--positions", "0,2,4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "site" in err[0] and "[0, 2, 4]" in err[0], err
+    # the other way round: graphs drawn at a site, asked for at the default one
+    other = tiny_copy.parent / "other"
+    shutil.copytree(paths.gpt2_dir(tiny_copy), paths.gpt2_dir(other))
+    flags = ["--results_path", str(other), "--device", "cpu", "--positions", "0,2,4"]
+    assert run_das.main([*flags, *sweep[len(common):]]) == 0
+    assert disentangle_causal_models.main(flags) == 0
+    capsys.readouterr()
+    assert disentangle_causal_models.main(["--results_path", str(other), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "site" in err[0], err

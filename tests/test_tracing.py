@@ -180,3 +180,18 @@ def test_default_network_tracing_finds_the_plant():
                           progress=False).set_index("position")
     assert table.loc[5].fraction_of_total_effect >= 0.90
     assert (table.loc[0:4].fraction_of_total_effect.abs() <= 0.10).all()
+
+
+@pytest.mark.parametrize("script", ["trace_causal_effects", "path_patching"])
+def test_companions_refuse_another_architecture_in_one_line(tmp_path, capsys, script):
+    """The companions read GPT-2's own blocks and heads: on a Llama they answer one line and
+    exit 2, naming the model, instead of a traceback."""
+    import importlib
+
+    from dasgraph.networks import readouts, tiny
+    model_dir = tiny.save(tmp_path / "model", "llama", readouts.CLASSIFIER, seed=0)
+    main = importlib.import_module(script).main
+    assert main(["--results_path", str(tmp_path / "results"), "--model_path", str(model_dir),
+                 "--device", "cpu", "--n_inputs", "10", "--n_samples", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "llama" in err[0] and script + ".py" in err[0], err

@@ -33,7 +33,6 @@ from tqdm.auto import tqdm
 from dasgraph.networks import circuits
 from dasgraph import cli, paths
 from dasgraph.plots import circuits as plots_circuits
-from dasgraph.stages import sweep
 from dasgraph.tasks import arithmetic as task
 from dasgraph.interventions import tracing
 from dasgraph.networks.lean import LeanGPT2
@@ -190,7 +189,7 @@ def run_stage(args) -> pd.DataFrame:
     check_config(cfg, None)                      # before loading anything
     root = cli.writable_dir(args.results_path)
     device = resolve_device(args.device)
-    subject = sweep.load_subject(sweep.model_dir(args), device)
+    subject = tracing.load_gpt2_subject(args, device, "path_patching.py")
     check_config(cfg, subject.lean)
     out = paths.path_patching_csv(root, receiver_name(cfg, subject.lean))
     done = tracing.finished(out, args, "path_patching.py")

@@ -223,6 +223,19 @@ def traced_nodes(n_inputs: int) -> np.ndarray:
     return np.unique(np.linspace(0, task.N_INPUTS - 1, n_inputs).round().astype(int))
 
 
+def load_gpt2_subject(args, device: str, script: str) -> sweep.Subject:
+    """The network of ``args``, which the companions read module by module (GPT-2's blocks,
+    heads and embeddings): another architecture is refused with one line, not a traceback."""
+    model_path = sweep.model_dir(args)
+    subject = sweep.load_subject(model_path, device)
+    if not isinstance(subject.lean, LeanGPT2):
+        raise UsageError(f"{script} reads GPT-2's own blocks, heads and embeddings; {model_path} "
+                         f"holds a {subject.model.config.model_type} "
+                         f"{type(subject.model).__name__}: run it on a GPT-2 sequence classifier "
+                         "(the default network, or train_gpt2.py --architecture gpt2)")
+    return subject
+
+
 def run_stage(args) -> pd.DataFrame:
     """trace_causal_effects.py: trace, write the CSV (+ run record) and the heatmaps."""
     cfg = TraceConfig(corruption=args.corruption, noise_scale=args.noise_scale,
@@ -232,7 +245,7 @@ def run_stage(args) -> pd.DataFrame:
     root = cli.writable_dir(args.results_path)
     out = paths.tracing_csv(root, cfg.corruption)
     device = resolve_device(args.device)
-    subject = sweep.load_subject(sweep.model_dir(args), device)
+    subject = load_gpt2_subject(args, device, "trace_causal_effects.py")
     check_config(cfg, subject.lean, args.variables, args.components)
     done = finished(out, args, "trace_causal_effects.py")
     if done is not None:

@@ -60,6 +60,12 @@ class Site:
         return {"component": self.component,
                 "positions": None if self.positions is None else list(self.positions)}
 
+    def settings(self) -> dict:
+        """The site as an artifact's settings key: nothing for the thesis's default site (so
+        the keys of default-site artifacts stay as they were), else {'site': describe()}, so
+        that a cell made at one site is never reused at another."""
+        return {} if self.is_default else {"site": self.describe()}
+
 
 def site_from_args(args) -> Site:
     """The --component / --positions flags (absent flags: the thesis's default site)."""

@@ -144,7 +144,7 @@ def common_settings(args, subject: Subject) -> dict:
             "n_random_pairs": args.n_random_pairs if args.random_draws else 0,
             "task": subject.task.name, "network": manifest.network_digest(subject.model),
             "labels": random_network.labels_of(args),
-            **({} if subject.site.is_default else {"site": subject.site.describe()})}
+            **subject.site.settings()}
 
 
 def evaluation_cells(root, selection, common: dict) -> list[Cell]:

@@ -17,6 +17,7 @@ import torch
 from dasgraph import cli, paths, readers
 from dasgraph.analysis import graphs
 from dasgraph.interventions import das
+from dasgraph.networks.base import Site
 from dasgraph.runtime import finished, resolve_device, run_record
 from dasgraph.stages import executor
 from dasgraph.stages.manifest import Cell
@@ -28,10 +29,10 @@ log = logging.getLogger(__name__)
 STAGE = "graphs"
 
 
-def _graph_settings(root: Path, cell: tuple[str, int, int]) -> dict:
+def _graph_settings(root: Path, cell: tuple[str, int, int], site: Site) -> dict:
     """What makes a graph: its DAS cell's trained weights (sweep.das_cell_weights), so the graph
-    of a cell trained again differently is never silently kept."""
-    return {"das_cell_weights": das_cell_weights(root, *cell)}
+    of a cell trained again differently is never silently kept, and the site it intervenes at."""
+    return {"das_cell_weights": das_cell_weights(root, *cell), **site.settings()}
 
 
 def draw_graph(args, subject: Subject, device: str, cell: Cell) -> dict:
@@ -86,7 +87,7 @@ def build_graphs(args) -> list[Path]:
     executor.check(args)
     subject, selection = load_trained_selection(args, device)
     root = args.results_path
-    cells = [Cell(*c, 1, _graph_settings(root, c), stage=STAGE) for c in selection]
+    cells = [Cell(*c, 1, _graph_settings(root, c, subject.site), stage=STAGE) for c in selection]
     todo = [c for c in cells if not finished(c.marker(root), c.settings, args.overwrite,
                                              "an IIA graph")]
     for cell in todo:              # every folder written and every cell read, before computing

@@ -193,7 +193,7 @@ def cell_settings(args, cfg: das.DasConfig, subject: Subject) -> dict:
     seed, the training recipe, the network's weights and where the labels come from."""
     settings = {"stage": das_cells.STAGE, "seed": args.seed, **das.config_dict(cfg),
                 "task": subject.task.name, "network": manifest.network_digest(subject.model),
-                "labels": random_network.labels_of(args)}
+                "labels": random_network.labels_of(args), **subject.site.settings()}
     if getattr(args, "tf32", False):    # recorded only when on: full-float32 keys stay as they were
         settings["matmul"] = "tf32"
     return settings
