@@ -182,7 +182,7 @@ def test_random_init_control_has_its_own_results_and_floors(tiny_copy, control):
                          "--low_rank_dimensions", "4"]) == 0
     root = paths.control_root(tiny_copy, control)
     net = paths.gpt2_dir(root)
-    assert json.loads((net / "metrics.json").read_text())["control"] == "random_init"
+    assert json.loads((net / "metrics.json").read_text())["control"] == control
     assert json.loads((net / "config.json").read_text())["n_embd"] == \
         json.loads((paths.gpt2_dir(tiny_copy) / "config.json").read_text())["n_embd"]
     assert not paths.das_root(tiny_copy).exists()          # the trained network's tree untouched

@@ -112,10 +112,10 @@ def make_network(model_path: str, root: Path, seed: int, task: tasks.Task, args=
         tokenizer.save_pretrained(tmp)
         predictions = load_subject(str(tmp), task=task).predictions.cpu().numpy()
         accuracy = float((predictions == task.labels).mean())
-        atomic_write_json(tmp / paths.METRICS, {"control": "random_init", "architecture_of":
-                                                str(model_path), "head": kind,
-                                                "init_seed": net_seed, "init_std": init_std,
-                                                "all_inputs_accuracy": accuracy})
+        atomic_write_json(tmp / paths.METRICS, {
+            "control": getattr(args, "control", "random_init"), "architecture_of": str(model_path),
+            "head": kind, "init_seed": net_seed, "init_std": init_std,
+            "all_inputs_accuracy": accuracy})
         atomic_write_json(tmp / paths.RUN, run_record(args, seed=net_seed))
     log.info("random network (%s, accuracy %.3f on all inputs) -> %s", kind, accuracy, out)
     return out

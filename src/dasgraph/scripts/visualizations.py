@@ -8,7 +8,7 @@ inputs are missing says which stage to run and draws what exists; ``all`` draws 
     python visualizations.py --experiment published --pdf
 
 Experiments: show_causal_models, sanity_check, empirical, heatmap, published, graphs, cliques,
-trees, combination, training, mlp, all.
+trees, combination, training, attention_weights, one_view, mlp, all.
 """
 from __future__ import annotations
 
