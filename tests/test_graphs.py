@@ -149,6 +149,7 @@ def test_a_graph_records_its_das_cells_weights_not_their_run_records(tmp_path):
     trained again to other weights (so runtime.finished refuses the old graph), not when only
     its run record is rewritten."""
     from dasgraph import runtime
+    from dasgraph.networks.base import Site
     from dasgraph.stages.graph_cells import _graph_settings
 
     cell = paths.das_cell_dir(tmp_path, "XY", 1, 6)
@@ -157,10 +158,14 @@ def test_a_graph_records_its_das_cells_weights_not_their_run_records(tmp_path):
     weights.write_bytes(b"rotation 1")
     run.write_text('{"created": "monday"}')
     runtime.write_done(cell / paths.DONE, [weights, run])
-    first = _graph_settings(tmp_path, ("XY", 1, 6))
+    first = _graph_settings(tmp_path, ("XY", 1, 6), Site())
     run.write_text('{"created": "tuesday"}')
     runtime.write_done(cell / paths.DONE, [weights, run])
-    assert _graph_settings(tmp_path, ("XY", 1, 6)) == first
+    assert _graph_settings(tmp_path, ("XY", 1, 6), Site()) == first
     weights.write_bytes(b"rotation 2")
     runtime.write_done(cell / paths.DONE, [weights, run])
-    assert _graph_settings(tmp_path, ("XY", 1, 6)) != first
+    assert _graph_settings(tmp_path, ("XY", 1, 6), Site()) != first
+    # the site joins the settings only away from the default, so default graphs keep their keys
+    assert "site" not in first
+    assert _graph_settings(tmp_path, ("XY", 1, 6), Site(positions=(5,)))["site"] == \
+        {"component": "residual", "positions": [5]}
