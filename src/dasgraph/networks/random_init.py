@@ -70,10 +70,10 @@ def predictions_of(model_path: str, task: tasks.Task) -> np.ndarray:
     return load_subject(model_path, task=task).predictions.cpu().numpy()
 
 
-def own_tables(model_path: str, task: tasks.Task) -> dict[str, np.ndarray]:
-    """Every causal model's own-behaviour table for the network at ``model_path``."""
-    predictions = predictions_of(model_path, task)
-    return {n: behaviour_table(n, predictions, task) for n in task.models}
+def own_tables(predictions: np.ndarray, task: tasks.Task, names=None) -> dict[str, np.ndarray]:
+    """The own-behaviour table of every causal model (or of ``names``), from the network's (N,)
+    predictions."""
+    return {n: behaviour_table(n, predictions, task) for n in (names or task.models)}
 
 
 def make_network(model_path: str, root: Path, seed: int, task: tasks.Task, args=None,

@@ -63,12 +63,12 @@ def _run(args) -> None:
     else:
         log.info("%s already holds these cells' rows: left as it is", paths.iia_csv(args.results_path))
     # chance floors: what this network scores on its labels un-intervened and fully replaced
+    # (a control network's own predictions, on the task's labels or on its own behaviour)
     task = task_of(args)
-    tables = predictions = None
-    if random_network.labels_of(args) == "network":
-        tables = random_network.own_tables(model_dir(args), task)
-    elif args.control != "none":          # the task's labels, a network that does not solve it
-        predictions = random_network.predictions_of(model_dir(args), task)
+    predictions = None if args.control == "none" else \
+        random_network.predictions_of(model_dir(args), task)
+    tables = random_network.own_tables(predictions, task) \
+        if random_network.labels_of(args) == "network" else None
     for written in floors.write(args.results_path, task, args, tables, predictions):
         log.info("wrote %s", written)
 

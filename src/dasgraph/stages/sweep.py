@@ -174,9 +174,8 @@ def label_tables(args, subject: Subject, names, device: str) -> dict[str, torch.
     """Counterfactual classes per causal model: the task's (the usual case), or with
     ``--control random_init_own`` the network's own behaviour (networks.random_init)."""
     if random_network.labels_of(args) == "network":
-        predictions = subject.predictions.cpu().numpy()
-        return {n: torch.as_tensor(random_network.behaviour_table(n, predictions, subject.task), device=device)
-                for n in names}
+        tables = random_network.own_tables(subject.predictions.cpu().numpy(), subject.task, names)
+        return {n: torch.as_tensor(t, device=device) for n, t in tables.items()}
     return {n: _table(subject.task, n, device) for n in names}
 
 
