@@ -59,6 +59,7 @@ def count(maximum: int, minimum: int = 1):
 positive_float = _number(float, lambda v: v > 0, "must be > 0")
 non_negative_float = _number(float, lambda v: v >= 0, "must be >= 0")
 unit_float = _number(float, lambda v: 0.0 <= v <= 1.0, "is outside [0, 1]")
+open_unit_float = _number(float, lambda v: 0.0 < v < 1.0, "is outside (0, 1)")
 # an IIA threshold: 0 would keep every pair
 iia_threshold = _number(float, lambda v: 0.0 < v <= 1.0,
                         "is outside (0, 1]; IIA edges are kept where IIA >= threshold")

@@ -11,6 +11,7 @@ DEFAULT_RESULTS = Path("results")
 # File names shared by every stage.
 METRICS = "metrics.json"
 RUN = "run.json"
+REGION = "region.json"          # a region-aware DAS cell's region and its held-out test
 # Completion marker, written last (size and sha256 of every file of the artifact): inside a
 # folder artifact (a model, a DAS cell), or beside the main file of a file artifact.
 DONE = "_DONE.json"
@@ -94,6 +95,17 @@ def cell_marker(root: Path, stage: str, causal_model: str, layer: int, low_rank_
 def control_root(root: Path, control: str) -> Path:
     """A results root of its own for a control network (run_das.py --control random_init)."""
     return Path(root) / "controls" / control
+
+
+def objectives_dir(root: Path) -> Path:
+    return Path(root) / "objectives"
+
+
+def objective_root(root: Path, objective: str) -> Path:
+    """A results root of its own for DAS cells trained with another objective than the thesis's
+    (run_das.py --objective trimmed): a copy of the network beside them, so every later stage
+    runs on it unchanged."""
+    return objectives_dir(root) / objective
 
 
 def floors_csv(root: Path) -> Path:

@@ -10,6 +10,10 @@ Finished cells are skipped; a killed sweep resumes where it stopped.
     python src/run_das.py --executor slurm --slurm_config slurm.toml --no_wait   # a cluster
     python src/run_das.py --status                          # done / running / failed, and why
 
+    python src/run_das.py --objective trimmed --layers 2 --low_rank_dimensions 21
+        # a mechanism that may hold on part of the inputs: cells, the region each holds on, and
+        # its held-out test, in RESULTS/objectives/trimmed (docs/combined_plant.md)
+
 Each cell is keyed by a hash of its settings (recorded in its completion marker): a cell
 finished with other settings (--lr, --n_training, another network ...) is refused, one line,
 unless --overwrite. Cells of one layer train together in one batched forward (--cohort_size).
@@ -19,7 +23,7 @@ from __future__ import annotations
 import os
 
 from dasgraph import cli, paths, runtime, tasks
-from dasgraph.interventions import das
+from dasgraph.interventions import das, regions
 from dasgraph.networks import random_init as random_network
 from dasgraph.stages import executor, manifest
 from dasgraph.stages.sweep import run_sweep
@@ -28,6 +32,7 @@ from dasgraph.stages.sweep import run_sweep
 def parse_args(argv=None):
     p = cli.network_stage_parser(__doc__)
     cli.add_settings(p, das.DasConfig)
+    cli.add_settings(p, regions.ObjectiveConfig)
     p.add_argument("--control", choices=random_network.CONTROLS, default="none",
                    help="random_init: the same sweep on a randomly initialised network of the same "
                         "architecture, against the task's labels (Sutter et al.), in "
@@ -57,6 +62,7 @@ def _run(args) -> None:
     if args.status:        # reads the bookkeeping only: no network is loaded
         root = args.results_path if args.control == "none" else \
             paths.control_root(args.results_path, args.control)
+        root = root if args.objective == "ce" else paths.objective_root(root, args.objective)
         print(manifest.format_status(manifest.status(root, "das")))
         return
     cli.writable_dir(args.results_path)
@@ -69,6 +75,13 @@ def _run(args) -> None:
                                     args.random_init_std)
         tasks.write_record(root, task)
         args.results_path, args.model_path = root, None
+    if args.objective != "ce":      # beside the thesis's cells, on a copy of the same network
+        from dasgraph.stages.sweep import objective_root, task_of
+
+        task = task_of(args)           # bad settings refused before any network is touched
+        regions.check(cli.settings_from(args, regions.ObjectiveConfig),
+                      task.select(args.causal_model_type, args.causal_models), task)
+        args.results_path, args.model_path = objective_root(args), None
     cfg = cli.settings_from(args, das.DasConfig)
     run_sweep(args, cfg)
 

@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from dasgraph import paths
-from dasgraph.interventions import cohort, das
+from dasgraph import cli, paths
+from dasgraph.interventions import cohort, das, regions
 from dasgraph.runtime import (atomic_directory, atomic_write_json, configure_determinism,
                               UsageError, resolve_device, run_record)
 from dasgraph.stages import manifest
@@ -31,18 +31,52 @@ CELL_THREADS = 1
 
 
 def _train_alone(args, cfg, subject, tables, cells):
-    """The per-cell path (--cohort_size 1): das.train_cell and das.evaluate_cell, cell by cell."""
+    """The per-cell path (--cohort_size 1, another site, or a region-aware objective):
+    das.train_cell (or regions.train_region_cell) and das.evaluate_cell, cell by cell."""
+    ocfg = cli.settings_from(args, regions.ObjectiveConfig)
+    if ocfg.objective == "gated":
+        return _train_gated(cfg, ocfg, subject, tables, cells)
     out = []
     for cell in cells:
         layer, seed = cell.layer, cell.settings["cell_seed"]
         table = tables[cell.causal_model]
-        intervention, history = das.train_cell(subject.lean, subject.states[layer], table, layer,
-                                               cell.low_rank_dimension, cfg, seed, progress=False,
-                                               site_dim=subject.site_dim)
+        region = None
+        if ocfg.objective == "ce":
+            intervention, history = das.train_cell(
+                subject.lean, subject.states[layer], table, layer, cell.low_rank_dimension, cfg,
+                seed, progress=False, site_dim=subject.site_dim)
+        else:
+            rule = regions.region_rules(ocfg.region, [cell.causal_model], subject.task)[
+                cell.causal_model] if ocfg.objective == "oracle" else None
+            intervention, history, region = regions.train_region_cell(
+                subject.lean, subject.states[layer], table, layer, cell.low_rank_dimension, cfg,
+                ocfg, seed, subject.predictions, rule, subject.task, subject.site_dim)
         result = das.evaluate_cell(subject.lean, subject.states[layer], table, layer,
                                    intervention, cfg.n_testing, seed)
-        out.append((intervention, history, result))
+        out.append((intervention, history, {**result, **({"region": region} if region else {})}))
     return out
+
+
+def _train_gated(cfg, ocfg, subject, tables, cells):
+    """--objective gated: the cells of one layer, k and DAS seed train together (one rotation
+    each and one gate over them); results in the cells' order."""
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault((cell.layer, cell.low_rank_dimension, cell.das_seed), []).append(cell)
+    done = {}
+    for (layer, k, _), group in groups.items():
+        trained = regions.train_gated(
+            subject.lean, subject.states[layer], {c.causal_model: tables[c.causal_model]
+                                                  for c in group}, layer, k, cfg, ocfg,
+            {c.causal_model: c.settings["cell_seed"] for c in group}, subject.predictions,
+            subject.task, subject.site_dim)
+        for cell in group:
+            intervention, history, region = trained[cell.causal_model]
+            result = das.evaluate_cell(subject.lean, subject.states[layer],
+                                       tables[cell.causal_model], layer, intervention,
+                                       cfg.n_testing, cell.settings["cell_seed"])
+            done[cell.key] = (intervention, history, {**result, "region": region})
+    return [done[cell.key] for cell in cells]
 
 
 def _train_cohort(args, cfg, subject, tables, cells, progress):
@@ -59,6 +93,10 @@ def _train_cohort(args, cfg, subject, tables, cells, progress):
 def save_cell(args, cfg, subject, device, cell: Cell, intervention, history, result) -> dict:
     """One cell's folder: pyvene's saved intervention, metrics.json, run.json, and the completion
     marker with the cell's settings (written last, by atomic_directory)."""
+    region = result.pop("region", None)
+    if region is not None:         # the summary beside the IIA; the inputs in region.json
+        result.update(objective=region["objective"], region_inputs=region["n_inputs"],
+                      region_heldout_iia=region["heldout_iia"], region_reported=region["reported"])
     metrics = {"causal_model": cell.causal_model, "layer": cell.layer,
                "low_rank_dimension": cell.low_rank_dimension, **result, "train_loss": history,
                "config": das.config_dict(cfg), "cell_seed": cell.settings["cell_seed"],
@@ -73,6 +111,11 @@ def save_cell(args, cfg, subject, device, cell: Cell, intervention, history, res
         das.save_intervention(tmp, subject.model, cell.layer, intervention.to("cpu"), subject.site,
                               subject.n_positions)
         atomic_write_json(tmp / paths.METRICS, metrics)
+        if region is not None:
+            atomic_write_json(tmp / paths.REGION, {"causal_model": cell.causal_model,
+                                                   "layer": cell.layer,
+                                                   "low_rank_dimension": cell.low_rank_dimension,
+                                                   **region})
         atomic_write_json(tmp / paths.RUN, run_record(args, device=device,
                                                       cell_seed=cell.settings["cell_seed"],
                                                       cell_key=cell.key))
@@ -87,6 +130,7 @@ def train_and_save(args, cfg, subject, device, cells: list[Cell], progress=False
     # the cohort path batches the lean GPT-2 forward at the residual stream; any other site
     # (issue 13's network interface) trains cell by cell
     alone = args.cohort_size == 1 or not subject.site.is_default or \
+        getattr(args, "objective", "ce") != "ce" or \
         subject.site_dim != subject.states.shape[2] * subject.states.shape[3]
     trained = _train_alone(args, cfg, subject, tables, cells) if alone else \
         _train_cohort(args, cfg, subject, tables, cells, progress)

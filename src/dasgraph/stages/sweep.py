@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from dasgraph import cli, paths, readers, tasks
-from dasgraph.interventions import das
+from dasgraph.interventions import das, regions
 from dasgraph.networks import gpt2
 from dasgraph.networks.base import Site, site_from_args
 from dasgraph.networks import random_init as random_network
@@ -192,7 +192,12 @@ def cell_settings(args, cfg: das.DasConfig, subject: Subject) -> dict:
     seed, the training recipe, the network's weights and where the labels come from."""
     settings = {"stage": das_cells.STAGE, "seed": args.seed, **das.config_dict(cfg),
                 "task": subject.task.name, "network": manifest.network_digest(subject.model),
-                "labels": random_network.labels_of(args), **subject.site.settings()}
+                "labels": random_network.labels_of(args), **subject.site.settings(),
+                # a region-aware objective's settings (nothing for the thesis's DAS, whose keys
+                # stay as they were)
+                **cli.settings_from(args, regions.ObjectiveConfig).settings()}
+    if settings.get("objective") == "gated":    # a gated cell trains with the others selected
+        settings["gated_models"] = subject.task.select(args.causal_model_type, args.causal_models)
     if getattr(args, "tf32", False):    # recorded only when on: full-float32 keys stay as they were
         settings["matmul"] = "tf32"
     return settings
@@ -206,7 +211,8 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
     # jobs resolve --device where they run; a SLURM login node lists the cells on its CPU
     device = "cpu" if executor.submits(args) else resolve_device(args.device)
     task = task_of(args)
-    task.select(args.causal_model_type, args.causal_models)   # fail before loading
+    names = task.select(args.causal_model_type, args.causal_models)   # fail before loading
+    regions.check(cli.settings_from(args, regions.ObjectiveConfig), names, task)
     executor.check(args)
     # every cell process's float mode; a job checks --tf32 against its own device
     das_cells.prepare_process(args, None if executor.submits(args) else device)
@@ -225,6 +231,40 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
             log.info("%d of %d cells already finished; skipping them (--overwrite redoes them)",
                      len(cells) - len(todo), len(cells))
         return executor.run(args, cfg, subject, device, todo, cells)
+
+
+def objective_root(args) -> Path:
+    """The results root of a region-aware objective's cells (paths.objective_root), with a copy
+    of the network under study and the task record, so that every later stage runs there as on
+    any results root. The copy is refreshed when the network changed (its cells are then keyed
+    to another network, and refused or redone as any cell is)."""
+    import shutil
+
+    from dasgraph.runtime import atomic_directory
+
+    source = Path(model_dir(args))
+    task = task_of(args)
+    root = paths.objective_root(args.results_path, args.objective)
+    target = paths.gpt2_dir(root)
+    if not (target / paths.DONE).is_file() or _digests(target) != _digests(source):
+        cli.writable_dir(root.parent if root.parent.exists() else args.results_path)
+        with atomic_directory(target, overwrite=True) as tmp:
+            for item in source.iterdir():
+                if item.is_file() and item.name != paths.DONE:
+                    shutil.copy2(item, tmp / item.name)
+        log.info("copied the network %s to %s for the --objective %s cells", source, target,
+                 args.objective)
+    tasks.write_record(root, task)
+    return root
+
+
+def _digests(folder: Path) -> dict:
+    """sha256 of each weight and config file of a model folder."""
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
+            if p.is_file() and p.suffix in (".safetensors", ".json") and p.name not in
+            (paths.DONE, paths.RUN)}
 
 
 def trained_cells(root) -> list[tuple[str, int, int]]:
