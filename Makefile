@@ -44,7 +44,7 @@ GRAPH_K ?= 21
 reproduce reproduce-main reproduce-beside: export OMP_NUM_THREADS = 1
 
 reproduce: $(STAMP)
-	@echo "MLP part and the boolean task running beside the GPT-2 stages and the thesis's graphs; their logs: $(RESULTS)/mlp/reproduce.log, $(BOOL_RESULTS)/reproduce.log, $(THESIS_RESULTS)/reproduce.log"
+	@echo "MLP part, the boolean task, the thesis's graphs and the combined plant running beside the GPT-2 stages; their logs: $(RESULTS)/mlp/reproduce.log, $(BOOL_RESULTS)/reproduce.log, $(THESIS_RESULTS)/reproduce.log, $(COMBINED_RESULTS)/reproduce.log"
 	$(MAKE) --no-print-directory -j2 reproduce-main reproduce-beside
 	$(PY) make_report.py --results_path $(RESULTS)
 
@@ -111,6 +111,10 @@ reproduce-beside: $(STAMP)
 	@$(MAKE) --no-print-directory reproduce-thesis-graphs > $(THESIS_RESULTS)/reproduce.log 2>&1 \
 	 && echo "thesis's graphs re-analysed ($(THESIS_RESULTS)/reproduce.log)" \
 	 || { tail -n 20 $(THESIS_RESULTS)/reproduce.log; echo "thesis's graphs failed; see $(THESIS_RESULTS)/reproduce.log"; exit 1; }
+	@mkdir -p $(COMBINED_RESULTS)
+	@$(MAKE) --no-print-directory reproduce-combined > $(COMBINED_RESULTS)/reproduce.log 2>&1 \
+	 && echo "combined plant finished ($(COMBINED_RESULTS)/reproduce.log, $(COMBINED_RESULTS)/REPORT.md)" \
+	 || { tail -n 20 $(COMBINED_RESULTS)/reproduce.log; echo "combined plant failed; see $(COMBINED_RESULTS)/reproduce.log"; exit 1; }
 
 # The paper's boolean task (De Morgan; README "The boolean task"): its own network, trained from
 # scratch on all 64 inputs, through every stage in a results root of its own. DAS after block 0
@@ -147,22 +151,29 @@ thesis-graphs-all-finders: reproduce-thesis-graphs
 	    --clique_finder $$finder || exit 1; done
 	$(PY) classification.py --results_path $(THESIS_RESULTS)
 
-# A planted *combined* causal model (X+Y where Z <= 5, X elsewhere) through every stage at its
-# layer, in a results root of its own, with the report's known-answer checks. DAS does not
-# recover this plant yet (docs/combined_plant.md), which is why it is not the default; 7 min
-# of CPU (14 min on 2 shared cores), so it has its own target rather than a place in reproduce.
+# A planted *combined* causal model (X+Y where Z <= 5, X elsewhere) and the question the paper
+# asks of it: which inputs follow which mechanism? At the planted layer and k, the two planted
+# models' DAS cells are trained twice: with the thesis's cross-entropy over all pairs (in
+# $(COMBINED_RESULTS)) and with the region-aware objective the docs recommend (in
+# $(COMBINED_RESULTS)/objectives/$(COMBINED_OBJECTIVE), on a copy of the same network); both go
+# through graphs, cliques, trees and the combination, and the report sets both beside the
+# planted answer (docs/combined_plant.md). Runs in make reproduce's second lane, after the
+# boolean task (its log: $(COMBINED_RESULTS)/reproduce.log).
 COMBINED_RESULTS := $(RESULTS)/combined
 COMBINED_PLANT ?= XY if Z<=5 else X
+COMBINED_MODELS ?= XY,X
+COMBINED_OBJECTIVE ?= trimmed
+COMBINED_SELECTION = --causal_models $(COMBINED_MODELS) --layers $(GRAPH_LAYERS) --low_rank_dimensions $(GRAPH_K)
 
 reproduce-combined: $(STAMP)
 	$(PY) train_gpt2.py --results_path $(COMBINED_RESULTS) --skip_existing --iit_causal_model "$(COMBINED_PLANT)"
-	$(PY) src/run_das.py --results_path $(COMBINED_RESULTS) --layers $(GRAPH_LAYERS) --low_rank_dimensions $(GRAPH_K)
-	$(PY) evaluate_das.py --results_path $(COMBINED_RESULTS)
-	$(PY) disentangle_causal_models.py --results_path $(COMBINED_RESULTS) --layers $(GRAPH_LAYERS) --low_rank_dimensions $(GRAPH_K)
-	$(PY) analyse_graphs.py --results_path $(COMBINED_RESULTS)
-	$(PY) classification.py --results_path $(COMBINED_RESULTS)
-	$(PY) combine_causal_models.py --results_path $(COMBINED_RESULTS)
-	$(PY) visualizations.py --results_path $(COMBINED_RESULTS) --experiment all
+	$(PY) src/run_das.py --results_path $(COMBINED_RESULTS) $(COMBINED_SELECTION)
+	$(PY) src/run_das.py --results_path $(COMBINED_RESULTS) $(COMBINED_SELECTION) --objective $(COMBINED_OBJECTIVE)
+	for root in $(COMBINED_RESULTS) $(COMBINED_RESULTS)/objectives/$(COMBINED_OBJECTIVE); do \
+	  $(PY) disentangle_causal_models.py --results_path $$root $(COMBINED_SELECTION) && \
+	  $(PY) analyse_graphs.py --results_path $$root && \
+	  $(PY) classification.py --results_path $$root && \
+	  $(PY) combine_causal_models.py --results_path $$root || exit 1; done
 	$(PY) make_report.py --results_path $(COMBINED_RESULTS)
 
 # A known answer through a non-GPT-2 network (issue 13): a Llama classifier of the default's

@@ -70,8 +70,8 @@ def test_the_plant_is_recorded_with_its_rule_and_layer():
 
 def test_every_stage_finds_the_planted_combination_on_ideal_graphs(planted_results):
     table = planted.check(planted_results)
-    assert len(table) == 11, table
-    assert table["holds"].tolist() == [True] * 11, table.to_string()
+    assert len(table) == 13, table      # 11 checks + each region's pairs across its border
+    assert table["holds"].tolist() == [True] * 13, table.to_string()
     found = table.set_index(["check", "causal model"])["found"]
     # exact values from the construction: each region is a clique (its diagonal excluded);
     # XY takes region A and, at λ = 0.95, 13 inputs of region B (the thesis growth relaxes by
@@ -102,6 +102,17 @@ def test_share_of_pairs_at_one_counts_distinct_pairs_only():
     graph[0, 1] = graph[1, 0] = 1.0        # 1 of the 6 pairs of nodes 0-3
     graph[2, 3] = graph[3, 2] = 0.5
     assert planted.share_of_pairs_at_one(graph, mask) == pytest.approx(1 / 6)
+
+
+def test_share_across_counts_pairs_with_one_end_on_each_side():
+    graph = np.zeros((task.N_INPUTS, task.N_INPUTS), dtype=np.float32)
+    mask = np.zeros(task.N_INPUTS, dtype=bool)
+    mask[:2] = True
+    graph[0, 5] = graph[5, 0] = 1.0        # across the border
+    graph[0, 1] = graph[1, 0] = 1.0        # inside: not counted
+    expected = 1 / (2 * (task.N_INPUTS - 2))
+    assert planted.share_across_at_one(graph, mask) == pytest.approx(expected)
+    assert planted.share_across_at_one(np.ones_like(graph), mask) == 1.0
 
 
 def test_figures_of_a_planted_network_carry_the_answer(planted_results, tmp_path):

@@ -30,6 +30,7 @@ from dasgraph.runtime import ArtifactError, UsageError
 
 LAMBDA = 0.95
 MIN_GRAPH_SHARE = 0.90       # pairs inside a region with IIA 1
+MAX_ACROSS_SHARE = 0.30      # pairs across a region's border with IIA 1
 MIN_ASSIGNED = 0.90          # inputs the combination gives to their planted model
 ALONE_MARGIN = 0.10          # a planted model alone stays below its region's share + this
 MIN_TREE_ACCURACY = 0.95
@@ -101,6 +102,14 @@ def share_of_pairs_at_one(graph: np.ndarray, mask: np.ndarray) -> float:
         if n > 1 else float("nan")
 
 
+def share_across_at_one(graph: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the pairs with one input in ``mask`` and the other outside whose IIA is 1."""
+    inside, outside = np.flatnonzero(mask), np.flatnonzero(~mask)
+    if not len(inside) or not len(outside):
+        return float("nan")
+    return float((graph[np.ix_(inside, outside)] == 1).mean())
+
+
 def _combination(root: Path, layer: int, k: int) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     cells_path = paths.combination_csv(root, layer, k)
     assign_path = paths.combination_assignment_csv(root, layer, k)
@@ -152,9 +161,14 @@ def check(root: Path, layer: int | None = None, low_rank_dimension: int | None =
     for model, mask in regions.items():
         npy = paths.graph_npy(root, model, layer, k)
         if npy.exists():
-            share = share_of_pairs_at_one(graphs.load_graph(root, model, layer, k), mask)
+            graph = graphs.load_graph(root, model, layer, k)
+            share = share_of_pairs_at_one(graph, mask)
             row("pairs in its region with IIA 1", model, share, f">= {MIN_GRAPH_SHARE}",
                 share >= MIN_GRAPH_SHARE)
+            if len(regions) > 1:
+                across = share_across_at_one(graph, mask)
+                row("pairs across its region's border with IIA 1", model, across,
+                    f"<= {MAX_ACROSS_SHARE}", across <= MAX_ACROSS_SHARE)
         else:
             row("pairs in its region with IIA 1", model, None, "graph missing", None)
     combo = _combination(root, layer, k)
@@ -199,6 +213,34 @@ def check(root: Path, layer: int | None = None, low_rank_dimension: int | None =
 
 
 COLUMNS = ["check", "causal model", "found", "bar", "holds"]
+
+
+def side_by_side(checks: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One table of several runs' checks (name -> :func:`check`'s table): a 'found' and a
+    'holds' column per run, rows in the first run's order."""
+    keys = ["check", "causal model", "bar"]
+    merged = None
+    for name, table in checks.items():
+        part = table[keys + ["found", "holds"]].rename(
+            columns={"found": f"found: {name}", "holds": f"holds: {name}"})
+        merged = part if merged is None else merged.merge(part, on=keys, how="left")
+    return merged
+
+
+def region_rows(root: Path) -> pd.DataFrame:
+    """The regions that region-aware DAS cells of ``root`` report (their region.json): rule,
+    inputs, held-out IIA beside its floor and a random subspace, verdict."""
+    rows = []
+    for path in sorted(paths.das_root(root).glob(f"*/layer_*/k_*/{paths.REGION}")):
+        record = readers.read_json_record(path, readers.SWEEP)
+        floor = max(record.get("floor_unchanged") or 0, record.get("floor_copy_source") or 0)
+        rows.append({"causal model": record.get("causal_model"), "layer": record.get("layer"),
+                     "k": record.get("low_rank_dimension"), "region": record.get("rule"),
+                     "inputs": record.get("n_inputs"),
+                     "held-out IIA": record.get("heldout_iia"), "floor": floor,
+                     "random subspace": record.get("random_subspace_iia"),
+                     "verdict": record.get("verdict")})
+    return pd.DataFrame(rows)
 
 
 def _boundary(plant: Plant) -> str | None:
