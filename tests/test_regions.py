@@ -103,6 +103,8 @@ def test_objectives_run_end_to_end_and_report_no_region_on_an_untrained_network(
             "--trim_rounds", "2"]
     if objective == "oracle":
         argv += ["--region", "Z<=5"]
+    if objective == "trimmed":
+        argv += ["--restarts", "2"]
     assert run_das.main(argv) == 0
     root = paths.objective_root(tiny_copy, objective)
     assert (paths.gpt2_dir(root) / paths.DONE).is_file()
@@ -120,6 +122,10 @@ def test_objectives_run_end_to_end_and_report_no_region_on_an_untrained_network(
             assert record["n_heldout_pairs"] > 0
         if objective == "oracle":
             assert record["n_inputs"] == 500 and record["rule"] == "Z<=5"
+        if objective == "trimmed":     # two starts, the one whose region holds widest kept
+            assert [r["restart"] for r in record["restarts"]] == [0, 1]
+            best = max(r["selection"] for r in record["restarts"])
+            assert record["restarts"][record["chosen_restart"]]["selection"] == best
     # a second run with the same settings skips the finished cells; other settings are refused
     assert run_das.main(argv) == 0
 

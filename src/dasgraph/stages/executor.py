@@ -208,8 +208,13 @@ def run(args, cfg, subject, device, todo: list, cells: list) -> list[dict]:
 
 
 def _log_das_cell(m: dict) -> None:
-    log.info("cell %-3s layer %d k %4d seed %d: IIA %.3f (%d test pairs)", m["causal_model"],
-             m["layer"], m["low_rank_dimension"], m["das_seed"], m["iia"], m["n_examples"])
+    region = "" if "objective" not in m else (
+        f"; {m['objective']} region of {m['region_inputs']} inputs, " + (
+            f"held-out IIA {m['region_heldout_iia']:.3f}, " if m["region_heldout_iia"] is not None
+            else "") + ("reported" if m["region_reported"] else "not reported"))
+    log.info("cell %-3s layer %d k %4d seed %d: IIA %.3f (%d test pairs)%s", m["causal_model"],
+             m["layer"], m["low_rank_dimension"], m["das_seed"], m["iia"], m["n_examples"],
+             region)
 
 
 DAS_PROGRESS = Progress("DAS cells", "src/run_das.py", _log_das_cell)
