@@ -46,6 +46,7 @@ HELDOUT_SHARE = 0.2          # of the unordered pairs, never trained on, scored 
 HOLD = 0.9                   # an input holds when the rotation is right on this share of its pairs
 MARGIN = 0.2                 # a reported region beats its floor and the random subspace by this
 MIN_REGION = 20              # inputs: below this a region is too small to report
+STABLE = 0.01                # trimming stops once a round moves at most this share of the kept set
 PARTNERS = 24                # kept partners per input when scoring (x2 directions)
 GCE_Q = 0.7                  # generalised cross-entropy's q: 1 is MAE-like, 0 cross-entropy
 GATE_COST = 1.0              # gated: what leaving an input unexplained costs (nats per pair)
@@ -282,7 +283,8 @@ def peel(score_of, train: np.ndarray, fraction: float, rounds: int, on_round=Non
                         "mean_score_kept": round(float(scores[kept].mean()), 4),
                         "held": int((scores[train] >= HOLD).sum()),
                         "dropped": int((kept & ~new).sum()), "added": int((new & ~kept).sum())})
-        if (new == kept).all():
+        if (new != kept).sum() <= STABLE * kept.sum():
+            kept = new
             break
         kept = new
         if on_round is not None:
