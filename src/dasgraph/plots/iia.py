@@ -73,8 +73,8 @@ def causal_model_graphs(models: dict[str, tuple[str, dict[str, list[str]]]], tas
         fig.delaxes(ax)
     for ax, (name, (label, parents)) in zip(axes.flat, models.items()):
         _draw_dag(ax, parents, list(task.variables))
-        p = "+".join(parents.get("P", []))
-        ax.set_title(f"{name}:  {label}\nP = {p}", fontsize=11)
+        p = ", ".join(parents.get("P", []))      # what P reads; the label says how
+        ax.set_title(f"{name}:  {label}\nP from {p}", fontsize=11)
     fig.text(0.5, 0.01, f"{', '.join(task.variables)}: inputs    P: the intervened variable    "
              f"O: output ({task.n_classes} classes)", ha="center", fontsize=9)
     fig.suptitle(f"The {len(models)} causal models of task {task.name} (P is set from the "

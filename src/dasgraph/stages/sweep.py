@@ -24,7 +24,7 @@ from dasgraph.networks import random_init as random_network
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import (UsageError, derive_seed, finished, is_done, resolve_device,
                               settings_hash, torch_threads)
-from dasgraph.stages import das_cells, executor, manifest
+from dasgraph.stages import das_cells, executor, manifest, network_record
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +212,7 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
     das_cells.prepare_process(args, None if executor.submits(args) else device)
     with torch_threads(CELL_THREADS):
         subject = subject_from_args(args, device, task)
+        network_record.write(args.results_path, subject, model_dir(args))
         cells = manifest.das_cells(resolve_cells(args, subject), getattr(args, "das_seeds", 1),
                                    cell_settings(args, cfg, subject),
                                    functools.partial(cell_seed, args.seed))
