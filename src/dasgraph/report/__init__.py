@@ -51,7 +51,7 @@ def section_settings(page: Page) -> None:
     config = _read_json(gpt2 / "config.json", readers.TRAIN)
     record = meaning.network(page)
     if metrics is None and record is None:
-        page.add(not_available(f"no trained model in {gpt2}", "train_gpt2.py"))
+        page.missing(f"no trained model in {gpt2}", "train_gpt2.py")
     elif metrics is None:
         page.add(f"The network was not trained by `train_gpt2.py` in this folder: the DAS "
                  f"stages loaded `{record.get('model_path')}` (`--model_path`).")
@@ -69,7 +69,8 @@ def section_settings(page: Page) -> None:
             model["num_labels"] = len(config.get("id2label") or {}) or model.get("num_labels")
         model.update({f"split {k}": v for k, v in (metrics.get("split_sizes") or {}).items()})
         page.add("### Model (stage 1)", key_value_table(model))
-        page.add("### Training (stage 1)", key_value_table(metrics.get("train_config") or {}))
+        page.add("### Training (stage 1)", key_value_table(
+            meaning.training_settings(metrics.get("train_config") or {})))
         if run:
             page.add(f"Made by `{run.get('command')}` (seed {run.get('seed')}, device "
                      f"{run.get('device')}, git {run.get('git_commit')}, {run.get('created')}).")
@@ -82,7 +83,7 @@ def _das_settings(page: Page) -> None:
 
     cells = trained_cells(page.root)
     if not cells:
-        page.add("### DAS (stage 2)", not_available("no trained DAS cells", "src/run_das.py"))
+        page.add("### DAS (stage 2)", not_available("no trained DAS cells", "src/run_das.py", page.root))
         return
     configs, commands = {}, set()
     for cm, layer, k in cells:
@@ -118,9 +119,9 @@ def _intervention(page: Page) -> str:
     """Where the cells intervene, from network.json (else the task's prompt length)."""
     record = meaning.network_record.read(page.root) or {}
     positions = record.get("positions") or tasks.for_results(page.root).seq_len
-    site = record.get("site") or "the residual stream"
-    return (f"pyvene LowRankRotatedSpaceIntervention over the {positions} token positions of "
-            f"{site} entering block L (0 = embeddings)")
+    return (f"pyvene LowRankRotatedSpaceIntervention over {positions} token positions of "
+            f"{meaning.site_text(record.get('site'))} (layer L: entering block L, 0 = "
+            "embeddings)")
 
 
 def _versions(page: Page, run: dict | None) -> None:
@@ -150,7 +151,7 @@ def section_training(page: Page) -> None:
                                      f"{record.get('model_path')} --epochs N`")
         return
     if metrics is None:
-        page.add(not_available(str(paths.gpt2_dir(page.root) / paths.METRICS), "train_gpt2.py"))
+        page.missing(str(paths.gpt2_dir(page.root) / paths.METRICS), "train_gpt2.py")
         return
     keys = ["train_accuracy", "validation_accuracy", "test_accuracy", "all_inputs_accuracy"]
     page.add(markdown_table(pd.DataFrame([{k.replace("_accuracy", ""): metrics.get(k)
@@ -179,7 +180,7 @@ def section_iia(page: Page) -> None:
     page.add("## 3. IIA per causal model, layer and k (run_das.py, evaluate_das.py)")
     iia = _iia(page.root)
     if iia is None or iia.empty:
-        page.add(not_available("results/iia.csv", "evaluate_das.py"))
+        page.missing("iia.csv", "evaluate_das.py")
         return
     own = iia[iia["causal_model"] == iia["test_causal_model"]]
     order = order_models(own["causal_model"].unique())
@@ -210,7 +211,7 @@ def _floors(page: Page, own: pd.DataFrame) -> None:
     page.add("### Chance floors and identifiability")
     floor, disagree = collect.load_floors(page.root), collect.load_disagreement(page.root)
     if floor is None or disagree is None:
-        page.add(not_available("results/floors.csv and disagreement.csv", "evaluate_das.py"))
+        page.missing("floors.csv and disagreement.csv", "evaluate_das.py")
         return
     page.add("Computed from the counterfactual tables over all ordered pairs (`floors.csv`): the "
              "share of pairs whose counterfactual equals the base's own output (an intervention "
@@ -277,9 +278,9 @@ def _cross_matrix(page: Page, iia: pd.DataFrame) -> None:
     arithmetic = list(task.families[task.cross_family])
     cross = iia[iia["causal_model"].isin(arithmetic) & iia["test_causal_model"].isin(arithmetic)]
     if cross.empty or cross["test_causal_model"].nunique() < 2:
-        page.add(not_available(f"{task.cross_family} cells tested across models",
+        page.missing(f"{task.cross_family} cells tested across models",
                                "src/run_das.py and evaluate_das.py with --causal_model_type "
-                               f"{task.cross_family}"))
+                               f"{task.cross_family}")
         return
     k = collect.reference_k(cross["low_rank_dimension"].unique(),
                             collect.model_shape(page.root).get("n_embd"))
@@ -300,7 +301,7 @@ def section_graphs(page: Page) -> None:
     page.add("## 4. IIA graphs (disentangle_causal_models.py)")
     stats = collect.graph_table(page.root)
     if stats.empty:
-        page.add(not_available("IIA graphs in results/graphs/", "disentangle_causal_models.py"))
+        page.missing("IIA graphs in graphs/", "disentangle_causal_models.py")
         return
     applies = published.applies(tasks.for_results(page.root))
     pub = published.graph_stats().rename(columns={"model": "causal_model",
@@ -328,7 +329,7 @@ def section_cliques(page: Page) -> None:
     page.add("## 5. Cliques (analyse_graphs.py)")
     finders = collect.clique_finders(page.root)
     if not finders:
-        page.add(not_available("clique files in results/cliques/", "analyse_graphs.py"))
+        page.missing("clique files in cliques/", "analyse_graphs.py")
         return
     task = tasks.for_results(page.root)
     cells = health.cell_verdicts(page.root, task)
@@ -405,7 +406,7 @@ def section_trees(page: Page) -> None:
     page.add("## 6. Rules: which inputs are in cliques (classification.py)")
     records = collect.tree_records(page.root)
     if not records:
-        page.add(not_available("tree files in results/trees/", "classification.py"))
+        page.missing("tree files in trees/", "classification.py")
         return
     cells = health.cell_verdicts(page.root, tasks.for_results(page.root))
     rows = []
@@ -428,8 +429,8 @@ def section_combination(page: Page) -> None:
     page.add("## 7. Combined causal models (combine_causal_models.py)")
     files = collect.combination_files(page.root)
     if not files:
-        page.add(not_available("results/combination/layer_{L}_k_{k}.csv",
-                               "combine_causal_models.py"))
+        page.missing("combination/layer_{L}_k_{k}.csv",
+                               "combine_causal_models.py")
         return
     task = tasks.for_results(page.root)
     pub = published.strength()
@@ -463,8 +464,8 @@ def section_planted(page: Page) -> None:
              "what the stage wrote, at the planted layer.")
     table = planted.check(page.root)
     if table is None or table.empty:
-        page.add(not_available("IIA graphs at the planted layer",
-                               "disentangle_causal_models.py"))
+        page.missing("IIA graphs at the planted layer",
+                               "disentangle_causal_models.py")
         return
     page.add(markdown_table(table))
     failed = table[table["holds"] == False]   # noqa: E712 - None means "not applicable"
@@ -487,7 +488,7 @@ def section_mlp(page: Page) -> None:
         page.add(f"### {exp.replace('_', ' ')}")
         table_path = paths.mlp_iia_csv(folder)
         if not table_path.exists():
-            page.add(not_available(str(table_path.relative_to(page.root)), script))
+            page.missing(str(table_path.relative_to(page.root)), script)
             continue
         readers.check_marker(paths.done_marker(folder / paths.METRICS), folder, script)
         metrics = _read_json(folder / paths.METRICS, script) or {}
@@ -574,9 +575,8 @@ def build(root: Path) -> Page:
         if section in MAIN_ROOT_ONLY and not main_root:
             if section is MAIN_ROOT_ONLY[0]:
                 page.add("## 8–10. The MLP part, the thesis's graphs, the companions",
-                         f"Not part of the {task.name} task: they are reported with the "
-                         f"{tasks.DEFAULT} task's results (`make reproduce` writes them to "
-                         "`results/REPORT.md`).")
+                         f"Not part of the {task.name} task: they are reported with the default "
+                         "task's results (`make reproduce` writes them to `results/REPORT.md`).")
             continue
         section(page)
     return page

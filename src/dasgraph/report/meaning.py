@@ -21,13 +21,31 @@ def network(page: Page) -> dict | None:
     rows = {"model": record.get("model_path"), "architecture": record.get("architecture"),
             "parameters": f"{int(record.get('n_parameters') or 0):,}",
             "blocks": record.get("n_layer"), "width": record.get("width"),
-            "token positions": record.get("positions"), "site": record.get("site"),
+            "token positions": record.get("positions"), "site": site_text(record.get("site")),
             "readout": record.get("readout"),
             "task accuracy": f"{float(record['accuracy']):.4f} on the task's "
                              f"{record.get('n_inputs')} inputs"}
     page.add("### Network (the model the DAS cells ran on, `network.json`)",
              key_value_table(rows))
     return record
+
+
+def site_text(site) -> str:
+    """network.json's site in words."""
+    site = site if isinstance(site, dict) else {}
+    component = {"residual": "the residual stream"}.get(site.get("component"),
+                                                        site.get("component") or
+                                                        "the residual stream")
+    positions = site.get("positions")
+    return component + (f" at positions {', '.join(map(str, positions))}" if positions
+                        else ", every position")
+
+
+def training_settings(config: dict) -> dict:
+    """Stage 1's recipe; the planting fields only when it planted (both weights above 0)."""
+    planted = any((config.get(k) or 0) > 0 for k in ("iit_weight", "invariance_weight"))
+    return {k: v for k, v in config.items() if planted or not
+            (k.startswith("iit_") or k.startswith("invariance_"))}
 
 
 def accuracy_check(page: Page, flag: str) -> None:

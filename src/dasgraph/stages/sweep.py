@@ -213,6 +213,8 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
     with torch_threads(CELL_THREADS):
         subject = subject_from_args(args, device, task)
         network_record.write(args.results_path, subject, model_dir(args))
+        if getattr(args, "task", None):   # a model of one's own: the later stages find the task
+            tasks.write_record(args.results_path, task)
         cells = manifest.das_cells(resolve_cells(args, subject), getattr(args, "das_seeds", 1),
                                    cell_settings(args, cfg, subject),
                                    functools.partial(cell_seed, args.seed))
