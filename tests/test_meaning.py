@@ -130,7 +130,7 @@ def own_task(tmp_path_factory):
         assert run_das.main([*common, "--layers", "1", "--low_rank_dimensions", "1,8",
                              "--n_training", "512", "--executor", "debug"]) == 0
         assert evaluate_das.main([*common, "--n_testing", "400", "--random_draws", "0"]) == 0
-        evaluated = handler.messages[len(trained):]
+        evaluated = handler.messages[len(trained):]     # run_das's and evaluate_das's
     finally:
         logging.getLogger("dasgraph").removeHandler(handler)
     assert make_report.main(common) == 0
@@ -147,7 +147,8 @@ class _Collect(logging.Handler):
 
 
 def test_equivalent_models_in_the_report(own_task):
-    root, _, _, text = own_task
+    root, _, logged, text = own_task
+    assert any(m.startswith("causal models B, NEG are equivalent") for m in logged), logged
     assert "equivalent_to" in paths.disagreement_csv(root).read_text()
     assert "**Equivalent models**" in text and "B ≡ NEG" in text
     assert "B, NEG (identical counterfactuals)" in text

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from dasgraph import cli, paths, readers, tasks
+from dasgraph.causal import floors
 from dasgraph.interventions import das
 from dasgraph.networks import gpt2
 from dasgraph.networks.base import Site, site_from_args
@@ -206,7 +207,12 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
     # jobs resolve --device where they run; a SLURM login node lists the cells on its CPU
     device = "cpu" if executor.submits(args) else resolve_device(args.device)
     task = task_of(args)
-    task.select(args.causal_model_type, args.causal_models)   # fail before loading
+    names = task.select(args.causal_model_type, args.causal_models)   # fail before loading
+    for group in floors.task_equivalence_classes(task):
+        if len(set(group) & set(names)) > 1:
+            log.warning("causal models %s are equivalent (identical counterfactuals): their "
+                        "cells can differ only by DAS's noise; one of them is enough",
+                        ", ".join(m for m in group if m in names))
     executor.check(args)
     # every cell process's float mode; a job checks --tf32 against its own device
     das_cells.prepare_process(args, None if executor.submits(args) else device)
