@@ -167,9 +167,10 @@ def test_an_under_trained_network_is_a_warning_in_log_and_report(own_task):
 
 def test_a_trivial_model_short_of_the_accuracy_is_flagged_in_log_and_report(own_task):
     _, _, evaluated, text = own_task
-    flagged = [m for m in evaluated if m.startswith("trivial model D at layer 1, k = 1")]
+    # its best k (8; k = 1 is lower still) falls short of the accuracy (about 0.6)
+    flagged = [m for m in evaluated if m.startswith("trivial model D at layer 1, k = 8 (its best")]
     assert flagged and "k too small or DAS under-trained" in flagged[0], evaluated
-    assert "trivial model D at layer 1, k = 1: IIA" in text
+    assert "trivial model D at layer 1, k = 8 (its best k): IIA" in text
     assert re.search(r"\| D \| 1 \| \d+ \| [0-9.]+ \|.*\| under-trained \|", text)
 
 

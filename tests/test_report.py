@@ -96,12 +96,13 @@ def test_floors_identifiability_and_verdicts(full_report):
     assert verdict[("XY", "1")] == "above floor and control"
     # the trivial model (0.80 at layer 1) against the network's 0.88: flagged, with the cells
     assert verdict[("XYZ", "1")] == "under-trained"
-    assert "trivial model XYZ at layer 1, k = 4: IIA 0.800 against the network's accuracy " \
-        "0.880: k too small or DAS under-trained" in part
+    assert "trivial model XYZ at layer 1, k = 16 (its best k): IIA 0.810 against the " \
+        "network's accuracy 0.880: k too small or DAS under-trained" in part
+    assert "at layer 1, k = 4" not in part           # a layer is flagged at its best k only
 
 
 def test_graph_cliques_trees_combination_mlp_tables(full_report):
-    _, text = full_report
+    root, text = full_report
     graph = _section(text, "## 4. IIA graphs")
     assert "published: pairs IIA 1" in graph
     xy = [l for l in graph.splitlines() if l.startswith("| XY | 2 | 4 |")][0]
@@ -119,7 +120,7 @@ def test_graph_cliques_trees_combination_mlp_tables(full_report):
     assert "MLP test accuracy 0.9990" in mlp
     assert "| method | WX | YZ | all | both |" in mlp and "| das | 0.9700 | 0.9600 | 0.9700 | 0.9700 |" in mlp
     assert "mlp/hierarchical_equality/das_vs_neurons.png" in mlp
-    assert "Run `mlp/pattern_matching_das.py` first" in mlp
+    assert f"Run `mlp/pattern_matching_das.py --results_path {root}` first" in mlp   # its folder
     # the ablation: one trained-on x tested-on matrix per network, and each network's accuracy
     assert "| network | trained on \\ tested on | ABAB | AABB | ABBA |" in mlp
     assert "| plain | ABAB | 0.8100 | 0.5600 | 0.5600 |" in mlp
@@ -147,7 +148,7 @@ def test_empty_folder_names_every_missing_stage(tmp_path):
     for stage in ("train_gpt2.py", "src/run_das.py", "evaluate_das.py",
                   "disentangle_causal_models.py", "analyse_graphs.py", "classification.py",
                   "combine_causal_models.py", "reproduce_das_experiment.py"):
-        assert f"Run `{stage}` first" in text, stage
+        assert f"Run `{stage} --results_path {tmp_path}` first" in text, stage   # this folder
     assert not LINK.findall(text)
     assert (tmp_path / "REPORT.md.run.json").exists()
 

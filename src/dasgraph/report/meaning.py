@@ -59,9 +59,10 @@ def trivial_check(page: Page, task) -> None:
     """Stage 3's health check: the trivial model against the network's accuracy."""
     lines = health.trivial_warnings(page.root, task)
     if lines:
-        page.add(WARNING + f"the trivial model falls short of the network's accuracy by more "
-                 f"than {verdicts.TRIVIAL_MARGIN} in {len(lines)} cell(s); IIA elsewhere in "
-                 "those cells is a lower bound:\n" + "\n".join(f"> - {l}" for l in lines))
+        page.add(WARNING + f"at {len(lines)} layer(s) the trivial model falls short of the "
+                 f"network's accuracy by more than {verdicts.TRIVIAL_MARGIN} even at its best k; "
+                 "the other models' IIAs there are lower bounds:\n"
+                 + "\n".join(f"> - {l}" for l in lines))
 
 
 def verdict_table(page: Page, table: pd.DataFrame) -> None:
