@@ -101,7 +101,9 @@ def test_controls_at_the_planted_cell(default_model, tmp_path):
 def default_layer_2_claims(text: str) -> tuple[dict, dict]:
     """From a default report: the verdict of each model at layer 2 (its verdict table), and
     what section 6 prints for each tree at layer 2 (model -> (verdict, 'in a clique if'))."""
-    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines()
+    table = text[text.index("### Verdict per causal model and layer"):]
+    table = table[:table.index("\n### ", 1)]
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()
             if line.startswith("| ")]
     verdicts = {r[0]: r[-1] for r in rows if len(r) == 9 and r[1] == "2"}
     rules = text[text.index("## 6. Rules"):text.index("## 7.")]

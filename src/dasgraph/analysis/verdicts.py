@@ -106,14 +106,16 @@ def with_verdicts(own: pd.DataFrame, floor_table: pd.DataFrame | None, trivial: 
     return out
 
 
-def floor_of(floor_table: pd.DataFrame, trivial: str) -> dict[str, float]:
-    """Each model's chance floor: the larger of floors.csv's two, except for the trivial model,
+def model_floor(unchanged: float, copy_source: float, trivial: bool) -> float:
+    """A model's chance floor: the larger of floors.csv's two, except for the trivial model,
     whose counterfactual *is* the source's output (copying the source is its right answer)."""
-    table = floor_table.set_index("causal_model")
-    out = table[["unchanged", "copy_source"]].max(axis=1).to_dict()
-    if trivial in table.index:
-        out[trivial] = float(table.loc[trivial, "unchanged"])
-    return out
+    return float(unchanged) if trivial else max(float(unchanged), float(copy_source))
+
+
+def floor_of(floor_table: pd.DataFrame, trivial: str) -> dict[str, float]:
+    """Each model's chance floor (:func:`model_floor`), by name."""
+    return {r.causal_model: model_floor(r.unchanged, r.copy_source, r.causal_model == trivial)
+            for r in floor_table.itertuples()}
 
 
 def best_per_layer(verdicts: pd.DataFrame) -> pd.DataFrame:

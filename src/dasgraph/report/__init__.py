@@ -68,6 +68,8 @@ def section_settings(page: Page) -> None:
                           if config.get(k) is not None})
             model["num_labels"] = len(config.get("id2label") or {}) or model.get("num_labels")
         model.update({f"split {k}": v for k, v in (metrics.get("split_sizes") or {}).items()})
+        model.update({"readout": metrics.get("readout") or "classifier",
+                      "task accuracy (all inputs)": metrics.get("all_inputs_accuracy")})
         page.add("### Model (stage 1)", key_value_table(model))
         page.add("### Training (stage 1)", key_value_table(
             meaning.training_settings(metrics.get("train_config") or {})))
@@ -244,7 +246,8 @@ def _one_view(page: Page, iia: pd.DataFrame) -> None:
     task, accuracy = tasks.for_results(page.root), health.accuracy(page.root)
     rows = []
     for r in cell.to_dict("records"):
-        floor = max(r["floor_unchanged"], r["floor_copy_source"])
+        floor = verdicts.model_floor(r["floor_unchanged"], r["floor_copy_source"],
+                                     r["causal_model"] == task.trivial)
         rows.append({
             "causal model": r["causal_model"], "trained IIA": r["iia"],
             "95 % interval": "–" if pd.isna(r.get("iia_ci_low")) else
