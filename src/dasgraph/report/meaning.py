@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dasgraph import collect, tasks
+from dasgraph import collect
 from dasgraph.analysis import verdicts
+from dasgraph.causal import floors
 from dasgraph.report.markdown import Page, key_value_table, markdown_table
 from dasgraph.stages import health, network_record
 
@@ -92,10 +93,10 @@ def verdict_table(page: Page, table: pd.DataFrame) -> None:
 
 def identifiability(page: Page, table: pd.DataFrame, disagreement: pd.DataFrame, task) -> None:
     """Which candidate models IIA tells apart, per layer (equivalent models first)."""
-    classes = collect.floors.equivalence_classes(disagreement)
+    classes = floors.equivalence_classes(disagreement)
     if classes:
         page.add("**Equivalent models** (counterfactuals differ on at most "
-                 f"{collect.floors.EQUIVALENT:.0%} of pairs, `equivalent_to` in "
+                 f"{floors.EQUIVALENT:.0%} of pairs, `equivalent_to` in "
                  "`disagreement.csv`): " + "; ".join(" ≡ ".join(c) for c in classes) +
                  ". No interchange experiment can tell them apart: their IIAs differ only by "
                  "DAS's noise, at every layer.")
@@ -160,7 +161,3 @@ def tree_caption() -> str:
             f"baseline by {verdicts.TREE_MARGIN}, it rests on at least {verdicts.MIN_INPUTS} "
             "inputs in cliques, and its cell's IIA is above floor and control; otherwise the "
             "verdict says why and no rule is printed.")
-
-
-def task_of(page: Page):
-    return tasks.for_results(page.root)
