@@ -112,12 +112,6 @@ def load_disagreement(root: Path) -> pd.DataFrame | None:
     return table.drop(columns=[floors.EQUIVALENT_COLUMN], errors="ignore")
 
 
-def load_equivalents(root: Path) -> list[list[str]]:
-    """Classes of equivalent causal models, from disagreement.csv ([] if absent)."""
-    matrix = load_disagreement(root) if paths.disagreement_csv(root).exists() else None
-    return [] if matrix is None else floors.equivalence_classes(matrix)
-
-
 def position_table(root: Path) -> pd.DataFrame:
     """causal_model, layer, low_rank_dimension, position, share: the share of each trained
     (seed-1) cell's subspace on each token position, from its metrics.json (run_das.py)."""
