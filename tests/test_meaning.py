@@ -197,7 +197,16 @@ def test_an_own_model_report_shows_its_network_and_no_arithmetic(tmp_path):
     text = paths.report_md(root).read_text()
     network = text[text.index("### Network"):text.index("### DAS")]
     assert "| architecture | LlamaForSequenceClassification |" in network
-    assert f"| model | {model} |" in network and "| readout | classifier head, 10 classes |" in network
-    accuracy = float(re.search(r"\| task accuracy \| ([0-9.]+) on the task's 100 inputs", network)[1])
-    assert 0 <= accuracy <= 1 and "no trained model" not in text
+    assert f"| model | {model} |" in network
+    assert "| readout | classifier head, 10 classes |" in network
+    shown = re.search(r"\| task accuracy \| ([0-9.]+) on the task's 100 inputs", network)[1]
+    # the known answer: transformers' own forward of the saved model on the task's prompts
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    llama = AutoModelForSequenceClassification.from_pretrained(model).eval()
+    with torch.no_grad():
+        predicted = llama(task.encode(task.build_tokenizer())).logits.argmax(-1).numpy()
+    assert float(shown) == pytest.approx((predicted == task.labels).mean(), abs=1e-4)
+    assert "no trained model" not in text
     assert not ARITHMETIC_WORDS.findall(text), ARITHMETIC_WORDS.findall(text)

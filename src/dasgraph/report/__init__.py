@@ -85,7 +85,8 @@ def _das_settings(page: Page) -> None:
 
     cells = trained_cells(page.root)
     if not cells:
-        page.add("### DAS (stage 2)", not_available("no trained DAS cells", "src/run_das.py", page.root))
+        page.add("### DAS (stage 2)", not_available("no trained DAS cells", "src/run_das.py",
+                                                     page.root))
         return
     configs, commands = {}, set()
     for cm, layer, k in cells:
@@ -218,7 +219,8 @@ def _floors(page: Page, own: pd.DataFrame) -> None:
     page.add("Computed from the counterfactual tables over all ordered pairs (`floors.csv`): the "
              "share of pairs whose counterfactual equals the base's own output (an intervention "
              "that changes nothing scores this) and the source's output (one that replaces "
-             "everything, the full-replacement k, scores this). An IIA near these carries no variable.",
+             "everything, the full-replacement k, scores this). An IIA near these carries no "
+             "variable.",
              markdown_table(floor.set_index("causal_model").rename_axis("causal model"),
                             index=True),
              "Share of pairs on which two models' counterfactuals differ (`disagreement.csv`):",
