@@ -96,3 +96,45 @@ def test_controls_at_the_planted_cell(default_model, tmp_path):
     assert iia["trained"] >= 0.95, iia
     assert iia["random subspace"] <= 0.25, iia
     assert iia["random network"] <= 0.25 and iia["random network"] <= floor + 0.1, (iia, floor)
+
+
+def default_layer_2_claims(text: str) -> tuple[dict, dict]:
+    """From a default report: the verdict of each model at layer 2 (its verdict table), and
+    what section 6 prints for each tree at layer 2 (model -> (verdict, 'in a clique if'))."""
+    table = text[text.index("### Verdict per causal model and layer"):]
+    table = table[:table.index("\n### ", 1)]
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()
+            if line.startswith("| ")]
+    verdicts = {r[0]: r[-1] for r in rows if len(r) == 9 and r[1] == "2"}
+    rules = text[text.index("## 6. Rules"):text.index("## 7.")]
+    trees = {r[0]: (r[-2], r[-1]) for r in
+             ([c.strip() for c in line.split("|")[1:-1]] for line in rules.splitlines()
+              if line.startswith("| ")) if len(r) == 11 and r[1] == "2"}
+    return verdicts, trees
+
+
+def test_the_default_report_reads_chance_as_chance(default_model):
+    """The real stages at the planted layer: the models that need X or Y alone (X, Y, XZ, YZ)
+    are at chance there, so their rows say so and no clique rule of theirs is printed as a
+    finding, while XY and Z, the planted computation, hold."""
+    import analyse_graphs
+    import classification
+    import disentangle_causal_models
+    import evaluate_das
+    import make_report
+    import run_das
+
+    common = ["--results_path", str(default_model)]
+    cell = ["--layers", "2", "--low_rank_dimensions", "21"]
+    assert run_das.main([*common, *cell, "--executor", "debug"]) == 0
+    assert evaluate_das.main([*common, *cell, "--n_testing", "2000", "--random_draws", "2"]) == 0
+    assert disentangle_causal_models.main([*common, *cell, "--causal_models", "XY,XZ"]) == 0
+    assert analyse_graphs.main(common) == 0
+    assert classification.main(common) == 0
+    assert make_report.main(common) == 0
+    verdicts, trees = default_layer_2_claims(paths.report_md(default_model).read_text())
+    for cm in ("X", "Y", "XZ", "YZ"):
+        assert verdicts[cm] in ("at chance", "not above its control"), verdicts
+    assert verdicts["XY"] == verdicts["Z"] == "above floor and control", verdicts
+    if "XZ" in trees:        # a tree fitted on XZ's chance cliques is no rule
+        assert trees["XZ"][0] != "rule" and trees["XZ"][1].startswith("–"), trees

@@ -67,6 +67,19 @@ BAD_TASKS = {
     "p_undefined": ("{base}\nTASK = dataclasses.replace(TASK, models={{**TASK.models, 'GE': "
                     "dataclasses.replace(TASK.models['GE'], p=lambda c: np.where(c['X'] > 3, "
                     "np.nan, c['X']))}})\n", "P is not defined on every input"),
+    # "=" left out of vocab: without the check "max 3 1 =" ends in the tokenizer's unknown token
+    "vocab_missing": ("{base}\nTASK = dataclasses.replace(TASK, vocab=TASK.vocab[:1] + "
+                      "TASK.vocab[2:])\n",
+                      "prompt 'max 0 0 =' (X=0, Y=0) holds '=', which is not in vocab"),
+    # X's token is the second one ("max 3 1 ="), not the first
+    "wrong_position": ("{base}\nTASK = dataclasses.replace(TASK, positions={{'X': 0, 'Y': 2}})\n",
+                       "positions['X'] = 0 holds 'max' in 'max 0 0 =', not the value of X; "
+                       "X's token sits at 1"),
+    "position_outside": ("{base}\nTASK = dataclasses.replace(TASK, positions={{'X': 4}})\n",
+                         "positions['X'] = 4 is outside the prompts' 4 tokens"),
+    "lengths_differ": ("{base}\nTASK = dataclasses.replace(TASK, prompt=lambda v: f\"max {{v['X']}} "
+                       "{{v['Y']}} =\" + (\" =\" if v['X'] == 4 else ''))\n",
+                       "prompts have [4, 5] tokens"),
 }
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from dasgraph.analysis import graphs
+from dasgraph.causal import floors
 from dasgraph import paths, readers, runtime
 from dasgraph.report import published
 from dasgraph.plots.iia import order_models
@@ -107,7 +108,8 @@ def load_disagreement(root: Path) -> pd.DataFrame | None:
         missing(path, "evaluate_das.py")
         return None
     table = readers.read_csv_table(path, readers.EVALUATE, [])
-    return table.set_index(table.columns[0])
+    table = table.set_index(table.columns[0])
+    return table.drop(columns=[floors.EQUIVALENT_COLUMN], errors="ignore")
 
 
 def position_table(root: Path) -> pd.DataFrame:

@@ -32,6 +32,11 @@ def task_json(root: Path) -> Path:
     return Path(root) / "task.json"
 
 
+def network_json(root: Path) -> Path:
+    """What network the DAS cells of a results root were trained and evaluated on."""
+    return Path(root) / "network.json"
+
+
 # --- stage 1: the GPT-2 of the task --------------------------------------------------------
 def gpt2_dir(root: Path) -> Path:
     return Path(root) / "gpt2"

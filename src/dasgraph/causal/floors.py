@@ -25,6 +25,11 @@ import pandas as pd
 FLOOR_COLUMNS = ["causal_model", "unchanged", "copy_source"]
 # a model "aligns" at a layer when its best IIA over k reaches this (the README's threshold)
 ALIGNED = 0.9
+# two models whose counterfactuals differ on at most this share of ordered pairs are one class
+# of equivalent models: no interchange experiment can tell them apart (e.g. P = B and
+# P = -B mod 10, a bijection of it, give the same counterfactual on every pair)
+EQUIVALENT = 0.01
+EQUIVALENT_COLUMN = "equivalent_to"
 
 
 def floors(name: str, table: np.ndarray, outputs: np.ndarray | None = None) -> dict:
@@ -53,6 +58,44 @@ def disagreement_matrix(tables: dict) -> pd.DataFrame:
     out = pd.DataFrame(0.0, index=names, columns=names)
     for a, b in itertools.combinations(names, 2):
         out.loc[a, b] = out.loc[b, a] = float((tables[a] != tables[b]).mean())
+    return out
+
+
+def equivalence_classes(disagreement: pd.DataFrame, tolerance: float = EQUIVALENT
+                        ) -> list[list[str]]:
+    """Classes of models whose counterfactuals differ on at most ``tolerance`` of the pairs
+    (linked through any chain of such pairs), in the matrix's order; only classes of two or
+    more models are returned."""
+    names = [n for n in disagreement.index if n in disagreement.columns]
+    root = {n: n for n in names}
+
+    def find(n):
+        while root[n] != n:
+            n = root[n]
+        return n
+
+    for a, b in itertools.combinations(names, 2):
+        if float(disagreement.loc[a, b]) <= tolerance:
+            root[find(b)] = find(a)
+    classes: dict[str, list[str]] = {}
+    for n in names:
+        classes.setdefault(find(n), []).append(n)
+    return [c for c in classes.values() if len(c) > 1]
+
+
+def task_equivalence_classes(task, tolerance: float = EQUIVALENT) -> list[list[str]]:
+    """The task's classes of equivalent causal models, from its counterfactual tables."""
+    return equivalence_classes(disagreement_matrix({n: task.table(n) for n in task.models}),
+                               tolerance)
+
+
+def with_equivalents(disagreement: pd.DataFrame, tolerance: float = EQUIVALENT) -> pd.DataFrame:
+    """The matrix with a last column naming each model's equivalent models (' '-separated,
+    empty when none): what disagreement.csv holds."""
+    out = disagreement.copy()
+    partners = {n: " ".join(m for m in c if m != n)
+                for c in equivalence_classes(disagreement, tolerance) for n in c}
+    out[EQUIVALENT_COLUMN] = [partners.get(n, "") for n in out.index]
     return out
 
 
@@ -105,7 +148,8 @@ def write(root, task, args=None, tables: dict | None = None,
     tables = tables or {n: task.table(n) for n in task.models}
     written = []
     for path, table, index in ((paths.floors_csv(root), floor_table(tables, outputs), False),
-                               (paths.disagreement_csv(root), disagreement_matrix(tables=tables),
+                               (paths.disagreement_csv(root),
+                                with_equivalents(disagreement_matrix(tables=tables)),
                                 True)):
         text = table.to_csv(index=index, index_label="causal_model" if index else None,
                             float_format="%.6f")

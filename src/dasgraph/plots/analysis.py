@@ -22,7 +22,9 @@ def tree_accuracy(table: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * n + 2.5), 4.4))
     xs = np.arange(n)
     ok = table["status"].eq("ok").to_numpy()
-    ax.bar(xs[ok], table["cv_mean"][ok], 0.6, yerr=table["cv_std"][ok], capsize=3,
+    mean, std = table["cv_mean"][ok].to_numpy(float), table["cv_std"][ok].fillna(0).to_numpy(float)
+    clipped = [np.minimum(std, mean), np.minimum(std, 1 - mean)]   # an accuracy stays in 0..1
+    ax.bar(xs[ok], mean, 0.6, yerr=clipped, capsize=3,
            color="tab:blue", label="tree: held-out accuracy (nested CV, mean ± std)")
     base = table["baseline"].to_numpy(dtype=float)
     ax.scatter(xs, base, marker="_", s=500, color="black", zorder=3,
@@ -39,7 +41,7 @@ def tree_accuracy(table: pd.DataFrame):
     ax.set_ylim(0, 1.18)
     ax.set_xlabel("clique file (causal model, layer, k)")
     ax.set_ylabel("accuracy on held-out inputs")
-    ax.set_title("Decision trees: do simple rules over X, Y, Z say which inputs are in cliques?",
+    ax.set_title("Decision trees: do simple rules over the inputs say which are in cliques?",
                  fontsize=11)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", ncol=2)

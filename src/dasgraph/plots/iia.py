@@ -71,10 +71,14 @@ def causal_model_graphs(models: dict[str, tuple[str, dict[str, list[str]]]], tas
     fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.3 * rows), squeeze=False)
     for ax in axes.flat[n:]:
         fig.delaxes(ax)
+    from dasgraph.causal import floors
+
+    same = {n: [m for m in c if m != n] for c in floors.task_equivalence_classes(task) for n in c}
     for ax, (name, (label, parents)) in zip(axes.flat, models.items()):
         _draw_dag(ax, parents, list(task.variables))
-        p = "+".join(parents.get("P", []))
-        ax.set_title(f"{name}:  {label}\nP = {p}", fontsize=11)
+        p = ", ".join(parents.get("P", []))      # what P reads; the label says how
+        twin = f"  (≡ {', '.join(same[name])})" if same.get(name) else ""
+        ax.set_title(f"{name}:  {label}{twin}\nP from {p}", fontsize=11)
     fig.text(0.5, 0.01, f"{', '.join(task.variables)}: inputs    P: the intervened variable    "
              f"O: output ({task.n_classes} classes)", ha="center", fontsize=9)
     fig.suptitle(f"The {len(models)} causal models of task {task.name} (P is set from the "

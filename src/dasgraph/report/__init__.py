@@ -19,9 +19,11 @@ import pandas as pd
 
 from dasgraph import cli, collect, paths, readers, runtime, tasks
 from dasgraph.analysis import graphs, planted
-from dasgraph.causal import floors
+from dasgraph.analysis import verdicts
+from dasgraph.stages import health
 from dasgraph.report import (boolean as report_boolean, companions as report_companions,
-                             mlp_seeds as report_mlp_seeds, published, thesis as report_thesis)
+                             meaning, mlp_seeds as report_mlp_seeds, published,
+                             thesis as report_thesis)
 from dasgraph.report.markdown import Page, key_value_table, markdown_table, not_available
 from dasgraph.plots.iia import order_models
 
@@ -47,8 +49,12 @@ def section_settings(page: Page) -> None:
     metrics = _training_metrics(gpt2 / paths.METRICS)
     run = _read_json(gpt2 / paths.RUN, readers.TRAIN)
     config = _read_json(gpt2 / "config.json", readers.TRAIN)
-    if metrics is None:
-        page.add(not_available(f"no trained model in {gpt2}", "train_gpt2.py"))
+    record = meaning.network(page)
+    if metrics is None and record is None:
+        page.missing(f"no trained model in {gpt2}", "train_gpt2.py")
+    elif metrics is None:
+        page.add(f"The network was not trained by `train_gpt2.py` in this folder: the DAS "
+                 f"stages loaded `{record.get('model_path')}` (`--model_path`).")
     else:
         arch = metrics.get("architecture")
         names = (config or {}).get("architectures")
@@ -62,8 +68,11 @@ def section_settings(page: Page) -> None:
                           if config.get(k) is not None})
             model["num_labels"] = len(config.get("id2label") or {}) or model.get("num_labels")
         model.update({f"split {k}": v for k, v in (metrics.get("split_sizes") or {}).items()})
-        page.add("### Model", key_value_table(model))
-        page.add("### Training (stage 1)", key_value_table(metrics.get("train_config") or {}))
+        model.update({"readout": metrics.get("readout") or "classifier",
+                      "task accuracy (all inputs)": metrics.get("all_inputs_accuracy")})
+        page.add("### Model (stage 1)", key_value_table(model))
+        page.add("### Training (stage 1)", key_value_table(
+            meaning.training_settings(metrics.get("train_config") or {})))
         if run:
             page.add(f"Made by `{run.get('command')}` (seed {run.get('seed')}, device "
                      f"{run.get('device')}, git {run.get('git_commit')}, {run.get('created')}).")
@@ -76,7 +85,8 @@ def _das_settings(page: Page) -> None:
 
     cells = trained_cells(page.root)
     if not cells:
-        page.add("### DAS (stage 2)", not_available("no trained DAS cells", "src/run_das.py"))
+        page.add("### DAS (stage 2)", not_available("no trained DAS cells", "src/run_das.py",
+                                                     page.root))
         return
     configs, commands = {}, set()
     for cm, layer, k in cells:
@@ -95,8 +105,7 @@ def _das_settings(page: Page) -> None:
                "causal models": ", ".join(order_models({c[0] for c in cells})),
                "layers": ", ".join(map(str, sorted({c[1] for c in cells}))),
                "low-rank dimensions k": ", ".join(map(str, sorted({c[2] for c in cells}))),
-               "intervention": "pyvene LowRankRotatedSpaceIntervention over all 6 positions "
-                               "of the residual stream entering block L (0 = embeddings)",
+               "intervention": _intervention(page),
                **first}
     page.add("### DAS (stage 2)", key_value_table(summary))
     if len(configs) > 1:
@@ -107,6 +116,15 @@ def _das_settings(page: Page) -> None:
     if iia is not None:
         page.add(f"Evaluation (stage 3): IIA on {', '.join(map(str, sorted(iia['n_examples'].unique())))} "
                  "fresh counterfactual pairs per cell (`iia.csv`).")
+
+
+def _intervention(page: Page) -> str:
+    """Where the cells intervene, from network.json (else the task's prompt length)."""
+    record = meaning.network_record.read(page.root) or {}
+    positions = record.get("positions") or tasks.for_results(page.root).seq_len
+    return (f"pyvene LowRankRotatedSpaceIntervention over {positions} token positions of "
+            f"{meaning.site_text(record.get('site'))} (layer L: entering block L, 0 = "
+            "embeddings)")
 
 
 def _versions(page: Page, run: dict | None) -> None:
@@ -127,12 +145,23 @@ def _iia(root: Path) -> pd.DataFrame | None:
 def section_training(page: Page) -> None:
     page.add(f"## 1. The {tasks.for_results(page.root).name} network (train_gpt2.py)")
     metrics = _training_metrics(paths.gpt2_dir(page.root) / paths.METRICS)
+    record = meaning.network_record.read(page.root)
+    if metrics is None and record is not None:
+        page.add(f"Not trained here: the DAS stages ran on `{record.get('model_path')}`, which "
+                 f"is right on {record['accuracy']:.4f} of the task's {record.get('n_inputs')} "
+                 "inputs (`network.json`).")
+        meaning.accuracy_check(page, "fine-tune it: `train_gpt2.py --model_path "
+                                     f"{record.get('model_path')} --epochs N`")
+        return
     if metrics is None:
-        page.add(not_available("results/gpt2/metrics.json", "train_gpt2.py"))
+        page.missing(str(paths.gpt2_dir(page.root) / paths.METRICS), "train_gpt2.py")
         return
     keys = ["train_accuracy", "validation_accuracy", "test_accuracy", "all_inputs_accuracy"]
     page.add(markdown_table(pd.DataFrame([{k.replace("_accuracy", ""): metrics.get(k)
                                            for k in keys}]), digits=4))
+    epochs = (metrics.get("train_config") or {}).get("epochs")
+    meaning.accuracy_check(page, f"`train_gpt2.py --overwrite --epochs` above the {epochs} "
+                                 "used")
     page.image(paths.TRAINING_PNG, "training curves", "training")
 
 
@@ -154,7 +183,7 @@ def section_iia(page: Page) -> None:
     page.add("## 3. IIA per causal model, layer and k (run_das.py, evaluate_das.py)")
     iia = _iia(page.root)
     if iia is None or iia.empty:
-        page.add(not_available("results/iia.csv", "evaluate_das.py"))
+        page.missing("iia.csv", "evaluate_das.py")
         return
     own = iia[iia["causal_model"] == iia["test_causal_model"]]
     order = order_models(own["causal_model"].unique())
@@ -185,30 +214,28 @@ def _floors(page: Page, own: pd.DataFrame) -> None:
     page.add("### Chance floors and identifiability")
     floor, disagree = collect.load_floors(page.root), collect.load_disagreement(page.root)
     if floor is None or disagree is None:
-        page.add(not_available("results/floors.csv and disagreement.csv", "evaluate_das.py"))
+        page.missing("floors.csv and disagreement.csv", "evaluate_das.py")
         return
     page.add("Computed from the counterfactual tables over all ordered pairs (`floors.csv`): the "
              "share of pairs whose counterfactual equals the base's own output (an intervention "
              "that changes nothing scores this) and the source's output (one that replaces "
-             "everything, k = 6 × width, scores this). An IIA near these carries no variable.",
+             "everything, the full-replacement k, scores this). An IIA near these carries no "
+             "variable.",
              markdown_table(floor.set_index("causal_model").rename_axis("causal model"),
                             index=True),
              "Share of pairs on which two models' counterfactuals differ (`disagreement.csv`):",
              markdown_table(disagree.rename_axis("causal model"), index=True))
-    width = collect.model_shape(page.root).get("n_embd")
-    trained = own[own["low_rank_dimension"] < 6 * width] if width else own
-    flagged = floors.indistinguishable_layers(trained, disagree, tasks.for_results(page.root))
-    if flagged.empty:
-        page.add(f"At no layer do two rival models both reach IIA ≥ {floors.ALIGNED} (best over "
-                 "k below full replacement): IIA tells the candidate models apart everywhere.")
+    task = tasks.for_results(page.root)
+    table = health.cell_verdicts(page.root, task, own)
+    if table is None:
         return
-    page.add(f"**Layers where IIA does not tell the candidate models apart**: two or more rival "
-             f"models (not complements such as XY and Z, which are one computation) each reach "
-             f"IIA ≥ {floors.ALIGNED} although their counterfactuals differ on the share shown. "
-             "At layer 0 (the embeddings) this is expected: the intervention spans every input "
-             "token, so any variable of the inputs can be moved (the published GPT-2 curves "
-             "show the same at their early layers).",
-             markdown_table(flagged.rename(columns={"max_disagreement": "largest disagreement"})))
+    meaning.identifiability(page, table, disagree, task)
+    if 0 in set(table["layer"]):
+        page.add("At layer 0 (the embeddings) models that hold together are expected: the "
+                 "intervention spans every input token, so any variable of the inputs can be "
+                 "moved (the published GPT-2 curves show the same at their early layers).")
+    meaning.verdict_table(page, table)
+    meaning.trivial_check(page, task)
 
 
 def _pm(mean, sd) -> str:
@@ -218,8 +245,11 @@ def _pm(mean, sd) -> str:
 def _one_view(page: Page, iia: pd.DataFrame) -> None:
     """One cell with every control beside it (collect.one_view chooses it)."""
     layer, k, cell = collect.one_view(page.root, iia)
+    task, accuracy = tasks.for_results(page.root), health.accuracy(page.root)
     rows = []
     for r in cell.to_dict("records"):
+        floor = verdicts.model_floor(r["floor_unchanged"], r["floor_copy_source"],
+                                     r["causal_model"] == task.trivial)
         rows.append({
             "causal model": r["causal_model"], "trained IIA": r["iia"],
             "95 % interval": "–" if pd.isna(r.get("iia_ci_low")) else
@@ -230,7 +260,9 @@ def _one_view(page: Page, iia: pd.DataFrame) -> None:
             "random network (its floor)": "–" if pd.isna(r["random_network_iia"]) else
             f"{r['random_network_iia']:.3f}" + ("" if pd.isna(r["random_network_floor"]) else
                                                 f" ({r['random_network_floor']:.3f})"),
-            "floor: unchanged": r["floor_unchanged"], "floor: copy source": r["floor_copy_source"]})
+            "floor: unchanged": r["floor_unchanged"], "floor: copy source": r["floor_copy_source"],
+            "pairs": r["n_examples"],
+            "verdict": verdicts.iia_verdict(r, floor, r["causal_model"] == task.trivial, accuracy)})
     page.add(f"### One view: layer {layer}, k = {k}",
              "The trained IIA beside its controls: a random subspace of the same rank at the same "
              "site (mean ± sd over draws), the same sweep on a randomly initialised network of "
@@ -251,9 +283,9 @@ def _cross_matrix(page: Page, iia: pd.DataFrame) -> None:
     arithmetic = list(task.families[task.cross_family])
     cross = iia[iia["causal_model"].isin(arithmetic) & iia["test_causal_model"].isin(arithmetic)]
     if cross.empty or cross["test_causal_model"].nunique() < 2:
-        page.add(not_available(f"{task.cross_family} cells tested across models",
+        page.missing(f"{task.cross_family} cells tested across models",
                                "src/run_das.py and evaluate_das.py with --causal_model_type "
-                               f"{task.cross_family}"))
+                               f"{task.cross_family}")
         return
     k = collect.reference_k(cross["low_rank_dimension"].unique(),
                             collect.model_shape(page.root).get("n_embd"))
@@ -274,7 +306,7 @@ def section_graphs(page: Page) -> None:
     page.add("## 4. IIA graphs (disentangle_causal_models.py)")
     stats = collect.graph_table(page.root)
     if stats.empty:
-        page.add(not_available("IIA graphs in results/graphs/", "disentangle_causal_models.py"))
+        page.missing("IIA graphs in graphs/", "disentangle_causal_models.py")
         return
     applies = published.applies(tasks.for_results(page.root))
     pub = published.graph_stats().rename(columns={"model": "causal_model",
@@ -290,7 +322,8 @@ def section_graphs(page: Page) -> None:
                       f"{published.PUBLISHED_K}." if applies else "."),
              markdown_table(table))
     page.image(paths.GRAPH_STATS_PNG, "graph statistics", "graphs")
-    page.link_list("Each graph (node-id order, and each input's mean IIA on the X, Y, Z grid)",
+    grid = ", ".join(tasks.for_results(page.root).variables)
+    page.link_list(f"Each graph (node-id order, and each input's mean IIA on the ({grid}) grid)",
                    [paths.plots_dir(page.root) / paths.graph_png(*c)
                     for c in graphs.find_graphs(page.root)])
 
@@ -301,8 +334,10 @@ def section_cliques(page: Page) -> None:
     page.add("## 5. Cliques (analyse_graphs.py)")
     finders = collect.clique_finders(page.root)
     if not finders:
-        page.add(not_available("clique files in results/cliques/", "analyse_graphs.py"))
+        page.missing("clique files in cliques/", "analyse_graphs.py")
         return
+    task = tasks.for_results(page.root)
+    cells = health.cell_verdicts(page.root, task)
     for finder in finders:
         summary = collect.clique_summary(page.root, finder)
         order = order_models(summary["causal_model"].unique())
@@ -311,16 +346,19 @@ def section_cliques(page: Page) -> None:
                                       else c, ignore_index=True)
         cols = ["causal_model", "layer", "low_rank_dimension", "n_cliques", "max_clique_size",
                 "mean_clique_size", "n_unique_nodes", "share_of_nodes", "share_of_edges",
-                "density", "timed_out"]
+                "density", "timed_out", "cell's IIA", "verdict"]
+        summary = meaning.clique_columns(summary, cells)
         page.add(f"### {finder} (edges with IIA ≥ {summary['threshold'].iloc[0]:g}, cliques of "
                  f"≥ {summary['min_clique_size'].iloc[0]} inputs)",
+                 f"Verdict: *cliques* only when the cell's IIA is above floor and control and "
+                 f"the cliques hold at least {verdicts.MIN_INPUTS} inputs (`n_unique_nodes`); "
+                 "cliques of a graph at chance are the noise of its edges.",
                  markdown_table(summary[cols].rename(columns={"low_rank_dimension": "k"})))
         page.image(paths.cliques_stats_png(finder), f"{finder} statistics", "cliques")
-        page.link_list("Clique members on the X, Y, Z grid",
+        page.link_list(f"Clique members on the ({', '.join(task.variables)}) grid",
                        [paths.plots_dir(page.root) / paths.cliques_grid_png(
                            finder, f.causal_model, f.layer, f.low_rank_dimension)
-                        for f in trees.find_clique_files(page.root, finder,
-                                                         tasks.for_results(page.root).models)])
+                        for f in trees.find_clique_files(page.root, finder, task.models)])
 
 
 def clique_rules(node: dict, binary=frozenset(), path: tuple[tuple[str, bool, float], ...] = ()
@@ -373,25 +411,19 @@ def section_trees(page: Page) -> None:
     page.add("## 6. Rules: which inputs are in cliques (classification.py)")
     records = collect.tree_records(page.root)
     if not records:
-        page.add(not_available("tree files in results/trees/", "classification.py"))
+        page.missing("tree files in trees/", "classification.py")
         return
+    cells = health.cell_verdicts(page.root, tasks.for_results(page.root))
     rows = []
     for r in records:
-        cv = r.get("cv_accuracy") or {}
         rules = clique_rules(r["rules"], frozenset(r.get("binary_features", []))) \
             if r.get("rules") else []
         shown = " OR ".join(f"({x})" for x in rules[:MAX_RULES]) + \
             (f" OR … ({len(rules) - MAX_RULES} more)" if len(rules) > MAX_RULES else "")
-        rows.append({"causal model": r["causal_model"], "layer": r["layer"],
-                     "k": r["low_rank_dimension"], "status": r.get("status"),
-                     "depth": r.get("best_max_depth"),
-                     "held-out accuracy": cv.get("mean"), "± std": cv.get("std"),
-                     "majority baseline": (r.get("class_balance") or {}).get(
-                         "majority_baseline_accuracy"),
-                     "training accuracy": (r.get("training_accuracy") or {}).get("value"),
-                     "in a clique if": shown or r.get("message", "–")})
+        rows.append(meaning.tree_row(r, cells, shown))
     page.add("Held-out accuracy = nested cross-validation (the number to quote); training "
-             "accuracy is what the thesis reported.", markdown_table(pd.DataFrame(rows)))
+             "accuracy is what the thesis reported. " + meaning.tree_caption(),
+             markdown_table(pd.DataFrame(rows)))
     page.image(paths.TREES_PNG, "tree accuracy", "trees")
     page.link_list("Tree drawings", [paths.tree_file(page.root, r["causal_model"], r["layer"],
                                                      r["low_rank_dimension"], "png")
@@ -402,8 +434,8 @@ def section_combination(page: Page) -> None:
     page.add("## 7. Combined causal models (combine_causal_models.py)")
     files = collect.combination_files(page.root)
     if not files:
-        page.add(not_available("results/combination/layer_{L}_k_{k}.csv",
-                               "combine_causal_models.py"))
+        page.missing("combination/layer_{L}_k_{k}.csv",
+                               "combine_causal_models.py")
         return
     task = tasks.for_results(page.root)
     pub = published.strength()
@@ -441,8 +473,7 @@ def section_planted(page: Page) -> None:
             runs[f"--objective {root.name}"] = planted.check(root)
     runs = {name: t for name, t in runs.items() if t is not None and not t.empty}
     if not runs:
-        page.add(not_available("IIA graphs at the planted layer",
-                               "disentangle_causal_models.py"))
+        page.missing("IIA graphs at the planted layer", "disentangle_causal_models.py")
         return
     table = planted.side_by_side(runs)
     page.add(markdown_table(table))
@@ -474,7 +505,7 @@ def section_mlp(page: Page) -> None:
         page.add(f"### {exp.replace('_', ' ')}")
         table_path = paths.mlp_iia_csv(folder)
         if not table_path.exists():
-            page.add(not_available(str(table_path.relative_to(page.root)), script))
+            page.missing(str(table_path.relative_to(page.root)), script)
             continue
         readers.check_marker(paths.done_marker(folder / paths.METRICS), folder, script)
         metrics = _read_json(folder / paths.METRICS, script) or {}
@@ -556,12 +587,13 @@ def build(root: Path) -> Page:
     task = tasks.for_results(root)
     main_root = task.name == tasks.DEFAULT
     for section in SECTIONS:
+        if section is report_boolean.section and task.name not in (tasks.DEFAULT, "boolean"):
+            continue       # the paper's boolean task is reported beside the default only
         if section in MAIN_ROOT_ONLY and not main_root:
             if section is MAIN_ROOT_ONLY[0]:
                 page.add("## 8–10. The MLP part, the thesis's graphs, the companions",
-                         f"Not part of the {task.name} task: they are reported with the "
-                         f"{tasks.DEFAULT} task's results (`make reproduce` writes them to "
-                         "`results/REPORT.md`).")
+                         f"Not part of the {task.name} task: they are reported with the default "
+                         "task's results (`make reproduce` writes them to `results/REPORT.md`).")
             continue
         section(page)
     return page

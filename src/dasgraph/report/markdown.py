@@ -43,8 +43,17 @@ def key_value_table(pairs: dict[str, Any]) -> str:
     return markdown_table(pd.DataFrame({"setting": list(pairs), "value": values}))
 
 
-def not_available(what: str, stage: str) -> str:
-    return f"> Not available: {what}. Run `{stage}` first."
+def not_available(what: str, stage: str, root: Path | None = None) -> str:
+    """The line for a missing artifact: which stage makes it, for this results folder (a folder
+    other than the default ``results`` is named in the command)."""
+    return f"> Not available: {what}. Run `{stage}{_folder(stage, root)}` first."
+
+
+def _folder(command: str, root: Path | None) -> str:
+    if root is None or Path(root) == paths.DEFAULT_RESULTS or command.startswith("make ") \
+            or "--results_path" in command:
+        return ""
+    return f" --results_path {root}"
 
 
 class Page:
@@ -58,6 +67,10 @@ class Page:
     def add(self, *blocks: str) -> None:
         self.blocks.extend(b for b in blocks if b)
 
+    def missing(self, what: str, stage: str) -> None:
+        """Say that ``what`` is not there yet and which command makes it in this folder."""
+        self.add(not_available(what, stage, self.root))
+
     def image(self, name: str, caption: str, experiment: str | None = None) -> None:
         """Embed plots/<name> if it exists; otherwise say how to draw it."""
         rel = (paths.plots_dir(self.root) / name).relative_to(self.root)
@@ -65,7 +78,8 @@ class Page:
             self.add(f"![{caption}]({rel.as_posix()})")
             self.linked.append(rel.as_posix())
         elif experiment:
-            self.add(f"> Figure not drawn yet: run `visualizations.py --experiment {experiment}`.")
+            command = f"visualizations.py --experiment {experiment}"
+            self.add(f"> Figure not drawn yet: run `{command}{_folder(command, self.root)}`.")
 
     def link_list(self, label: str, files: list[Path]) -> None:
         """A one-line list of links to existing files (per-cell figures)."""

@@ -24,7 +24,7 @@ import logging
 from dasgraph import cli, paths, runtime
 from dasgraph.causal import floors
 from dasgraph.networks import random_init as random_network
-from dasgraph.stages import executor, manifest
+from dasgraph.stages import executor, health, manifest
 from dasgraph.stages.evaluation_cells import STAGE, evaluate_cells, write_iia_csv
 from dasgraph.stages.sweep import model_dir, task_of
 
@@ -71,6 +71,8 @@ def _run(args) -> None:
         if random_network.labels_of(args) == "network" else None
     for written in floors.write(args.results_path, task, args, tables, predictions):
         log.info("wrote %s", written)
+    for line in health.trivial_warnings(args.results_path, task):
+        log.warning("%s", line)        # the report repeats them (section 3)
 
 
 def main(argv=None) -> int:

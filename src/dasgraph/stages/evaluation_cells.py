@@ -25,10 +25,11 @@ from dasgraph.interventions import das
 from dasgraph.networks import random_init as random_network
 from dasgraph.runtime import (atomic_write_json, atomic_write_text, changed_settings, check_done,
                               derive_seed, finished, resolve_device, run_record, write_done)
-from dasgraph.stages import executor, manifest
+from dasgraph.stages import executor, manifest, network_record
 from dasgraph.stages.manifest import Cell
 from dasgraph.stages.sweep import (Subject, cell_finished, das_cell_weights, label_tables,
-                                   load_cell, load_trained_selection, subject_from_args)
+                                   load_cell, load_trained_selection, model_dir,
+                                   subject_from_args)
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +249,7 @@ def evaluate_cells(args) -> pd.DataFrame | None:
     executor.check(args)
     subject, selection = load_trained_selection(args, device)
     root = args.results_path
+    network_record.write(root, subject, model_dir(args))
     cli.writable_file(paths.iia_csv(root), "iia.csv")
     for cell in selection:         # every cell checked before any is evaluated
         readers.check_das_cell(paths.das_cell_dir(root, *cell))

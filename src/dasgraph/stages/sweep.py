@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from dasgraph import cli, paths, readers, tasks
+from dasgraph.causal import floors
 from dasgraph.interventions import das, regions
 from dasgraph.networks import gpt2
 from dasgraph.networks.base import Site, site_from_args
@@ -24,7 +25,7 @@ from dasgraph.networks import random_init as random_network
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import (UsageError, derive_seed, finished, is_done, resolve_device,
                               settings_hash, torch_threads)
-from dasgraph.stages import das_cells, executor, manifest
+from dasgraph.stages import das_cells, executor, manifest, network_record
 
 log = logging.getLogger(__name__)
 
@@ -213,11 +214,19 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
     task = task_of(args)
     names = task.select(args.causal_model_type, args.causal_models)   # fail before loading
     regions.check(cli.settings_from(args, regions.ObjectiveConfig), names, task)
+    for group in floors.task_equivalence_classes(task):
+        if len(set(group) & set(names)) > 1:
+            log.warning("causal models %s are equivalent (identical counterfactuals): their "
+                        "cells can differ only by DAS's noise; one of them is enough",
+                        ", ".join(m for m in group if m in names))
     executor.check(args)
     # every cell process's float mode; a job checks --tf32 against its own device
     das_cells.prepare_process(args, None if executor.submits(args) else device)
     with torch_threads(CELL_THREADS):
         subject = subject_from_args(args, device, task)
+        network_record.write(args.results_path, subject, model_dir(args))
+        if getattr(args, "task", None):   # a model of one's own: the later stages find the task
+            tasks.write_record(args.results_path, task)
         cells = manifest.das_cells(resolve_cells(args, subject), getattr(args, "das_seeds", 1),
                                    cell_settings(args, cfg, subject),
                                    functools.partial(cell_seed, args.seed))

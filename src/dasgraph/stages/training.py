@@ -9,7 +9,7 @@ import torch
 
 from dasgraph import cli, paths, plots, readers, tasks
 from dasgraph.networks import gpt2, loading, readouts
-from dasgraph.analysis import planted
+from dasgraph.analysis import planted, verdicts
 from dasgraph.plots import analysis as plots_analysis
 from dasgraph.runtime import (UsageError, atomic_directory, check_memory, atomic_write_json, derive_seed, finished, is_done,
                       resolve_device, run_record, set_seed, configure_determinism,
@@ -180,6 +180,10 @@ def run_training(args) -> dict | None:
     log.info("accuracy: train %.4f, validation %.4f, test %.4f, all %d inputs %.4f",
              metrics["train_accuracy"], metrics["validation_accuracy"],
              metrics["test_accuracy"], task.n_inputs, metrics["all_inputs_accuracy"])
+    warning = verdicts.accuracy_warning(metrics["all_inputs_accuracy"],
+                                        f"--epochs, now {train_cfg.epochs}")
+    if warning:      # the report repeats it (report.section_training)
+        log.warning("%s", warning)
     tasks.write_record(root, task)
 
     with atomic_directory(out, overwrite=True, settings=settings) as tmp:

@@ -255,7 +255,46 @@ class Task:
         bad_pos = {v: p for v, p in self.positions.items() if v not in self.variables}
         if bad_pos:
             raise UsageError(f"{where}: positions for unknown variable(s) {', '.join(bad_pos)}")
+        self._check_prompts(where)
         return self
+
+    def _check_prompts(self, where: str) -> None:
+        """Every prompt made of ``vocab`` words, all of one length, and every declared position
+        holding its variable's token (a token per value, a different one for each value)."""
+        tok = self.build_tokenizer()
+        known, split = set(self.vocab), tok.backend_tokenizer.pre_tokenizer.pre_tokenize_str
+        prompts = self.prompts()
+        for node, text in enumerate(prompts):
+            unknown = [w for w, _ in split(text) if w not in known]
+            if unknown:
+                raise UsageError(f"{where}: prompt {text!r} ({self.describe_input(node)}) holds "
+                                 f"{unknown[0]!r}, which is not in vocab; add it to vocab")
+        batch = tok(prompts, add_special_tokens=False)["input_ids"]
+        lengths = sorted({len(ids) for ids in batch})
+        if len(lengths) != 1:
+            first = next(i for i, ids in enumerate(batch) if len(ids) != len(batch[0]))
+            raise UsageError(f"{where}: prompts have {lengths} tokens ({prompts[0]!r}: "
+                             f"{len(batch[0])}, {prompts[first]!r}: {len(batch[first])}); every "
+                             "prompt must have the same number of tokens")
+        ids = np.asarray(batch)
+        for variable, position in self.positions.items():
+            if not 0 <= position < ids.shape[1]:
+                raise UsageError(f"{where}: positions[{variable!r}] = {position} is outside the "
+                                 f"prompts' {ids.shape[1]} tokens (0..{ids.shape[1] - 1})")
+            if not _holds(ids[:, position], self.columns()[variable]):
+                found = [p for p in range(ids.shape[1]) if _holds(ids[:, p],
+                                                                   self.columns()[variable])]
+                token = tok.convert_ids_to_tokens(int(ids[0, position]))
+                hint = f"; {variable}'s token sits at {found[0]}" if found else ""
+                raise UsageError(f"{where}: positions[{variable!r}] = {position} holds {token!r} "
+                                 f"in {prompts[0]!r}, not the value of {variable}{hint}")
+
+
+def _holds(tokens: np.ndarray, values: np.ndarray) -> bool:
+    """True when the tokens at a position name the variable's value: one token per value and
+    a different token for each value."""
+    pairs = np.unique(np.stack([values, tokens]), axis=1)
+    return len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1]
 
 
 @functools.lru_cache(maxsize=32)
