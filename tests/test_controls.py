@@ -14,7 +14,7 @@ from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
 from dasgraph.runtime import UsageError, derive_seed, torch_threads
 from dasgraph.stages.evaluation_cells import random_subspace_iia
-from dasgraph.stages.sweep import load_subject
+from dasgraph.networks.subject import load_subject
 from dasgraph import tasks
 
 ARITH = tasks.get("arithmetic")

@@ -8,7 +8,7 @@ import train_gpt2
 from dasgraph.causal import models as causal_models
 from dasgraph.interventions import das
 from dasgraph import paths
-from dasgraph.stages.sweep import load_subject
+from dasgraph.networks.subject import load_subject
 from dasgraph import tasks
 
 ARITH = tasks.get("arithmetic")

@@ -15,7 +15,8 @@ from dasgraph import paths
 from dasgraph.causal import models as causal_models
 from dasgraph.interventions import cohort, das
 from dasgraph.stages import executor
-from dasgraph.stages.sweep import cell_seed, load_subject
+from dasgraph.networks.subject import load_subject
+from dasgraph.stages.sweep import cell_seed
 from dasgraph import tasks
 
 ARITH = tasks.get("arithmetic")

@@ -12,7 +12,7 @@ from dasgraph.interventions import das
 from dasgraph.analysis import graphs
 from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
-from dasgraph.stages.sweep import load_subject
+from dasgraph.networks.subject import load_subject
 from dasgraph import tasks
 
 ARITH = tasks.get("arithmetic")

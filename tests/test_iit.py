@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 import train_gpt2
 import train_iit
 from conftest import TINY_TRAIN
-from dasgraph.interventions import iit
+from dasgraph.stages import iit
 from dasgraph.networks import gpt2
 from dasgraph import paths
 from dasgraph.tasks import arithmetic as task

@@ -19,7 +19,7 @@ from dasgraph import paths
 from dasgraph.interventions import das
 from dasgraph.networks import readouts, sites, tiny
 from dasgraph.networks.base import Site
-from dasgraph.stages.sweep import load_subject
+from dasgraph.networks.subject import load_subject
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ from dasgraph.networks import circuits
 from dasgraph import paths
 from dasgraph.interventions import patching
 from dasgraph.tasks import arithmetic as task
-from dasgraph.stages.sweep import load_subject
+from dasgraph.networks.subject import load_subject
 
 BATCH = torch.as_tensor([3, 141, 512, 777, 998])
 CF = torch.as_tensor([103, 241, 612, 877, 98])       # X changed

@@ -12,7 +12,7 @@ from dasgraph.networks import circuits
 from dasgraph.interventions import das, tracing
 from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
-from dasgraph.stages.sweep import load_subject
+from dasgraph.networks.subject import load_subject
 
 
 @pytest.fixture(scope="module")

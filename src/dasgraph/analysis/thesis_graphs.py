@@ -31,7 +31,7 @@ import pandas as pd
 
 from dasgraph.analysis import graphs
 from dasgraph import paths, tasks
-from dasgraph.report import published
+from dasgraph import reference as published
 from dasgraph.tasks import arithmetic as task
 from dasgraph.runtime import UsageError, finished, run_record
 

@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dasgraph import cli, readers
-from dasgraph.interventions.training import interchange_loss  # IIT's loss, shared with the MLP
+from dasgraph.networks.training import interchange_loss  # IIT's loss, shared with the MLP
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import UsageError
 

@@ -24,7 +24,7 @@ import pandas as pd
 from dasgraph import cli, collect, paths, readers, runtime, tasks
 from dasgraph.analysis import graphs
 from dasgraph.plots import analysis as plots_analysis, graphs as plots_graphs, iia as plots_iia
-from dasgraph.report import published
+from dasgraph import reference as published
 
 log = logging.getLogger(__name__)
 

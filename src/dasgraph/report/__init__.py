@@ -20,10 +20,11 @@ import pandas as pd
 from dasgraph import cli, collect, paths, readers, runtime, tasks
 from dasgraph.analysis import graphs, planted
 from dasgraph.causal import floors
+from dasgraph import reference as published
 from dasgraph.report import (boolean as report_boolean, companions as report_companions,
-                             mlp_seeds as report_mlp_seeds, published, thesis as report_thesis)
+                             mlp_seeds as report_mlp_seeds, thesis as report_thesis)
 from dasgraph.report.markdown import Page, key_value_table, markdown_table, not_available
-from dasgraph.plots.iia import order_models
+from dasgraph.causal.models import order_models
 
 log = logging.getLogger(__name__)
 

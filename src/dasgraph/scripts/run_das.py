@@ -61,7 +61,7 @@ def _run(args) -> None:
         return
     cli.writable_dir(args.results_path)
     if args.control != "none":      # the same sweep, on a random network of this shape
-        from dasgraph.stages.sweep import model_dir, task_of
+        from dasgraph.networks.subject import model_dir, task_of
 
         task = task_of(args)
         root = paths.control_root(args.results_path, args.control)
