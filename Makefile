@@ -59,7 +59,7 @@ reproduce-gpt2: $(STAMP)
 	$(PY) classification.py --results_path $(RESULTS)
 	$(PY) combine_causal_models.py --results_path $(RESULTS)
 
-# Controls against interpretability illusions (issue 14) that cost too much for make reproduce's
+# Controls against interpretability illusions that cost too much for make reproduce's
 # 10 minutes: every cell trained DAS_SEEDS times (seed 1 is make reproduce's own cell, so only
 # seeds 2..N train; iia.csv then carries the mean and sd over seeds), and the same sweep on a
 # randomly initialised network of the same architecture: on the task's labels (Sutter et al.'s
@@ -112,7 +112,7 @@ reproduce-beside: $(STAMP)
 	 && echo "thesis's graphs re-analysed ($(THESIS_RESULTS)/reproduce.log)" \
 	 || { tail -n 20 $(THESIS_RESULTS)/reproduce.log; echo "thesis's graphs failed; see $(THESIS_RESULTS)/reproduce.log"; exit 1; }
 
-# The paper's boolean task (De Morgan; README "The boolean task"): its own network, trained from
+# The paper's boolean task (De Morgan; docs/boolean.md): its own network, trained from
 # scratch on all 64 inputs, through every stage in a results root of its own. DAS after block 0
 # (where the network has computed X', Y' and Q) and at the last layer (BOOL_DAS_LAYERS=0,1,2,3
 # adds the embeddings and block 1; make reproduce measured 10 min 24 s with the embeddings,
@@ -165,10 +165,10 @@ reproduce-combined: $(STAMP)
 	$(PY) visualizations.py --results_path $(COMBINED_RESULTS) --experiment all
 	$(PY) make_report.py --results_path $(COMBINED_RESULTS)
 
-# A known answer through a non-GPT-2 network (issue 13): a Llama classifier of the default's
+# A known answer through a non-GPT-2 network: a Llama classifier of the default's
 # sizes (3 x 64, 4 heads, MLP 4 x width) trained from scratch with the default's planting (X+Y
 # at layer 2), DAS at every layer at k = GRAPH_K and its evaluation, in a results root of its
-# own (README, "Your own model"). Took 6 min 23 s on 2 cores shared with another job (training
+# own (docs/own_model.md). Took 6 min 23 s on 2 cores shared with another job (training
 # 3 min, DAS 2 min 25 s, evaluation 55 s), past make reproduce's budget: its own target.
 LLAMA_RESULTS := $(RESULTS)/llama
 
@@ -205,7 +205,7 @@ reproduce-mlp: $(STAMP)
 	 && echo "MLP part finished ($(RESULTS)/mlp/reproduce.log)" \
 	 || { tail -n 20 $(RESULTS)/mlp/reproduce.log; echo "MLP part failed; see $(RESULTS)/mlp/reproduce.log"; exit 1; }
 
-# Issue 14: the MLP experiments over MLP_SEEDS run seeds (42, 43, ...), each with its own network
+# The MLP experiments over MLP_SEEDS run seeds (42, 43, ...), each with its own network
 # and DAS cells; seed 42 is make reproduce's own run (reused when finished), the others go under
 # seed_S/. Hierarchical equality adds DAS against the best neuron split with a paired test,
 # ABAB DAS's spread per layer, the wrong-causal-graph ablation each entry's spread and ABAB/ABAB

@@ -1,4 +1,4 @@
-"""Controls beside every IIA: random subspaces of the same rank (issue 14)."""
+"""Controls beside every IIA: random subspaces of the same rank."""
 from __future__ import annotations
 
 import numpy as np

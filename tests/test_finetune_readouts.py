@@ -1,4 +1,4 @@
-"""Fine-tuning works for both readouts (issue 13): ``train_gpt2.py --model_path DIR --readout
+"""Fine-tuning works for both readouts: ``train_gpt2.py --model_path DIR --readout
 language_model`` trains a causal LM through the logits of the task's answer tokens at the last
 position, the readout DAS then reads; the saved folder is a causal LM again and the pipeline
 runs on it. Bad input is one line, exit 2."""

@@ -1,4 +1,4 @@
-"""The network interface on every tested architecture (issue 13): our intervened logits equal
+"""The network interface on every tested architecture: our intervened logits equal
 pyvene's IntervenableModel at every site kind, for a classification head and an LM head, and
 bad input is one clear line."""
 from __future__ import annotations

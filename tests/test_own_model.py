@@ -1,4 +1,4 @@
-"""Your own model through the real CLI (issue 13): a short DAS sweep, its evaluation, the IIA
+"""Your own model through the real CLI: a short DAS sweep, its evaluation, the IIA
 graphs and the combination on tiny random-init non-GPT-2 models, at non-default sites; a saved
 cell loads with pyvene's own loader and gives our logits; bad input is one line, exit 2."""
 from __future__ import annotations

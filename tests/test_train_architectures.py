@@ -1,4 +1,4 @@
-"""Training another architecture from scratch (issue 13, "a known answer through a non-GPT-2
+"""Training another architecture from scratch ("a known answer through a non-GPT-2
 network"): train_gpt2.py --architecture llama trains through the model's own modules in stages
 (networks.generic.StagedDecoder), with the default's planting; its folder loads back and DAS
 runs on it through the generic backend; bad input is one line, exit 2. The slow test is the
@@ -150,7 +150,7 @@ def test_bad_architecture_is_one_line_and_exit_2(tmp_path, capsys, flags, needle
     assert len(err) == 1 and needle in err[0], err
 
 
-# The known answer through a non-GPT-2 network. Measured: see README, "Your own model".
+# The known answer through a non-GPT-2 network. Measured: docs/own_model.md.
 KNOWN_LAYERS = "0,1,2,3"
 KNOWN_K = "21"
 

@@ -1,4 +1,4 @@
-"""Shared command-line flags, declared once and validated up front (STYLE.md §4).
+"""Shared command-line flags, declared once and validated up front.
 
 Every script builds its parser with :func:`parser`, adds the shared groups it needs, and gets
 one clear error line and exit code 2 for bad input.

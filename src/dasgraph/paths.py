@@ -1,4 +1,4 @@
-"""The one place that knows the results layout (DESIGN.md, "Results layout").
+"""The one place that knows the results layout (docs/architecture.md draws it).
 
 Every stage receives only ``--results_path``; every file or folder under it is named here.
 """

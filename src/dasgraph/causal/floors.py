@@ -23,7 +23,7 @@ import pandas as pd
 
 
 FLOOR_COLUMNS = ["causal_model", "unchanged", "copy_source"]
-# a model "aligns" at a layer when its best IIA over k reaches this (the README's threshold)
+# a model "aligns" at a layer when its best IIA over k reaches this
 ALIGNED = 0.9
 
 

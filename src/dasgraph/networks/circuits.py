@@ -3,7 +3,7 @@
 ``LeanGPT2.block`` fuses each block; here every block is written out as per-head attention
 values -> attention output -> MLP output -> residual stream, and an ``edit`` callback may
 replace any of them, as pyvene's interventions and nano-causal-interventions' ``which`` do.
-One implementation for both methods (STYLE.md §16); checked equal to the lean forward,
+One implementation for both methods; checked equal to the lean forward,
 to transformers' and to pyvene's interventions in the tests.
 
 Sites (``kind``, index), the vocabulary of pyvene's GPT-2 map:

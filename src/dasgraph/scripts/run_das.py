@@ -47,8 +47,8 @@ def parse_args(argv=None):
     p.add_argument("--tf32", action="store_true",
                    help="on a CUDA GPU, float32 matmuls on TensorFloat-32 tensor cores (their "
                         "inputs rounded to about 3 significant digits, sums in float32): cells "
-                        "are keyed apart from full-float32 ones (default: off; README, "
-                        "'Running at thesis scale')")
+                        "are keyed apart from full-float32 ones (default: off; "
+                        "docs/speed.md, 'The thesis's sweep')")
     executor.add_flags(p)
     return p.parse_args(argv)
 

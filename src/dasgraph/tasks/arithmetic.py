@@ -107,7 +107,7 @@ def _sum_model(name: str, label: str, intervened: tuple[str, ...]):
 
 
 def _features(c) -> dict:
-    """The thesis's tree features beyond the inputs (THESIS.md §4): parities, pair sums, the
+    """The thesis's tree features beyond the inputs: parities, pair sums, the
     total and divisibility by 3, 5, 7 (19 features with X, Y, Z)."""
     x, y, z = c["X"], c["Y"], c["Z"]
     out = {f"{v}_even": (c[v] % 2 == 0).astype(np.int64) for v in _VARIABLES}
@@ -134,7 +134,7 @@ def _task():
         families={"arithmetic": ("XY", "XZ", "YZ"), "simple": ("X", "Y", "Z", "XYZ")},
         cross_family="arithmetic", features=_features,
         # the from-scratch default plants X+Y in one coordinate of the last position at
-        # layer 2, with the invariance penalty (README, "The default model")
+        # layer 2, with the invariance penalty (docs/default_model.md)
         network={"iit_weight": 1.0, "iit_causal_model": "XY", "iit_layer": 2, "iit_dims": 1,
                  "invariance_weight": 1.0},
         # the model sets of the published strength table (reference/
