@@ -167,7 +167,7 @@ def test_counterfactual_nodes_take_the_models_inputs_from_the_source():
     assert nodes[b, s] == task.node_id(7, 8, 5)
     assert (random_network.counterfactual_nodes("XYZ", ARITH) == range(1000)).all()
     # a network that solves the task: its own behaviour is the task's table
-    table = random_network.behaviour_table("X", task.labels(), ARITH)
+    table = random_network.behaviour_table("X", task.TASK.labels, ARITH)
     assert (table == causal_models.table_of("X", ARITH)).all()
 
 

@@ -12,7 +12,7 @@ from dasgraph import tasks
 
 ARITH = tasks.get("arithmetic")
 
-INPUTS = [tuple(int(v) for v in row) for row in task.all_inputs()]
+INPUTS = [tuple(int(v) for v in row) for row in task.TASK.inputs]
 
 
 def _output(model: str, base, source) -> int:

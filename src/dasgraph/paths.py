@@ -22,10 +22,6 @@ def done_marker(main_file: Path) -> Path:
     return main_file.with_name(f".{main_file.name}.done")
 
 
-def results_root(results_path: str | Path | None = None) -> Path:
-    return Path(results_path) if results_path is not None else DEFAULT_RESULTS
-
-
 def task_json(root: Path) -> Path:
     """Which task a results tree holds (dasgraph.tasks.write_record; train_gpt2.py --task)."""
     return Path(root) / "task.json"
@@ -139,10 +135,6 @@ def tree_file(root: Path, causal_model: str, layer: int, low_rank_dimension: int
 # --- stage 8: combined causal models -----------------------------------------------------
 def combination_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
     return Path(root) / "combination" / f"layer_{layer}_k_{low_rank_dimension}.csv"
-
-
-def combination_strength_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
-    return Path(root) / "combination" / f"layer_{layer}_k_{low_rank_dimension}_strength.csv"
 
 
 def combination_assignment_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:

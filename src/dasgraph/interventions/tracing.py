@@ -204,13 +204,6 @@ def trace(lean: LeanGPT2, ids: torch.Tensor, labels: torch.Tensor, nodes: np.nda
     return table
 
 
-def effect_map(table: pd.DataFrame, variable: str, component: str,
-               metric: str = "indirect_effect") -> pd.DataFrame:
-    """layer x position grid of one metric for one corrupted variable and component."""
-    part = table[(table.corrupted_variable == variable) & (table.component == component)]
-    return part.pivot(index="layer", columns="position", values=metric).sort_index()
-
-
 def traced_nodes(n_inputs: int) -> np.ndarray:
     """n_inputs node ids spread evenly over the 1000 (every input for n >= 1000)."""
     if n_inputs >= task.N_INPUTS:

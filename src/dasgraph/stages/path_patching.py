@@ -35,7 +35,7 @@ def run_stage(args) -> pd.DataFrame:
     done = tracing.finished(out, args, "path_patching.py")
     if done is not None:
         return done
-    labels = torch.as_tensor(task.labels(), device=device)
+    labels = torch.tensor(task.TASK.labels, device=device)
     table = patch_heads(subject.lean, subject.ids.to(device), labels,
                         tracing.traced_nodes(args.n_inputs), cfg, seed=args.seed)
     name = receiver_name(cfg, subject.lean)

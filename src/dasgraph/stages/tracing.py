@@ -47,7 +47,7 @@ def run_stage(args) -> pd.DataFrame:
     done = finished(out, args, "trace_causal_effects.py")
     if done is not None:
         return done
-    labels = torch.as_tensor(task.labels(), device=device)
+    labels = torch.tensor(task.TASK.labels, device=device)
     table = trace(subject.lean, subject.ids.to(device), labels, traced_nodes(args.n_inputs),
                   args.variables, args.components, cfg, seed=args.seed)
     title = (f"causal tracing, {cfg.corruption} corruption"
