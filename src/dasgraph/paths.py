@@ -280,5 +280,11 @@ def plots_stamp(root: Path) -> Path:
     return plots_dir(root) / ".drawn.json"
 
 
+def reproduce_stamp(root: Path) -> Path:
+    """Written after a complete ``make reproduce``: the tree, code and settings it left
+    (dasgraph.freshness), so that a run with nothing to do stops before any stage starts."""
+    return Path(root) / ".reproduced.json"
+
+
 def report_md(root: Path) -> Path:
     return Path(root) / "REPORT.md"

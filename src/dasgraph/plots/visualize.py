@@ -305,7 +305,7 @@ def _newest_input(root: Path) -> float:
     newest = 0.0
     for path in root.rglob("*"):
         if path.is_file() and plots not in path.parents and not path.name.startswith(report.name) \
-                and not path.name.endswith(".log"):
+                and not path.name.endswith(".log") and path != paths.reproduce_stamp(root):
             newest = max(newest, path.stat().st_mtime)
     return newest
 
