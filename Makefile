@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RESULTS ?= results
 
-.PHONY: install test test-all test-install reproduce reproduce-main reproduce-gpt2 reproduce-mlp reproduce-beside \
+.PHONY: install test test-all test-install reproduce reproduce-stages reproduce-main reproduce-gpt2 reproduce-mlp reproduce-beside \
 	reproduce-seeds reproduce-random-init reproduce-thesis-graphs thesis-graphs-all-finders reproduce-boolean \
 	reproduce-all reproduce-companions reproduce-combined reproduce-llama reproduce-mlp-seeds bench clean
 
@@ -34,19 +34,31 @@ GRAPH_K ?= 21
 
 # The whole pipeline on the embedded default; finished work is skipped on a re-run.
 # Two lanes on the two cores: the GPT-2 stages and then their plots (reproduce-main); the MLP
-# part, the boolean task and the thesis's own graphs (reproduce-beside; their output goes to
-# $(RESULTS)/mlp/reproduce.log, $(BOOL_RESULTS)/reproduce.log and
-# $(THESIS_RESULTS)/reproduce.log). The report comes last, alone.
+# part, the boolean task, the thesis's own graphs and the combined plant (reproduce-beside; their
+# output goes to $(RESULTS)/mlp/reproduce.log, $(BOOL_RESULTS)/reproduce.log,
+# $(THESIS_RESULTS)/reproduce.log and $(COMBINED_RESULTS)/reproduce.log). The report comes last,
+# alone.
 # One torch thread per process while the two lanes share the 2 cores: with torch's default
 # (a thread per core) each lane's evaluation and graph stages spin on the other's core. Measured
 # on the default's results: evaluate_das 66 s of CPU on one thread against 104 s on two (the same
 # 75 s of wall time alone), the graphs 79 s against 91 s; iia.csv and every graph byte-identical.
-reproduce reproduce-main reproduce-beside: export OMP_NUM_THREADS = 1
+reproduce reproduce-stages reproduce-main reproduce-beside: export OMP_NUM_THREADS = 1
+
+# A run with nothing to do stops before any stage starts (each would pay an interpreter and a
+# torch import to find its work finished): dasgraph.freshness compares the results tree, the
+# code and these settings with what the last complete run left, without importing torch.
+REPRODUCE_KEY = $(GRAPH_LAYERS) $(GRAPH_K) $(BOOL_K) $(BOOL_DAS_LAYERS) $(BOOL_LAYERS) \
+	$(COMBINED_PLANT) $(COMBINED_MODELS) $(COMBINED_OBJECTIVE)
 
 reproduce: $(STAMP)
+	@$(PY) -m dasgraph.freshness check $(RESULTS) "$(REPRODUCE_KEY)" \
+	 || $(MAKE) --no-print-directory reproduce-stages
+
+reproduce-stages: $(STAMP)
 	@echo "MLP part, the boolean task, the thesis's graphs and the combined plant running beside the GPT-2 stages; their logs: $(RESULTS)/mlp/reproduce.log, $(BOOL_RESULTS)/reproduce.log, $(THESIS_RESULTS)/reproduce.log, $(COMBINED_RESULTS)/reproduce.log"
 	$(MAKE) --no-print-directory -j2 reproduce-main reproduce-beside
 	$(PY) make_report.py --results_path $(RESULTS)
+	@$(PY) -m dasgraph.freshness write $(RESULTS) "$(REPRODUCE_KEY)"
 
 reproduce-gpt2: $(STAMP)
 	$(PY) train_gpt2.py --results_path $(RESULTS) --skip_existing
@@ -59,7 +71,7 @@ reproduce-gpt2: $(STAMP)
 	$(PY) classification.py --results_path $(RESULTS)
 	$(PY) combine_causal_models.py --results_path $(RESULTS)
 
-# Controls against interpretability illusions (issue 14) that cost too much for make reproduce's
+# Controls against interpretability illusions that cost too much for make reproduce's
 # 10 minutes: every cell trained DAS_SEEDS times (seed 1 is make reproduce's own cell, so only
 # seeds 2..N train; iia.csv then carries the mean and sd over seeds), and the same sweep on a
 # randomly initialised network of the same architecture: on the task's labels (Sutter et al.'s
@@ -116,7 +128,7 @@ reproduce-beside: $(STAMP)
 	 && echo "combined plant finished ($(COMBINED_RESULTS)/reproduce.log, $(COMBINED_RESULTS)/REPORT.md)" \
 	 || { tail -n 20 $(COMBINED_RESULTS)/reproduce.log; echo "combined plant failed; see $(COMBINED_RESULTS)/reproduce.log"; exit 1; }
 
-# The paper's boolean task (De Morgan; README "The boolean task"): its own network, trained from
+# The paper's boolean task (De Morgan; docs/boolean.md): its own network, trained from
 # scratch on all 64 inputs, through every stage in a results root of its own. DAS after block 0
 # (where the network has computed X', Y' and Q) and at the last layer (BOOL_DAS_LAYERS=0,1,2,3
 # adds the embeddings and block 1; make reproduce measured 10 min 24 s with the embeddings,
@@ -176,10 +188,10 @@ reproduce-combined: $(STAMP)
 	  $(PY) combine_causal_models.py --results_path $$root || exit 1; done
 	$(PY) make_report.py --results_path $(COMBINED_RESULTS)
 
-# A known answer through a non-GPT-2 network (issue 13): a Llama classifier of the default's
+# A known answer through a non-GPT-2 network: a Llama classifier of the default's
 # sizes (3 x 64, 4 heads, MLP 4 x width) trained from scratch with the default's planting (X+Y
 # at layer 2), DAS at every layer at k = GRAPH_K and its evaluation, in a results root of its
-# own (README, "Your own model"). Took 6 min 23 s on 2 cores shared with another job (training
+# own (docs/own_model.md). Took 6 min 23 s on 2 cores shared with another job (training
 # 3 min, DAS 2 min 25 s, evaluation 55 s), past make reproduce's budget: its own target.
 LLAMA_RESULTS := $(RESULTS)/llama
 
@@ -216,7 +228,7 @@ reproduce-mlp: $(STAMP)
 	 && echo "MLP part finished ($(RESULTS)/mlp/reproduce.log)" \
 	 || { tail -n 20 $(RESULTS)/mlp/reproduce.log; echo "MLP part failed; see $(RESULTS)/mlp/reproduce.log"; exit 1; }
 
-# Issue 14: the MLP experiments over MLP_SEEDS run seeds (42, 43, ...), each with its own network
+# The MLP experiments over MLP_SEEDS run seeds (42, 43, ...), each with its own network
 # and DAS cells; seed 42 is make reproduce's own run (reused when finished), the others go under
 # seed_S/. Hierarchical equality adds DAS against the best neuron split with a paired test,
 # ABAB DAS's spread per layer, the wrong-causal-graph ablation each entry's spread and ABAB/ABAB

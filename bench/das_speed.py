@@ -33,7 +33,7 @@ from dasgraph import cli, paths
 from dasgraph.networks import loading, readouts, sites, tiny
 from dasgraph.networks.base import Site
 from dasgraph.runtime import resolve_device
-from dasgraph.stages.sweep import load_subject
+from dasgraph.networks.subject import load_subject
 from dasgraph import tasks
 
 ARITH = tasks.get("arithmetic")

@@ -19,7 +19,8 @@ from dasgraph.causal import models as causal_models
 from dasgraph.interventions import das
 from dasgraph.analysis import graphs
 from dasgraph import paths
-from dasgraph.stages.sweep import load_cell, load_subject
+from dasgraph.networks.subject import load_subject
+from dasgraph.stages.sweep import load_cell
 from dasgraph import tasks
 
 ARITH = tasks.get("arithmetic")

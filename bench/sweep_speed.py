@@ -95,8 +95,9 @@ def compute_floor(model: Path, n_training: int | None, cohort_size: int, workers
     """The default sweep's matmul work, and the wall time it needs at least on ``workers``
     cores at this machine's matmul rate."""
     from dasgraph.causal import models as causal_models
-    from dasgraph.interventions import das, training
-    from dasgraph.stages.sweep import load_subject
+    from dasgraph.interventions import das
+    from dasgraph.networks import training
+    from dasgraph.networks.subject import load_subject
 
     cfg = das.DasConfig(**({"n_training": n_training} if n_training else {}))
     subject = load_subject(str(model))

@@ -36,7 +36,7 @@ KS = [4, 16, 96]                           # 96 = 6 x width, the full-replacemen
 GRAPH_CELLS = [("XY", 2, 4), ("Z", 2, 4)]
 RUN = {"command": "test", "arguments": {}, "seed": 0, "device": "cpu", "git_commit": "abc",
        "versions": {"torch": "2.13.0"}, "created": "2026-01-01T00:00:00+00:00"}
-XYZ = task.all_inputs()
+XYZ = task.TASK.inputs
 ARGS = argparse.Namespace(seed=0, device="cpu")      # what the writers' run records record
 SETTINGS = {"made_by": "tests/fake_results.py"}
 

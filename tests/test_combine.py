@@ -93,7 +93,7 @@ def test_growth_stops_at_the_first_drop_below_lambda():
 
 
 def _literal_thesis_walk(graph: np.ndarray, order: list[int], lam: float) -> list[int]:
-    """THESIS.md §5 transcribed literally (slow: the mean recomputed from scratch each time)."""
+    """The paper's greedy transcribed literally (slow: the mean recomputed from scratch each time)."""
     chosen, current, margin = [], 0.0, 0
     while len(chosen) < len(order):
         added = False

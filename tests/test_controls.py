@@ -1,4 +1,4 @@
-"""Controls beside every IIA: random subspaces of the same rank (issue 14)."""
+"""Controls beside every IIA: random subspaces of the same rank."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +14,7 @@ from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
 from dasgraph.runtime import UsageError, derive_seed, torch_threads
 from dasgraph.stages.evaluation_cells import random_subspace_iia
-from dasgraph.stages.sweep import load_subject
+from dasgraph.networks.subject import load_subject
 from dasgraph import tasks
 
 ARITH = tasks.get("arithmetic")
@@ -167,7 +167,7 @@ def test_counterfactual_nodes_take_the_models_inputs_from_the_source():
     assert nodes[b, s] == task.node_id(7, 8, 5)
     assert (random_network.counterfactual_nodes("XYZ", ARITH) == range(1000)).all()
     # a network that solves the task: its own behaviour is the task's table
-    table = random_network.behaviour_table("X", task.labels(), ARITH)
+    table = random_network.behaviour_table("X", task.TASK.labels, ARITH)
     assert (table == causal_models.table_of("X", ARITH)).all()
 
 

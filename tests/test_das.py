@@ -13,8 +13,9 @@ from dasgraph.causal import models as causal_models
 from dasgraph.interventions import das
 from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
-from dasgraph.stages.sweep import load_subject
+from dasgraph.networks.subject import load_subject
 from dasgraph import tasks
+from pyvene_iia import assert_pyvene_agrees
 
 ARITH = tasks.get("arithmetic")
 
@@ -29,7 +30,7 @@ class HandBuilt:
 
     def __init__(self, seed=0):
         g = torch.Generator().manual_seed(seed)
-        inputs = torch.as_tensor(task.all_inputs(), dtype=torch.float32)
+        inputs = torch.as_tensor(task.TASK.inputs, dtype=torch.float32)
         D = task.SEQ_LEN * self.d
         feats = torch.randn(task.N_INPUTS, D, generator=g) * 0.5
         feats[:, 0] = inputs[:, 0] + inputs[:, 1]
@@ -127,7 +128,8 @@ def test_sweep_skips_resumes_and_a_cell_alone_reproduces_its_number(tiny_copy, t
     cell = paths.das_cell_dir(tiny_copy, "XY", 1, 8)
     metrics = json.loads((cell / "metrics.json").read_text())
     run = json.loads((cell / "run.json").read_text())
-    assert len(metrics["train_loss"]) == 4 and 0 <= metrics["iia"] <= 1
+    assert len(metrics["train_loss"]) == 4
+    assert_pyvene_agrees(cell, paths.gpt2_dir(tiny_copy))        # pyvene's own number
     assert run["cell_seed"] == metrics["cell_seed"] and run["git_commit"]
     stamp = (cell / "metrics.json").stat().st_mtime_ns
     # A half-written cell is redone: k_4's metrics cut short after its completion marker was
@@ -185,6 +187,8 @@ def test_evaluate_writes_iia_csv_with_the_cross_matrix(tiny_copy):
     iv = stages.load_cell(subject, paths.das_cell_dir(tiny_copy, "Z", 1, 8), 1)
     pred = das.predict_pairs(subject.lean, subject.states[1], 1, das.rotation(iv).detach(),
                              base, source)
+    # the IIA over all the pairs, from the same predictions
+    assert row.iia == pytest.approx(float((pred == labels).float().mean()), abs=5e-5)
     assert row.iia_changed == pytest.approx(float((pred == labels)[changed].float().mean()),
                                             abs=5e-5)   # iia.csv keeps 4 decimals
     floors = pd.read_csv(paths.floors_csv(tiny_copy)).set_index("causal_model")

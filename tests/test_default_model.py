@@ -8,7 +8,7 @@ import train_gpt2
 from dasgraph.causal import models as causal_models
 from dasgraph.interventions import das
 from dasgraph import paths
-from dasgraph.stages.sweep import load_subject
+from dasgraph.networks.subject import load_subject
 from dasgraph import tasks
 
 ARITH = tasks.get("arithmetic")
@@ -49,7 +49,7 @@ def test_trivial_model_aligns_at_every_layer_below_full_replacement(default_mode
 
 
 def test_the_default_is_informative_at_the_planted_layer(default_model):
-    """Issue #3: after the embeddings, some non-trivial model aligns (>= 0.9) while others stay
+    """After the embeddings, some non-trivial model aligns (>= 0.9) while others stay
     clearly lower. The default plants X+Y (and keeps Z) at layer 2, so the (X+Y)+Z model's
     variables XY and Z must align there, and X, Y, XZ, YZ, which need X or Y alone, must not."""
     subject = load_subject(str(paths.gpt2_dir(default_model)))
@@ -64,7 +64,7 @@ def test_the_default_is_informative_at_the_planted_layer(default_model):
 
 
 def test_controls_at_the_planted_cell(default_model, tmp_path):
-    """Issue #14's bar at the planted cell (layer 2, k 21, the model XY): the trained DAS >= 0.95,
+    """The controls' bar at the planted cell (layer 2, k 21, the model XY): the trained DAS >= 0.95,
     a random subspace of the same rank <= 0.25, and the same DAS on a randomly initialised copy
     of the network, scored on the same (task) labels, <= 0.25 and within a few points of what
     that random copy scores un-intervened (Sutter et al.: a linear map tracks the network's

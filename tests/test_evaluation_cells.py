@@ -1,4 +1,4 @@
-"""Issue 16 for stages 3 and 5: the evaluation and the graphs as manifest cells, keyed by
+"""Stages 3 and 5 as cells: the evaluation and the graphs as manifest cells, keyed by
 everything that determines them, resumable, with --status and the executors."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 16: cohort training against the per-cell path, the manifest's settings rule, the
+"""Cohort training against the per-cell path, the manifest's settings rule, the
 executors (debug, local, submitit's local executor) and --status."""
 import json
 import os
@@ -15,7 +15,8 @@ from dasgraph import paths
 from dasgraph.causal import models as causal_models
 from dasgraph.interventions import cohort, das
 from dasgraph.stages import executor
-from dasgraph.stages.sweep import cell_seed, load_subject
+from dasgraph.networks.subject import load_subject
+from dasgraph.stages.sweep import cell_seed
 from dasgraph import tasks
 
 ARITH = tasks.get("arithmetic")
@@ -84,7 +85,7 @@ def test_a_cell_made_with_other_settings_is_refused_then_redone(tiny_copy, capsy
     marker = json.loads((paths.das_cell_dir(tiny_copy, "XY", 1, 4) / paths.DONE).read_text())
     assert marker["settings"]["lr"] == 0.01 and marker["settings"]["causal_model"] == "XY"
     capsys.readouterr()
-    # issue 12's bug: a re-run with another --lr used to mix old and new cells
+    # a re-run with another --lr must not mix old and new cells
     assert sweep(tiny_copy, "--low_rank_dimensions", "4,8", "--lr", "0.02") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "lr" in err[0] and "--overwrite" in err[0], err

@@ -1,4 +1,4 @@
-"""Fine-tuning works for both readouts (issue 13): ``train_gpt2.py --model_path DIR --readout
+"""Fine-tuning works for both readouts: ``train_gpt2.py --model_path DIR --readout
 language_model`` trains a causal LM through the logits of the task's answer tokens at the last
 position, the readout DAS then reads; the saved folder is a causal LM again and the pipeline
 runs on it. Bad input is one line, exit 2."""
@@ -14,6 +14,7 @@ import torch
 import train_gpt2
 from dasgraph import paths, tasks
 from dasgraph.networks import loading, readouts, tiny
+from pyvene_iia import assert_pyvene_agrees
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("src_run_das_ft", ROOT / "src/run_das.py")
@@ -62,8 +63,7 @@ def test_a_causal_lm_fine_tunes_through_its_answer_tokens(tmp_path, architecture
     assert run_das.main(["--results_path", str(root), "--causal_models", "XY", "--layers", "1",
                          "--low_rank_dimensions", "4", "--n_training", "256", "--n_testing", "100",
                          "--batch_size", "64", "--workers", "1", "--device", "cpu"]) == 0
-    cell = json.loads((paths.das_cell_dir(root, "XY", 1, 4) / paths.METRICS).read_text())
-    assert 0 <= cell["iia"] <= 1
+    assert_pyvene_agrees(paths.das_cell_dir(root, "XY", 1, 4), out)
 
 
 def test_the_classifier_default_and_the_lm_are_other_settings(tmp_path, capsys):

@@ -12,7 +12,7 @@ from dasgraph import tasks
 
 ARITH = tasks.get("arithmetic")
 
-INPUTS = [tuple(int(v) for v in row) for row in task.all_inputs()]
+INPUTS = [tuple(int(v) for v in row) for row in task.TASK.inputs]
 
 
 def _output(model: str, base, source) -> int:
@@ -35,7 +35,7 @@ def test_floors_equal_a_brute_force_count_over_all_pairs(model):
 
 
 def test_published_floors_and_disagreement_by_brute_force():
-    # the numbers: 6.7 % unchanged and 10 % copy for an arithmetic model
+    # the expected numbers: 6.7 % unchanged and 10 % copy for an arithmetic model
     assert floors.floors("XY", ARITH.table("XY"))["unchanged"] == pytest.approx(0.067)
     assert floors.floors("XY", ARITH.table("XY"))["copy_source"] == pytest.approx(0.10)
     m = floors.disagreement_matrix({n: ARITH.table(n) for n in ["XY", "X"]})

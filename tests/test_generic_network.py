@@ -1,4 +1,4 @@
-"""The network interface on every tested architecture (issue 13): our intervened logits equal
+"""The network interface on every tested architecture: our intervened logits equal
 pyvene's IntervenableModel at every site kind, for a classification head and an LM head, and
 bad input is one clear line."""
 from __future__ import annotations
@@ -20,7 +20,7 @@ SITES = [Site(), Site(positions=(5,)), Site(positions=(0, 2, 4)),
 @pytest.fixture(scope="module")
 def ids():
     rows = torch.randperm(task.N_INPUTS, generator=torch.Generator().manual_seed(3))[:N_INPUTS]
-    return task.encode_all(tiny.build_tokenizer())[rows]
+    return task.TASK.encode(tiny.build_tokenizer())[rows]
 
 
 def _network(model, ids, site, backend="auto"):
@@ -160,7 +160,7 @@ def test_aligned_prompts_keep_positions_and_equal_pyvene():
 
     tokenizer = tiny.build_tokenizer(tiny.VOCAB + ["0"], split=r"\d|[+=]")
     rows = [0, 9, 90, 909, 999, 123, 456]          # (1,1,1), (1,1,10), (1,10,1), ...
-    text = [task.prompts()[r] for r in rows]
+    text = [task.TASK.prompts()[r] for r in rows]
     ids, mask = prompts.encode(tokenizer, text)
     assert ids.shape == (len(rows), 9) and mask is not None      # [X X + Y Y + Z Z =]
     assert (mask[:, [2, 5, 8]] == 1).all()                       # "+", "+", "=" never move

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 import train_gpt2
 import train_iit
 from conftest import TINY_TRAIN
-from dasgraph.interventions import iit
+from dasgraph.stages import iit
 from dasgraph.networks import gpt2
 from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
@@ -44,11 +44,11 @@ def test_site_iia_known_answer_a_whole_state_swap_is_the_sources_answer(tiny_res
     whole state, so the trivial model's counterfactual (the source's answer) is right exactly
     where the network is right on the source."""
     net = gpt2.load_classifier(str(paths.gpt2_dir(tiny_results)))
-    ids = task.encode_all(task.build_tokenizer())
+    ids = task.TASK.encode(task.TASK.build_tokenizer())
     cfg = gpt2.TrainConfig(iit_causal_model="XYZ", iit_layer=2, iit_dims=16,
                            iit_last_position_only=False)
     nodes = np.arange(task.N_INPUTS)
-    right = (gpt2.predict(net, ids) == torch.as_tensor(task.labels())).numpy()
+    right = (gpt2.predict(net, ids) == torch.as_tensor(task.TASK.labels)).numpy()
     rng = np.random.default_rng(7)
     _base, source = rng.choice(nodes, 2000), rng.choice(nodes, 2000)   # the same draws as the stage
     assert len(set(gpt2.predict(net, ids).tolist())) > 1       # not a constant network

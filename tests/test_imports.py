@@ -1,4 +1,4 @@
-"""Importing the analysis and the report must not import torch (STYLE.md §17): writing
+"""Importing the analysis and the report must not import torch: writing
 Markdown or finding cliques should not pay torch's import time, nor need torch installed."""
 import subprocess
 import sys

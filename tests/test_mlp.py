@@ -339,7 +339,14 @@ def test_interchange_training_loss_is_task_plus_the_planted_swap():
     expected = (cross_entropy(mlp_model.logits(model, x[index]), y[index])
                 + 0.5 * cross_entropy(swapped, label[index]))
     assert torch.allclose(iit.batch_loss(model, x[index], y[index], index), expected, atol=1e-6)
-    assert mlp_das.neuron_basis(mlp_das.PLANTED_NEURONS).equal(torch.eye(16))
+    # a neuron split of any neurons: the swap in its basis moves exactly those neurons whole
+    # (source 1's values at variable 1's neurons, source 2's at the rest, nothing mixed)
+    split = [1, 4, 6, 9, 10, 12, 14, 15]
+    rest = mlp_das.other_neurons(split)
+    swapped = mlp_das.swap(mlp_das.neuron_basis(split), base, s1, s2)
+    assert torch.equal(swapped[:, split], s1[:, split])
+    assert torch.equal(swapped[:, rest], s2[:, rest])
+    assert sorted(split + rest) == list(range(16))
 
 
 def test_interchange_training_plants_abab_where_the_task_alone_does_not(tmp_path):

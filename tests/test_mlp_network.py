@@ -1,4 +1,4 @@
-"""The MLP as a network of the DAS interface (issue 13: "the MLP part fits the same interface"):
+"""The MLP as a network of the DAS interface (the MLP part fits the same interface):
 its backend's layers and states, its intervened logits against pyvene's, and the transformer
 stages' DAS and IIA graphs run on it against a known answer."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The MLP experiments over run seeds (--seeds N, issue 14): the statistics against hand
+"""The MLP experiments over run seeds (--seeds N): the statistics against hand
 computations, and the scripts end to end at tiny sizes: the first seed is the single-seed run,
 every other seed is what --seed S alone gives, re-runs skip, and the report shows the spread."""
 from __future__ import annotations

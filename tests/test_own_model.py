@@ -1,4 +1,4 @@
-"""Your own model through the real CLI (issue 13): a short DAS sweep, its evaluation, the IIA
+"""Your own model through the real CLI: a short DAS sweep, its evaluation, the IIA
 graphs and the combination on tiny random-init non-GPT-2 models, at non-default sites; a saved
 cell loads with pyvene's own loader and gives our logits; bad input is one line, exit 2."""
 from __future__ import annotations
@@ -19,7 +19,8 @@ from dasgraph import paths
 from dasgraph.interventions import das
 from dasgraph.networks import readouts, sites, tiny
 from dasgraph.networks.base import Site
-from dasgraph.stages.sweep import load_subject
+from dasgraph.networks.subject import load_subject
+from pyvene_iia import assert_pyvene_agrees
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,10 +72,13 @@ def pipeline(request, tmp_path_factory):
 
 
 def test_sweep_graphs_and_combination_written(pipeline):
-    name, _, root, flags, layer = pipeline
+    name, model_dir, root, flags, layer = pipeline
     metrics = json.loads((paths.das_cell_dir(root, "XY", layer, 4) / paths.METRICS).read_text())
     site = metrics.get("site", {"component": "residual"})     # the default site records none
-    assert 0 <= metrics["iia"] <= 1 and site["component"] in ("residual", "mlp_output")
+    assert site["component"] in ("residual", "mlp_output")
+    # the cell's IIA is pyvene's own on its test pairs
+    assert_pyvene_agrees(paths.das_cell_dir(root, "XY", layer, 4), model_dir, _site(flags),
+                         "generic")
     iia = pd.read_csv(paths.iia_csv(root))
     assert {"XY", "Z"} <= set(iia.causal_model)
     graph = np.load(paths.graph_npy(root, "Z", layer, 4))
@@ -84,9 +88,7 @@ def test_sweep_graphs_and_combination_written(pipeline):
 
 def test_saved_cell_loads_in_pyvene_and_gives_our_logits(pipeline):
     name, model_dir, root, flags, layer = pipeline
-    site = (Site("mlp_output") if "--component" in flags else
-            Site(positions=(4, 5)) if "--positions" in flags else Site())
-    subject = load_subject(str(model_dir), "cpu", site=site, backend="generic")
+    subject = load_subject(str(model_dir), "cpu", site=_site(flags), backend="generic")
     cell = paths.das_cell_dir(root, "XY", layer, 4)
     intervenable = das.load_intervenable(cell, subject.model)      # pyvene's IntervenableModel.load
     R = das.rotation(das.intervention_of(intervenable)).detach()
@@ -100,6 +102,11 @@ def test_saved_cell_loads_in_pyvene_and_gives_our_logits(pipeline):
         theirs = readout.select(sites.pyvene_logits(intervenable, subject.ids, base, source,
                                                     subject.lean.positions))
     assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def _site(flags) -> Site:
+    return (Site("mlp_output") if "--component" in flags else
+            Site(positions=(4, 5)) if "--positions" in flags else Site())
 
 
 def _one_line_exit_2(argv, capsys, match):
@@ -147,8 +154,11 @@ def test_random_network_control_keeps_a_language_models_head(tmp_path):
     assert metrics["head"] == "language_model"
     assert metrics["all_inputs_accuracy"] == pytest.approx(
         float((subject.predictions.numpy() == subject.task.labels).mean()))
+    # the random copy's cell scores the task's labels, as pyvene scores them on that copy
+    assert_pyvene_agrees(paths.das_cell_dir(root, "XY", 2, 4), paths.gpt2_dir(root))
     assert evaluate_das.main([*common, "--n_testing", "100", "--random_draws", "1"]) == 0
-    assert pd.read_csv(paths.iia_csv(root)).iia.between(0, 1).all()
+    iia = pd.read_csv(paths.iia_csv(root))
+    assert (iia.n_examples == 100).all() and iia.iia.between(0, 1).all()
 
 
 def test_cells_of_one_site_are_not_reused_at_another(tiny_copy, capsys):

@@ -11,7 +11,7 @@ from dasgraph.networks import circuits
 from dasgraph import paths
 from dasgraph.interventions import patching
 from dasgraph.tasks import arithmetic as task
-from dasgraph.stages.sweep import load_subject
+from dasgraph.networks.subject import load_subject
 
 BATCH = torch.as_tensor([3, 141, 512, 777, 998])
 CF = torch.as_tensor([103, 241, 612, 877, 98])       # X changed
@@ -60,10 +60,11 @@ def test_same_results_with_and_without_caching(subject):
         cached = patching.path_patched(subject.lean, h, h_cf, senders, cfg, caches)[0]
         fresh = patching.path_patched(subject.lean, h, h_cf, senders, cfg)[0]
         assert torch.equal(cached, fresh)
-    table_cached = patching.patch_heads(subject.lean, subject.ids, torch.as_tensor(task.labels()),
+    labels = torch.as_tensor(task.TASK.labels)
+    table_cached = patching.patch_heads(subject.lean, subject.ids, labels,
                                         np.arange(0, 1000, 50), cfg, seed=0, progress=False)
     cfg.cache = False
-    table_fresh = patching.patch_heads(subject.lean, subject.ids, torch.as_tensor(task.labels()),
+    table_fresh = patching.patch_heads(subject.lean, subject.ids, labels,
                                        np.arange(0, 1000, 50), cfg, seed=0, progress=False)
     pd.testing.assert_frame_equal(table_cached, table_fresh)
 

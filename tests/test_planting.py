@@ -20,7 +20,7 @@ ARITH = tasks.get("arithmetic")
 ])
 def test_indistinguishable_inputs_share_the_causal_models_variables(name, key):
     groups = causal_models.indistinguishable(causal_models.table_of(name, ARITH))
-    keys = [key(*row) for row in task.all_inputs()]
+    keys = [key(*row) for row in task.TASK.inputs]
     for a in range(0, 1000, 37):          # same group <=> same variables, both ways
         for b in range(0, 1000, 11):
             assert (groups[a] == groups[b]) == (keys[a] == keys[b]), (name, a, b)
@@ -77,7 +77,7 @@ def test_trainable_lean_forward_equals_transformers_and_drops_out_only_in_train_
     model = gpt2.build_model(arch, 0, ARITH).eval()
     lean = LeanGPT2(model, frozen=False)
     assert all(p.requires_grad for p in model.parameters())
-    ids = task.encode_all(task.build_tokenizer())[:50]
+    ids = task.TASK.encode(task.TASK.build_tokenizer())[:50]
     with torch.no_grad():
         ref = model(input_ids=ids).logits
         assert torch.allclose(lean.logits_from(0, lean.embed(ids)), ref, atol=1e-5)
@@ -88,9 +88,9 @@ def test_trainable_lean_forward_equals_transformers_and_drops_out_only_in_train_
 def test_invariance_penalty_removes_what_the_causal_model_cannot_see():
     """A short training with the penalty leaves the layer states far closer for same-(X+Y, Z)
     inputs than the same training without it (relative to random pairs)."""
-    ids = task.encode_all(task.build_tokenizer())
-    labels = torch.as_tensor(task.labels())
-    splits = task.split_nodes(0)
+    ids = task.TASK.encode(task.TASK.build_tokenizer())
+    labels = torch.as_tensor(task.TASK.labels)
+    splits = task.TASK.split_nodes(0)
     groups = causal_models.indistinguishable(causal_models.table_of("XY", ARITH))
     measured = {}
     for weight in (0.0, 10.0):
@@ -113,7 +113,7 @@ def test_combined_model_counterfactuals_follow_the_region_of_base_and_source():
     model = causal_models.planted_model("XY if X<=5 else X", ARITH)
     assert isinstance(model, causal_models.CombinedModel) and model.name == "XY if X<=5 else X"
     table = causal_models.table_of(model.name, ARITH)
-    xyz = task.all_inputs()
+    xyz = task.TASK.inputs
     for b in range(0, 1000, 13):
         for s in range(0, 1000, 17):
             (xb, yb, zb), (xs, ys, _zs) = xyz[b], xyz[s]
@@ -127,14 +127,14 @@ def test_combined_model_counterfactuals_follow_the_region_of_base_and_source():
             == causal_models.table_of("XY", ARITH)[np.ix_(inside, inside)]).all()
     assert (table[np.ix_(outside, outside)]
             == causal_models.table_of("X", ARITH)[np.ix_(outside, outside)]).all()
-    assert (np.diagonal(table) == task.labels()).all()
+    assert (np.diagonal(table) == task.TASK.labels).all()
 
 
 def test_combined_model_partners_share_its_variable_and_rest():
     # (P, rest) alone decides every interchange, so e.g. (1, 6, 9) with P = 7, rest 9 and
     # (7, 2, 7) with P = 7, rest 9 are partners although they sit in different regions
     groups = causal_models.indistinguishable(causal_models.table_of("XY if X<=5 else X", ARITH))
-    xyz = task.all_inputs()
+    xyz = task.TASK.inputs
     keys = [(x + y, z) if x <= 5 else (x, y + z) for x, y, z in xyz]
     assert groups[58] == groups[616]
     for a in range(0, 1000, 29):

@@ -1,4 +1,4 @@
-"""Settings are defined once (issue 12): a dataclass field holds a setting's default, help and
+"""Settings are defined once: a dataclass field holds a setting's default, help and
 validation; the scripts' flags are derived from it, so the two cannot disagree."""
 import dataclasses
 import importlib.util

@@ -1,10 +1,11 @@
-"""The intervention-training code every network shares (interventions.training, das.rotated_swap):
+"""The intervention-training code every network shares (networks.training, das.rotated_swap):
 the transformer cells and the MLP part train through the same loop and the same losses."""
 import numpy as np
 import pytest
 import torch
 
-from dasgraph.interventions import das, training
+from dasgraph.interventions import das
+from dasgraph.networks import training
 from dasgraph.mlp import backend as mlp_backend, das as mlp_das, model as mlp_model
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import UsageError

@@ -65,7 +65,7 @@ def test_packaged_copy_equals_the_published_pt_files_exactly():
 
 
 def test_combination_on_the_imported_graphs_reproduces_figure_2(imported):
-    """The issue's criterion: every published entry within 2.5 points, within 1.0 on average."""
+    """The criterion: every published entry within 2.5 points, within 1.0 on average."""
     assert combine_causal_models.main(["--results_path", str(imported), "--rule", "mean_iia"]) == 0
     cells = pd.read_csv(paths.combination_csv(imported, 8, 256))
     assert set(cells["growth"]) == {"thesis"}

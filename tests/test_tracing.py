@@ -12,7 +12,7 @@ from dasgraph.networks import circuits
 from dasgraph.interventions import das, tracing
 from dasgraph import paths
 from dasgraph.tasks import arithmetic as task
-from dasgraph.stages.sweep import load_subject
+from dasgraph.networks.subject import load_subject
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_decomposed_forward_equals_lean_and_transformers(subject):
 
 def small_trace(subject, corruption, **kw):
     cfg = tracing.TraceConfig(corruption=corruption, n_samples=2, **kw)
-    return tracing.trace(subject.lean, subject.ids, torch.as_tensor(task.labels()),
+    return tracing.trace(subject.lean, subject.ids, torch.as_tensor(task.TASK.labels),
                          np.arange(0, 1000, 25), ["X", "Z"], list(circuits.COMPONENTS), cfg,
                          seed=0, progress=False)
 
@@ -175,7 +175,7 @@ def test_default_network_tracing_finds_the_plant():
         pytest.skip(f"no default network at {folder}")
     subject = load_subject(folder)
     cfg = tracing.TraceConfig(corruption="noise", n_samples=5, layers=[2])
-    table = tracing.trace(subject.lean, subject.ids, torch.as_tensor(task.labels()),
+    table = tracing.trace(subject.lean, subject.ids, torch.as_tensor(task.TASK.labels),
                           tracing.traced_nodes(200), ["X"], ["resid"], cfg, seed=0,
                           progress=False).set_index("position")
     assert table.loc[5].fraction_of_total_effect >= 0.90

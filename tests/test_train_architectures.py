@@ -1,4 +1,4 @@
-"""Training another architecture from scratch (issue 13, "a known answer through a non-GPT-2
+"""Training another architecture from scratch ("a known answer through a non-GPT-2
 network"): train_gpt2.py --architecture llama trains through the model's own modules in stages
 (networks.generic.StagedDecoder), with the default's planting; its folder loads back and DAS
 runs on it through the generic backend; bad input is one line, exit 2. The slow test is the
@@ -22,6 +22,7 @@ from dasgraph.networks.generic import StagedDecoder
 from dasgraph.tasks import arithmetic as task
 
 from conftest import TINY_TRAIN
+from pyvene_iia import assert_pyvene_agrees
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("src_run_das", ROOT / "src/run_das.py")
@@ -92,7 +93,7 @@ def test_staged_forward_equals_the_models_own_logits(train_mode):
 def test_staged_forward_is_the_models_own_on_other_architectures(architecture):
     """Nothing in it is Llama's: Gemma's scaled embeddings, NeoX's parallel blocks alike."""
     model = tiny.build(architecture, readouts.CLASSIFIER, n_layer=2, width=16, n_head=2)
-    ids = task.encode_all(tiny.build_tokenizer())[:64]
+    ids = task.TASK.encode(tiny.build_tokenizer())[:64]
     staged = StagedDecoder(model, ids)
     with torch.no_grad():
         own = model(input_ids=ids).logits
@@ -131,8 +132,7 @@ def test_a_trained_llama_loads_back_and_das_runs_on_it(tmp_path):
     assert run_das.main([*common, "--causal_models", "XY", "--layers", "1",
                          "--low_rank_dimensions", "4", "--n_training", "256", "--n_testing", "100",
                          "--batch_size", "64", "--workers", "1"]) == 0
-    cell = json.loads((paths.das_cell_dir(root, "XY", 1, 4) / paths.METRICS).read_text())
-    assert 0 <= cell["iia"] <= 1
+    assert_pyvene_agrees(paths.das_cell_dir(root, "XY", 1, 4), out)
     # the same settings again: the model counts as finished, the recipe recorded
     assert train_gpt2.main(["--results_path", str(root), *TINY_TRAIN, "--architecture", "llama",
                             "--iit_layer", "1", "--skip_existing"]) == 0
@@ -150,7 +150,7 @@ def test_bad_architecture_is_one_line_and_exit_2(tmp_path, capsys, flags, needle
     assert len(err) == 1 and needle in err[0], err
 
 
-# The known answer through a non-GPT-2 network. Measured: see README, "Your own model".
+# The known answer through a non-GPT-2 network. Measured: docs/own_model.md.
 KNOWN_LAYERS = "0,1,2,3"
 KNOWN_K = "21"
 

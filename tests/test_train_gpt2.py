@@ -30,8 +30,8 @@ def test_tiny_run_writes_a_loadable_self_describing_model(tiny_results):
     assert out.stat().st_mode & 0o777 == 0o755
     model = AutoModelForSequenceClassification.from_pretrained(str(out)).eval()
     tok = AutoTokenizer.from_pretrained(str(out))
-    ids = task.encode_all(tok)
-    acc = gpt2.accuracy(model, ids, torch.as_tensor(task.labels()))
+    ids = task.TASK.encode(tok)
+    acc = gpt2.accuracy(model, ids, torch.as_tensor(task.TASK.labels))
     assert acc == pytest.approx(metrics["all_inputs_accuracy"], abs=1e-9)
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".gpt2.partial")]
 

@@ -26,7 +26,7 @@ def _script(name: str):
     return module
 
 
-XYZ = task.all_inputs()
+XYZ = task.TASK.inputs
 X_EVEN = np.flatnonzero(XYZ[:, 0] % 2 == 0)
 XY_AT_MOST_8 = np.flatnonzero(XYZ[:, 0] + XYZ[:, 1] <= 8)
 

@@ -13,7 +13,7 @@ import fake_results
 import visualizations
 from dasgraph import collect, paths
 from dasgraph.plots import graphs as plots_graphs, visualize
-from dasgraph.report import published
+from dasgraph import reference as published
 from dasgraph.tasks import arithmetic as task
 from dasgraph import tasks
 

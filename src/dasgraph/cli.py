@@ -1,4 +1,4 @@
-"""Shared command-line flags, declared once and validated up front (STYLE.md §4).
+"""Shared command-line flags, declared once and validated up front.
 
 Every script builds its parser with :func:`parser`, adds the shared groups it needs, and gets
 one clear error line and exit code 2 for bad input.
@@ -206,12 +206,15 @@ def network_stage_parser(doc: str | None) -> Parser:
     return p
 
 
+# What a site intervenes on (networks.base.Site): the residual stream, or a block's attention or
+# MLP output. Named here, below the networks, because --component offers them.
+SITE_COMPONENTS = ("residual", "attention_output", "mlp_output")
+
+
 def add_site(p: argparse.ArgumentParser) -> None:
     """Where cells intervene (networks.base.Site) and which backend runs the network. A results
     folder holds cells of one site: give the same flags to run_das, evaluate_das and graphs."""
-    from dasgraph.networks.base import COMPONENTS
-
-    p.add_argument("--component", choices=COMPONENTS, default="residual",
+    p.add_argument("--component", choices=SITE_COMPONENTS, default="residual",
                    help="residual stream (layer L = entering block L), or a block's attention "
                         "or MLP output (layer L = block L)")
     p.add_argument("--positions", type=_positions, default=None,

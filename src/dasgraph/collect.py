@@ -16,8 +16,8 @@ import pandas as pd
 from dasgraph.analysis import graphs
 from dasgraph.causal import floors
 from dasgraph import paths, readers, runtime
-from dasgraph.report import published
-from dasgraph.plots.iia import order_models
+from dasgraph import reference as published
+from dasgraph.causal.models import order_models
 
 log = logging.getLogger(__name__)
 

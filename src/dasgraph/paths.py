@@ -1,4 +1,4 @@
-"""The one place that knows the results layout (DESIGN.md, "Results layout").
+"""The one place that knows the results layout (docs/architecture.md draws it).
 
 Every stage receives only ``--results_path``; every file or folder under it is named here.
 """
@@ -21,10 +21,6 @@ def done_marker(main_file: Path) -> Path:
     """The completion marker of a file artifact (a graph, a tree, a combination CSV)."""
     main_file = Path(main_file)
     return main_file.with_name(f".{main_file.name}.done")
-
-
-def results_root(results_path: str | Path | None = None) -> Path:
-    return Path(results_path) if results_path is not None else DEFAULT_RESULTS
 
 
 def task_json(root: Path) -> Path:
@@ -156,10 +152,6 @@ def tree_file(root: Path, causal_model: str, layer: int, low_rank_dimension: int
 # --- stage 8: combined causal models -----------------------------------------------------
 def combination_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
     return Path(root) / "combination" / f"layer_{layer}_k_{low_rank_dimension}.csv"
-
-
-def combination_strength_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
-    return Path(root) / "combination" / f"layer_{layer}_k_{low_rank_dimension}_strength.csv"
 
 
 def combination_assignment_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
@@ -303,6 +295,12 @@ def combination_png(layer: int, k: int) -> str:
 def plots_stamp(root: Path) -> Path:
     """Written by a finished ``visualizations.py --experiment all``: what it drew."""
     return plots_dir(root) / ".drawn.json"
+
+
+def reproduce_stamp(root: Path) -> Path:
+    """Written after a complete ``make reproduce``: the tree, code and settings it left
+    (dasgraph.freshness), so that a run with nothing to do stops before any stage starts."""
+    return Path(root) / ".reproduced.json"
 
 
 def report_md(root: Path) -> Path:

@@ -1,4 +1,4 @@
-"""Combined causal models from IIA graphs (stage 8; THESIS.md §5, the CLeaR 2025 paper).
+"""Combined causal models from IIA graphs (stage 8; the CLeaR 2025 paper).
 
 A combined model splits the 1000 inputs into cells, each explained by one non-trivial causal
 model; what no model explains goes to the trivial model XYZ. The paper's greedy, at one

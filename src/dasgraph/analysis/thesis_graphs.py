@@ -7,7 +7,7 @@ low-rank dimension, layer = the thesis's layer j = output of block j, which is O
 diagonal carries no information and is zeroed on import, as in our graphs.
 
     from dasgraph.analysis import thesis_graphs
-    found = thesis_graphs.read_folder(Path("../shared/reference/thesis_graphs"))   # or read_packaged()
+    found = thesis_graphs.read_folder(Path("path/to/thesis_graphs"))   # or read_packaged()
     thesis_graphs.import_graphs(found, Path("results/thesis_graphs"), args)
 
 A copy of the seven published graphs (GPT-2 small fine-tuned, thesis layer 7, k = 256) ships
@@ -31,7 +31,7 @@ import pandas as pd
 
 from dasgraph.analysis import graphs
 from dasgraph import paths, tasks
-from dasgraph.report import published
+from dasgraph import reference as published
 from dasgraph.tasks import arithmetic as task
 from dasgraph.runtime import UsageError, finished, run_record
 

@@ -5,7 +5,7 @@ other inputs drawn with a seeded generator. Each input is described by its task'
 (:class:`Features`; for arithmetic the thesis's 19), and a depth-1..4 ``DecisionTreeClassifier`` is chosen by
 ``GridSearchCV``. The accuracy we report is *held out*: nested cross-validation (an outer
 stratified k-fold around the whole grid search), so depth selection never sees the test fold.
-The thesis reported training accuracy only (THESIS.md §8.7); we still record it, labelled so.
+The thesis reported training accuracy only; we still record it, labelled so.
 
 Typical use::
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 
 FLOOR_COLUMNS = ["causal_model", "unchanged", "copy_source"]
-# a model "aligns" at a layer when its best IIA over k reaches this (the README's threshold)
+# a model "aligns" at a layer when its best IIA over k reaches this
 ALIGNED = 0.9
 # two models whose counterfactuals differ on at most this share of ordered pairs are one class
 # of equivalent models: no interchange experiment can tell them apart (e.g. P = B and

@@ -27,6 +27,18 @@ if TYPE_CHECKING:
 Columns = Mapping[str, np.ndarray]
 
 
+# The thesis's causal models in the order every table and figure lists them, each with its colour
+# (matplotlib names, so that this order needs no matplotlib); a task's other models follow.
+MODEL_COLORS = {"XY": "tab:blue", "XZ": "tab:orange", "YZ": "tab:green", "X": "tab:red",
+                "Y": "tab:purple", "Z": "tab:brown", "XYZ": "black"}
+
+
+def order_models(names) -> list[str]:
+    """``names`` in the thesis's order (MODEL_COLORS), then any others sorted."""
+    known = [m for m in MODEL_COLORS if m in set(names)]
+    return known + sorted(set(names) - set(known))
+
+
 @dataclass(frozen=True, eq=False)
 class CausalModel:
     name: str                                   # XY, Q, ...
@@ -119,7 +131,7 @@ class CombinedModel:
     base's P to the source's and keeps the rest of the base, so its counterfactual is the
     base region's output of P(source), across regions too. Counterfactuals that are no class
     of the task (a sum outside 3..30) get no target
-    (``interventions.training.interchange_loss`` masks them).
+    (``networks.training.interchange_loss`` masks them).
     """
     inside: CausalModel
     outside: CausalModel

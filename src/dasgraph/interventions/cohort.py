@@ -23,7 +23,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
-from dasgraph.interventions import das, training
+from dasgraph.interventions import das
+from dasgraph.networks import training
 from dasgraph.runtime import derive_seed
 
 

@@ -21,7 +21,7 @@ from torch.nn.utils import parametrize
 
 from dasgraph import cli
 from dasgraph.causal import models as causal_models
-from dasgraph.interventions import training
+from dasgraph.networks import training
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import derive_seed
 

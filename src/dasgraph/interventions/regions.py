@@ -37,7 +37,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from dasgraph import cli
-from dasgraph.interventions import das, training
+from dasgraph.interventions import das
+from dasgraph.networks import training
 from dasgraph.runtime import UsageError, derive_seed
 
 OBJECTIVES = ("ce", "oracle", "bounded", "trimmed", "gated")

@@ -9,9 +9,9 @@ as the transformers are: the hidden states of every base and source are its carr
 layer, cached (``hidden_counterfactuals``), and a step only rotates, swaps, rotates back and
 runs the rest of the network from the swapped carriers (``swap`` + ``SiteNetwork.logits_from``).
 The swap is the shared ``interventions.das.rotated_swap`` (two variables from two sources at
-once, on the flattened carriers), the training loop the shared ``interventions.training.fit``
+once, on the flattened carriers), the training loop the shared ``networks.training.fit``
 that trains every transformer cell, and interchange intervention training adds the shared
-``interventions.training.interchange_loss``: only the data (entity counterfactuals) and the
+``networks.training.interchange_loss``: only the data (entity counterfactuals) and the
 network are the MLP's own. ``intervenable`` builds the equivalent ``pyvene.IntervenableModel``
 (two linked representations, one per variable), used to save a trained rotation in pyvene's
 format and, in the tests, to check that both paths give the same logits.
@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from dasgraph.interventions import das as shared_das, training
+from dasgraph.interventions import das as shared_das
+from dasgraph.networks import training
 from dasgraph.mlp import backend, model as mlp_model, tasks as mlp_tasks
 from dasgraph.networks.base import SiteNetwork
 

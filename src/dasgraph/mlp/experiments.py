@@ -1,4 +1,4 @@
-"""The three MLP experiments of THESIS.md §6, one function per script.
+"""The thesis's three MLP experiments, one function per script.
 
 * ``run_hierarchical_equality``: pyvene's DAS tutorial (WX, YZ at layer 0) against the best
   neuron-level alignment.

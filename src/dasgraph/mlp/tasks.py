@@ -1,4 +1,4 @@
-"""Entity-equality tasks of the MLP part (THESIS.md §6) and their causal models.
+"""Entity-equality tasks of the MLP part and their causal models.
 
 An input is four entities W, X, Y, Z, each a random 4-dim vector; the MLP sees the 16 numbers
 side by side. Every causal model here has two boolean intermediate variables, each the

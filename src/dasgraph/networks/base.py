@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 import torch
 
+from dasgraph.cli import SITE_COMPONENTS as COMPONENTS
 from dasgraph.runtime import UsageError
 
-RESIDUAL = "residual"
-COMPONENTS = (RESIDUAL, "attention_output", "mlp_output")
+RESIDUAL = COMPONENTS[0]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 ``LeanGPT2.block`` fuses each block; here every block is written out as per-head attention
 values -> attention output -> MLP output -> residual stream, and an ``edit`` callback may
 replace any of them, as pyvene's interventions and nano-causal-interventions' ``which`` do.
-One implementation for both methods (STYLE.md §16); checked equal to the lean forward,
+One implementation for both methods; checked equal to the lean forward,
 to transformers' and to pyvene's interventions in the tests.
 
 Sites (``kind``, index), the vocabulary of pyvene's GPT-2 map:
@@ -94,8 +94,3 @@ def forward(lean: LeanGPT2, h: torch.Tensor, start: int = 0, edit: Edit | None =
         h = h + site("attn", i, attention_output(lean, i, z))
         h = site("resid", i + 1, h + site("mlp", i, mlp_output(lean, i, h)))
     return readout(lean, h), cache
-
-
-def n_blocks_of(lean: LeanGPT2, component: str) -> int:
-    """Valid indices of a component: layers 0..n_layer for 'resid', blocks 0..n_layer-1 else."""
-    return lean.n_layer + 1 if component == "resid" else lean.n_layer

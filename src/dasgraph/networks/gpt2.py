@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dasgraph import cli, readers
-from dasgraph.interventions.training import interchange_loss  # IIT's loss, shared with the MLP
+from dasgraph.networks.training import interchange_loss  # IIT's loss, shared with the MLP
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import UsageError
 
@@ -39,7 +39,7 @@ ARCHITECTURES = tuple(BLOCK_WEIGHTS)
 
 @dataclass
 class ArchConfig:
-    """Size of the from-scratch default (see README: how the default was chosen). The fields
+    """Size of the from-scratch default (docs/default_model.md says how it was chosen). The fields
     with help are train_gpt2.py's flags of the same name (cli.add_settings)."""
     n_layer: int = cli.setting(3, "from scratch: blocks", cli.count(cli.MAX_LAYERS))
     n_embd: int = cli.setting(64, "from scratch: width", cli.count(cli.MAX_WIDTH))

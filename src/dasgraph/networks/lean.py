@@ -1,4 +1,4 @@
-"""A lean forward of GPT-2's blocks over cached residual states (the fast path of DESIGN.md).
+"""A lean forward of GPT-2's blocks over cached residual states (the fast path DAS trains on).
 
 transformers' GPT-2 forward on 6-token inputs spends its time on per-op overhead, masks and
 bookkeeping, and a DAS step only needs the blocks *above* the intervened layer. ``LeanGPT2``

@@ -65,7 +65,7 @@ def behaviour_table(name: str, predictions: np.ndarray, task: tasks.Task) -> np.
 
 def predictions_of(model_path: str, task: tasks.Task) -> np.ndarray:
     """(N,) the network at ``model_path``'s predicted class for every input of the task."""
-    from dasgraph.stages.sweep import load_subject
+    from dasgraph.networks.subject import load_subject
 
     return load_subject(model_path, task=task).predictions.cpu().numpy()
 
@@ -87,7 +87,7 @@ def make_network(model_path: str, root: Path, seed: int, task: tasks.Task, args=
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     from dasgraph.networks import gpt2, loading
-    from dasgraph.stages.sweep import load_subject
+    from dasgraph.networks.subject import load_subject
 
     out = paths.gpt2_dir(root)
     kind = loading.model_kind(model_path)

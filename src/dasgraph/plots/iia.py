@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import math
 
-
 import matplotlib.pyplot as plt
 import networkx as nx
 import numpy as np
 import pandas as pd
 
-# One colour per causal model in every figure; arithmetic models solid, simple ones dashed.
-MODEL_COLORS = {"XY": "tab:blue", "XZ": "tab:orange", "YZ": "tab:green", "X": "tab:red",
-                "Y": "tab:purple", "Z": "tab:brown", "XYZ": "black"}
+from dasgraph.causal.models import MODEL_COLORS, order_models  # noqa: F401 (figures' order)
+
+# Arithmetic models solid, simple ones dashed.
 ARITHMETIC = ("XY", "XZ", "YZ")
 LAYER_LABEL = "layer L (residual stream entering block L; 0 = embeddings)"
 IIA_LABEL = "IIA (held-out counterfactuals)"
@@ -34,11 +33,6 @@ def model_style(name: str) -> dict:
     return {"color": model_colour(name),
             "linestyle": "-" if name in ARITHMETIC or name == "XYZ" else "--",
             "marker": "o", "markersize": 4}
-
-
-def order_models(names) -> list[str]:
-    known = [m for m in MODEL_COLORS if m in set(names)]
-    return known + sorted(set(names) - set(known))
 
 
 def _grid(n: int, max_cols: int = 3, panel=(4.6, 3.4)):

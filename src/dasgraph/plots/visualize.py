@@ -24,7 +24,7 @@ import pandas as pd
 from dasgraph import cli, collect, paths, readers, runtime, tasks
 from dasgraph.analysis import graphs
 from dasgraph.plots import analysis as plots_analysis, graphs as plots_graphs, iia as plots_iia
-from dasgraph.report import published
+from dasgraph import reference as published
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ def _newest_input(root: Path) -> float:
     newest = 0.0
     for path in root.rglob("*"):
         if path.is_file() and plots not in path.parents and not path.name.startswith(report.name) \
-                and not path.name.endswith(".log"):
+                and not path.name.endswith(".log") and path != paths.reproduce_stamp(root):
             newest = max(newest, path.stat().st_mtime)
     return newest
 

@@ -20,12 +20,12 @@ import pandas as pd
 from dasgraph import cli, collect, paths, readers, runtime, tasks
 from dasgraph.analysis import graphs, planted
 from dasgraph.analysis import verdicts
+from dasgraph import reference as published
 from dasgraph.stages import health
 from dasgraph.report import (boolean as report_boolean, companions as report_companions,
-                             meaning, mlp_seeds as report_mlp_seeds, published,
-                             thesis as report_thesis)
+                             meaning, mlp_seeds as report_mlp_seeds, thesis as report_thesis)
 from dasgraph.report.markdown import Page, key_value_table, markdown_table, not_available
-from dasgraph.plots.iia import order_models
+from dasgraph.causal.models import order_models
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from dasgraph import collect, paths, readers, tasks
 from dasgraph.analysis import combine
-from dasgraph.report import published
+from dasgraph import reference as published
 from dasgraph.report.markdown import Page, markdown_table, not_available
 
 TITLE = "## 11. The paper's boolean task (De Morgan)"

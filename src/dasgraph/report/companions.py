@@ -19,7 +19,7 @@ from dasgraph.report.markdown import Page, markdown_table
 
 TITLE = "## 10. Companions of DAS: causal tracing, path patching, interchange intervention training"
 MAKE = "make reproduce-all"
-MIN_PLANTED_SHARE = 0.90      # the known answers for the planted default
+MIN_PLANTED_SHARE = 0.90      # the known answers the report checks on the planted default
 MAX_OTHER_SHARE = 0.10
 
 

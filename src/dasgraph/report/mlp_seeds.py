@@ -1,4 +1,4 @@
-"""The MLP section's part on run seeds (``make reproduce-mlp-seeds``, issue 14).
+"""The MLP section's part on run seeds (``make reproduce-mlp-seeds``).
 
 Reads ``over_seeds`` from an MLP experiment's metrics.json, written when the script ran with
 ``--seeds N``: for hierarchical equality DAS and the best neuron split at each seed, their

@@ -16,9 +16,9 @@ import pandas as pd
 
 from dasgraph import collect, paths
 from dasgraph.analysis import combine, graphs
-from dasgraph.report import published
+from dasgraph import reference as published
 from dasgraph.report.markdown import Page, markdown_table, not_available
-from dasgraph.plots.iia import order_models
+from dasgraph.causal.models import order_models
 
 TITLE = "## 9. The thesis's own graphs, re-analysed"
 MAKE = "make reproduce-thesis-graphs"

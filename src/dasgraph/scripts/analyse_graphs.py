@@ -1,4 +1,4 @@
-"""Stage 6: cliques in the IIA graphs (THESIS.md §4).
+"""Stage 6: cliques in the IIA graphs.
 
 For every saved graph (results/graphs/{cm}/layer_{L}_k_{k}.npy) keep the edges with
 IIA >= --threshold, find cliques with --clique_finder and write

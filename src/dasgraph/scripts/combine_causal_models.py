@@ -1,7 +1,7 @@
 """Stage 8: combine causal models from IIA graphs (the paper's strength vs faithfulness).
 
-For each (layer, k) with graphs, each model set, selection rule and threshold λ, the greedy of
-THESIS.md §5 (growing each set the thesis code's way by default) splits the 1000 inputs into
+For each (layer, k) with graphs, each model set, selection rule and threshold λ, the paper's
+greedy (growing each set the thesis code's way by default) splits the inputs into
 cells, one per non-trivial model, each with mean pair IIA >= λ; the rest goes to the trivial
 model XYZ. Strength = share of inputs not given to XYZ.
 Writes results/combination/layer_{L}_k_{k}.csv (one row per model set × rule × λ × cell) and

@@ -26,7 +26,7 @@ from dasgraph.causal import floors
 from dasgraph.networks import random_init as random_network
 from dasgraph.stages import executor, health, manifest
 from dasgraph.stages.evaluation_cells import STAGE, evaluate_cells, write_iia_csv
-from dasgraph.stages.sweep import model_dir, task_of
+from dasgraph.networks.subject import model_dir, task_of
 
 
 def parse_args(argv=None):

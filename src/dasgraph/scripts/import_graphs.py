@@ -8,7 +8,7 @@ imports the copy of the seven published graphs (thesis layer 7, k 256) shipped i
 Finished graphs are skipped unless --overwrite.
 
     python import_graphs.py --results_path results/thesis_graphs       # the packaged copy
-    python import_graphs.py --thesis_graphs ../shared/reference/thesis_graphs \\
+    python import_graphs.py --thesis_graphs path/to/thesis_graphs \\
         --results_path results/thesis_graphs
     python combine_causal_models.py --results_path results/thesis_graphs --rule mean_iia
 """

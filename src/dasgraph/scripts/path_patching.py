@@ -12,7 +12,7 @@ and a heatmap (results/path_patching/{receiver}.{csv,png}).
 from __future__ import annotations
 
 from dasgraph import cli, runtime
-from dasgraph.interventions import patching
+from dasgraph.stages import path_patching as patching
 
 
 def parse_args(argv=None):

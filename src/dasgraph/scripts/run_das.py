@@ -52,8 +52,8 @@ def parse_args(argv=None):
     p.add_argument("--tf32", action="store_true",
                    help="on a CUDA GPU, float32 matmuls on TensorFloat-32 tensor cores (their "
                         "inputs rounded to about 3 significant digits, sums in float32): cells "
-                        "are keyed apart from full-float32 ones (default: off; README, "
-                        "'Running at thesis scale')")
+                        "are keyed apart from full-float32 ones (default: off; "
+                        "docs/speed.md, 'The thesis's sweep')")
     executor.add_flags(p)
     return p.parse_args(argv)
 
@@ -67,7 +67,7 @@ def _run(args) -> None:
         return
     cli.writable_dir(args.results_path)
     if args.control != "none":      # the same sweep, on a random network of this shape
-        from dasgraph.stages.sweep import model_dir, task_of
+        from dasgraph.networks.subject import model_dir, task_of
 
         task = task_of(args)
         root = paths.control_root(args.results_path, args.control)

@@ -20,7 +20,7 @@ import re
 from dasgraph import cli, runtime
 from dasgraph.networks import gpt2
 from dasgraph.stages.training import ARCH_DEFAULT, RECIPES
-from dasgraph.interventions import iit
+from dasgraph.stages import iit
 from dasgraph.mlp import pipeline as mlp_pipeline
 
 

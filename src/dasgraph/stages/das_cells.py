@@ -7,6 +7,7 @@ ran: every cell trains on one torch thread (``CELL_THREADS``) and with its own s
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -14,8 +15,10 @@ import time
 
 import torch
 
-from dasgraph import cli, paths
+from dasgraph import cli, paths, tasks
 from dasgraph.interventions import cohort, das, regions
+from dasgraph.networks import random_init as random_network
+from dasgraph.networks.subject import Subject, subject_from_args
 from dasgraph.runtime import (atomic_directory, atomic_write_json, configure_determinism,
                               UsageError, resolve_device, run_record)
 from dasgraph.stages import manifest
@@ -122,13 +125,26 @@ def save_cell(args, cfg, subject, device, cell: Cell, intervention, history, res
     return metrics
 
 
+@functools.lru_cache(maxsize=None)
+def _table(task: tasks.Task, cm: str, device: str) -> torch.Tensor:
+    """One counterfactual table per causal model and process, shared by its cells."""
+    return torch.tensor(task.table(cm), device=device)   # a copy: the task's table is read-only
+
+
+def label_tables(args, subject: Subject, names, device: str) -> dict[str, torch.Tensor]:
+    """Counterfactual classes per causal model: the task's (the usual case), or with
+    ``--control random_init_own`` the network's own behaviour (networks.random_init)."""
+    if random_network.labels_of(args) == "network":
+        tables = random_network.own_tables(subject.predictions.cpu().numpy(), subject.task, names)
+        return {n: torch.as_tensor(t, device=device) for n, t in tables.items()}
+    return {n: _table(subject.task, n, device) for n in names}
+
+
 def train_and_save(args, cfg, subject, device, cells: list[Cell], progress=False) -> list[dict]:
     """Train, evaluate and save one cohort (cells of one layer); their metrics."""
-    from dasgraph.stages.sweep import label_tables
-
     tables = label_tables(args, subject, sorted({c.causal_model for c in cells}), device)
     # the cohort path batches the lean GPT-2 forward at the residual stream; any other site
-    # (issue 13's network interface) trains cell by cell
+    # (a networks.base backend) trains cell by cell
     alone = args.cohort_size == 1 or not subject.site.is_default or \
         getattr(args, "objective", "ce") != "ce" or \
         subject.site_dim != subject.states.shape[2] * subject.states.shape[3]
@@ -164,8 +180,6 @@ def prepare_process(args=None, device: str | None = None) -> None:
 
 def load_for_cells(args):
     """(subject, device) for a process that runs cells: the network and its cached states."""
-    from dasgraph.stages.sweep import subject_from_args
-
     device = resolve_device(args.device)
     prepare_process(args, device)
     return subject_from_args(args, device), device

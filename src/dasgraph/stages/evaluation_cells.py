@@ -26,10 +26,10 @@ from dasgraph.networks import random_init as random_network
 from dasgraph.runtime import (atomic_write_json, atomic_write_text, changed_settings, check_done,
                               derive_seed, finished, resolve_device, run_record, write_done)
 from dasgraph.stages import executor, manifest, network_record
+from dasgraph.networks.subject import Subject, model_dir, subject_from_args
+from dasgraph.stages.das_cells import label_tables
 from dasgraph.stages.manifest import Cell
-from dasgraph.stages.sweep import (Subject, cell_finished, das_cell_weights, label_tables,
-                                   load_cell, load_trained_selection, model_dir,
-                                   subject_from_args)
+from dasgraph.stages.sweep import cell_finished, das_cell_weights, load_cell, load_trained_selection
 
 log = logging.getLogger(__name__)
 

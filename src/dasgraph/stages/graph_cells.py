@@ -20,9 +20,9 @@ from dasgraph.interventions import das
 from dasgraph.networks.base import Site
 from dasgraph.runtime import finished, resolve_device, run_record
 from dasgraph.stages import executor
+from dasgraph.networks.subject import Subject, subject_from_args
 from dasgraph.stages.manifest import Cell
-from dasgraph.stages.sweep import (Subject, das_cell_weights, load_cell, load_trained_selection,
-                                   subject_from_args)
+from dasgraph.stages.sweep import das_cell_weights, load_cell, load_trained_selection
 
 log = logging.getLogger(__name__)
 

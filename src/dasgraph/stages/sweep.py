@@ -11,116 +11,22 @@ import functools
 import itertools
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from dasgraph import cli, paths, readers, tasks
 from dasgraph.causal import floors
 from dasgraph.interventions import das, regions
-from dasgraph.networks import gpt2
-from dasgraph.networks.base import Site, site_from_args
 from dasgraph.networks import random_init as random_network
-from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import (UsageError, derive_seed, finished, is_done, resolve_device,
                               settings_hash, torch_threads)
 from dasgraph.stages import das_cells, executor, manifest, network_record
+# the network under study lives in networks.subject, a cell's labels in das_cells; these names
+# stay importable from here
+from dasgraph.networks.subject import (Subject, _network_subject, load_subject, model_dir,  # noqa: F401
+                                       subject_from_args, task_of)
+from dasgraph.stages.das_cells import label_tables  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Subject:
-    """The network under study, ready for the fast path."""
-    model: object            # the transformers model (eval mode) pyvene saves cells against
-    lean: LeanGPT2           # LeanGPT2 at the default site, else a networks.base.SiteNetwork
-    ids: torch.Tensor        # (N, S) token ids, row = node id (arithmetic: (1000, 6))
-    states: torch.Tensor     # (n_sites, N, T, d) cached states (site carriers; T = S default)
-    predictions: torch.Tensor  # (N,) the network's own predicted class per input
-    task: tasks.Task
-    site: Site = Site()      # where cells intervene (--component, --positions)
-
-    @property
-    def width(self) -> int:
-        return self.lean.d
-
-    @property
-    def n_positions(self) -> int:
-        return getattr(self.lean, "n_positions", self.ids.shape[1])
-
-    @property
-    def n_inputs(self) -> int:
-        return self.ids.shape[0]
-
-    @property
-    def site_dim(self) -> int:
-        """Size of the intervened vector (pyvene's embed_dim): positions x width."""
-        return self.n_positions * self.width
-
-
-def model_dir(args) -> str:
-    """--model_path, or the stage-1 folder under --results_path (which must then exist)."""
-    if args.model_path:
-        return str(args.model_path)
-    folder = paths.gpt2_dir(args.results_path)
-    if not folder.is_dir():
-        raise UsageError(f"no trained model at {folder}; run train_gpt2.py first "
-                         "(or pass --model_path)")
-    return str(folder)
-
-
-def task_of(args) -> tasks.Task:
-    """The task of a run: --task, or the one the results tree records (train_gpt2.py)."""
-    return tasks.for_results(args.results_path, getattr(args, "task", None))
-
-
-def load_subject(model_path: str, device: str = "cpu", task: tasks.Task | None = None,
-                 site: Site | None = None, backend: str = "auto") -> Subject:
-    """Load the trained classifier and cache every input's states at every layer.
-
-    Any other model or site (an LM head, another architecture, --component, --positions,
-    --backend) goes through ``networks.loading`` (the network interface of issue 13)."""
-    from dasgraph.networks import loading
-
-    task = task or tasks.get()
-    site = site or Site()
-    tokenizer = gpt2.load_tokenizer(model_path)
-    model = loading.load_model(model_path)
-    if backend != "auto" or not site.is_default or not loading.lean_applies(model, site):
-        return _network_subject(model, tokenizer, model_path, device, site, backend, task)
-    if model.config.num_labels != task.n_classes:
-        raise UsageError(f"{model_path} has {model.config.num_labels} classes, task {task.name} "
-                         f"needs {task.n_classes}; train it with train_gpt2.py --task {task.name}")
-    # a model and tokenizer that load but do not fit the task (another architecture, another
-    # vocabulary) fail here: name the folder, not the line of the lean forward
-    with readers.loading(model_path, readers.TRAIN, f"the GPT-2 classifier of task {task.name}"):
-        ids = task.encode(tokenizer)
-        lean = LeanGPT2(model.to(device))
-        states = lean.all_states(ids.to(device))
-        with torch.inference_mode():
-            predictions = lean.logits_from(0, states[0]).argmax(-1)
-    return Subject(model, lean, ids, states, predictions, task)
-
-
-def _network_subject(model, tokenizer, model_path, device, site, backend, task) -> Subject:
-    from dasgraph.networks import loading, prompts
-
-    with readers.loading(model_path, readers.TRAIN, "a model for the task"):
-        ids, mask = prompts.encode(tokenizer, task.prompts())
-        network = loading.build_network(model.to(device), tokenizer, ids.to(device),
-                                        loading.task_class_names(task), site, backend,
-                                        None if mask is None else mask.to(device))
-        states = network.all_carriers()
-        with torch.inference_mode():
-            predictions = network.logits_from(0, states[0]).argmax(-1)
-    return Subject(model, network, ids, states, predictions, task, site)
-
-
-def subject_from_args(args, device: str, task: tasks.Task | None = None) -> Subject:
-    """load_subject with the task, model, site and backend flags of a stage."""
-    return load_subject(model_dir(args), device, task or task_of(args), site_from_args(args),
-                        getattr(args, "backend", "auto"))
 
 
 def resolve_cells(args, subject: Subject) -> list[tuple[str, int, int]]:
@@ -163,21 +69,6 @@ def das_cell_weights(root, cm: str, layer: int, k: int, das_seed: int = 1) -> st
 
 
 CELL_THREADS = das_cells.CELL_THREADS   # one torch thread per cell (das_cells says why)
-
-
-@functools.lru_cache(maxsize=None)
-def _table(task: tasks.Task, cm: str, device: str) -> torch.Tensor:
-    """One counterfactual table per causal model and process, shared by its cells."""
-    return torch.tensor(task.table(cm), device=device)   # a copy: the task's table is read-only
-
-
-def label_tables(args, subject: Subject, names, device: str) -> dict[str, torch.Tensor]:
-    """Counterfactual classes per causal model: the task's (the usual case), or with
-    ``--control random_init_own`` the network's own behaviour (networks.random_init)."""
-    if random_network.labels_of(args) == "network":
-        tables = random_network.own_tables(subject.predictions.cpu().numpy(), subject.task, names)
-        return {n: torch.as_tensor(t, device=device) for n, t in tables.items()}
-    return {n: _table(subject.task, n, device) for n in names}
 
 
 def cell_seed(run_seed: int, cm: str, layer: int, k: int, das_seed: int = 1) -> int:

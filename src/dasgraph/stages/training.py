@@ -18,7 +18,7 @@ from dasgraph.runtime import (UsageError, atomic_directory, check_memory, atomic
 log = logging.getLogger(__name__)
 
 # From scratch: plain training mixes X, Y and Z non-linearly inside block 0, after which no
-# non-trivial causal model aligns (README, "The default model"). The default therefore plants a
+# non-trivial causal model aligns (docs/default_model.md). The default therefore plants a
 # known answer with interchange intervention training: X+Y is routed through one coordinate of
 # the last position at layer 2. IIT alone leaves X and Y linearly readable (dormant) at layer 2,
 # which lets DAS emulate every causal model there; the invariance penalty makes the layer-2

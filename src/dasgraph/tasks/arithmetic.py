@@ -1,11 +1,11 @@
-"""The arithmetic domain: the 1000 inputs X+Y+Z=, node ids, prompts and a local tokenizer.
+"""The arithmetic task X+Y+Z= (``TASK``: the 1000 inputs, their prompts, labels, tokenizer and
+split through the ``tasks.Task`` interface), and the constants and node-id arithmetic that the
+GPT-2 circuit companions and the figures read directly.
 
 Node id of (X, Y, Z) = 100(X-1) + 10(Y-1) + (Z-1): itertools.product order, so row i of
-:func:`all_inputs` is node i. Class of an input = X+Y+Z-3 (28 classes, sums 3..30).
+``TASK.inputs`` is node i. Class of an input = X+Y+Z-3 (28 classes, sums 3..30).
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
@@ -21,12 +21,6 @@ VOCAB = [PAD_TOKEN] + [str(v) for v in VALUES] + ["+", "="]
 _VARIABLES = ("X", "Y", "Z")
 
 
-def all_inputs() -> np.ndarray:
-    """(1000, 3) int64 array of (X, Y, Z); row i is node id i."""
-    grid = np.array(np.meshgrid(VALUES, VALUES, VALUES, indexing="ij"))
-    return grid.reshape(3, -1).T.astype(np.int64)
-
-
 def node_id(x, y, z):
     """Node id of (X, Y, Z); works on scalars and arrays."""
     return 100 * (np.asarray(x) - 1) + 10 * (np.asarray(y) - 1) + (np.asarray(z) - 1)
@@ -35,58 +29,6 @@ def node_id(x, y, z):
 def node_to_xyz(node):
     node = np.asarray(node)
     return node // 100 + 1, (node // 10) % 10 + 1, node % 10 + 1
-
-
-def labels(inputs: np.ndarray | None = None) -> np.ndarray:
-    """(N,) class index X+Y+Z-3 of each input."""
-    inputs = all_inputs() if inputs is None else inputs
-    return inputs.sum(axis=1) - MIN_SUM
-
-
-def prompt(x: int, y: int, z: int) -> str:
-    return f"{x}+{y}+{z}="
-
-
-def prompts(inputs: np.ndarray | None = None) -> list[str]:
-    inputs = all_inputs() if inputs is None else inputs
-    return [prompt(*row) for row in inputs]
-
-
-def split_nodes(seed: int, fractions=(0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
-    """A disjoint train / validation / test split of the 1000 node ids (sorted in each part).
-
-    The thesis sampled all three from the same pool with replacement, so they leaked.
-    """
-    return TASK.split_nodes(seed, fractions)     # the one split of every task (tasks.Task)
-
-
-# --- the local tokenizer -----------------------------------------------------------------
-def build_tokenizer():
-    """A word-level tokenizer over {pad, 1..10, +, =}: every prompt is exactly 6 tokens.
-
-    GPT-2's BPE keeps "10" as one token too, so the shape matches the thesis. Built locally
-    so nothing is downloaded; saved with ``save_pretrained`` it loads with ``AutoTokenizer``.
-    """
-    return TASK.build_tokenizer()
-
-
-def encode_all(tokenizer):
-    """(1000, 6) LongTensor of token ids for the prompts (``TASK.encode``); ValueError unless
-    every prompt is the task's 6 tokens."""
-    from dasgraph.runtime import UsageError
-
-    need = f"the task needs exactly {SEQ_LEN} ([X, +, Y, +, Z, =])"
-    try:
-        ids = TASK.encode(tokenizer)
-    except UsageError as err:
-        raise ValueError(f"{err}; {need}") from None
-    if ids.shape[1] != SEQ_LEN:
-        raise ValueError(f"tokenizer gives {ids.shape[1]} tokens per prompt; {need}")
-    return ids
-
-
-def save_tokenizer(tokenizer, directory: Path) -> None:
-    tokenizer.save_pretrained(str(directory))
 
 
 # --- the task and its seven causal models ----------------------------------------------------
@@ -107,7 +49,7 @@ def _sum_model(name: str, label: str, intervened: tuple[str, ...]):
 
 
 def _features(c) -> dict:
-    """The thesis's tree features beyond the inputs (THESIS.md §4): parities, pair sums, the
+    """The thesis's tree features beyond the inputs: parities, pair sums, the
     total and divisibility by 3, 5, 7 (19 features with X, Y, Z)."""
     x, y, z = c["X"], c["Y"], c["Z"]
     out = {f"{v}_even": (c[v] % 2 == 0).astype(np.int64) for v in _VARIABLES}
@@ -126,7 +68,7 @@ def _task():
               _sum_model("XYZ", "(X+Y+Z)", ("X", "Y", "Z"))]
     return Task(
         name="arithmetic", variables=_VARIABLES, values={v: VALUES for v in _VARIABLES},
-        prompt=lambda v: prompt(v["X"], v["Y"], v["Z"]),
+        prompt=lambda v: f"{v['X']}+{v['Y']}+{v['Z']}=",
         label=lambda c: c["X"] + c["Y"] + c["Z"] - MIN_SUM,
         class_names=tuple(str(s) for s in range(MIN_SUM, MIN_SUM + N_CLASSES)),
         models={m.name: m for m in models}, trivial="XYZ", vocab=tuple(VOCAB[1:]),
@@ -134,7 +76,7 @@ def _task():
         families={"arithmetic": ("XY", "XZ", "YZ"), "simple": ("X", "Y", "Z", "XYZ")},
         cross_family="arithmetic", features=_features,
         # the from-scratch default plants X+Y in one coordinate of the last position at
-        # layer 2, with the invariance penalty (README, "The default model")
+        # layer 2, with the invariance penalty (docs/default_model.md)
         network={"iit_weight": 1.0, "iit_causal_model": "XY", "iit_layer": 2, "iit_dims": 1,
                  "invariance_weight": 1.0},
         # the model sets of the published strength table (reference/

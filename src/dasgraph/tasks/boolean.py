@@ -1,4 +1,4 @@
-"""The paper's boolean task (De Morgan; THESIS.md §5): ``Op1(Op2(X) B Op3(Y))=``.
+"""The paper's boolean task (De Morgan; its Figure 5): ``Op1(Op2(X) B Op3(Y))=``.
 
 X, Y are booleans, each Op is Not or I (identity), B is And or Or: 2^6 = 64 inputs, answer
 True or False (2 classes). Prompts are words, e.g. ``Not(I(True) And Not(False))=`` (13
@@ -120,7 +120,7 @@ TASK = Task(
     # The paper fine-tuned GPT-2 small. The from-scratch default trains plainly on all 64
     # inputs in one batch: planting Q by IIT (as arithmetic plants XY) left the network at
     # 0.50-0.75 accuracy, while plain full-batch training is right on all 64 inputs and
-    # computes X', Y' and Q after block 0 by itself (README, "The boolean task").
+    # computes X', Y' and Q after block 0 by itself (docs/boolean.md).
     network={"batch_size": 64, "epochs": 800},
     holdout=False,
     description="Op1(Op2(X) B Op3(Y))= over booleans: 64 inputs, 2 classes (De Morgan)")

@@ -1,5 +1,5 @@
 """Published reference numbers (GPT-2 small fine-tuned on X+Y+Z=; CLeaR 2025 paper), shipped
-as package data in ``dasgraph/reference/`` (copied from the study's shared reference folder).
+as package data beside this module (the CSV files of ``dasgraph/reference/``).
 
 These belong to a *different network* from the one this pipeline trains: use them to compare
 shapes, and always label them "published".
@@ -62,7 +62,7 @@ def lambdas(table: pd.DataFrame) -> list[float]:
     return [float(c.removeprefix("lambda_")) for c in table.columns if c.startswith("lambda_")]
 
 
-# The paper's boolean task (Figure 5; THESIS.md §5): GPT-2 small fine-tuned, layer 8 (our 9),
+# The paper's boolean task (its Figure 5): GPT-2 small fine-tuned, layer 8 (our 9),
 # k = 256, strength at λ = 1 (%), the rule of the published figures. Only these five entries
 # are given in the study's notes; they are typed in here, with their source.
 BOOLEAN_LAYER = 8

@@ -7,7 +7,7 @@ same seed, with and without the interchange loss (the baseline), and reports the
 site's swap (no rotation is learned: the site *is* the alignment) before training, after it,
 and for the baseline.
 
-Both networks add the same interchange loss (``interventions.training.interchange_loss``); what
+Both networks add the same interchange loss (``networks.training.interchange_loss``); what
 differs is the network's own training step, the one its planting already uses:
 - GPT-2 (from scratch, or fine-tuning --model_path): ``training.run_training`` with
   ``model.TrainConfig``'s IIT fields, so a train_iit.py run with the default's recipe *is*
