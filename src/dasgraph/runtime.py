@@ -472,6 +472,58 @@ def setup_logging(verbose: bool = False) -> None:
         pass
     for noisy in ("transformers", "pyvene", "matplotlib", "PIL", "urllib3", "httpx", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_import_notices()
+
+
+# Lines a library prints (not logs) while it is imported, and which say nothing about a run:
+# pyvene announces on every import that its optional nnsight backend is not installed.
+IMPORT_NOTICES = {"pyvene": ("nnsight is not detected",)}
+
+
+class _QuietImport:
+    """A meta-path finder that runs a package's first import with the known notices of
+    IMPORT_NOTICES dropped from its stdout (every other line still printed)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in IMPORT_NOTICES:
+            return None
+        import importlib.machinery
+
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _FilteredLoader(spec.loader, IMPORT_NOTICES[fullname])
+        return spec
+
+
+class _FilteredLoader:
+    def __init__(self, loader, notices):
+        self.loader, self.notices = loader, notices
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        import contextlib
+        import io
+
+        printed = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(printed):
+                self.loader.exec_module(module)
+        finally:
+            for line in printed.getvalue().splitlines(keepends=True):
+                if not any(notice in line for notice in self.notices):
+                    sys.stdout.write(line)
+
+    def __getattr__(self, name):          # get_resource_reader, is_package, ...
+        return getattr(self.loader, name)
+
+
+def quiet_import_notices() -> None:
+    """Filter IMPORT_NOTICES out of the imports still to come (once per process; a package
+    already imported has printed them already)."""
+    if not any(isinstance(f, _QuietImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietImport())
 
 
 def run_stage(parse_args, work, argv=None) -> int:

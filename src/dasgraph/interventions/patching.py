@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from dasgraph.networks import circuits
 from dasgraph import cli, paths
@@ -37,6 +36,7 @@ from dasgraph.tasks import arithmetic as task
 from dasgraph.interventions import tracing
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import UsageError, resolve_device
+from dasgraph.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def patch_heads(lean: LeanGPT2, ids: torch.Tensor, labels: torch.Tensor, nodes: 
     d_clean = _logit_diff(circuits.forward(lean, h_clean)[0], answer, other)
     d_cf = _logit_diff(circuits.forward(lean, h_cf)[0], answer, other)
     rows = []
-    for layer, head in tqdm(heads, desc="path patching", leave=False, disable=not progress):
+    for layer, head in progress_bar(heads, desc="path patching", leave=False, disable=not progress):
         logits, _ = path_patched(lean, h_clean, h_cf, [(layer, head)], cfg, caches)
         d = _logit_diff(logits, answer, other)
         rows.append({"layer": layer, "head": head, "counterfactual": cfg.counterfactual,

@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from dasgraph.networks import circuits
 from dasgraph import cli, paths, plots, readers, runtime
@@ -42,6 +41,7 @@ from dasgraph.tasks import arithmetic as task
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import (UsageError, atomic_path, resolve_device, sidecar_run_json,
                       write_done)
+from dasgraph.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def trace(lean: LeanGPT2, ids: torch.Tensor, labels: torch.Tensor, nodes: np.nda
                 for shown, idx in restore_sites(lean, c, cfg.window)
                 if cfg.layers is None or shown in cfg.layers
                 for pos in (cfg.positions or range(x.shape[1]))]
-        for component, shown, indices, position in tqdm(
+        for component, shown, indices, position in progress_bar(
                 jobs, desc=f"tracing {variable}", leave=False, disable=not progress):
             logits = circuits.forward(lean, h0, edit=restorer(clean, component, indices,
                                                                position))[0]

@@ -32,11 +32,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from tqdm.auto import tqdm
-
 from dasgraph import cli, paths
 from dasgraph.runtime import UsageError
 from dasgraph.stages import das_cells, manifest
+from dasgraph.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +156,7 @@ def each_cell(root, stage: str, cells: list, do: Callable[[Any], Any], keep_goin
     ``keep_going`` (a job): a failed cell is recorded and the others still run, then the first
     error is raised."""
     done, errors = [], []
-    for cell in tqdm(cells, desc=desc, unit=unit):
+    for cell in progress_bar(cells, desc=desc, unit=unit):
         try:
             with manifest.tracked(root, stage, [cell]):
                 done.append(do(cell))
@@ -188,7 +187,7 @@ def run(args, cfg, subject, device, todo: list, cells: list) -> list[dict]:
         return _submit(args, das_cells.STAGE, das_cells.run_shard, (args, cfg), todo, cells,
                        launch, DAS_PROGRESS)
     groups = sorted(manifest.cohorts(todo, args.cohort_size), key=lambda g: g[0].layer)
-    bar = tqdm(total=len(todo), desc="DAS cells", unit="cell")
+    bar = progress_bar(total=len(todo), desc="DAS cells", unit="cell")
     done = []
     workers = min(args.workers, len(groups)) if device == "cpu" else 1
     if args.executor == "debug" or workers <= 1:
@@ -252,7 +251,7 @@ def _submit(args, stage: str, job_fn, fixed: tuple, todo, cells, launch, shown: 
                  args.results_path)
         return []
     done, failed = [], []
-    bar = tqdm(total=len(todo), desc=f"{shown.desc} ({cluster} jobs)", unit="cell")
+    bar = progress_bar(total=len(todo), desc=f"{shown.desc} ({cluster} jobs)", unit="cell")
     for job, shard in zip(jobs, packed):
         try:
             done += shown.report(job.result(), bar)
