@@ -238,14 +238,15 @@ def sanity_check(iia: pd.DataFrame, floors: pd.DataFrame | None = None,
     styles = {"XY": "-", "XZ": "--", "YZ": ":"}
 
     def draw(ax, part):
-        pairs = [(a, b) for a in order_models(part["causal_model"].unique())
+        trained_on = order_models(part["causal_model"].unique())
+        pairs = [(i, a, b) for i, a in enumerate(trained_on)
                  for b in order_models(part["test_causal_model"].unique())]
-        for i, (trained, tested) in enumerate(pairs):
+        for i, trained, tested in pairs:           # dodged per trained model
             rows = part[(part["causal_model"] == trained)
                         & (part["test_causal_model"] == tested)].sort_values("layer")
             if rows.empty:
                 continue
-            ax.plot(dodged(rows["layer"], i, len(pairs)), rows["iia"],
+            ax.plot(dodged(rows["layer"], i, len(trained_on)), rows["iia"],
                     color=model_colour(trained), linestyle=styles.get(tested, "-."),
                     marker=model_marker(tested), markersize=5 if trained == tested else 3.5,
                     lw=2.2 if trained == tested else 1.2,
@@ -283,6 +284,8 @@ def iia_heatmap(iia: pd.DataFrame, control_k: int | None = None):
                         color="white" if value < 0.6 else "black")
         ax.set_xticks(range(len(layers)), layers)
         ax.set_yticks(range(len(ks)), [f"{k} (control)" if k == control_k else k for k in ks])
+        if control_k in ks:          # a white rule sets the control's row apart
+            ax.axhline(ks.index(control_k) - 0.5, color="white", lw=3)
         ax.set_xlabel("layer L")
         ax.set_ylabel("k")
         ax.set_title(name)
@@ -324,13 +327,14 @@ def published_comparison(ours: pd.DataFrame, ours_title: str, published: pd.Data
         for h, l in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(l, h)
     fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles),
-               fontsize=9, frameon=False, bbox_to_anchor=(0.5, 0.045))
+               fontsize=9, frameon=False, bbox_to_anchor=(0.5, 0.07))
     fig.suptitle("Two different networks: compare the shapes of the curves, not the values",
                  fontsize=12)
     fig.text(0.5, 0.01, "Layers aligned on one convention: L = residual stream entering block L. "
-             "The paper's 'layer j' (output of block j) is plotted at L = j + 1.",
-             ha="center", fontsize=9, style="italic")
-    fig.tight_layout(rect=(0, 0.1, 1, 0.95))
+             "The paper's 'layer j' (output of block j) is plotted at L = j + 1.\nEach "
+             "model's points sit slightly beside the layer, in legend order, so that equal "
+             "values stay visible.", ha="center", fontsize=9, style="italic")
+    fig.tight_layout(rect=(0, 0.13, 1, 0.95))
     return fig
 
 

@@ -207,7 +207,9 @@ def run(args, cfg, subject, device, todo: list, cells: list) -> list[dict]:
 
 
 def _log_das_cell(m: dict) -> None:
-    log.info("cell %-3s layer %d k %4d seed %d: IIA %.3f (%d test pairs)", m["causal_model"],
+    # one line per cell only with --verbose: a sweep has a hundred cells, the bar counts them
+    # and metrics.json / iia.csv hold every number
+    log.debug("cell %-3s layer %d k %4d seed %d: IIA %.3f (%d test pairs)", m["causal_model"],
              m["layer"], m["low_rank_dimension"], m["das_seed"], m["iia"], m["n_examples"])
 
 
