@@ -230,10 +230,10 @@ def test_combination_one_panel_per_model_set_strongest_first(results):
     panels = [ax for ax in _plot_axes(fig) if ax.get_visible() and ax.lines]
     table = combine.strength_table(collect.read_combination(
         paths.combination_csv(results, 2, 4)), "mean_iia")
-    lowest = table.set_index("models")[table.columns[-1]]
+    strictest = table.set_index("models")["lambda_1.0"]
     titles = [ax.get_title().split("\n")[0] for ax in panels]
     assert sorted(titles) == sorted(table["models"])                 # XY, Z, XY+Z: one each
-    assert [lowest[t] for t in titles] == sorted(lowest, reverse=True)  # strongest first
+    assert [strictest[t] for t in titles] == sorted(strictest, reverse=True)  # strongest first
     for ax, set_name in zip(panels, titles):
         run = [l for l in ax.get_lines() if l.get_label().startswith("rule")]
         # the fake's two rules give equal tables: one line, named as both
@@ -250,12 +250,17 @@ def test_combination_one_panel_per_model_set_strongest_first(results):
     plt.close(fig)
 
 
-def test_merge_identical_rules_keeps_different_ones_apart():
-    a = pd.DataFrame({"models": ["X", "Y"], "lambda_1.0": [1.0, 2.0], "lambda_0.9": [3.0, 4.0]})
-    b = a.iloc[::-1].reset_index(drop=True)           # same numbers, other row order
-    c = a.assign(**{"lambda_0.9": [3.0, 5.0]})
-    merged = plots_analysis.merge_identical({"mean_iia": a, "largest_set": b, "other": c})
-    assert [label for label, _ in merged] == ["mean_iia = largest_set", "other"]
+def test_rules_equal_on_a_set_are_one_line_and_different_ones_two():
+    a = pd.DataFrame({"models": ["X", "Y"], "lambda_1.0": [10.0, 20.0], "lambda_0.9": [30.0, 40.0]})
+    b = a.assign(**{"lambda_0.9": [30.0, 45.0]})          # agrees on X, not on Y
+    fig = plots_analysis.strength_by_set({"rule a": a, "rule b": b}, "t")
+    panels = {ax.get_title().split("\n")[0]: ax for ax in fig.axes if ax.lines}
+    assert [l.get_label() for l in panels["X"].lines] == ["rule a = rule b"]
+    assert [l.get_label() for l in panels["Y"].lines] == ["rule a", "rule b"]
+    assert list(panels["Y"].lines[1].get_ydata()) == [20.0, 45.0]
+    assert panels["Y"].get_title().split("\n")[1] == "a 20 / b 20 %"    # at λ = 1
+    assert list(panels) == ["Y", "X"]              # the stronger at λ = 1 first
+    plt.close(fig)
 
 
 def test_training_curves(results):

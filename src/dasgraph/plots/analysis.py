@@ -68,46 +68,58 @@ def tree_accuracy(table: pd.DataFrame):
     return fig
 
 
-# The lines of one model set's panel: each rule of this run, then the published strength.
+# The lines of one model set's panel: each rule of this run (rules that give the set equal
+# strengths are one line, in the first style), then the published strength.
 RULE_STYLES = ({"color": "tab:blue", "linestyle": "-", "marker": "o", "lw": 2.0},
                {"color": "tab:red", "linestyle": "--", "marker": "s", "lw": 1.5},
                {"color": "tab:green", "linestyle": "-.", "marker": "^", "lw": 1.5})
+AGREED_STYLE = {"color": "black", "linestyle": "-", "marker": "o", "lw": 2.0}
 PUBLISHED_STYLE = {"color": "grey", "linestyle": ":", "marker": "o", "markerfacecolor": "white",
                    "lw": 1.5}
 
 
-def _lambda_columns(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if c.startswith("lambda_")]
+def _lambdas(table: pd.DataFrame) -> tuple[list[str], list[float]]:
+    columns = [c for c in table.columns if c.startswith("lambda_")]
+    return columns, [float(c.removeprefix("lambda_")) for c in columns]
 
 
-def merge_identical(tables: dict[str, pd.DataFrame]) -> list[tuple[str, pd.DataFrame]]:
-    """(label, table) per distinct strength table: rules whose tables are equal share one
-    label ("mean_iia = largest_set") so that two identical lines are drawn, and read, as one."""
-    merged: list[tuple[list[str], pd.DataFrame]] = []
-    for rule, table in tables.items():
-        key = table.set_index("models").sort_index()
-        for names, other in merged:
-            theirs = other.set_index("models").sort_index()
-            if key.index.equals(theirs.index) and key.columns.equals(theirs.columns) and \
-                    np.allclose(key.to_numpy(float), theirs.to_numpy(float), equal_nan=True):
-                names.append(rule)
+def merge_equal(lines: list[tuple[str, np.ndarray]]) -> list[tuple[list[str], np.ndarray]]:
+    """(labels, values) per distinct line: rules giving a set equal strengths at every λ are
+    one line, so that two lines drawn one over the other are drawn, and read, as one."""
+    merged: list[tuple[list[str], np.ndarray]] = []
+    for label, values in lines:
+        for labels, other in merged:
+            if len(other) == len(values) and np.allclose(other, values, equal_nan=True):
+                labels.append(label)
                 break
         else:
-            merged.append(([rule], table))
-    return [(" = ".join(names), table) for names, table in merged]
+            merged.append(([label], values))
+    return merged
 
 
 def rank_sets(tables: list[pd.DataFrame]) -> list[str]:
-    """Model sets, strongest first: by the largest strength any table gives them at the lowest
-    λ, then at each higher λ (ties keep the tables' order)."""
+    """Model sets, strongest first: by the largest strength any table gives them at the
+    strictest λ (the paper's headline, λ = 1), then at each lower λ."""
     order = list(dict.fromkeys(m for t in tables for m in t["models"]))
 
     def key(name):
-        rows = [t.set_index("models").loc[name, _lambda_columns(t)[::-1]].to_numpy(float)
+        rows = [t.set_index("models").loc[name, _lambdas(t)[0]].to_numpy(float)
                 for t in tables if name in set(t["models"])]
         return tuple(-np.nanmax([r[i] for r in rows]) for i in range(len(rows[0])))
 
     return sorted(order, key=key)
+
+
+def _wrap_set(name: str, width: int = 26) -> str:
+    """A long model set's name over several lines, broken after a '+'."""
+    lines, line = [], ""
+    for part in name.split("+"):
+        if line and len(line) + 1 + len(part) > width:
+            lines.append(line + "+")
+            line = part
+        else:
+            line = f"{line}+{part}" if line else part
+    return "\n".join(lines + [line])
 
 
 def strength_by_set(tables: dict[str, pd.DataFrame], title: str,
@@ -117,49 +129,55 @@ def strength_by_set(tables: dict[str, pd.DataFrame], title: str,
     (decreasing to the right, as in the paper's Figure 2), as small multiples: one panel per
     model set, strongest first, so that sets with close or equal strengths stay apart.
 
-    tables: rule -> strength table in ``combine.strength_table``'s shape (models, lambda_1.0,
-    lambda_0.95, ...; values in %). Rules with equal tables are drawn as one line. In each
-    panel the published strength of the same set (``published``, same shape) is a grey dotted
-    line, and the title gives the strengths at the lowest λ.
+    tables: rule label -> strength table in ``combine.strength_table``'s shape (models,
+    lambda_1.0, lambda_0.95, ...; values in %). In each panel rules that give the set equal
+    strengths are one black line named after all of them; the published strength of the same
+    set (``published``, same shape) is grey and dotted; the title gives the strength at the
+    strictest λ.
     """
-    lines = merge_identical(tables)
-    sets = rank_sets([t for _, t in lines])
+    rules = list(tables)
+    sets = rank_sets(list(tables.values()))
     pub = published.set_index("models") if published is not None else None
     n = len(sets)
     cols = min(max_cols, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols + 0.6, 2.15 * rows + 1.4),
+    fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols + 0.6, 2.3 * rows + 1.4),
                              sharex=True, sharey=True, squeeze=False)
     for ax in axes.flat[n:]:
         ax.axis("off")
     handles: dict[str, object] = {}
-    lams_all: set[float] = set()
+    all_lams: set[float] = set()
     for ax, name in zip(axes.flat, sets):
-        ends = []
-        for (label, table), style in zip(lines, RULE_STYLES):
-            row = table.set_index("models").reindex([name])
-            columns = _lambda_columns(table)
-            lams = [float(c.removeprefix("lambda_")) for c in columns]
-            values = row[columns].to_numpy(float)[0]
-            if np.isnan(values).all():
-                continue
+        lines = []
+        for rule, table in tables.items():
+            columns, lams = _lambdas(table)
+            values = table.set_index("models").reindex([name])[columns].to_numpy(float)[0]
+            if not np.isnan(values).all():
+                lines.append((rule, values))
+                all_lams.update(lams)
+        heads, merged = [], merge_equal(lines)
+        for labels, values in merged:
+            label = " = ".join(labels)
+            style = AGREED_STYLE if len(labels) > 1 else RULE_STYLES[rules.index(labels[0])
+                                                                     % len(RULE_STYLES)]
             handles.setdefault(label, ax.plot(lams, values, label=label, **style)[0])
-            lams_all.update(lams)
-            ends.append(f"{values[-1]:.0f}")
+            # which line each number is, where the rules differ
+            heads.append(f"{labels[0].removeprefix('rule ')} {values[0]:.0f}"
+                         if len(merged) > 1 else f"{values[0]:.0f}")
         if pub is not None and name in pub.index:
-            columns = _lambda_columns(published)
-            lams = [float(c.removeprefix("lambda_")) for c in columns]
+            columns, p_lams = _lambdas(published)
             values = pub.loc[name, columns].to_numpy(float)
             handles.setdefault(published_label,
-                               ax.plot(lams, values, label=published_label, **PUBLISHED_STYLE)[0])
-            lams_all.update(lams)
-            ends.append(f"pub. {values[-1]:.0f}")
-        ax.set_title(f"{name}\n{' / '.join(ends)} %", fontsize=9)
+                               ax.plot(p_lams, values, label=published_label,
+                                       **PUBLISHED_STYLE)[0])
+            all_lams.update(p_lams)
+            heads.append(f"published {values[0]:.0f}")
+        ax.set_title(f"{_wrap_set(name)}\n{' / '.join(heads)} %", fontsize=9)
         ax.grid(alpha=0.3)
-    lams_all = sorted(lams_all)
+    lams = sorted(all_lams)
     for ax in axes.flat[:n]:
-        ax.set_xlim(max(lams_all) + 0.015, min(lams_all) - 0.015)   # λ decreasing to the right
-        ax.set_xticks(lams_all, [f"{v:g}" for v in lams_all], fontsize=7)
+        ax.set_xlim(max(lams) + 0.015, min(lams) - 0.015)     # λ decreasing to the right
+        ax.set_xticks(lams, [f"{v:g}" for v in lams])
         ax.set_ylim(-4, 104)
         ax.set_yticks([0, 50, 100])
         ax.tick_params(labelsize=7, labelbottom=True, labelleft=True)
@@ -168,11 +186,11 @@ def strength_by_set(tables: dict[str, pd.DataFrame], title: str,
     for ax in axes[-1, :]:
         ax.set_xlabel("λ", fontsize=8)
     fig.legend(list(handles.values()), list(handles), loc="lower center",
-               ncol=len(handles), fontsize=8, frameon=False)
-    fig.suptitle(title + f"\none panel per model set, strongest first; the title gives the "
-                 f"strength at λ = {min(lams_all):g} (% of inputs not given to the trivial "
-                 "model)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.6 / fig.get_figheight(), 1, 1))
+               ncol=min(len(handles), 4), fontsize=8, frameon=False)
+    fig.suptitle(title + "\none panel per model set, strongest first; its title gives the "
+                 f"strength at λ = {max(lams):g} (% of inputs not given to the trivial model)",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0.45 / fig.get_figheight(), 1, 1))
     return fig
 
 
