@@ -113,16 +113,37 @@ def test_graph_bar_counts_bases_not_batches(monkeypatch):
     assert bar.total == n and bar.n == n and bar.unit == "base"
 
 
-def test_pyvene_import_notice_filtered_after_setup_logging():
-    code = ("from dasgraph import runtime; runtime.setup_logging(); import pyvene; "
-            "print('imported', pyvene.IntervenableModel.__name__)")
+@pytest.mark.parametrize("quiet", ["setup_logging", "quiet_libraries"])
+def test_pyvene_notice_and_transformers_bars_quiet(quiet):
+    """What a script's setup_logging does, and each spawned DAS worker (quiet_libraries)."""
+    code = (f"from dasgraph import runtime; runtime.{quiet}(); import pyvene; "
+            "from transformers.utils import logging as hf; "
+            "print('imported', pyvene.IntervenableModel.__name__, hf.is_progress_bar_enabled())")
     env = {**os.environ, "PYTHONPATH": str(Path(progress.__file__).parents[1])}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=240, env=env)
     assert run.returncode == 0, run.stderr
     assert "nnsight" not in run.stdout + run.stderr
-    assert run.stdout.strip() == "imported IntervenableModel"
+    assert run.stdout.strip() == "imported IntervenableModel False"
     # without the filter pyvene prints it: the test above can fail
     bare = subprocess.run([sys.executable, "-c", "import pyvene"], capture_output=True,
                           text=True, timeout=240)
     assert "nnsight is not detected" in bare.stdout
+
+
+def test_nested_bars_write_plain_lines_and_a_finished_bar_its_end_once(clock, lines):
+    outer = progress.progress_bar(total=2, desc="IIA graphs", unit="graph", interval=10)
+    for _ in range(2):
+        inner = progress.progress_bar(total=100, desc="graph layer 2", unit="base",
+                                      leave=False, interval=10)
+        for _ in range(100):
+            clock.tick(0.25)
+            inner.update()
+        inner.close()
+        outer.update()          # 25 s since the outer bar's start: a line with 2/2 at the end
+    outer.close()
+    logged = lines()
+    assert all(line.isprintable() for line in logged), logged       # no cursor escapes
+    assert [line for line in logged if line.startswith("IIA graphs")][-1].count("2/2") == 1
+    assert sum("2/2" in line for line in logged) == 1               # the end, once
+    assert sum(line.startswith("graph layer 2") for line in logged) == 4   # 10 s, 20 s each

@@ -63,11 +63,17 @@ class LoggedBar(std.tqdm):
     def set_description(self, desc=None, refresh=True) -> None:
         super().set_description(desc, refresh=False)
 
+    def moveto(self, n) -> None:
+        pass        # one line per report: no cursor moves for nested bars
+
     def close(self) -> None:
-        # A kept bar that ended before its first line still says it finished, once.
-        if not self.disable and self.leave and hasattr(self, "last_print_t") \
-                and self.last_print_t < self.start_t + self.delay:
-            self.last_print_t = self.start_t + self.delay
+        # A kept bar says it finished, once: after a last line of its own if it showed none
+        # yet, not again if its last line already has the final count.
+        if not self.disable and self.leave and hasattr(self, "last_print_t"):
+            if self.last_print_t < self.start_t + self.delay:
+                self.last_print_t = self.start_t + self.delay
+            elif self.last_print_n == self.n:
+                self.leave = False
         super().close()
 
 

@@ -463,7 +463,14 @@ def setup_logging(verbose: bool = False) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S", force=True, stream=sys.stdout)
     # Log lines go to stdout; stderr keeps progress bars and the one-line error of bad input.
-    try:  # transformers' own "Loading weights" bars would clutter stderr on every load
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Silence what the libraries we import say on their own: transformers' "Loading weights"
+    bars (on every load), their chattier loggers, pyvene's import notice. A script's
+    setup_logging calls it, and so does every worker process it spawns."""
+    try:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()

@@ -17,7 +17,7 @@ import torch
 from dasgraph import paths
 from dasgraph.interventions import cohort, das
 from dasgraph.runtime import (atomic_directory, atomic_write_json, configure_determinism,
-                              quiet_import_notices, UsageError, resolve_device, run_record)
+                              quiet_libraries, UsageError, resolve_device, run_record)
 from dasgraph.stages import manifest
 from dasgraph.stages.manifest import Cell
 
@@ -158,7 +158,7 @@ def _exit_with_parent(parent: int) -> None:
 def worker_init(args, cfg, parent: int) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     logging.getLogger("dasgraph").setLevel(logging.WARNING)   # the parent logs each cell
-    quiet_import_notices()                                    # a fresh process imports pyvene
+    quiet_libraries()                     # a fresh process: transformers' bars, pyvene's notice
     subject, device = load_for_cells(args)
     _WORKER.update(args=args, cfg=cfg, device=device, subject=subject)
 
