@@ -116,7 +116,8 @@ def test_graph_bar_counts_bases_not_batches(monkeypatch):
 @pytest.mark.parametrize("quiet", ["setup_logging", "quiet_libraries"])
 def test_pyvene_notice_and_transformers_bars_quiet(quiet):
     """What a script's setup_logging does, and each spawned DAS worker (quiet_libraries)."""
-    code = (f"from dasgraph import runtime; runtime.{quiet}(); import pyvene; "
+    module = "runtime" if quiet == "setup_logging" else "quiet"
+    code = (f"from dasgraph import {module}; {module}.{quiet}(); import pyvene; "
             "from transformers.utils import logging as hf; "
             "print('imported', pyvene.IntervenableModel.__name__, hf.is_progress_bar_enabled())")
     env = {**os.environ, "PYTHONPATH": str(Path(progress.__file__).parents[1])}

@@ -26,6 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from dasgraph import paths
+from dasgraph.quiet import quiet_libraries
 
 log = logging.getLogger(__name__)
 
@@ -462,75 +463,9 @@ def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S", force=True, stream=sys.stdout)
-    # Log lines go to stdout; stderr keeps progress bars and the one-line error of bad input.
+    # Log lines go to stdout; stderr keeps the one-line error of bad input and, on a terminal,
+    # the progress bars (elsewhere they are log lines: dasgraph.progress).
     quiet_libraries()
-
-
-def quiet_libraries() -> None:
-    """Silence what the libraries we import say on their own: transformers' "Loading weights"
-    bars (on every load), their chattier loggers, pyvene's import notice. A script's
-    setup_logging calls it, and so does every worker process it spawns."""
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-    except ImportError:
-        pass
-    for noisy in ("transformers", "pyvene", "matplotlib", "PIL", "urllib3", "httpx", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    quiet_import_notices()
-
-
-# Lines a library prints (not logs) while it is imported, and which say nothing about a run:
-# pyvene announces on every import that its optional nnsight backend is not installed.
-IMPORT_NOTICES = {"pyvene": ("nnsight is not detected",)}
-
-
-class _QuietImport:
-    """A meta-path finder that runs a package's first import with the known notices of
-    IMPORT_NOTICES dropped from its stdout (every other line still printed)."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname not in IMPORT_NOTICES:
-            return None
-        import importlib.machinery
-
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _FilteredLoader(spec.loader, IMPORT_NOTICES[fullname])
-        return spec
-
-
-class _FilteredLoader:
-    def __init__(self, loader, notices):
-        self.loader, self.notices = loader, notices
-
-    def create_module(self, spec):
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module):
-        import contextlib
-        import io
-
-        printed = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(printed):
-                self.loader.exec_module(module)
-        finally:
-            for line in printed.getvalue().splitlines(keepends=True):
-                if not any(notice in line for notice in self.notices):
-                    sys.stdout.write(line)
-
-    def __getattr__(self, name):          # get_resource_reader, is_package, ...
-        return getattr(self.loader, name)
-
-
-def quiet_import_notices() -> None:
-    """Filter IMPORT_NOTICES out of the imports still to come (once per process; a package
-    already imported has printed them already)."""
-    if not any(isinstance(f, _QuietImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _QuietImport())
 
 
 def run_stage(parse_args, work, argv=None) -> int:

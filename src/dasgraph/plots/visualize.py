@@ -7,7 +7,7 @@ missing logs which stage makes them and yields nothing (or only what exists), so
 on any partial results folder.
 
     from dasgraph.plots import visualize
-    visualize.run("empirical", Path("results"))     # -> [results/plots/empirical.png]
+    visualize.run("empirical", Path("results"))     # -> [results/plots/iia_by_layer.png]
 """
 from __future__ import annotations
 

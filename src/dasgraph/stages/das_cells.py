@@ -17,7 +17,8 @@ import torch
 from dasgraph import paths
 from dasgraph.interventions import cohort, das
 from dasgraph.runtime import (atomic_directory, atomic_write_json, configure_determinism,
-                              quiet_libraries, UsageError, resolve_device, run_record)
+                              UsageError, resolve_device, run_record)
+from dasgraph.quiet import quiet_libraries
 from dasgraph.stages import manifest
 from dasgraph.stages.manifest import Cell
 
