@@ -272,7 +272,7 @@ PUBLISHED_PNG = "iia_by_layer_vs_published.png"
 GRAPH_STATS_PNG = "graph_statistics.png"
 TREES_PNG = "tree_accuracy.png"
 TRAINING_PNG = "training_curves.png"
-ATTENTION_WEIGHTS_PNG = "attention_weights.png"           # the thesis's name: where the subspace sits
+ATTENTION_WEIGHTS_PNG = "attention_weights.png"   # the thesis's name: where the subspace sits
 ONE_VIEW_PNG = "iia_vs_controls.png"                      # one cell beside every control
 
 

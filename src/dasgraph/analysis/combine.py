@@ -337,7 +337,7 @@ def combination_tables(combiner: Combiner, model_sets: Iterable[Sequence[str]],
     inputs = task.columns()
     cell_rows, assign_parts = [], []
     for models, rule, lam in progress_bar(jobs, desc=f"layer {layer} k {low_rank_dimension}",
-                                  disable=not progress):
+                                          unit="combination", disable=not progress):
         combo = combiner.combine(models, lam, rule)
         head = {"layer": layer, "low_rank_dimension": low_rank_dimension,
                 "models": model_set_name(models), "rule": rule, "growth": combiner.growth,

@@ -267,7 +267,8 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
         cf_table = torch.tensor(table, device=ids.device)   # a copy: the table is read-only
         # sources and partners come from the training inputs too: test inputs stay unseen
         partners = partner_sampler(causal_models.indistinguishable(table), splits["train"])
-    bar = progress_bar(range(cfg.epochs), desc=f"training {model.config.model_type}", unit="epoch")
+    bar = progress_bar(range(cfg.epochs), desc=f"training {model.config.model_type}",
+                       unit="epoch")
     for epoch in bar:
         lean.train()
         order = train_idx[torch.randperm(len(train_idx), generator=gen).to(ids.device)]

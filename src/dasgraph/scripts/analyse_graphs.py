@@ -69,7 +69,8 @@ def _run(args) -> None:
     for cell in todo:            # every graph read is checked before any clique search
         graphs.load_graph(root, *cell)
     with logging_redirect_tqdm():
-        for cm, layer, k in progress_bar(todo, desc=f"cliques ({args.clique_finder})", unit="graph"):
+        for cm, layer, k in progress_bar(todo, desc=f"cliques ({args.clique_finder})",
+                                         unit="graph"):
             found, stats = cliques.analyse_graph(graphs.load_graph(root, cm, layer, k),
                                                  args.clique_finder, args.threshold,
                                                  args.min_clique_size, args.time_limit)

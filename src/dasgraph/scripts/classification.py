@@ -52,7 +52,7 @@ def _run(args) -> None:
     for clique_file in files:     # every input checked before any tree is fitted
         trees.read_clique_file(clique_file.path, task.n_inputs)
     log.info("%d clique file(s) of %s", len(files), args.clique_finder)
-    for clique_file in progress_bar(files, desc="trees", disable=len(files) < 2):
+    for clique_file in progress_bar(files, desc="trees", unit="tree", disable=len(files) < 2):
         trees.run_clique_file(clique_file, args.results_path, args.clique_finder, args,
                               args.seed, task, overwrite=args.overwrite, positives=args.positives)
 
