@@ -116,7 +116,7 @@ def train_cohort(lean, states: torch.Tensor, layer: int, members: list[Member],
     steps = training.n_steps(cfg.n_training, cfg.batch_size, cfg.epochs)
     sched = training.scheduler(opt, cfg.lr_schedule, steps)
     bar = progress_bar(total=steps, desc=f"layer {layer}: cohort of {len(ordered)}",
-                       leave=False, disable=not progress)
+                       unit="step", leave=False, disable=not progress)
     for _ in range(cfg.epochs):
         orders = {id(t): torch.randperm(cfg.n_training, generator=t.gen) for t in ordered}
         for start in range(0, cfg.n_training, cfg.batch_size):
