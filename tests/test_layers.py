@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Lowest first. A module belongs to the layer of its longest listed prefix.
 LAYERS = [
-    ["paths"],
+    ["paths", "progress", "quiet"],         # no dasgraph imports: layout, progress bars, quiet libraries
     ["runtime", "freshness"],
     ["cli", "readers"],
     ["tasks", "causal", "reference"],       # what is studied, and the published numbers

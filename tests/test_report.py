@@ -133,8 +133,8 @@ def test_links_point_only_to_files_that_exist(full_report):
     links = LINK.findall(text)
     assert links and all((root / link).is_file() for link in links), \
         [l for l in links if not (root / l).is_file()]
-    assert "plots/training.png" in links and "plots/empirical.png" in links
-    assert not any("iia_heatmap" in l for l in links)               # not drawn: not linked ...
+    assert f"plots/{paths.TRAINING_PNG}" in links and f"plots/{paths.EMPIRICAL_PNG}" in links
+    assert not any(paths.HEATMAP_PNG in l for l in links)          # not drawn: not linked ...
     assert "visualizations.py --experiment heatmap" in text          # ... but how to draw it
 
 

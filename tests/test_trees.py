@@ -159,7 +159,11 @@ def test_classification_end_to_end(tmp_path):
     assert record["class_balance"]["n_positive"] == record["class_balance"]["n_negative"] == 500
     assert record["run"]["arguments"]["clique_finder"] == "RemovalHeuristic"
     assert "X_even" in paths.tree_file(tmp_path, "XY", 2, 8, "txt").read_text()
-    assert paths.tree_file(tmp_path, "XY", 2, 8, "png").read_bytes()[:4] == b"\x89PNG"
+    # the drawing sits with every other figure, under plots/
+    drawing = paths.plots_dir(tmp_path) / "tree_XY_layer_2_k_8.png"
+    assert paths.tree_file(tmp_path, "XY", 2, 8, "png") == paths.tree_png(tmp_path, "XY", 2, 8) \
+        == drawing
+    assert drawing.read_bytes()[:4] == b"\x89PNG"
 
     empty = json.loads(paths.tree_file(tmp_path, "XZ", 2, 8, "json").read_text())
     assert empty["status"] == "no_cliques"

@@ -7,12 +7,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 
 import fake_results
 import visualizations
 from dasgraph import collect, paths
-from dasgraph.plots import graphs as plots_graphs, visualize
+from dasgraph.analysis import combine
+from dasgraph.plots import analysis as plots_analysis, graphs as plots_graphs, visualize
 from dasgraph import reference as published
 from dasgraph.tasks import arithmetic as task
 from dasgraph import tasks
@@ -67,7 +69,11 @@ def test_show_causal_models_one_panel_per_model(results):
 def test_empirical_one_panel_per_k_one_line_per_model(results):
     [(name, fig)] = _figures("empirical", results)
     axes = _plot_axes(fig)
-    assert [ax.get_title() for ax in axes] == [f"k = {k}" for k in fake_results.KS]
+    assert [ax.get_title().split(":")[0] for ax in axes] == [f"k = {k}" for k in fake_results.KS]
+    # k = 96 = 6 positions x width 16: full replacement, drawn as the control it is
+    control = [ax for ax in axes if "CONTROL" in ax.get_title()]
+    assert control == [axes[-1]] and "full replacement" in control[0].get_title()
+    assert control[0].get_facecolor() != axes[0].get_facecolor()
     for ax in axes:
         lines = [l for l in _labelled_lines(ax) if l.get_label() in ARITH.models]
         assert [l.get_label() for l in lines] == list(ARITH.models)
@@ -84,7 +90,11 @@ def test_empirical_one_panel_per_k_one_line_per_model(results):
                  if l.get_label().startswith("floor")}
         assert floor == {"floor: output unchanged": 0.1, "floor: copy the source": 0.1}
         assert "layer" in ax.get_xlabel() and "IIA" in ax.get_ylabel()
-        assert list(lines[0].get_xdata()) == fake_results.LAYERS
+        # each model's points sit beside the layer, in model order (dodged), never on another's
+        assert np.allclose(np.round(lines[0].get_xdata()), fake_results.LAYERS)
+        shifts = [line.get_xdata()[0] - fake_results.LAYERS[0] for line in lines]
+        assert shifts == sorted(shifts) and len(set(np.round(shifts, 6))) == len(lines)
+        assert max(map(abs, shifts)) < 0.5
     xy = _labelled_lines(axes[0])[0]          # k = 4, XY: the values of iia.csv
     assert np.allclose(xy.get_ydata(), [fake_results.iia_value("XY", L, 4, "XY")
                                         for L in fake_results.LAYERS])
@@ -151,10 +161,10 @@ def test_published_panel_aligns_layers_and_picks_k_nearest_a_third_of_width(resu
     assert "THIS RUN" in ours.get_title() and "k = 4" in ours.get_title()   # 16 / 3 -> 4
     assert "PUBLISHED" in theirs.get_title()
     xy = _labelled_lines(theirs)[0]
-    # published layer j (output of block j) is drawn at our L = j + 1
-    assert list(xy.get_xdata()) == list(range(1, 13))
+    # published layer j (output of block j) is drawn at our L = j + 1 (beside it: dodged)
+    assert list(np.round(xy.get_xdata())) == list(range(1, 13))
     assert xy.get_ydata()[0] == pytest.approx(0.955)       # published XY, layer_0
-    assert list(_labelled_lines(ours)[0].get_xdata()) == fake_results.LAYERS
+    assert list(np.round(_labelled_lines(ours)[0].get_xdata())) == fake_results.LAYERS
     assert "j + 1" in " ".join(t.get_text() for t in fig.texts)
     plt.close(fig)
 
@@ -214,16 +224,42 @@ def test_trees_bar_per_fitted_tree_and_baseline(results):
     plt.close(fig)
 
 
-def test_combination_panels_per_rule_and_published(results):
+def test_combination_one_panel_per_model_set_strongest_first(results):
     [(name, fig)] = _figures("combination", results)
     assert name == paths.combination_png(2, 4)
-    axes = _plot_axes(fig)
-    assert len(axes) == 3 and "published" in axes[-1].get_title()
-    assert len(_labelled_lines(axes[0])) == 3                       # XY, Z, XY+Z
-    assert len(_labelled_lines(axes[-1])) == len(published.strength())
-    xy_z = [l for l in _labelled_lines(axes[0]) if l.get_label() == "XY+Z"][0]
-    assert np.all(np.diff(xy_z.get_ydata()) >= 0)                   # strength grows as λ falls
-    assert axes[0].get_xlabel() == "faithfulness threshold λ"
+    panels = [ax for ax in _plot_axes(fig) if ax.get_visible() and ax.lines]
+    table = combine.strength_table(collect.read_combination(
+        paths.combination_csv(results, 2, 4)), "mean_iia")
+    strictest = table.set_index("models")["lambda_1.0"]
+    titles = [ax.get_title().split("\n")[0] for ax in panels]
+    assert sorted(titles) == sorted(table["models"])                 # XY, Z, XY+Z: one each
+    assert [strictest[t] for t in titles] == sorted(strictest, reverse=True)  # strongest first
+    for ax, set_name in zip(panels, titles):
+        run = [l for l in ax.get_lines() if l.get_label().startswith("rule")]
+        # the fake's two rules give equal tables: one line, named as both
+        assert [l.get_label() for l in run] == ["rule mean_iia = rule largest_set"]
+        assert np.allclose(run[0].get_ydata(), table.set_index("models").loc[set_name].to_numpy(
+            float))
+        assert ax.xaxis_inverted()                                      # λ decreasing
+        # the published strength of the same set, where the paper has it (XY and Z)
+        pub = [l for l in ax.get_lines() if l.get_label().startswith("published")]
+        expected = published.strength().set_index("models")
+        assert len(pub) == (set_name in expected.index)
+        if pub:
+            assert list(pub[0].get_ydata()) == list(expected.loc[set_name].to_numpy(float))
+    plt.close(fig)
+
+
+def test_rules_equal_on_a_set_are_one_line_and_different_ones_two():
+    a = pd.DataFrame({"models": ["X", "Y"], "lambda_1.0": [10.0, 20.0], "lambda_0.9": [30.0, 40.0]})
+    b = a.assign(**{"lambda_0.9": [30.0, 45.0]})          # agrees on X, not on Y
+    fig = plots_analysis.strength_by_set({"rule a": a, "rule b": b}, "t")
+    panels = {ax.get_title().split("\n")[0]: ax for ax in fig.axes if ax.lines}
+    assert [l.get_label() for l in panels["X"].lines] == ["rule a = rule b"]
+    assert [l.get_label() for l in panels["Y"].lines] == ["rule a", "rule b"]
+    assert list(panels["Y"].lines[1].get_ydata()) == [20.0, 45.0]
+    assert panels["Y"].get_title().split("\n")[1] == "a 20 / b 20 %"    # at λ = 1
+    assert list(panels) == ["Y", "X"]              # the stronger at λ = 1 first
     plt.close(fig)
 
 
@@ -321,3 +357,108 @@ def test_one_view_bars_and_floors(results):
     assert heights[n] == pytest.approx(fake_results.random_value(0, 4))
     assert heights[2 * n:] == [0] * n                      # no random network run
     plt.close(fig)
+
+
+# --- figures a reader can read -----------------------------------------------------------------
+def _boxes(fig, artists):
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return [a.get_window_extent(renderer) for a in artists]
+
+
+def test_tree_error_bars_stay_in_0_1_and_no_label_is_hidden():
+    table = pd.DataFrame({"cell": ["XY L2 k21", "XZ L2 k21", "Y L2 k21", "Z L2 k21"],
+                          "status": ["ok", "ok", "no_cliques", "ok"],
+                          "cv_mean": [0.97, 0.867, np.nan, 0.1],
+                          "cv_std": [0.1, 0.267, np.nan, 0.3],
+                          "baseline": [0.5, 0.93, 0.5, 0.6]})
+    fig = plots_analysis.tree_accuracy(table)
+    [ax] = _plot_axes(fig)
+    # the error bars: mean ± std, cut to what an accuracy can take
+    segments = np.concatenate([c.get_segments() for c in ax.collections
+                               if hasattr(c, "get_segments")])
+    ys = segments[..., 1]
+    assert ys.max() == pytest.approx(1.0) and ys.min() == pytest.approx(0.0)
+    err = plots_analysis.clipped_error([0.97, 0.1], [0.1, 0.3])
+    assert np.allclose(err, [[0.1, 0.1], [0.03, 0.3]])
+    # XZ (0.867) does not beat its baseline (0.93): drawn apart, and said so in the legend
+    legend = ax.get_legend()
+    assert "tree not above its baseline" in [t.get_text() for t in legend.get_texts()]
+    values = [t for t in ax.texts if not t.get_text().startswith("no tree")]
+    assert sorted(t.get_text() for t in values) == ["0.10", "0.87", "0.97"]
+    boxes = _boxes(fig, values)
+    legend_box = _boxes(fig, [legend])[0]
+    bars = _boxes(fig, ax.patches)
+    caps = [ax.transData.transform((0, y))[1] for y in (0.97 + 0.03, 0.867 + 0.133, 0.6)]
+    for box, cap in zip(sorted(boxes, key=lambda b: b.x0), caps):
+        assert not box.overlaps(legend_box)                      # the legend hides no value
+        assert box.y0 >= cap - 0.5                               # above its error bar / baseline
+        assert not any(box.overlaps(b) for b in bars)            # and above every bar
+    plt.close(fig)
+
+
+def _equal_series_table():
+    """XY and Z with exactly the same IIA at every layer (as in the default at k = 21)."""
+    rows = [{"causal_model": m, "test_causal_model": m, "layer": layer, "low_rank_dimension": k,
+             "iia": iia, "n_examples": 2000}
+            for k in (21, 384) for layer, iia in enumerate([0.3, 1.0, 1.0, 0.4])
+            for m in ("XY", "Z")]
+    return pd.DataFrame(rows)
+
+
+def test_equal_series_stay_visible_and_the_full_k_is_the_control():
+    from dasgraph.plots import iia as plots_iia
+
+    fig = plots_iia.empirical(_equal_series_table(), control_k=384)
+    axes = _plot_axes(fig)
+    for ax in axes:
+        xy, z = [l for l in _labelled_lines(ax) if l.get_label() in ("XY", "Z")]
+        assert np.array_equal(xy.get_ydata(), z.get_ydata())
+        # same values, two visible series: other x positions and another marker shape
+        assert np.all(np.abs(xy.get_xdata() - z.get_xdata()) >= plots_iia.DODGE - 1e-9)
+        assert xy.get_marker() != z.get_marker()
+    assert ["CONTROL" in ax.get_title() for ax in axes] == [False, True]
+    plt.close(fig)
+    heat = plots_iia.iia_heatmap(_equal_series_table(), control_k=384)
+    ticks = [t.get_text() for t in _plot_axes(heat)[0].get_yticklabels()]
+    assert ticks == ["21", "384 (control)"]
+    plt.close(heat)
+
+
+def test_stage_4_rerun_at_the_end_draws_the_later_stages(tmp_path, capsys):
+    """Stage 4 run in its place (after stage 3) draws the IIA figures; run again after stages
+    5-8 it adds their figures, without --overwrite."""
+    fake_results.build(tmp_path, parts=("gpt2", "iia"))
+    args = ["--experiment", "all", "--results_path", str(tmp_path)]
+    assert visualizations.main(args) == 0
+    first = {p.name for p in paths.plots_dir(tmp_path).glob("*.png")}
+    assert paths.EMPIRICAL_PNG in first and paths.TREES_PNG not in first
+    import os
+    import time
+    stamp = paths.plots_stamp(tmp_path)
+    os.utime(stamp, (time.time() - 60, time.time() - 60))     # stages 5-8 run after it
+    fake_results.build(tmp_path, parts=("graphs", "cliques", "trees", "combination"))
+    assert visualizations.main(args) == 0
+    later = {p.name for p in paths.plots_dir(tmp_path).glob("*.png")}
+    assert first < later
+    assert {paths.TREES_PNG, paths.combination_png(2, 4), paths.GRAPH_STATS_PNG,
+            paths.cliques_stats_png("RemovalHeuristic")} <= later
+
+
+def test_figures_of_an_older_layout_are_redrawn_under_their_names(tmp_path):
+    """A plots folder stamped by an older version (figures under their old names) is redrawn
+    although no result changed, and its old files go; files not in the stamp stay."""
+    fake_results.build(tmp_path, parts=("gpt2",))
+    plots = paths.plots_dir(tmp_path)
+    plots.mkdir()
+    for old in ("training.png", "training.pdf", "causal_models.png"):
+        (plots / old).write_bytes(b"old")
+    (plots / "tree_XY_layer_2_k_4.png").write_bytes(b"a tree")      # classification.py's
+    import json
+    paths.plots_stamp(tmp_path).write_text(json.dumps(
+        {"pdf": True, "files": ["training.png", "training.pdf", "causal_models.png"]}))
+    assert visualizations.main(["--experiment", "all", "--results_path", str(tmp_path)]) == 0
+    names = {p.name for p in plots.iterdir() if not p.name.startswith(".")}
+    assert names == {paths.TRAINING_PNG, paths.CAUSAL_MODELS_PNG, "tree_XY_layer_2_k_4.png"}
+    assert (plots / paths.CAUSAL_MODELS_PNG).read_bytes()[:4] == b"\x89PNG"    # redrawn
+    assert json.loads(paths.plots_stamp(tmp_path).read_text())["layout"] == visualize.LAYOUT

@@ -145,8 +145,16 @@ def cliques_json(root: Path, finder: str, causal_model: str, layer: int,
 # --- stage 7: decision trees ------------------------------------------------------------
 def tree_file(root: Path, causal_model: str, layer: int, low_rank_dimension: int,
               suffix: str) -> Path:
-    """suffix is one of 'json', 'txt', 'png'."""
+    """suffix is one of 'json', 'txt' (under trees/) or 'png' (the drawing, under plots/ with
+    every other figure: :func:`tree_png`)."""
+    if suffix == "png":
+        return tree_png(root, causal_model, layer, low_rank_dimension)
     return Path(root) / "trees" / f"{causal_model}_layer_{layer}_k_{low_rank_dimension}.{suffix}"
+
+
+def tree_png(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> Path:
+    """The drawing of one decision tree (written by classification.py)."""
+    return plots_dir(root) / f"tree_{causal_model}_layer_{layer}_k_{low_rank_dimension}.png"
 
 
 # --- stage 8: combined causal models -----------------------------------------------------
@@ -263,17 +271,18 @@ def plots_dir(root: Path) -> Path:
     return Path(root) / "plots"
 
 
-# File names inside plots_dir.
+# File names inside plots_dir: each says what the figure shows (``visualizations.py
+# --experiment NAME`` keeps the thesis's experiment names).
 CAUSAL_MODELS_PNG = "causal_models.png"
-SANITY_CHECK_PNG = "sanity_check.png"
-EMPIRICAL_PNG = "empirical.png"
-HEATMAP_PNG = "iia_heatmap.png"
-PUBLISHED_PNG = "published.png"
+SANITY_CHECK_PNG = "iia_trained_vs_tested_model.png"      # trained on one model, tested on each
+EMPIRICAL_PNG = "iia_by_layer.png"                        # each model on its own counterfactuals
+HEATMAP_PNG = "iia_by_layer_and_k.png"
+PUBLISHED_PNG = "iia_by_layer_vs_published.png"
 GRAPH_STATS_PNG = "graph_statistics.png"
-TREES_PNG = "trees.png"
-TRAINING_PNG = "training.png"
-ATTENTION_WEIGHTS_PNG = "attention_weights.png"
-ONE_VIEW_PNG = "one_view.png"                     # one cell beside every control   # the thesis's name: where the subspace sits
+TREES_PNG = "tree_accuracy.png"
+TRAINING_PNG = "training_curves.png"
+ATTENTION_WEIGHTS_PNG = "attention_weights.png"   # the thesis's name: where the subspace sits
+ONE_VIEW_PNG = "iia_vs_controls.png"                      # one cell beside every control
 
 
 def graph_png(cm: str, layer: int, k: int) -> str:
@@ -281,15 +290,15 @@ def graph_png(cm: str, layer: int, k: int) -> str:
 
 
 def cliques_stats_png(finder: str) -> str:
-    return f"cliques_{finder}.png"
+    return f"clique_statistics_{finder}.png"
 
 
 def cliques_grid_png(finder: str, cm: str, layer: int, k: int) -> str:
-    return f"cliques_{finder}_{cm}_layer_{layer}_k_{k}.png"
+    return f"clique_members_{finder}_{cm}_layer_{layer}_k_{k}.png"
 
 
 def combination_png(layer: int, k: int) -> str:
-    return f"combination_layer_{layer}_k_{k}.png"
+    return f"combination_strength_layer_{layer}_k_{k}.png"
 
 
 def plots_stamp(root: Path) -> Path:

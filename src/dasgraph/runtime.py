@@ -26,6 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from dasgraph import paths
+from dasgraph.quiet import quiet_libraries
 
 log = logging.getLogger(__name__)
 
@@ -462,16 +463,9 @@ def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S", force=True, stream=sys.stdout)
-    # Log lines go to stdout; stderr keeps progress bars and the one-line error of bad input.
-    try:  # transformers' own "Loading weights" bars would clutter stderr on every load
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-    except ImportError:
-        pass
-    for noisy in ("transformers", "pyvene", "matplotlib", "PIL", "urllib3", "httpx", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Log lines go to stdout; stderr keeps the one-line error of bad input and, on a terminal,
+    # the progress bars (elsewhere they are log lines: dasgraph.progress).
+    quiet_libraries()
 
 
 def run_stage(parse_args, work, argv=None) -> int:

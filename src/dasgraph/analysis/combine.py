@@ -331,13 +331,13 @@ def combination_tables(combiner: Combiner, model_sets: Iterable[Sequence[str]],
     strength table. assignment: one row per combination × node (node_id, the task's input
     variables, causal_model).
     """
-    from tqdm import tqdm
+    from dasgraph.progress import progress_bar
 
     jobs = [(tuple(s), r, float(lam)) for s in model_sets for r in rules for lam in lambdas]
     inputs = task.columns()
     cell_rows, assign_parts = [], []
-    for models, rule, lam in tqdm(jobs, desc=f"layer {layer} k {low_rank_dimension}",
-                                  disable=not progress):
+    for models, rule, lam in progress_bar(jobs, desc=f"layer {layer} k {low_rank_dimension}",
+                                          unit="combination", disable=not progress):
         combo = combiner.combine(models, lam, rule)
         head = {"layer": layer, "low_rank_dimension": low_rank_dimension,
                 "models": model_set_name(models), "rule": rule, "growth": combiner.growth,

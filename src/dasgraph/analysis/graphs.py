@@ -78,7 +78,7 @@ def correctness_matrix(lean, states, layer: int, R, table, chunk: int | None = N
     D <= S*d; table: (N, N).
     """
     import torch
-    from tqdm.auto import tqdm
+    from dasgraph.progress import progress_bar
 
     N, S, d = states.shape
     chunk = chunk or batch_rows(states)
@@ -91,13 +91,16 @@ def correctness_matrix(lean, states, layer: int, R, table, chunk: int | None = N
         A = flat - B                                    # h (I - R R^T)
         bases_per_batch = max(1, chunk // N)
         out = torch.empty(N, N, dtype=torch.bool)
-        for start in tqdm(range(0, N, bases_per_batch), desc=f"graph layer {layer}",
-                          unit="base", unit_scale=bases_per_batch, leave=False,
-                          disable=not progress):
+        # counted in bases (N in all), whatever the batch: the bar reads "40/100 base"
+        bar = progress_bar(total=N, desc=f"graph layer {layer}", unit="base", leave=False,
+                           disable=not progress)
+        for start in range(0, N, bases_per_batch):
             rows = slice(start, min(N, start + bases_per_batch))
             h = (A[rows, None, :] + B[None, :, :]).reshape(-1, S, d)
             pred = lean.logits_from(layer, h).argmax(-1).view(-1, N)
             out[rows] = (pred == table[rows]).cpu()
+            bar.update(rows.stop - rows.start)
+        bar.close()
     return out
 
 

@@ -319,7 +319,7 @@ def fit_clique_tree(clique_record: dict[str, Any], task: tasks.Task, seed: int,
     return {"status": status, **record, **numbers}, tree
 
 
-# --- the stage: one clique file -> trees/{cm}_layer_{L}_k_{k}.{json,txt,png} -------------------
+# --- the stage: one clique file -> trees/{cm}_layer_{L}_k_{k}.{json,txt}, plots/tree_....png ----
 def run_clique_file(clique_file: CliqueFile, root: Path, finder: str, args: Any, seed: int,
                     task: tasks.Task, overwrite: bool = False,
                     positives: str = "largest") -> Path | None:
@@ -367,7 +367,7 @@ def write_tree(root: Path, record: dict, tree, finder: str, positives: str,
         out_txt = paths.tree_file(root, cm, layer, k, "txt")
         names = record["features"]
         atomic_write_text(out_txt, "# " + title.replace("\n", "; ") + "\n" + export_text(tree, names))
-        out_png = paths.tree_file(root, cm, layer, k, "png")
+        out_png = paths.tree_png(root, cm, layer, k)
         fig = plot_tree_figure(tree, title, names)
         with atomic_path(out_png) as tmp:
             fig.savefig(tmp, format="png", dpi=110)

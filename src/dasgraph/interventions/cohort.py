@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
-from tqdm.auto import tqdm
 
 from dasgraph.interventions import das
 from dasgraph.networks import training
 from dasgraph.runtime import derive_seed
+from dasgraph.progress import progress_bar
 
 
 @dataclass
@@ -116,8 +116,8 @@ def train_cohort(lean, states: torch.Tensor, layer: int, members: list[Member],
     opt = torch.optim.Adam([t.weight for t in ordered], lr=cfg.lr)
     steps = training.n_steps(cfg.n_training, cfg.batch_size, cfg.epochs)
     sched = training.scheduler(opt, cfg.lr_schedule, steps)
-    bar = tqdm(total=steps, desc=f"layer {layer}: cohort of {len(ordered)}", leave=False,
-               disable=not progress)
+    bar = progress_bar(total=steps, desc=f"layer {layer}: cohort of {len(ordered)}",
+                       unit="step", leave=False, disable=not progress)
     for _ in range(cfg.epochs):
         orders = {id(t): torch.randperm(cfg.n_training, generator=t.gen) for t in ordered}
         for start in range(0, cfg.n_training, cfg.batch_size):

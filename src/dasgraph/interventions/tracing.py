@@ -31,12 +31,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from dasgraph.networks import circuits
 from dasgraph.tasks import arithmetic as task
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import UsageError
+from dasgraph.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def trace(lean: LeanGPT2, ids: torch.Tensor, labels: torch.Tensor, nodes: np.nda
                 for shown, idx in restore_sites(lean, c, cfg.window)
                 if cfg.layers is None or shown in cfg.layers
                 for pos in (cfg.positions or range(x.shape[1]))]
-        for component, shown, indices, position in tqdm(
+        for component, shown, indices, position in progress_bar(
                 jobs, desc=f"tracing {variable}", leave=False, disable=not progress):
             logits = circuits.forward(lean, h0, edit=restorer(clean, component, indices,
                                                                position))[0]

@@ -32,12 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from dasgraph.interventions import das as shared_das
 from dasgraph.networks import training
 from dasgraph.mlp import backend, model as mlp_model, tasks as mlp_tasks
 from dasgraph.networks.base import SiteNetwork
+from dasgraph.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def best_neuron_split(layer: int, sample: HiddenCounterfactuals,
     splits = list(itertools.combinations(range(HIDDEN), LOW_RANK_DIMENSION))
     device = sample.base.device
     best, best_score = None, -1.0
-    for start in tqdm(range(0, len(splits), chunk), desc="neuron splits", leave=False):
+    for start in progress_bar(range(0, len(splits), chunk), desc="neuron splits", leave=False):
         part = torch.tensor(splits[start:start + chunk], device=device)
         mask = torch.zeros(len(part), HIDDEN, dtype=torch.bool, device=device)
         mask.scatter_(1, part, True)

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from dasgraph.mlp import tasks as mlp_tasks
+from dasgraph.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def train_mlp(model, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, b
     # foreach: one kernel per step for all parameters, the same numbers as the loop
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
     model.train()
-    for epoch in tqdm(range(epochs), desc="train MLP", unit="epoch", leave=False):
+    for epoch in progress_bar(range(epochs), desc="train MLP", unit="epoch", leave=False):
         for index in batches(len(y), batch_size, generator):
             index = index.to(x.device)
             if batch_loss is None:

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from dasgraph import cli, readers
 from dasgraph.networks.training import interchange_loss  # IIT's loss, shared with the MLP
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import UsageError
+from dasgraph.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,8 @@ def train(model, ids: torch.Tensor, labels: torch.Tensor, splits: dict[str, np.n
         cf_table = torch.tensor(table, device=ids.device)   # a copy: the table is read-only
         # sources and partners come from the training inputs too: test inputs stay unseen
         partners = partner_sampler(causal_models.indistinguishable(table), splits["train"])
-    bar = tqdm(range(cfg.epochs), desc=f"training {model.config.model_type}", unit="epoch")
+    bar = progress_bar(range(cfg.epochs), desc=f"training {model.config.model_type}",
+                       unit="epoch")
     for epoch in bar:
         lean.train()
         order = train_idx[torch.randperm(len(train_idx), generator=gen).to(ids.device)]

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from dasgraph.runtime import UsageError
+from dasgraph.progress import progress_bar
 
 LR_SCHEDULES = ("linear", "constant")
 
@@ -61,7 +61,7 @@ def fit(parameters: Iterable[torch.Tensor], batch_loss: Callable[[torch.Tensor],
     sched = scheduler(optimizer, schedule, steps)
     generator = torch.Generator().manual_seed(seed)
     history = []
-    bar = tqdm(total=steps, desc=what, leave=False, disable=not progress)
+    bar = progress_bar(total=steps, desc=what, unit="step", leave=False, disable=not progress)
     for _ in range(epochs):
         for index in torch.randperm(n, generator=generator).split(batch_size):
             loss = batch_loss(index)

@@ -29,10 +29,30 @@ def model_colour(name: str):
     return MODEL_COLORS.get(name) or plt.get_cmap("tab20").colors[zlib.crc32(name.encode()) % 20]
 
 
+# A marker shape per model and a small shift along the layer axis (dodged), so that two
+# models with the same IIA stay two visible series instead of one line drawn over the other.
+MODEL_MARKERS = {"XY": "o", "XZ": "s", "YZ": "^", "X": "v", "Y": "D", "Z": "P", "XYZ": "X"}
+OTHER_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "h", "*", "p")
+DODGE = 0.07          # layers between the points of two neighbouring models
+
+
+def model_marker(name: str) -> str:
+    import zlib
+
+    return MODEL_MARKERS.get(name) or OTHER_MARKERS[zlib.crc32(name.encode()) % len(OTHER_MARKERS)]
+
+
 def model_style(name: str) -> dict:
     return {"color": model_colour(name),
             "linestyle": "-" if name in ARITHMETIC or name == "XYZ" else "--",
-            "marker": "o", "markersize": 4}
+            "marker": model_marker(name), "markersize": 5, "markeredgecolor": "white",
+            "markeredgewidth": 0.6, "alpha": 0.9}
+
+
+def dodged(layers, index: int, n: int) -> np.ndarray:
+    """The x positions of the ``index``-th of ``n`` series drawn against layer: shifted by
+    DODGE per series, centred on the layer."""
+    return np.asarray(layers, dtype=float) + (index - (n - 1) / 2) * DODGE
 
 
 def _grid(n: int, max_cols: int = 3, panel=(4.6, 3.4)):
@@ -122,7 +142,7 @@ def _floor_lines(ax, floors: pd.DataFrame | None, models) -> None:
                    label=f"{text} (≤ {part[column].max():.3f})")
 
 
-def _error_band(ax, rows: pd.DataFrame, color: str) -> None:
+def _error_band(ax, x, rows: pd.DataFrame, color: str) -> None:
     """The trained IIA's uncertainty from iia.csv: mean ± sd over DAS seeds where there are
     several, else the 95 % bootstrap interval over test pairs; nothing for an older iia.csv."""
     if "n_seeds" in rows and (rows["n_seeds"] > 1).any():
@@ -132,22 +152,31 @@ def _error_band(ax, rows: pd.DataFrame, color: str) -> None:
         low, high = rows["iia_ci_low"], rows["iia_ci_high"]
     else:
         return
-    ax.fill_between(rows["layer"], low, high, color=color, alpha=0.25, lw=0)
+    ax.fill_between(x, low, high, color=color, alpha=0.25, lw=0)
 
 
-def _random_band(ax, rows: pd.DataFrame, color: str, first: bool) -> None:
+def _random_band(ax, x, rows: pd.DataFrame, color: str, first: bool) -> None:
     """The random-subspace control of iia.csv (same layer and k): a thin line at its mean and a
     band of ± one sd over draws, in the model's colour; nothing for an older iia.csv."""
     if "random_iia_mean" not in rows or rows["random_iia_mean"].isna().all():
         return
     mean, sd = rows["random_iia_mean"], rows["random_iia_sd"].fillna(0)
-    ax.plot(rows["layer"], mean, color=color, lw=0.8, alpha=0.6, linestyle=(0, (1, 1)),
+    ax.plot(x, mean, color=color, lw=0.8, alpha=0.6, linestyle=(0, (1, 1)),
             label="random subspace, same k (mean ± sd)" if first else "_nolegend_")
-    ax.fill_between(rows["layer"], mean - sd, mean + sd, color=color, alpha=0.12, lw=0)
+    ax.fill_between(x, mean - sd, mean + sd, color=color, alpha=0.12, lw=0)
+
+
+CONTROL_FACE = "#f2f2f2"        # the background of a control's panel
+
+
+def k_title(k: int, control_k: int | None) -> str:
+    """A panel's k, with the full-replacement k named as the control it is."""
+    return (f"k = {k}: CONTROL, not a finding\nfull replacement: the source's whole state, "
+            "IIA ≈ its copy-source floor") if k == control_k else f"k = {k}"
 
 
 def _per_k_panels(table: pd.DataFrame, draw, title: str, legend_cols: int,
-                  floors: pd.DataFrame | None = None):
+                  floors: pd.DataFrame | None = None, control_k: int | None = None):
     ks = sorted(table["low_rank_dimension"].unique())
     fig, axes = _grid(len(ks))
     for ax, k in zip(axes, ks):
@@ -155,7 +184,9 @@ def _per_k_panels(table: pd.DataFrame, draw, title: str, legend_cols: int,
         draw(ax, part)
         _floor_lines(ax, floors, part["causal_model"].unique())
         _layer_axis(ax, table["layer"])
-        ax.set_title(f"k = {k}")
+        ax.set_title(k_title(k, control_k), fontsize=12 if k != control_k else 9.5)
+        if k == control_k:       # every position's whole state swapped: the copy-source floor
+            ax.set_facecolor(CONTROL_FACE)
         ax.set_xlabel(LAYER_LABEL, fontsize=8)
         ax.set_ylabel(IIA_LABEL)
         ax.yaxis.set_tick_params(labelleft=True)
@@ -176,47 +207,57 @@ def _per_k_panels(table: pd.DataFrame, draw, title: str, legend_cols: int,
     return fig
 
 
-def empirical(iia: pd.DataFrame, floors: pd.DataFrame | None = None):
+def empirical(iia: pd.DataFrame, floors: pd.DataFrame | None = None,
+              control_k: int | None = None):
     """IIA against layer, one line per causal model (tested on its own counterfactuals), one
-    panel per k; the chance floors (floors.csv) as grey lines when given."""
+    panel per k; the chance floors (floors.csv) as grey lines when given; the panel of
+    ``control_k`` (full replacement) marked as a control."""
     own = iia[iia["causal_model"] == iia["test_causal_model"]]
 
     def draw(ax, part):
-        for i, name in enumerate(order_models(part["causal_model"].unique())):
+        names = order_models(part["causal_model"].unique())
+        for i, name in enumerate(names):
             rows = part[part["causal_model"] == name].sort_values("layer")
-            ax.plot(rows["layer"], rows["iia"], label=name, **model_style(name))
-            _error_band(ax, rows, MODEL_COLORS.get(name, "grey"))
-            _random_band(ax, rows, MODEL_COLORS.get(name, "grey"), first=(i == 0))
+            x = dodged(rows["layer"], i, len(names))
+            ax.plot(x, rows["iia"], label=name, **model_style(name))
+            _error_band(ax, x, rows, model_colour(name))
+            _random_band(ax, x, rows, model_colour(name), first=(i == 0))
 
     return _per_k_panels(own, draw, "IIA per layer: each causal model tested on its own "
-                         "counterfactuals", legend_cols=7, floors=floors)
+                         "counterfactuals (points of the models side by side at each layer)",
+                         legend_cols=7, floors=floors, control_k=control_k)
 
 
-def sanity_check(iia: pd.DataFrame, floors: pd.DataFrame | None = None):
+def sanity_check(iia: pd.DataFrame, floors: pd.DataFrame | None = None,
+                 control_k: int | None = None):
     """Arithmetic family: DAS trained on model A, tested on model B's counterfactuals; one
-    panel per k, colour = trained on, line style = tested on (solid = its own)."""
+    panel per k, colour = trained on, line style and marker = tested on (thick = its own)."""
     cross = iia[iia["causal_model"].isin(ARITHMETIC) & iia["test_causal_model"].isin(ARITHMETIC)]
     styles = {"XY": "-", "XZ": "--", "YZ": ":"}
 
     def draw(ax, part):
-        for trained in order_models(part["causal_model"].unique()):
-            for tested in order_models(part["test_causal_model"].unique()):
-                rows = part[(part["causal_model"] == trained)
-                            & (part["test_causal_model"] == tested)].sort_values("layer")
-                if rows.empty:
-                    continue
-                ax.plot(rows["layer"], rows["iia"], color=MODEL_COLORS[trained],
-                        linestyle=styles.get(tested, "-."), marker="o" if trained == tested else ".",
-                        lw=2.2 if trained == tested else 1.2,
-                        label=f"trained {trained}, tested {tested}")
+        trained_on = order_models(part["causal_model"].unique())
+        pairs = [(i, a, b) for i, a in enumerate(trained_on)
+                 for b in order_models(part["test_causal_model"].unique())]
+        for i, trained, tested in pairs:           # dodged per trained model
+            rows = part[(part["causal_model"] == trained)
+                        & (part["test_causal_model"] == tested)].sort_values("layer")
+            if rows.empty:
+                continue
+            ax.plot(dodged(rows["layer"], i, len(trained_on)), rows["iia"],
+                    color=model_colour(trained), linestyle=styles.get(tested, "-."),
+                    marker=model_marker(tested), markersize=5 if trained == tested else 3.5,
+                    lw=2.2 if trained == tested else 1.2,
+                    label=f"trained {trained}, tested {tested}")
 
     return _per_k_panels(cross, draw, "Sanity check: DAS trained on one arithmetic model, "
                          "tested on each (colour = trained on, style = tested on)", legend_cols=3,
-                         floors=floors)
+                         floors=floors, control_k=control_k)
 
 
-def iia_heatmap(iia: pd.DataFrame):
-    """One panel per causal model: IIA as a layer x k grid (own counterfactuals)."""
+def iia_heatmap(iia: pd.DataFrame, control_k: int | None = None):
+    """One panel per causal model: IIA as a layer x k grid (own counterfactuals); the row of
+    ``control_k`` (full replacement) labelled as the control."""
     own = iia[iia["causal_model"] == iia["test_causal_model"]]
     names = order_models(own["causal_model"].unique())
     layers = sorted(own["layer"].unique())
@@ -240,7 +281,9 @@ def iia_heatmap(iia: pd.DataFrame):
                 ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=7,
                         color="white" if value < 0.6 else "black")
         ax.set_xticks(range(len(layers)), layers)
-        ax.set_yticks(range(len(ks)), ks)
+        ax.set_yticks(range(len(ks)), [f"{k} (control)" if k == control_k else k for k in ks])
+        if control_k in ks:          # a white rule sets the control's row apart
+            ax.axhline(ks.index(control_k) - 0.5, color="white", lw=3)
         ax.set_xlabel("layer L")
         ax.set_ylabel("k")
         ax.set_title(name)
@@ -260,12 +303,12 @@ def published_comparison(ours: pd.DataFrame, ours_title: str, published: pd.Data
     our layer j+1).
     """
     fig, (ax_ours, ax_pub) = plt.subplots(1, 2, figsize=(12.5, 4.6), sharey=True)
-    for name in order_models(ours["causal_model"].unique()):
-        rows = ours[ours["causal_model"] == name].sort_values("layer")
-        ax_ours.plot(rows["layer"], rows["iia"], label=name, **model_style(name))
-    for name in order_models(published["model"].unique()):
-        rows = published[published["model"] == name].sort_values("layer")
-        ax_pub.plot(rows["layer"], rows["iia"], label=name, **model_style(name))
+    for ax, table, column in ((ax_ours, ours, "causal_model"), (ax_pub, published, "model")):
+        names = order_models(table[column].unique())
+        for i, name in enumerate(names):
+            rows = table[table[column] == name].sort_values("layer")
+            ax.plot(dodged(rows["layer"], i, len(names)), rows["iia"], label=name,
+                    **model_style(name))
     for ax, layers, title in ((ax_ours, ours["layer"], ours_title),
                               (ax_pub, published["layer"], published_title)):
         _layer_axis(ax, layers)
@@ -282,13 +325,14 @@ def published_comparison(ours: pd.DataFrame, ours_title: str, published: pd.Data
         for h, l in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(l, h)
     fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles),
-               fontsize=9, frameon=False, bbox_to_anchor=(0.5, 0.045))
+               fontsize=9, frameon=False, bbox_to_anchor=(0.5, 0.07))
     fig.suptitle("Two different networks: compare the shapes of the curves, not the values",
                  fontsize=12)
     fig.text(0.5, 0.01, "Layers aligned on one convention: L = residual stream entering block L. "
-             "The paper's 'layer j' (output of block j) is plotted at L = j + 1.",
-             ha="center", fontsize=9, style="italic")
-    fig.tight_layout(rect=(0, 0.1, 1, 0.95))
+             "The paper's 'layer j' (output of block j) is plotted at L = j + 1.\nEach "
+             "model's points sit slightly beside the layer, in legend order, so that equal "
+             "values stay visible.", ha="center", fontsize=9, style="italic")
+    fig.tight_layout(rect=(0, 0.13, 1, 0.95))
     return fig
 
 

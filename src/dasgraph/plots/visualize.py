@@ -7,7 +7,7 @@ missing logs which stage makes them and yields nothing (or only what exists), so
 on any partial results folder.
 
     from dasgraph.plots import visualize
-    visualize.run("empirical", Path("results"))     # -> [results/plots/empirical.png]
+    visualize.run("empirical", Path("results"))     # -> [results/plots/iia_by_layer.png]
 """
 from __future__ import annotations
 
@@ -38,6 +38,13 @@ def show_causal_models(root: Path) -> Figures:
         {name: (m.label, m.parents) for name, m in task.models.items()}, task)
 
 
+def control_k(root: Path) -> int | None:
+    """The full-replacement k (the whole state of every position: positions x width), drawn
+    as the control it is; None when the network's width is not known."""
+    width = collect.model_shape(root).get("n_embd")
+    return width * len(tasks.for_results(root).position_names()) if width else None
+
+
 def sanity_check(root: Path) -> Figures:
     iia = collect.load_iia(root)
     if iia is None:
@@ -51,19 +58,21 @@ def sanity_check(root: Path) -> Figures:
                             "src/run_das.py and evaluate_das.py with --causal_model_type "
                             f"{task.cross_family}")
         return
-    yield paths.SANITY_CHECK_PNG, plots_iia.sanity_check(cross, collect.load_floors(root))
+    yield paths.SANITY_CHECK_PNG, plots_iia.sanity_check(cross, collect.load_floors(root),
+                                                         control_k(root))
 
 
 def empirical(root: Path) -> Figures:
     iia = collect.load_iia(root)
     if iia is not None:
-        yield paths.EMPIRICAL_PNG, plots_iia.empirical(iia, collect.load_floors(root))
+        yield paths.EMPIRICAL_PNG, plots_iia.empirical(iia, collect.load_floors(root),
+                                                       control_k(root))
 
 
 def heatmap(root: Path) -> Figures:
     iia = collect.load_iia(root)
     if iia is not None:
-        yield paths.HEATMAP_PNG, plots_iia.iia_heatmap(iia)
+        yield paths.HEATMAP_PNG, plots_iia.iia_heatmap(iia, control_k(root))
 
 
 def attention_weights(root: Path) -> Figures:
@@ -200,19 +209,16 @@ def combination_figures(root: Path) -> Figures:
     task = tasks.for_results(root)
     pub = published.strength() if published.applies(task) else None
     for layer, k, path in files:
-        tables = {rule: _readable_sets(table, task) for rule, table in
+        tables = {f"rule {rule}": _readable_sets(table, task) for rule, table in
                   collect.strength_tables(collect.read_combination(path)).items()}
-        panels = [(f"this run, layer {layer}, k {k}, rule {rule}", t) for rule, t in tables.items()]
-        if pub is not None:
-            panels.append((f"published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} "
-                           f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k "
-                           f"{published.PUBLISHED_K}", pub))
         # the thesis's own graphs, imported (import_graphs.py), are the published network's
         same = _imported_from_thesis(root, layer, k)
-        yield paths.combination_png(layer, k), plots_analysis.strength_vs_lambda(
-            panels, "Combined causal models: strength vs faithfulness threshold λ"
-                    + (f" (published: {'the same graphs' if same else 'a different network'})"
-                       if pub is not None else "") + _planted_note(root))
+        label = (f"published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} (our L = "
+                 f"{published.PUBLISHED_GRAPH_LAYER + 1}), k {published.PUBLISHED_K}"
+                 + (" (the same graphs)" if same else " (a different network)"))
+        yield paths.combination_png(layer, k), plots_analysis.strength_by_set(
+            tables, f"Combined causal models, layer {layer}, k {k}: strength against the "
+                    f"faithfulness threshold λ" + _planted_note(root), pub, label)
 
 
 def _imported_from_thesis(root: Path, layer: int, k: int) -> bool:
@@ -310,6 +316,11 @@ def _newest_input(root: Path) -> float:
     return newest
 
 
+# The figures' names and drawing: a stamp of another layout is redrawn (an older stamp lists
+# figures under their old names, which the report no longer links).
+LAYOUT = 2
+
+
 def up_to_date(root: Path, pdf: bool) -> bool:
     """True when a finished ``all`` run drew every figure after the results last changed."""
     stamp = paths.plots_stamp(root)
@@ -319,8 +330,8 @@ def up_to_date(root: Path, pdf: bool) -> bool:
     except (OSError, ValueError, TypeError, AttributeError):   # absent or damaged: redraw
         return False
     files = [paths.plots_dir(root) / name for name in drawn.get("files", [])]
-    return (drawn.get("pdf", False) or not pdf) and all(f.exists() for f in files) \
-        and stamp.stat().st_mtime > _newest_input(root)
+    return (drawn.get("pdf", False) or not pdf) and drawn.get("layout") == LAYOUT \
+        and all(f.exists() for f in files) and stamp.stat().st_mtime > _newest_input(root)
 
 
 def run(experiment: str, root: Path, pdf: bool = False, overwrite: bool = True) -> list[Path]:
@@ -355,7 +366,26 @@ def run(experiment: str, root: Path, pdf: bool = False, overwrite: bool = True) 
     if failed:
         raise RuntimeError(f"experiments failed: {', '.join(failed)} (see the log above)")
     if experiment == "all":
-        runtime.atomic_write_json(paths.plots_stamp(root), {
-            "pdf": pdf, "files": sorted({str(p.relative_to(paths.plots_dir(root)))
-                                         for p in written})})
+        drawn = sorted({str(p.relative_to(paths.plots_dir(root))) for p in written})
+        _remove_stale(root, drawn)
+        runtime.atomic_write_json(paths.plots_stamp(root), {"pdf": pdf, "files": drawn,
+                                                            "layout": LAYOUT})
     return written
+
+
+def _remove_stale(root: Path, drawn: list[str]) -> None:
+    """Remove the figures that the previous ``all`` drew and this one did not (their data is
+    gone, or they had an older name), so plots/ holds only what the results show now. Only
+    files listed in the stamp go (the tree drawings of classification.py stay), and a figure
+    drawn now keeps its PDF."""
+    try:
+        before = runtime.read_json(paths.plots_stamp(root)).get("files", [])
+    except (OSError, ValueError, TypeError, AttributeError):
+        return
+    kept = {Path(name).stem for name in drawn}      # a PDF of a figure drawn now stays
+    for name in {str(n) for n in before if Path(str(n)).stem not in kept}:
+        stale = paths.plots_dir(root) / name
+        if stale.parent == paths.plots_dir(root) and stale.suffix in (".png", ".pdf") \
+                and stale.is_file():
+            stale.unlink()
+            log.info("removed %s (not drawn from these results any more)", stale)

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import logging
 
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from dasgraph import cli, paths, runtime, tasks
 from dasgraph.analysis import cliques, graphs
 from dasgraph.runtime import UsageError
+from dasgraph.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ def _run(args) -> None:
     for cell in todo:            # every graph read is checked before any clique search
         graphs.load_graph(root, *cell)
     with logging_redirect_tqdm():
-        for cm, layer, k in tqdm(todo, desc=f"cliques ({args.clique_finder})", unit="graph"):
+        for cm, layer, k in progress_bar(todo, desc=f"cliques ({args.clique_finder})",
+                                         unit="graph"):
             found, stats = cliques.analyse_graph(graphs.load_graph(root, cm, layer, k),
                                                  args.clique_finder, args.threshold,
                                                  args.min_clique_size, args.time_limit)

@@ -5,8 +5,9 @@ positives = inputs inside the largest clique (--positives all: inside any clique
 choice), negatives = as many other inputs (seeded draw); 19 features (X, Y, Z, parities, pair
 and triple sums, divisibility by 3/5/7); GridSearchCV over max_depth 1-4; held-out accuracy by
 nested cross-validation. Writes
-results/trees/{cm}_layer_{L}_k_{k}.json (numbers, rules, run record), .txt (export_text) and
-.png (plot_tree). Finished files are skipped unless --overwrite.
+results/trees/{cm}_layer_{L}_k_{k}.json (numbers, rules, run record) and .txt (export_text), and
+the drawing (plot_tree) with the other figures, results/plots/tree_{cm}_layer_{L}_k_{k}.png.
+Finished files are skipped unless --overwrite.
 
 Example:
     python classification.py --results_path results --clique_finder RemovalHeuristic \
@@ -16,10 +17,9 @@ from __future__ import annotations
 
 import logging
 
-from tqdm import tqdm
-
 from dasgraph import cli, paths, runtime, tasks
 from dasgraph.analysis import cliques, trees
+from dasgraph.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,11 @@ def _run(args) -> None:
                                     args.layers, args.low_rank_dimensions)
     cli.writable_dir(args.results_path)
     cli.writable_dir(paths.tree_file(args.results_path, "XY", 0, 0, "json").parent, "the tree folder")
+    cli.writable_dir(paths.plots_dir(args.results_path), "the plots folder (tree drawings)")
     for clique_file in files:     # every input checked before any tree is fitted
         trees.read_clique_file(clique_file.path, task.n_inputs)
     log.info("%d clique file(s) of %s", len(files), args.clique_finder)
-    for clique_file in tqdm(files, desc="trees", disable=len(files) < 2):
+    for clique_file in progress_bar(files, desc="trees", unit="tree", disable=len(files) < 2):
         trees.run_clique_file(clique_file, args.results_path, args.clique_finder, args,
                               args.seed, task, overwrite=args.overwrite, positives=args.positives)
 

@@ -21,6 +21,7 @@ from dasgraph.networks import random_init as random_network
 from dasgraph.networks.subject import Subject, subject_from_args
 from dasgraph.runtime import (atomic_directory, atomic_write_json, configure_determinism,
                               UsageError, resolve_device, run_record)
+from dasgraph.quiet import quiet_libraries
 from dasgraph.stages import manifest
 from dasgraph.stages.manifest import Cell
 
@@ -216,6 +217,7 @@ def _exit_with_parent(parent: int) -> None:
 def worker_init(args, cfg, parent: int) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     logging.getLogger("dasgraph").setLevel(logging.WARNING)   # the parent logs each cell
+    quiet_libraries()                     # a fresh process: transformers' bars, pyvene's notice
     subject, device = load_for_cells(args)
     _WORKER.update(args=args, cfg=cfg, device=device, subject=subject)
 

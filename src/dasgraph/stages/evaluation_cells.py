@@ -205,7 +205,8 @@ def _summary(rows: list[dict]) -> dict:
 
 
 def _log(summary: dict) -> None:
-    log.info("cell %-3s layer %d k %4d: IIA %.3f (%d DAS seeds)", summary["causal_model"],
+    # --verbose only: the bar counts the cells and iia.csv holds every number
+    log.debug("cell %-3s layer %d k %4d: IIA %.3f (%d DAS seeds)", summary["causal_model"],
              summary["layer"], summary["low_rank_dimension"], summary["iia"], summary["n_seeds"])
 
 

@@ -32,11 +32,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from tqdm.auto import tqdm
-
 from dasgraph import cli, paths
 from dasgraph.runtime import UsageError
 from dasgraph.stages import das_cells, manifest
+from dasgraph.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +156,7 @@ def each_cell(root, stage: str, cells: list, do: Callable[[Any], Any], keep_goin
     ``keep_going`` (a job): a failed cell is recorded and the others still run, then the first
     error is raised."""
     done, errors = [], []
-    for cell in tqdm(cells, desc=desc, unit=unit):
+    for cell in progress_bar(cells, desc=desc, unit=unit):
         try:
             with manifest.tracked(root, stage, [cell]):
                 done.append(do(cell))
@@ -188,7 +187,7 @@ def run(args, cfg, subject, device, todo: list, cells: list) -> list[dict]:
         return _submit(args, das_cells.STAGE, das_cells.run_shard, (args, cfg), todo, cells,
                        launch, DAS_PROGRESS)
     groups = sorted(manifest.cohorts(todo, args.cohort_size), key=lambda g: g[0].layer)
-    bar = tqdm(total=len(todo), desc="DAS cells", unit="cell")
+    bar = progress_bar(total=len(todo), desc="DAS cells", unit="cell")
     done = []
     workers = min(args.workers, len(groups)) if device == "cpu" else 1
     if args.executor == "debug" or workers <= 1:
@@ -208,13 +207,19 @@ def run(args, cfg, subject, device, todo: list, cells: list) -> list[dict]:
 
 
 def _log_das_cell(m: dict) -> None:
-    region = "" if "objective" not in m else (
-        f"; {m['objective']} region of {m['region_inputs']} inputs, " + (
-            f"held-out IIA {m['region_heldout_iia']:.3f}, " if m["region_heldout_iia"] is not None
-            else "") + ("reported" if m["region_reported"] else "not reported"))
-    log.info("cell %-3s layer %d k %4d seed %d: IIA %.3f (%d test pairs)%s", m["causal_model"],
-             m["layer"], m["low_rank_dimension"], m["das_seed"], m["iia"], m["n_examples"],
-             region)
+    # one line per cell only with --verbose (a sweep has a hundred cells, the bar counts them
+    # and metrics.json / iia.csv hold every number), except a region-aware cell's: its region
+    # is what the run was for
+    if "objective" not in m:
+        log.debug("cell %-3s layer %d k %4d seed %d: IIA %.3f (%d test pairs)", m["causal_model"],
+                  m["layer"], m["low_rank_dimension"], m["das_seed"], m["iia"], m["n_examples"])
+        return
+    held_out = "" if m["region_heldout_iia"] is None else \
+        f"held-out IIA {m['region_heldout_iia']:.3f}, "
+    log.info("cell %-3s layer %d k %4d seed %d: IIA %.3f (%d test pairs); %s region of %d "
+             "inputs, %s%s", m["causal_model"], m["layer"], m["low_rank_dimension"], m["das_seed"],
+             m["iia"], m["n_examples"], m["objective"], m["region_inputs"], held_out,
+             "reported" if m["region_reported"] else "not reported")
 
 
 DAS_PROGRESS = Progress("DAS cells", "src/run_das.py", _log_das_cell)
@@ -257,7 +262,7 @@ def _submit(args, stage: str, job_fn, fixed: tuple, todo, cells, launch, shown: 
                  args.results_path)
         return []
     done, failed = [], []
-    bar = tqdm(total=len(todo), desc=f"{shown.desc} ({cluster} jobs)", unit="cell")
+    bar = progress_bar(total=len(todo), desc=f"{shown.desc} ({cluster} jobs)", unit="cell")
     for job, shard in zip(jobs, packed):
         try:
             done += shown.report(job.result(), bar)
