@@ -332,6 +332,95 @@ def test_foreign_intervention_type_is_refused_before_any_import(finished, tmp_pa
     assert "this" not in sys.modules
 
 
+# --- a results folder never runs code ------------------------------------------------------------
+TASK_READERS = ["evaluate_das.py", "disentangle_causal_models.py", "analyse_graphs.py",
+                "classification.py", "combine_causal_models.py", "make_report.py",
+                "visualizations.py"]
+SENTINEL_TASK = ("from pathlib import Path\nPath({sentinel!r}).write_text('ran')\n"
+                 "from dasgraph.tasks.arithmetic import TASK\n")
+
+
+def _plant_task_file(root: Path, tmp_path: Path, sha: str | None = "match") -> tuple[Path, Path]:
+    """task.json naming a Python file that, if ever run, creates a sentinel file."""
+    import hashlib
+
+    sentinel, source = tmp_path / "sentinel", tmp_path / "evil_task.py"
+    source.write_text(SENTINEL_TASK.format(sentinel=str(sentinel)))
+    digest = hashlib.sha256(source.read_bytes()).hexdigest() if sha == "match" else sha
+    record = {"task": "arithmetic", "source": str(source), "n_inputs": 1000}
+    if digest is not None:
+        record["source_sha256"] = digest
+    (root / "task.json").write_text(json.dumps(record))
+    return source, sentinel
+
+
+@pytest.mark.parametrize("name", TASK_READERS)
+def test_a_recorded_task_file_is_not_run_without_task(finished, tmp_path, capsys, name):
+    root = copy_of(finished, tmp_path)
+    source, sentinel = _plant_task_file(root, tmp_path)
+    code, lines = run_case(name, ["--results_path", str(root), *SCRIPTS[name]], capsys)
+    check_clean(code, lines, err_needle=f"pass --task {source}")
+    assert not sentinel.exists()
+
+
+@pytest.mark.parametrize("sha", ["0" * 64, None, 5])
+def test_a_recorded_task_file_with_another_digest_is_not_run(finished, tmp_path, capsys, sha):
+    """Named with --task, but not the file the results were made with (or task.json records no
+    digest, or a damaged one): refused before the file runs."""
+    root = copy_of(finished, tmp_path)
+    source, sentinel = _plant_task_file(root, tmp_path, sha)
+    code, lines = run_case("analyse_graphs.py", ["--results_path", str(root), "--task",
+                                                 str(source)], capsys)
+    check_clean(code, lines, err_needle="task")
+    assert not sentinel.exists()
+
+
+def test_a_named_task_file_with_the_recorded_digest_is_used(finished, tmp_path, capsys):
+    """The control: the same file named with --task on the command is run (the sentinel)."""
+    root = copy_of(finished, tmp_path)
+    source, sentinel = _plant_task_file(root, tmp_path)
+    code, _ = run_case("classification.py", ["--results_path", str(root), "--task", str(source)],
+                       capsys)
+    assert code == 0 and sentinel.read_text() == "ran"
+
+
+TASK_JSON = {
+    "number": "5", "list": "[1, 2]", "null": "null", "source-number": '{"task": "x", "source": 7}',
+    "task-list": '{"task": ["arithmetic"]}', "unknown-name": '{"task": "../evil.py"}',
+    "deep": "[" * 100000 + "]" * 100000, "garbage": "\u0000\u00ff",
+}
+
+
+@pytest.mark.parametrize("kind", list(TASK_JSON))
+def test_a_damaged_task_json_is_one_line(finished, tmp_path, capsys, kind):
+    root = copy_of(finished, tmp_path)
+    (root / "task.json").write_text(TASK_JSON[kind])
+    code, lines = run_case("analyse_graphs.py", ["--results_path", str(root)], capsys)
+    check_clean(code, lines, err_needle="task.json")
+
+
+TASK_FILES = {
+    "not-python.txt": "TASK = 1\n",
+    "binary.py": "\u0000\u00ff\u00fe",
+    "syntax.py": "def (:\n",
+    "keyboard.py": "raise KeyboardInterrupt\n",
+    "exit0.py": "import sys\nsys.exit(0)\n",
+    "exit-text.py": "raise SystemExit('bye')\n",
+    "recursion.py": "def f():\n    return f()\nf()\n",
+    "not-a-task.py": "TASK = [1, 2]\n",
+}
+
+
+@pytest.mark.parametrize("file", list(TASK_FILES))
+def test_a_bad_task_file_ends_in_one_line(tmp_path, capsys, file):
+    bad = tmp_path / file
+    bad.write_text(TASK_FILES[file], encoding="latin-1")
+    code, lines = run_case("train_gpt2.py", ["--results_path", str(tmp_path / "out"),
+                                             "--task", str(bad), *TRAIN], capsys)
+    check_clean(code, lines, err_needle=file)
+    assert not (tmp_path / "out").exists()       # nothing left behind by a refused run
+
+
 # --- damaged work is redone, to the same bytes; a killed run resumes ---------------------------------
 def rerun(name: str, root: Path, *flags: str) -> None:
     assert script(name).main(["--results_path", str(root), *SCRIPTS[name], *flags]) == 0

@@ -190,7 +190,9 @@ def add_task(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=None,
                    help="arithmetic (X+Y+Z=), boolean (the paper's De Morgan task), or a Python "
                         "file that defines TASK (README, 'Your own task'); default: the task "
-                        "RESULTS/task.json records, else arithmetic")
+                        "RESULTS/task.json records, else arithmetic. A results folder never "
+                        "runs code: a task file it records is used only when named here, with "
+                        "the sha256 recorded")
 
 
 def network_stage_parser(doc: str | None) -> Parser:

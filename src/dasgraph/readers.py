@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import struct
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -21,7 +20,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from dasgraph import paths
-from dasgraph.runtime import ArtifactError, UsageError, check_done
+from dasgraph.runtime import ArtifactError, UsageError, check_done, parse_json
 
 # Stages, by what they make (the "re-run ..." of every message).
 TRAIN, SWEEP, EVALUATE = "train_gpt2.py", "src/run_das.py", "evaluate_das.py"
@@ -57,6 +56,9 @@ def _check_file(path: Path, stage: str, what: str) -> Path:
         raise ArtifactError(path, f"is a folder where {what} should be", stage)
     if not path.exists():
         raise ArtifactError(path, "is missing", stage)
+    if not path.is_file():     # a FIFO would block the read forever, a device never end
+        raise ArtifactError(path, f"is not a regular file (a FIFO, socket or device) where "
+                            f"{what} should be", stage)
     return path
 
 
@@ -107,14 +109,29 @@ def read_json_record(path: Path, stage: str,
                      required: Mapping[str, Any] | Iterable[str] = ()) -> dict:
     """A JSON object from ``path`` holding ``required`` (names, or names -> types)."""
     path = _check_file(path, stage, "a JSON file")
+    if _size(path) > MAX_JSON_BYTES:
+        raise ArtifactError(path, f"is {_size(path):,} bytes, more than any JSON file this "
+                            f"project reads ({MAX_JSON_BYTES:,})", stage)
     try:
-        record = json.loads(_read_bytes(path, stage))
-    except ValueError:           # JSONDecodeError and UnicodeDecodeError both
+        record = parse_json(_read_bytes(path, stage))
+    except ValueError:           # JSONDecodeError, UnicodeDecodeError, nesting too deep
         raise ArtifactError(path, "is not valid JSON (damaged or truncated)", stage) from None
     if not isinstance(record, dict):
         raise ArtifactError(path, f"holds {_type_names(type(record))}, not a JSON object", stage)
     check_fields(record, path, stage, required)
     return record
+
+
+# Records, configs and tokenizers are kilobytes to a few megabytes; a larger file is not one
+# of them and would only be read into memory to be refused.
+MAX_JSON_BYTES = 64 * 2**20
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def read_optional_json(path: Path, stage: str,
@@ -215,7 +232,7 @@ def check_safetensors(path: Path, stage: str) -> None:
     data = _read_bytes(path, stage)
     try:
         (size,) = struct.unpack("<Q", data[:8])
-        header = json.loads(data[8:8 + size])
+        header = parse_json(data[8:8 + size])
         end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"),
                   default=0)
     except (struct.error, ValueError, TypeError, KeyError, IndexError, AttributeError):

@@ -343,7 +343,7 @@ def check_done(marker: Path) -> str | None:
     if not marker.is_file():
         return f"has no completion marker {marker.name} (unfinished, or made before markers)"
     try:
-        files = json.loads(marker.read_bytes())["files"]
+        files = parse_json(marker.read_bytes())["files"]
         items = sorted(files.items())
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return f"has a damaged completion marker {marker.name}"
@@ -366,7 +366,7 @@ def is_done(marker: Path) -> bool:
 def recorded_settings(marker: Path) -> dict | None:
     """The settings a completion marker recorded (None: it recorded none, or is unreadable)."""
     try:
-        done = json.loads(Path(marker).read_bytes()).get("settings")
+        done = parse_json(Path(marker).read_bytes()).get("settings")
     except (OSError, ValueError, AttributeError):
         return None
     return done if isinstance(done, dict) else None
@@ -434,7 +434,7 @@ def recorded_digest(marker: Path, name: str) -> str | None:
     none). What is made *from* an artifact records this among its settings, so a result whose
     input was made again, differently, is never silently kept."""
     try:
-        return json.loads(Path(marker).read_bytes())["files"][name]["sha256"]
+        return parse_json(Path(marker).read_bytes())["files"][name]["sha256"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -452,8 +452,17 @@ def settings_of(args: Any, exclude: Any = ()) -> dict:
             if k not in NOT_SETTINGS and k not in set(exclude)}
 
 
+def parse_json(data: bytes | str) -> Any:
+    """``json.loads``, with nesting too deep for the parser reported as the ValueError that bad
+    JSON raises (json raises RecursionError there), so every caller's "not valid JSON" holds."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+    return parse_json(Path(path).read_bytes())
 
 
 # --- logging --------------------------------------------------------------------------------
@@ -483,9 +492,32 @@ def run_stage(parse_args, work, argv=None) -> int:
         setup_logging(args.verbose)
         logging.getLogger(work.__module__).info("arguments: %s", {
             k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()})
-        work(args)
+        with _no_empty_folder_left(getattr(args, "results_path", None)):
+            work(args)
 
     return run_main(body, argv)
+
+
+@contextmanager
+def _no_empty_folder_left(folder: Path | None) -> Iterator[None]:
+    """A run that fails leaves no empty results folder behind: the folders it created on the
+    way to ``folder`` are removed again if they are still empty (nothing else is touched)."""
+    if folder is None:
+        yield
+        return
+    folder = Path(folder).absolute()
+    existed = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    try:
+        yield
+    except BaseException:
+        for path in (folder, *folder.parents):
+            if path == existed:
+                break
+            try:
+                path.rmdir()          # only ever an empty folder
+            except OSError:
+                break
+        raise
 
 
 def run_main(body, argv=None) -> int:
@@ -494,6 +526,9 @@ def run_main(body, argv=None) -> int:
     UsageError becomes one clear line on stderr and exit code 2; argparse's own errors
     (already printed as one line by ``cli.Parser``) keep their code.
     """
+    tasks = sys.modules.get("dasgraph.tasks")
+    if tasks is not None:       # a task file named on an earlier command is not named on this one
+        tasks.forget_named()
     try:
         body(argv)
     except UsageError as err:

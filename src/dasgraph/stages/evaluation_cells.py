@@ -13,7 +13,6 @@ is evaluated again rather than kept. Cells run here or as submitit jobs (executo
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from pathlib import Path
 
@@ -24,7 +23,8 @@ from dasgraph import cli, paths, readers
 from dasgraph.interventions import das
 from dasgraph.networks import random_init as random_network
 from dasgraph.runtime import (atomic_write_json, atomic_write_text, changed_settings, check_done,
-                              derive_seed, finished, resolve_device, run_record, write_done)
+                              derive_seed, finished, parse_json, resolve_device, run_record,
+                              write_done)
 from dasgraph.stages import executor, manifest
 from dasgraph.stages.manifest import Cell
 from dasgraph.stages.sweep import (Subject, cell_finished, das_cell_weights, label_tables,
@@ -195,7 +195,7 @@ def read_record(root, cell: Cell) -> list[dict] | None:
     if check_done(marker) is not None or changed_settings(marker, cell.settings):
         return None
     return [{k: np.nan if v is None else v for k, v in row.items()}
-            for row in json.loads(path.read_bytes())["rows"]]
+            for row in parse_json(path.read_bytes())["rows"]]
 
 
 def _summary(rows: list[dict]) -> dict:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import os
 import shutil
 import socket
@@ -31,7 +30,7 @@ from pathlib import Path
 
 from dasgraph import paths
 from dasgraph.runtime import (UsageError, _pid_alive, atomic_write_json, check_done,
-                              changed_settings, settings_hash)
+                              changed_settings, parse_json, settings_hash)
 
 STARTED, FAILED = "started", "failed"
 
@@ -200,7 +199,7 @@ def tracked(root, stage: str, cells: list[Cell]):
 
 def _read(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_bytes())
+        return parse_json(path.read_bytes())
     except (OSError, ValueError):
         return None
 
