@@ -421,6 +421,109 @@ def test_a_bad_task_file_ends_in_one_line(tmp_path, capsys, file):
     assert not (tmp_path / "out").exists()       # nothing left behind by a refused run
 
 
+# --- provenance: nothing foreign is used as if it were ours ----------------------------------------
+@pytest.fixture(scope="module")
+def other_network(finished, tmp_path_factory) -> Path:
+    """A network of the same shape as the finished folder's, with other weights (its first
+    layer's bias moved): the cells were not trained on it."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path_factory.mktemp("other") / "other_gpt2"
+    shutil.copytree(paths.gpt2_dir(finished), folder)
+    (folder / paths.DONE).unlink()
+    weights = load_file(folder / "model.safetensors")
+    name = next(n for n in sorted(weights) if n.endswith("ln_1.bias"))
+    weights[name] = weights[name] + 0.5
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+@pytest.mark.parametrize("name", ["evaluate_das.py", "disentangle_causal_models.py"])
+def test_a_cell_used_with_another_network_is_refused(finished, other_network, tmp_path, capsys,
+                                                     name):
+    root = copy_of(finished, tmp_path)
+    before = (root / "iia.csv").read_bytes()
+    code, lines = run_case(name, ["--results_path", str(root), *SCRIPTS[name], "--overwrite",
+                                  "--model_path", str(other_network)], capsys)
+    check_clean(code, lines, err_needle=str(other_network))
+    assert "was trained on network" in lines[0]
+    assert (root / "iia.csv").read_bytes() == before
+
+
+def _copy_over(root: Path, files: list[tuple[str, str]], main: str) -> None:
+    """What a user's cp does, the completion marker of ``main`` made anew (so that only the
+    place can tell): each (source, target) file or folder copied over its target."""
+    for source, target in files:
+        src, dst = root / source, root / target
+        if src.is_dir():
+            shutil.rmtree(dst)
+            shutil.copytree(src, dst)
+        else:
+            shutil.copy(src, dst)
+    if not (root / main).is_dir():
+        marker = paths.done_marker(root / main)
+        group = [root / main, *(p for p in [(root / main).with_suffix(".json")]
+                                if p.exists() and p != root / main)]
+        runtime.write_done(marker, group, runtime.recorded_settings(marker))
+
+
+MISPLACED = {  # (files copied, main file, the script that reads it)
+    "cell": ([("das/Z/layer_2/k_4", CELL)], CELL, "evaluate_das.py"),
+    "cell-graphed": ([("das/Z/layer_2/k_4", CELL)], CELL, "disentangle_causal_models.py"),
+    "graph": ([("graphs/Z/layer_2_k_4.npy", f"{GRAPH}.npy"),
+               ("graphs/Z/layer_2_k_4.json", f"{GRAPH}.json")], f"{GRAPH}.npy",
+              "analyse_graphs.py"),
+    "graph-json": ([("graphs/Z/layer_2_k_4.json", f"{GRAPH}.json")], f"{GRAPH}.npy",
+                   "combine_causal_models.py"),
+    "cliques": ([("cliques/RemovalHeuristic/Z_layer_2_k_4.json",
+                  "cliques/RemovalHeuristic/XY_layer_2_k_4.json")],
+                "cliques/RemovalHeuristic/XY_layer_2_k_4.json", "classification.py"),
+}
+
+
+@pytest.mark.parametrize("case", list(MISPLACED))
+def test_an_artifact_copied_to_another_cells_place_is_refused(finished, tmp_path, capsys, case):
+    root = copy_of(finished, tmp_path)
+    files, main, name = MISPLACED[case]
+    _copy_over(root, files, main)
+    code, lines = run_case(name, ["--results_path", str(root), *SCRIPTS[name], "--overwrite"],
+                           capsys)
+    check_clean(code, lines, err_needle="place of XY")
+
+
+UNFINISHED = {  # marker file -> the script that reads its artifact
+    f"{CELL}/{paths.DONE}": "evaluate_das.py",
+    f"graphs/XY/.layer_2_k_4.npy.done": "analyse_graphs.py",
+    "cliques/RemovalHeuristic/.XY_layer_2_k_4.json.done": "classification.py",
+}
+
+
+@pytest.mark.parametrize("marker", list(UNFINISHED))
+@pytest.mark.parametrize("how", ["empty-list", "missing"])
+def test_an_artifact_without_a_valid_marker_is_unfinished(finished, tmp_path, capsys, marker,
+                                                          how):
+    """Refused by the stage that reads it (a hand-made artifact is never trusted)..."""
+    root = copy_of(finished, tmp_path)
+    if how == "missing":
+        (root / marker).unlink()
+    else:
+        (root / marker).write_text('{"files": {}}')
+    name = UNFINISHED[marker]
+    code, lines = run_case(name, ["--results_path", str(root), *SCRIPTS[name], "--overwrite"],
+                           capsys)
+    check_clean(code, lines, err_needle="marker")
+
+
+def test_a_graph_with_an_empty_marker_is_redone(finished, tmp_path):
+    """... and redone by the stage that makes it."""
+    root = copy_of(finished, tmp_path)
+    marker = root / "graphs/XY/.layer_2_k_4.npy.done"
+    marker.write_text('{"files": {}}')
+    rerun("disentangle_causal_models.py", root)
+    assert runtime.is_done(marker)
+    assert (root / f"{GRAPH}.npy").read_bytes() == (finished / f"{GRAPH}.npy").read_bytes()
+
+
 # --- damaged work is redone, to the same bytes; a killed run resumes ---------------------------------
 def rerun(name: str, root: Path, *flags: str) -> None:
     assert script(name).main(["--results_path", str(root), *SCRIPTS[name], *flags]) == 0

@@ -20,7 +20,8 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from dasgraph import paths
-from dasgraph.runtime import ArtifactError, UsageError, check_done, parse_json
+from dasgraph.runtime import (ArtifactError, UsageError, check_done, parse_json,
+                              recorded_settings)
 
 # Stages, by what they make (the "re-run ..." of every message).
 TRAIN, SWEEP, EVALUATE = "train_gpt2.py", "src/run_das.py", "evaluate_das.py"
@@ -205,12 +206,41 @@ def read_npy(path: Path, stage: str, ndim: int | None = None, columns: int | Non
     return array
 
 
-def read_graph_npy(path: Path, n_inputs: int, stage: str = GRAPHS) -> np.ndarray:
-    """A saved (N, N) IIA graph of a task with N inputs: float, finite, in [0, 1], symmetric,
-    zero diagonal."""
+def read_graph_npy(path: Path, n_inputs: int, stage: str = GRAPHS,
+                   place: tuple[str, int, int] | None = None) -> np.ndarray:
+    """A saved (N, N) IIA graph of a task with N inputs: finished (its marker lists it), float,
+    finite, in [0, 1], symmetric, zero diagonal. ``place`` (causal model, layer, k): where it
+    lies in the results tree, which its .json must name."""
     path = Path(path)
-    check_marker(paths.done_marker(path), path, stage)
+    check_marker(paths.done_marker(path), path, stage, required=True)
+    if place is not None:
+        check_place(read_json_record(path.with_suffix(".json"), stage), path, stage, place)
     return check_graph(read_npy(path, stage, ndim=2), n_inputs, path, stage)
+
+
+PLACE_KEYS = ("causal_model", "layer", "low_rank_dimension")
+
+
+def check_place(record: Mapping, path: Path, stage: str, place: tuple[str, int, int]) -> None:
+    """An artifact's record names the cell of its place in the tree (causal model, layer, k):
+    one copied from another cell's place is refused, naming both."""
+    says = tuple(record.get(k) for k in PLACE_KEYS)
+    if says != tuple(place) or any(isinstance(v, bool) for v in says):
+        raise ArtifactError(path, "was made for causal model {}, layer {}, k {} but lies at the "
+                            "place of {}, layer {}, k {} (copied from another cell?)".format(
+                                *says, *place), stage)
+
+
+def place_of_cell(folder: Path) -> tuple[str, int, int] | None:
+    """(causal model, layer, k) that a DAS cell folder's place (.../CM/layer_L/k_K) names."""
+    folder = Path(folder)
+    layer, k = folder.parent.name, folder.name
+    if not (layer.startswith("layer_") and k.startswith("k_")):
+        return None
+    try:
+        return folder.parent.parent.name, int(layer[len("layer_"):]), int(k[len("k_"):])
+    except ValueError:
+        return None
 
 
 def check_graph(graph: np.ndarray, n_inputs: int, where: object = "graph",
@@ -322,9 +352,24 @@ def check_das_cell(folder: Path, stage: str = SWEEP) -> dict:
                             "is a file where a DAS cell folder should be", stage)
     check_marker(folder / paths.DONE, folder, stage, required=True)
     check_pyvene_folder(folder, stage)
-    return read_json_record(folder / paths.METRICS, stage,
-                            {"causal_model": str, "layer": int, "low_rank_dimension": int,
-                             "iia": NUMBER})
+    metrics = read_json_record(folder / paths.METRICS, stage,
+                               {"causal_model": str, "layer": int, "low_rank_dimension": int,
+                                "iia": NUMBER})
+    check_unit(metrics["iia"], "'iia'", folder / paths.METRICS, stage)
+    place = place_of_cell(folder)
+    if place is not None:
+        check_place(metrics, folder / paths.METRICS, stage, place)
+        settings = recorded_settings(folder / paths.DONE)
+        if settings and all(k in settings for k in PLACE_KEYS):
+            check_place(settings, folder / paths.DONE, stage, place)
+    return metrics
+
+
+def check_unit(value: Any, what: str, path: Path, stage: str) -> float:
+    """A share read from an artifact (an IIA, an accuracy) lies in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, NUMBER) or not 0 <= value <= 1:
+        raise ArtifactError(path, f"{what} is {value!r}, not a share in [0, 1]", stage)
+    return float(value)
 
 
 @contextlib.contextmanager

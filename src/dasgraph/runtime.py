@@ -347,6 +347,10 @@ def check_done(marker: Path) -> str | None:
         items = sorted(files.items())
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return f"has a damaged completion marker {marker.name}"
+    artifact = artifact_of(marker)
+    if not items or (artifact.parent == marker.parent and artifact.name not in files):
+        # a marker that vouches for nothing (or not for its own file) finishes nothing
+        return f"has a completion marker {marker.name} that does not list it (unfinished)"
     for name, expected in items:
         path = marker.parent / name
         if not path.is_file():

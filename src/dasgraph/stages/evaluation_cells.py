@@ -28,7 +28,8 @@ from dasgraph.runtime import (atomic_write_json, atomic_write_text, changed_sett
 from dasgraph.stages import executor, manifest
 from dasgraph.stages.manifest import Cell
 from dasgraph.stages.sweep import (Subject, cell_finished, das_cell_weights, label_tables,
-                                   load_cell, load_trained_selection, subject_from_args)
+                                   load_cell, load_trained_selection, model_dir,
+                                   subject_from_args)
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,9 @@ def evaluate_cells(args) -> pd.DataFrame | None:
     cli.writable_file(paths.iia_csv(root), "iia.csv")
     for cell in selection:         # every cell checked before any is evaluated
         readers.check_das_cell(paths.das_cell_dir(root, *cell))
-    cells = evaluation_cells(root, selection, common_settings(args, subject))
+    common = common_settings(args, subject)
+    manifest.check_network(root, selection, common["network"], model_dir(args))
+    cells = evaluation_cells(root, selection, common)
     todo = [c for c in cells if not finished(c.marker(root), c.settings, args.overwrite,
                                              "an evaluated cell", redo_changed=True,
                                              quiet=True)]
