@@ -9,6 +9,7 @@ and device flag of every parser x nan / inf / too large / empty. The last test p
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import shutil
@@ -522,6 +523,118 @@ def test_a_graph_with_an_empty_marker_is_redone(finished, tmp_path):
     rerun("disentangle_causal_models.py", root)
     assert runtime.is_done(marker)
     assert (root / f"{GRAPH}.npy").read_bytes() == (finished / f"{GRAPH}.npy").read_bytes()
+
+
+# --- FIFOs and other non-regular files: one line within seconds -----------------------------------
+class Hung(BaseException):
+    """Raised by the alarm: a reader blocked (never caught by a stage's error handling)."""
+
+
+@contextlib.contextmanager
+def within(seconds: int):
+    import signal
+
+    def alarm(signum, frame):
+        raise Hung(f"still running after {seconds} s (blocked on a FIFO?)")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def fifo_cases():
+    seen = set()
+    for rel, readers, extra in READS:
+        if rel not in seen:
+            seen.add(rel)
+            yield pytest.param(readers[0], rel, extra, id=f"{readers[0]}:{rel}")
+    for marker, name in UNFINISHED.items():
+        yield pytest.param(name, marker, ["--overwrite"], id=f"{name}:{marker}")
+
+
+@pytest.mark.parametrize("name, rel, extra", list(fifo_cases()))
+def test_a_fifo_in_place_of_an_artifact_is_one_line(finished, tmp_path, capsys, name, rel, extra):
+    import os
+
+    root = copy_of(finished, tmp_path)
+    (root / rel).unlink()
+    os.mkfifo(root / rel)
+    with within(60):
+        code, lines = run_case(name, ["--results_path", str(root), *SCRIPTS[name], *extra], capsys)
+    check_clean(code, lines)
+
+
+def test_a_fifo_among_thesis_graphs_is_one_line(tmp_path, capsys):
+    import os
+
+    os.mkfifo(tmp_path / "(X+Y)+Z_graph_256_7.pt")
+    with within(30):
+        code, lines = run_case("import_graphs.py", ["--results_path", str(tmp_path / "out"),
+                                                    "--thesis_graphs", str(tmp_path)], capsys)
+    check_clean(code, lines, err_needle="not a regular file")
+
+
+# --- a full disk: one line, finished files intact ------------------------------------------------
+FULL_DISK = {  # the stage, made to write again
+    "train_gpt2.py": ["--overwrite"], "src/run_das.py": ["--overwrite"],
+    "evaluate_das.py": ["--overwrite"], "disentangle_causal_models.py": ["--overwrite"],
+    "analyse_graphs.py": ["--overwrite"], "classification.py": ["--overwrite"],
+    "combine_causal_models.py": ["--overwrite"],
+    "visualizations.py": ["--experiment", "empirical"],
+    "make_report.py": [], "reproduce_das_experiment.py": ["--overwrite"],
+    "mlp/pattern_matching_das.py": ["--overwrite"],
+    "mlp/wrong_causal_graph_ablation_study.py": ["--overwrite"],
+}
+KEPT = ["gpt2/model.safetensors", CELL_FILES[1], "iia.csv", f"{GRAPH}.npy",
+        "cliques/RemovalHeuristic/XY_layer_2_k_4.json", "trees/XY_layer_2_k_4.json",
+        "combination/layer_2_k_4.csv", "mlp/pattern_matching/metrics.json"]
+# Run in one child process with a file-size limit (what a full disk does to a writer, without
+# mounting a filesystem): each stage's main on its own copy, its exit code and stderr lines back.
+FULL_DISK_CHILD = """
+import contextlib, io, json, resource, signal, sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)       # the write fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[3]), int(sys.argv[3])))
+import test_fault_injection as t
+out = {}
+for name, root, flags in json.loads(sys.argv[4]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = t.script(name).main(["--results_path", root, *t.SCRIPTS[name], *flags])
+    out[name] = [code, err.getvalue()]
+print(json.dumps(out))
+"""
+
+
+def test_a_full_disk_in_each_stage_is_one_line(finished, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    jobs = []
+    for i, (name, flags) in enumerate(FULL_DISK.items()):
+        root = tmp_path / f"r{i}"
+        shutil.copytree(finished, root, symlinks=True)
+        jobs.append([name, str(root), flags])
+    child = subprocess.run([sys.executable, "-c", FULL_DISK_CHILD, str(ROOT / "src"),
+                            str(ROOT / "tests"), "1500", json.dumps(jobs)],
+                           capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert child.returncode == 0, child.stderr[-3000:]
+    results = json.loads(child.stdout.strip().splitlines()[-1])
+    for name, root, _ in jobs:
+        code, err = results[name]
+        assert "Traceback" not in err, (name, err[-2000:])
+        # progress bars, written to a file rather than a terminal, end their lines there
+        lines = [line.rsplit("\r", 1)[-1].replace("\x1b[A", "").strip()
+                 for line in err.splitlines()]
+        lines = [line for line in lines if line and "%|" not in line]
+        check_clean(code, lines, err_needle="free space on that disk")
+        for rel in KEPT:                 # nothing good destroyed, no half file at a final name
+            assert (Path(root) / rel).read_bytes() == (finished / rel).read_bytes(), (name, rel)
+        assert not leftovers(Path(root)), name
 
 
 # --- damaged work is redone, to the same bytes; a killed run resumes ---------------------------------

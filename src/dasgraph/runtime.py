@@ -6,6 +6,7 @@ made it (``write_run_json``).
 """
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -236,12 +237,55 @@ def atomic_path(path: Path) -> Iterator[Path]:
                                dir=path.parent)
     os.close(fd)
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; results are for everyone to read
-        os.replace(tmp, path)
+        with _writing(path):
+            yield Path(tmp)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; results are for everyone to read
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+# What a full disk or a file-size limit looks like: write errors carry no file name, and the
+# writers of other libraries wrap them in their own exceptions (safetensors: "StorageFull",
+# torch: "file write failed").
+DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+_DISK_FULL_WORDS = ("No space left", "File too large", "StorageFull", "FileTooLarge",
+                    "Disk quota", "file write failed", "iostream error",
+                    "requested and")          # numpy's tofile: "N requested and M written"
+
+
+def _disk_full(err: BaseException) -> bool:
+    """Whether ``err`` or an exception it arose from is a full disk (torch's zip writer, for
+    one, reports its stream's failure and then a second error of its own)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in DISK_FULL or \
+                any(word in str(err) for word in _DISK_FULL_WORDS):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """A write error inside the block names ``path``, the artifact being written (an OSError
+    without a file name, or another library's wrapping of a full disk), for run_main's line."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is not None:
+            raise
+        if err.errno is None and _disk_full(err):      # a short write, said in words
+            raise OSError(errno.ENOSPC, f"no space left on the device, or a file-size limit "
+                          f"reached ({err})", str(path)) from None
+        raise type(err)(err.errno, err.strerror or str(err), str(path)) from None
+    except Exception as err:  # noqa: BLE001 - re-raised unless it is a full disk in disguise
+        if not _disk_full(err):
+            raise
+        raise OSError(errno.ENOSPC, "no space left on the device, or a file-size limit "
+                      f"reached ({type(err).__name__})", str(path)) from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -289,7 +333,8 @@ def atomic_directory(final: Path, overwrite: bool = False,
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)      # mkdtemp makes it private; results are ordinary folders
     try:
-        yield tmp
+        with _writing(final):
+            yield tmp
         for path in tmp.rglob("*"):   # some writers (safetensors) leave private 0600 files
             if path.is_file():
                 path.chmod(0o666 & ~umask)
@@ -343,7 +388,7 @@ def check_done(marker: Path) -> str | None:
     if not marker.is_file():
         return f"has no completion marker {marker.name} (unfinished, or made before markers)"
     try:
-        files = parse_json(marker.read_bytes())["files"]
+        files = read_json(marker)["files"]
         items = sorted(files.items())
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return f"has a damaged completion marker {marker.name}"
@@ -370,7 +415,7 @@ def is_done(marker: Path) -> bool:
 def recorded_settings(marker: Path) -> dict | None:
     """The settings a completion marker recorded (None: it recorded none, or is unreadable)."""
     try:
-        done = parse_json(Path(marker).read_bytes()).get("settings")
+        done = read_json(marker).get("settings")
     except (OSError, ValueError, AttributeError):
         return None
     return done if isinstance(done, dict) else None
@@ -438,7 +483,7 @@ def recorded_digest(marker: Path, name: str) -> str | None:
     none). What is made *from* an artifact records this among its settings, so a result whose
     input was made again, differently, is never silently kept."""
     try:
-        return parse_json(Path(marker).read_bytes())["files"][name]["sha256"]
+        return read_json(marker)["files"][name]["sha256"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -466,7 +511,11 @@ def parse_json(data: bytes | str) -> Any:
 
 
 def read_json(path: Path) -> Any:
-    return parse_json(Path(path).read_bytes())
+    """The JSON of a regular file (OSError for anything else: a FIFO would block the read)."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return parse_json(path.read_bytes())
 
 
 # --- logging --------------------------------------------------------------------------------
@@ -541,6 +590,11 @@ def run_main(body, argv=None) -> int:
     except OSError as err:
         if err.filename is None:        # not about a path: a real failure, keep the traceback
             raise
+        if err.errno in DISK_FULL:      # finished files are whole: atomic writes held
+            print(f"error: {err.filename}: {err.strerror}; free space on that disk (or raise "
+                  "the file-size limit) and run the same command again: finished work is kept",
+                  file=sys.stderr)
+            return 2
         # A path of the wrong kind or without permission met while writing (stages probe
         # their folders first; this is the net under that): one line naming the path.
         print(f"error: {err.filename}: {err.strerror}; move what is in the way or choose a "

@@ -23,7 +23,7 @@ from dasgraph import cli, paths, readers
 from dasgraph.interventions import das
 from dasgraph.networks import random_init as random_network
 from dasgraph.runtime import (atomic_write_json, atomic_write_text, changed_settings, check_done,
-                              derive_seed, finished, parse_json, resolve_device, run_record,
+                              derive_seed, finished, read_json, resolve_device, run_record,
                               write_done)
 from dasgraph.stages import executor, manifest
 from dasgraph.stages.manifest import Cell
@@ -196,7 +196,7 @@ def read_record(root, cell: Cell) -> list[dict] | None:
     if check_done(marker) is not None or changed_settings(marker, cell.settings):
         return None
     return [{k: np.nan if v is None else v for k, v in row.items()}
-            for row in parse_json(path.read_bytes())["rows"]]
+            for row in read_json(path)["rows"]]
 
 
 def _summary(rows: list[dict]) -> dict:

@@ -41,7 +41,7 @@ def draw_graph(args, subject: Subject, device: str, cell: Cell) -> dict:
     target = paths.graph_npy(args.results_path, cm, layer, k)
     intervention = load_cell(subject, paths.das_cell_dir(args.results_path, cm, layer, k), layer)
     R = das.rotation(intervention).detach().to(device)
-    table = torch.as_tensor(subject.task.table(cm), device=device)
+    table = torch.tensor(subject.task.table(cm), device=device)   # a copy: the task's is read-only
     start = time.perf_counter()
     correct = graphs.correctness_matrix(subject.lean, subject.states[layer], layer, R, table)
     seconds = time.perf_counter() - start

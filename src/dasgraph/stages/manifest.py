@@ -30,7 +30,7 @@ from pathlib import Path
 
 from dasgraph import paths
 from dasgraph.runtime import (UsageError, _pid_alive, atomic_write_json, check_done,
-                              changed_settings, parse_json, recorded_settings,
+                              changed_settings, read_json, recorded_settings,
                               settings_hash)
 
 STARTED, FAILED = "started", "failed"
@@ -99,7 +99,7 @@ def check_network(root, selection, digest: str, model_path: str) -> None:
 def _trained_on(folder: Path) -> str:
     """The --model_path a DAS cell's run record names (its results' gpt2/ when none)."""
     try:
-        arguments = parse_json((Path(folder) / paths.RUN).read_bytes())["arguments"]
+        arguments = read_json(Path(folder) / paths.RUN)["arguments"]
         return str(arguments.get("model_path") or paths.gpt2_dir(arguments["results_path"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return "a network its run record does not name"
@@ -223,7 +223,7 @@ def tracked(root, stage: str, cells: list[Cell]):
 
 def _read(path: Path) -> dict | None:
     try:
-        return parse_json(path.read_bytes())
+        return read_json(path)
     except (OSError, ValueError):
         return None
 

@@ -21,7 +21,7 @@ from dasgraph.networks import gpt2
 from dasgraph.networks.base import Site, site_from_args
 from dasgraph.networks import random_init as random_network
 from dasgraph.networks.lean import LeanGPT2
-from dasgraph.runtime import (UsageError, derive_seed, finished, is_done, parse_json,
+from dasgraph.runtime import (UsageError, derive_seed, finished, is_done, read_json,
                               resolve_device, settings_hash, torch_threads)
 from dasgraph.stages import das_cells, executor, manifest
 
@@ -151,7 +151,7 @@ def das_cell_weights(root, cm: str, layer: int, k: int, das_seed: int = 1) -> st
     so that it is never kept for a cell trained again differently."""
     directory = paths.das_cell_dir(root, cm, layer, k, das_seed)
     try:
-        files = parse_json((directory / paths.DONE).read_bytes())["files"]
+        files = read_json(directory / paths.DONE)["files"]
         weights = {name: d["sha256"] for name, d in files.items()
                    if name not in (paths.METRICS, paths.RUN)}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
