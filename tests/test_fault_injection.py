@@ -637,6 +637,158 @@ def test_a_full_disk_in_each_stage_is_one_line(finished, tmp_path, capsys):
         assert not leftovers(Path(root)), name
 
 
+# --- sizes and values checked before work -----------------------------------------------------------
+def _model_folder(tmp_path: Path, config: dict, tensors: dict | None = None) -> Path:
+    """A folder a user might pass as --model_path: ``config`` and a safetensors file."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "my_model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    save_file(tensors or {"w": torch.zeros(1)}, folder / "model.safetensors")
+    return folder
+
+
+HUGE = {  # config -> what the one line says
+    "llama-huge": ({"model_type": "llama", "hidden_size": 65536, "num_hidden_layers": 96,
+                    "architectures": ["LlamaForCausalLM"]}, "GiB of memory"),
+    "gpt2-huge": ({"model_type": "gpt2", "n_embd": 32768, "n_layer": 96,
+                   "architectures": ["GPT2ForSequenceClassification"]}, "GiB of memory"),
+    "bad-size": ({"model_type": "gpt2", "n_embd": -5}, "not a size"),
+    "bool-size": ({"model_type": "gpt2", "n_layer": True}, "not a size"),
+    "auto-map": ({"model_type": "gpt2", "auto_map": {"AutoModel": "evil.Model"}}, "auto_map"),
+}
+
+
+@pytest.mark.parametrize("name", ["src/run_das.py", "train_gpt2.py"])
+@pytest.mark.parametrize("case", list(HUGE))
+def test_a_model_folder_is_checked_before_it_is_built(tmp_path, capsys, name, case):
+    config, needle = HUGE[case]
+    folder = _model_folder(tmp_path, config)
+    sentinel = tmp_path / "sentinel"
+    (folder / "evil.py").write_text(f"open({str(sentinel)!r}, 'w')\nclass Model: pass\n")
+    flags = SCRIPTS[name] if name != "train_gpt2.py" else ["--epochs", "1", "--device", "cpu"]
+    with within(60):                   # refused from its config: nothing is built
+        code, lines = run_case(name, ["--results_path", str(tmp_path / "out"), *flags,
+                                      "--model_path", str(folder)], capsys)
+    check_clean(code, lines, err_needle=needle)
+    assert "my_model" in lines[0] and not sentinel.exists()
+    assert not (tmp_path / "out").exists()         # no empty results folder left behind
+
+
+def test_a_default_size_llama_from_a_bare_config_is_refused(tmp_path, capsys):
+    """model_type llama and no sizes: transformers would build a 6.7-billion-parameter Llama."""
+    import os
+
+    if os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") > 2 * 27 * 2**30:
+        pytest.skip("this machine could hold a default Llama")
+    folder = _model_folder(tmp_path, {"model_type": "llama"})
+    with within(60):
+        code, lines = run_case("src/run_das.py", ["--results_path", str(tmp_path / "out"),
+                                                  *SCRIPTS["src/run_das.py"], "--model_path",
+                                                  str(folder)], capsys)
+    check_clean(code, lines, err_needle="GiB of memory")
+
+
+def _edit_weights(folder: Path, how: str) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(folder / "model.safetensors")
+    if how == "missing":
+        weights.pop(sorted(weights)[len(weights) // 2])
+    elif how == "missing-head":
+        weights.pop(next(n for n in weights if n.startswith("score")))
+    else:
+        weights["transformer.extra.weight"] = torch.zeros(3)
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+@pytest.mark.parametrize("how", ["missing", "missing-head", "unexpected"])
+@pytest.mark.parametrize("name", ["src/run_das.py", "evaluate_das.py"])
+def test_missing_or_unexpected_weights_are_refused(finished, tmp_path, capsys, how, name):
+    folder = tmp_path / "my_model"
+    shutil.copytree(paths.gpt2_dir(finished), folder)
+    (folder / paths.DONE).unlink()               # the user's own folder: no marker to check
+    _edit_weights(folder, how)
+    root = copy_of(finished, tmp_path) if name == "evaluate_das.py" else tmp_path / "out"
+    code, lines = run_case(name, ["--results_path", str(root), *SCRIPTS[name], "--model_path",
+                                  str(folder)], capsys)
+    check_clean(code, lines, err_needle="weight")
+    assert "my_model" in lines[0]
+
+
+@pytest.mark.parametrize("name", ["src/run_das.py", "train_gpt2.py"])
+def test_a_results_folder_given_as_model_path_names_its_model(finished, tmp_path, capsys, name):
+    flags = SCRIPTS[name] if name != "train_gpt2.py" else ["--epochs", "1", "--device", "cpu"]
+    code, lines = run_case(name, ["--results_path", str(tmp_path / "out"), *flags,
+                                  "--model_path", str(finished)], capsys)
+    check_clean(code, lines, err_needle=f"--model_path {paths.gpt2_dir(finished)}")
+    assert "--overwrite" not in lines[0] and not (tmp_path / "out").exists()
+
+
+OUT_OF_RANGE = {  # (file, edit, reader)
+    "iia-above-1": ("iia.csv", ("iia", 7.9), "make_report.py"),
+    "iia-negative": ("iia.csv", ("iia", -0.2), "visualizations.py"),
+    "count-negative": ("iia.csv", ("n_examples", -3), "evaluate_das.py"),
+    "layer-negative": ("iia.csv", ("layer", -1), "make_report.py"),
+    "metric-inf": (f"{CELL}/metrics.json", ("iia", "1e400"), "make_report.py"),
+    "metric-above-1": (f"{CELL}/metrics.json", ("iia", "7.5"), "evaluate_das.py"),
+    "metric-bool": (f"{CELL}/metrics.json", ("iia", "true"), "make_report.py"),
+}
+
+
+@pytest.mark.parametrize("case", list(OUT_OF_RANGE))
+def test_a_number_out_of_its_range_in_an_artifact_is_refused(finished, tmp_path, capsys, case):
+    import pandas as pd
+
+    rel, (column, value), name = OUT_OF_RANGE[case]
+    root = copy_of(finished, tmp_path)
+    path = root / rel
+    if path.suffix == ".csv":
+        table = pd.read_csv(path)
+        table.loc[0, column] = value
+        path.write_text(table.to_csv(index=False))
+    else:                                        # the raw text: 1e400 is what a file can say
+        record = json.loads(path.read_text())
+        record[column] = "@@"
+        path.write_text(json.dumps(record).replace('"@@"', value))
+        runtime.write_done(path.parent / paths.DONE,
+                           [p for p in path.parent.iterdir() if p.name != paths.DONE],
+                           runtime.recorded_settings(path.parent / paths.DONE))
+    extra = ["--experiment", "empirical"] if name == "visualizations.py" else []
+    code, lines = run_case(name, ["--results_path", str(root), *SCRIPTS[name], *extra], capsys)
+    check_clean(code, lines, err_needle=repr(column))
+
+
+FLAGS = [  # (script, flags): repeated list values, unbounded floats, names that leave the tree
+    ("trace_causal_effects.py", ["--variables", "X,X"]),
+    ("trace_causal_effects.py", ["--components", "resid,attn,resid"]),
+    ("trace_causal_effects.py", ["--layers", "1,1"]),
+    ("trace_causal_effects.py", ["--noise_scale", "inf"]),
+    ("trace_causal_effects.py", ["--noise_scale", "1e308"]),
+    ("trace_causal_effects.py", ["--noise_scale", "-1"]),
+    ("src/run_das.py", ["--causal_models", "XY,XY"]),
+    ("src/run_das.py", ["--lr", "1e308"]),
+    ("evaluate_das.py", ["--positions", "0,0"]),
+    ("train_iit.py", ["--mlp_lr", "1e308"]),
+    ("train_iit.py", ["--iit_weight", "1e300"]),
+    ("train_iit.py", ["--name", "../../x"]),
+    ("train_iit.py", ["--name", "/tmp/x"]),
+    ("train_iit.py", ["--name", ".."]),
+    ("reproduce_das_experiment.py", ["--mlp_lr", "1e308"]),
+    ("train_gpt2.py", ["--lr", "1e308"]),
+]
+
+
+@pytest.mark.parametrize("name, flags", FLAGS, ids=[f"{n}:{' '.join(f)}" for n, f in FLAGS])
+def test_a_bad_value_of_a_flag_is_refused_before_work(tmp_path, capsys, name, flags):
+    code, lines = run_case(name, ["--results_path", str(tmp_path / "out"), *flags], capsys)
+    check_clean(code, lines, err_needle=flags[0])
+    assert not (tmp_path / "out").exists()
+
+
 # --- damaged work is redone, to the same bytes; a killed run resumes ---------------------------------
 def rerun(name: str, root: Path, *flags: str) -> None:
     assert script(name).main(["--results_path", str(root), *SCRIPTS[name], *flags]) == 0

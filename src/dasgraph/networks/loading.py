@@ -40,17 +40,19 @@ def model_kind(model_path: str) -> str:
 def load_model(model_path: str):
     """The model in eval mode, with the head its folder was saved with; every weight of it
     from the folder (none silently initialised, none left over)."""
-    model = gpt2.load_classifier(model_path) if model_kind(model_path) == CLASSIFIER else \
-        _causal_lm(model_path)
-    check_weights(model, model_path)
-    return model
+    kind = model_kind(model_path)
+    check_weights(model_path, kind)
+    return gpt2.load_classifier(model_path) if kind == CLASSIFIER else _causal_lm(model_path)
 
 
-def check_weights(model, model_path: str) -> None:
-    """A folder's model.safetensors holds exactly the weights the model has (less the ones
-    tied to others): a missing one would be a fresh random weight, an extra one a sign of
-    another model. UsageError naming the first of either."""
+def check_weights(model_path: str, kind: str) -> None:
+    """A folder's model.safetensors holds exactly the weights its model has (less the ones
+    tied to others), checked before it is loaded: a missing one would be a fresh random
+    weight, an extra one a sign of another model. UsageError naming the first of either."""
     from pathlib import Path
+
+    from transformers import (AutoConfig, AutoModelForCausalLM,
+                              AutoModelForSequenceClassification)
 
     from dasgraph import readers
 
@@ -58,6 +60,10 @@ def check_weights(model, model_path: str) -> None:
     if not weights.is_file():
         return                       # a hub id, or pickled weights: transformers checks
     saved = set(readers.safetensors_names(weights, readers.TRAIN))
+    loader = AutoModelForSequenceClassification if kind == CLASSIFIER else AutoModelForCausalLM
+    with readers.loading(model_path, readers.TRAIN, "a model"), torch.device("meta"):
+        # the model's own weight names, on the meta device: nothing is allocated
+        model = loader.from_config(gpt2._from_pretrained(AutoConfig, str(model_path)))
     tied = set(getattr(model, "_tied_weights_keys", None) or [])
     expected = set(model.state_dict())
     missing = sorted(expected - saved - tied)
