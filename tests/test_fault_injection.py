@@ -578,6 +578,30 @@ def test_a_fifo_among_thesis_graphs_is_one_line(tmp_path, capsys):
     check_clean(code, lines, err_needle="not a regular file")
 
 
+# --- JSON too deep or too large, and of the wrong type ------------------------------------------------
+JSON_READS = {"gpt2/config.json": "src/run_das.py", f"{CELL}/metrics.json": "evaluate_das.py",
+              f"{GRAPH}.json": "analyse_graphs.py",
+              "cliques/RemovalHeuristic/XY_layer_2_k_4.json": "classification.py"}
+JSON_DAMAGE = {"deep": b"[" * 100000 + b"]" * 100000,
+               "deep-object": b'{"a":' * 50000 + b"1" + b"}" * 50000,
+               "huge": b'{"pad": "' + b"x" * 5000 + b'"}', "number": b"5", "list": b"[1, 2]"}
+
+
+@pytest.mark.parametrize("kind", list(JSON_DAMAGE))
+@pytest.mark.parametrize("rel", list(JSON_READS))
+def test_json_too_deep_too_large_or_of_another_type_is_one_line(finished, tmp_path, capsys,
+                                                                 monkeypatch, rel, kind):
+    from dasgraph import readers
+
+    monkeypatch.setattr(readers, "MAX_JSON_BYTES", 4096)     # "huge", without writing 64 MiB
+    root = copy_of(finished, tmp_path)
+    (root / rel).write_bytes(JSON_DAMAGE[kind])
+    name = JSON_READS[rel]
+    code, lines = run_case(name, ["--results_path", str(root), *SCRIPTS[name], "--overwrite"],
+                           capsys)
+    check_clean(code, lines, err_needle=Path(rel).name)
+
+
 # --- a full disk: one line, finished files intact ------------------------------------------------
 FULL_DISK = {  # the stage, made to write again
     "train_gpt2.py": ["--overwrite"], "src/run_das.py": ["--overwrite"],
