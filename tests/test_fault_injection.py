@@ -333,7 +333,7 @@ def test_foreign_intervention_type_is_refused_before_any_import(finished, tmp_pa
     assert "this" not in sys.modules
 
 
-# --- a results folder never runs code ------------------------------------------------------------
+# --- a results folder never runs code -------------------------------------------------------------
 TASK_READERS = ["evaluate_das.py", "disentangle_causal_models.py", "analyse_graphs.py",
                 "classification.py", "combine_causal_models.py", "make_report.py",
                 "visualizations.py"]
@@ -422,7 +422,7 @@ def test_a_bad_task_file_ends_in_one_line(tmp_path, capsys, file):
     assert not (tmp_path / "out").exists()       # nothing left behind by a refused run
 
 
-# --- provenance: nothing foreign is used as if it were ours ----------------------------------------
+# --- provenance: nothing foreign is used as if it were ours ---------------------------------------
 @pytest.fixture(scope="module")
 def other_network(finished, tmp_path_factory) -> Path:
     """A network of the same shape as the finished folder's, with other weights (its first
@@ -578,7 +578,7 @@ def test_a_fifo_among_thesis_graphs_is_one_line(tmp_path, capsys):
     check_clean(code, lines, err_needle="not a regular file")
 
 
-# --- JSON too deep or too large, and of the wrong type ------------------------------------------------
+# --- JSON too deep or too large, and of the wrong type --------------------------------------------
 JSON_READS = {"gpt2/config.json": "src/run_das.py", f"{CELL}/metrics.json": "evaluate_das.py",
               f"{GRAPH}.json": "analyse_graphs.py",
               "cliques/RemovalHeuristic/XY_layer_2_k_4.json": "classification.py"}
@@ -602,7 +602,7 @@ def test_json_too_deep_too_large_or_of_another_type_is_one_line(finished, tmp_pa
     check_clean(code, lines, err_needle=Path(rel).name)
 
 
-# --- a full disk: one line, finished files intact ------------------------------------------------
+# --- a full disk: one line, finished files intact -------------------------------------------------
 FULL_DISK = {  # the stage, made to write again
     "train_gpt2.py": ["--overwrite"], "src/run_das.py": ["--overwrite"],
     "evaluate_das.py": ["--overwrite"], "disentangle_causal_models.py": ["--overwrite"],
@@ -661,7 +661,7 @@ def test_a_full_disk_in_each_stage_is_one_line(finished, tmp_path, capsys):
         assert not leftovers(Path(root)), name
 
 
-# --- sizes and values checked before work -----------------------------------------------------------
+# --- sizes and values checked before work ---------------------------------------------------------
 def _model_folder(tmp_path: Path, config: dict, tensors: dict | None = None) -> Path:
     """A folder a user might pass as --model_path: ``config`` and a safetensors file."""
     import torch
@@ -813,7 +813,7 @@ def test_a_bad_value_of_a_flag_is_refused_before_work(tmp_path, capsys, name, fl
     assert not (tmp_path / "out").exists()
 
 
-# --- damaged work is redone, to the same bytes; a killed run resumes ---------------------------------
+# --- damaged work is redone, to the same bytes; a killed run resumes ------------------------------
 def rerun(name: str, root: Path, *flags: str) -> None:
     assert script(name).main(["--results_path", str(root), *SCRIPTS[name], *flags]) == 0
 
