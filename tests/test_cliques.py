@@ -13,8 +13,8 @@ from networkx.algorithms import approximation
 from networkx.algorithms.approximation import ramsey
 
 import analyse_graphs
-from dasgraph.analysis import cliques
-from dasgraph import paths
+from dasgraph.analysis import cliques, graphs
+from dasgraph import paths, tasks
 from dasgraph.tasks import arithmetic as task
 
 EXACT = ["ExhaustiveCliqueFinder", "BranchAndBoundHeuristic", "MaxCliqueHeuristic_v2"]
@@ -180,9 +180,7 @@ def save_graph(root, cm="XY", layer=3, k=16, seed=0, clique_size=30):
     graph = (upper + upper.T).astype(np.float32)
     graph[np.ix_(members, members)] = 1.0
     np.fill_diagonal(graph, 0.0)
-    path = paths.graph_npy(root, cm, layer, k)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, graph)
+    graphs.write_graph(root, cm, layer, k, graph, {}, {}, tasks.get("arithmetic"))  # finished
     return graph, members.tolist()
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from dasgraph import tasks
-from dasgraph.analysis import combine
+from dasgraph.analysis import combine, graphs
 from dasgraph import paths
 
 REPO = Path(__file__).resolve().parents[1]
@@ -237,9 +237,7 @@ def test_strength_table_has_the_published_shape():
 # --- combine_causal_models.py end to end --------------------------------------------------------
 def _save_graphs(root: Path, layer=3, k=8):
     for cm, g in (("XY", A), ("Z", B)):
-        path = paths.graph_npy(root, cm, layer, k)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, g)
+        graphs.write_graph(root, cm, layer, k, g, {}, {}, tasks.get("arithmetic"))
 
 
 def test_combine_end_to_end(tmp_path):

@@ -125,12 +125,24 @@ def test_node_order_matches_node_ids_on_a_hand_built_correctness_matrix():
 
 
 def test_bad_graph_files_are_rejected(tmp_path, capsys):
+    from dasgraph import runtime
+
     path = paths.graph_npy(tmp_path, "XY", 1, 6)
     path.parent.mkdir(parents=True)
+    meta = paths.graph_meta(tmp_path, "XY", 1, 6)
+    meta.write_text('{"causal_model": "XY", "layer": 1, "low_rank_dimension": 6}')
+
+    def finish():           # finished, as far as its marker says: only the bytes are wrong
+        runtime.write_done(paths.done_marker(path), [path, meta])
+
     np.save(path, np.zeros((10, 10), dtype=np.float32))
+    with pytest.raises(Exception, match="completion marker"):
+        graphs.load_graph(tmp_path, "XY", 1, 6)
+    finish()
     with pytest.raises(Exception, match="shape"):
         graphs.load_graph(tmp_path, "XY", 1, 6)
     path.write_bytes(b"not a numpy file")
+    finish()
     with pytest.raises(Exception, match="not a readable"):
         graphs.load_graph(tmp_path, "XY", 1, 6)
 

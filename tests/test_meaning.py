@@ -120,11 +120,11 @@ def own_task(tmp_path_factory):
     """An under-trained network (300 epochs: about 0.6 accuracy) and a DAS sweep too short for
     its trivial model, through the real stages; the warnings each stage logged."""
     root = tmp_path_factory.mktemp("difference")
-    common = ["--results_path", str(root)]
+    common = ["--results_path", str(root), "--task", str(TASK_FILE)]   # a folder runs no code
     handler = _Collect()
     logging.getLogger("dasgraph").addHandler(handler)
     try:
-        assert train_gpt2.main(["--task", str(TASK_FILE), *common, "--epochs", "300",
+        assert train_gpt2.main([*common, "--epochs", "300",
                                 "--lr", "0.01"]) == 0
         trained = list(handler.messages)
         assert run_das.main([*common, "--layers", "1", "--low_rank_dimensions", "1,8",
@@ -192,8 +192,9 @@ def test_an_own_model_report_shows_its_network_and_no_arithmetic(tmp_path):
     assert run_das.main([*common, "--task", str(TASK_FILE), "--layers", "1",
                          "--low_rank_dimensions", "2", "--n_training", "256",
                          "--executor", "debug"]) == 0
-    assert evaluate_das.main([*common, "--n_testing", "300", "--random_draws", "1"]) == 0
-    assert make_report.main(["--results_path", str(root)]) == 0
+    assert evaluate_das.main([*common, "--task", str(TASK_FILE), "--n_testing", "300",
+                              "--random_draws", "1"]) == 0
+    assert make_report.main(["--results_path", str(root), "--task", str(TASK_FILE)]) == 0
     text = paths.report_md(root).read_text()
     network = text[text.index("### Network"):text.index("### DAS")]
     assert "| architecture | LlamaForSequenceClassification |" in network

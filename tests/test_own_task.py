@@ -35,6 +35,7 @@ def test_readme_task_runs_das_graphs_and_combination(tmp_path):
     common = ["--results_path", str(root)]
     assert train_gpt2.main(["--task", str(task_file), *common, "--epochs", "150"]) == 0
     assert tasks.recorded(root) == str(task_file.resolve())
+    common += ["--task", str(task_file)]     # a task file runs only when named on the command
     cells = ["--layers", "1", "--low_rank_dimensions", "4"]
     assert run_das.main([*common, *cells, "--n_training", "1280", "--workers", "1"]) == 0
     assert evaluate_das.main([*common, "--n_testing", "500", "--random_draws", "0"]) == 0

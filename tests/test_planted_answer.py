@@ -12,7 +12,7 @@ import pytest
 
 from dasgraph.causal import models as causal_models
 from dasgraph import paths
-from dasgraph.analysis import planted
+from dasgraph.analysis import graphs, planted
 from dasgraph.tasks import arithmetic as task
 from dasgraph import tasks
 
@@ -50,9 +50,7 @@ def planted_results(tmp_path_factory):
     (gpt2 / paths.METRICS).write_text(json.dumps(
         {"train_config": train_config, "planted": planted.plant_record(train_config, ARITH)}))
     for model in ARITH.non_trivial:
-        path = paths.graph_npy(root, model, LAYER, K)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, ideal_graph(SPEC, model))
+        graphs.write_graph(root, model, LAYER, K, ideal_graph(SPEC, model), {}, {}, ARITH)
     argv = ["--results_path", str(root)]
     assert _script("analyse_graphs.py").main([*argv, "--causal_models", "XY,X"]) == 0
     assert _script("classification.py").main([*argv, "--causal_models", "XY,X"]) == 0
@@ -89,7 +87,7 @@ def test_a_broken_answer_is_reported_as_broken(planted_results, tmp_path):
     shutil.copytree(planted_results, root)
     for model in ("XY", "X"):
         other = "X" if model == "XY" else "XY"
-        np.save(paths.graph_npy(root, model, LAYER, K), ideal_graph(SPEC, other))
+        graphs.write_graph(root, model, LAYER, K, ideal_graph(SPEC, other), {}, {}, ARITH)
     table = planted.check(root, LAYER, K).set_index(["check", "causal model"])
     assert table.loc[("pairs in its region with IIA 1", "XY"), "holds"] == False  # noqa: E712
     assert table.loc[("pairs in its region with IIA 1", "X"), "holds"] == False  # noqa: E712
@@ -134,7 +132,7 @@ def test_a_single_mechanism_has_no_region_checks_to_fail(planted_results, tmp_pa
     config = {"iit_weight": 1.0, "iit_causal_model": "XY", "iit_layer": LAYER, "iit_dims": 1}
     (paths.gpt2_dir(root) / paths.METRICS).write_text(json.dumps(
         {"train_config": config, "planted": planted.plant_record(config, ARITH)}))
-    np.save(paths.graph_npy(root, "XY", LAYER, K), ideal_graph("XY", "XY"))
+    graphs.write_graph(root, "XY", LAYER, K, ideal_graph("XY", "XY"), {}, {}, ARITH)
     table = planted.check(root, LAYER, K)
     assert table["check"].tolist() == ["pairs in its region with IIA 1",
                                        "strength alone at λ=0.95 (its region: 100%)"]

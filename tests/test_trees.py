@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dasgraph import paths
+from dasgraph import paths, runtime
 from dasgraph.tasks import arithmetic as task
 from dasgraph.analysis import trees
 from dasgraph import tasks
@@ -141,6 +141,7 @@ def _write_cliques(root: Path, cm: str, layer: int, k: int, cliques, finder="Rem
         "finder": finder, "causal_model": cm, "layer": layer, "low_rank_dimension": k,
         "threshold": 1.0, "min_clique_size": 5, "timed_out": False, "statistics": {},
         "cliques": cliques, "variables": ["X", "Y", "Z"], "cliques_inputs": [], "run": {}}))
+    runtime.write_done(paths.done_marker(path), [path])       # finished, as analyse_graphs does
     return path
 
 

@@ -56,8 +56,14 @@ def count(maximum: int, minimum: int = 1):
     return _number(int, lambda v: minimum <= v <= maximum, f"is outside {minimum}..{maximum:,}")
 
 
-positive_float = _number(float, lambda v: v > 0, "must be > 0")
-non_negative_float = _number(float, lambda v: v >= 0, "must be >= 0")
+# Every float flag has an upper bound too: 1e308 is finite, and as a weight or a scale it
+# turns every number after it into inf.
+MAX_FLOAT = 1e6
+positive_float = _number(float, lambda v: 0 < v <= MAX_FLOAT, f"is outside (0, {MAX_FLOAT:g}]")
+non_negative_float = _number(float, lambda v: 0 <= v <= MAX_FLOAT,
+                             f"is outside [0, {MAX_FLOAT:g}]")
+# a step size: above 10 no optimiser here converges
+learning_rate = _number(float, lambda v: 0 < v <= 10, "is outside (0, 10]; a learning rate")
 unit_float = _number(float, lambda v: 0.0 <= v <= 1.0, "is outside [0, 1]")
 open_unit_float = _number(float, lambda v: 0.0 < v < 1.0, "is outside (0, 1)")
 # an IIA threshold: 0 would keep every pair
@@ -100,13 +106,22 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
     if not values:
         raise argparse.ArgumentTypeError(f"{text!r} is an empty list; give at least one integer")
-    return values
+    return _distinct(text, values)
 
 
 def str_list(text: str) -> list[str]:
     values = [part.strip() for part in text.split(",") if part.strip()]
     if not values:
         raise argparse.ArgumentTypeError(f"{text!r} is an empty list; give at least one name")
+    return _distinct(text, values)
+
+
+def _distinct(text: str, values: list) -> list:
+    """A list flag names each value once (a repeated variable or layer is a typo, and some
+    stages would build tables with two columns of one name)."""
+    twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
+    if twice is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} lists {twice} twice; give each once")
     return values
 
 
@@ -191,7 +206,9 @@ def add_task(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=None,
                    help="arithmetic (X+Y+Z=), boolean (the paper's De Morgan task), or a Python "
                         "file that defines TASK (README, 'Your own task'); default: the task "
-                        "RESULTS/task.json records, else arithmetic")
+                        "RESULTS/task.json records, else arithmetic. A results folder never "
+                        "runs code: a task file it records is used only when named here, with "
+                        "the sha256 recorded")
 
 
 def network_stage_parser(doc: str | None) -> Parser:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import struct
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -21,7 +20,8 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from dasgraph import paths
-from dasgraph.runtime import ArtifactError, UsageError, check_done
+from dasgraph.runtime import (ArtifactError, UsageError, check_done, parse_json,
+                              recorded_settings)
 
 # Stages, by what they make (the "re-run ..." of every message).
 TRAIN, SWEEP, EVALUATE = "train_gpt2.py", "src/run_das.py", "evaluate_das.py"
@@ -57,6 +57,9 @@ def _check_file(path: Path, stage: str, what: str) -> Path:
         raise ArtifactError(path, f"is a folder where {what} should be", stage)
     if not path.exists():
         raise ArtifactError(path, "is missing", stage)
+    if not path.is_file():     # a FIFO would block the read forever, a device never end
+        raise ArtifactError(path, f"is not a regular file (a FIFO, socket or device) where "
+                            f"{what} should be", stage)
     return path
 
 
@@ -93,6 +96,12 @@ def check_fields(record: Mapping, path: Path, stage: str,
         if kind is not None and (not isinstance(value, kind) or
                                  (isinstance(value, bool) and bool not in _as_tuple(kind))):
             raise ArtifactError(path, f"{key!r} is not {_type_names(kind)}", stage)
+        if key in COLUMN_RANGES:        # an IIA, a layer, a count: a number in its range
+            low, high = COLUMN_RANGES[key]
+            if isinstance(value, bool) or not isinstance(value, NUMBER) or \
+                    not (low <= value <= high and np.isfinite(value)):
+                raise ArtifactError(path, f"{key!r} is {value!r}, not a number in "
+                                    f"[{low:g}, {high:g}]", stage)
 
 
 def _as_tuple(kind) -> tuple:
@@ -107,14 +116,29 @@ def read_json_record(path: Path, stage: str,
                      required: Mapping[str, Any] | Iterable[str] = ()) -> dict:
     """A JSON object from ``path`` holding ``required`` (names, or names -> types)."""
     path = _check_file(path, stage, "a JSON file")
+    if _size(path) > MAX_JSON_BYTES:
+        raise ArtifactError(path, f"is {_size(path):,} bytes, more than any JSON file this "
+                            f"project reads ({MAX_JSON_BYTES:,})", stage)
     try:
-        record = json.loads(_read_bytes(path, stage))
-    except ValueError:           # JSONDecodeError and UnicodeDecodeError both
+        record = parse_json(_read_bytes(path, stage))
+    except ValueError:           # JSONDecodeError, UnicodeDecodeError, nesting too deep
         raise ArtifactError(path, "is not valid JSON (damaged or truncated)", stage) from None
     if not isinstance(record, dict):
         raise ArtifactError(path, f"holds {_type_names(type(record))}, not a JSON object", stage)
     check_fields(record, path, stage, required)
     return record
+
+
+# Records, configs and tokenizers are kilobytes to a few megabytes; a larger file is not one
+# of them and would only be read into memory to be refused.
+MAX_JSON_BYTES = 64 * 2**20
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def read_optional_json(path: Path, stage: str,
@@ -149,7 +173,38 @@ def read_csv_table(path: Path, stage: str, columns: Iterable[str],
                                 stage)
         if table[column].isna().any():
             raise ArtifactError(path, f"column {column!r} has empty cells (truncated?)", stage)
+    check_ranges(table, path, stage)
     return table
+
+
+SHARE, COUNT = (0.0, 1.0), (0, float("inf"))
+# What each number of the project's tables can be, by column name: an IIA of 7.9, a count of
+# -3 or 1e400 is a damaged or hand-made table, never a result (empty cells are checked above).
+COLUMN_RANGES = {
+    **dict.fromkeys(["iia", "iia_ci_low", "iia_ci_high", "iia_changed", "iia_seed_mean",
+                     "random_iia_mean", "accuracy", "test_accuracy", "unchanged", "copy_source",
+                     "replaced"], SHARE),
+    **dict.fromkeys(["layer", "n_examples", "n_changed", "n_seeds", "random_draws",
+                     "random_n_examples", "iia_seed_sd", "random_iia_sd"], COUNT),
+    "low_rank_dimension": (1, float("inf")),
+}
+
+
+def check_ranges(table, path: Path, stage: str) -> None:
+    """Every column named in :data:`COLUMN_RANGES` holds finite numbers in its range."""
+    import pandas as pd
+
+    for column, (low, high) in COLUMN_RANGES.items():
+        if column not in table.columns:
+            continue
+        values = table[column].dropna()
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            raise ArtifactError(path, f"column {column!r} holds values that are not numbers",
+                                stage)
+        bad = values[~(values.between(low, high) & np.isfinite(values.astype(float)))]
+        if len(bad):
+            raise ArtifactError(path, f"column {column!r} holds {bad.iloc[0]!r}, outside "
+                                f"[{low:g}, {high:g}]", stage)
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -188,12 +243,41 @@ def read_npy(path: Path, stage: str, ndim: int | None = None, columns: int | Non
     return array
 
 
-def read_graph_npy(path: Path, n_inputs: int, stage: str = GRAPHS) -> np.ndarray:
-    """A saved (N, N) IIA graph of a task with N inputs: float, finite, in [0, 1], symmetric,
-    zero diagonal."""
+def read_graph_npy(path: Path, n_inputs: int, stage: str = GRAPHS,
+                   place: tuple[str, int, int] | None = None) -> np.ndarray:
+    """A saved (N, N) IIA graph of a task with N inputs: finished (its marker lists it), float,
+    finite, in [0, 1], symmetric, zero diagonal. ``place`` (causal model, layer, k): where it
+    lies in the results tree, which its .json must name."""
     path = Path(path)
-    check_marker(paths.done_marker(path), path, stage)
+    check_marker(paths.done_marker(path), path, stage, required=True)
+    if place is not None:
+        check_place(read_json_record(path.with_suffix(".json"), stage), path, stage, place)
     return check_graph(read_npy(path, stage, ndim=2), n_inputs, path, stage)
+
+
+PLACE_KEYS = ("causal_model", "layer", "low_rank_dimension")
+
+
+def check_place(record: Mapping, path: Path, stage: str, place: tuple[str, int, int]) -> None:
+    """An artifact's record names the cell of its place in the tree (causal model, layer, k):
+    one copied from another cell's place is refused, naming both."""
+    says = tuple(record.get(k) for k in PLACE_KEYS)
+    if says != tuple(place) or any(isinstance(v, bool) for v in says):
+        raise ArtifactError(path, "was made for causal model {}, layer {}, k {} but lies at the "
+                            "place of {}, layer {}, k {} (copied from another cell?)".format(
+                                *says, *place), stage)
+
+
+def place_of_cell(folder: Path) -> tuple[str, int, int] | None:
+    """(causal model, layer, k) that a DAS cell folder's place (.../CM/layer_L/k_K) names."""
+    folder = Path(folder)
+    layer, k = folder.parent.name, folder.name
+    if not (layer.startswith("layer_") and k.startswith("k_")):
+        return None
+    try:
+        return folder.parent.parent.name, int(layer[len("layer_"):]), int(k[len("k_"):])
+    except ValueError:
+        return None
 
 
 def check_graph(graph: np.ndarray, n_inputs: int, where: object = "graph",
@@ -210,12 +294,20 @@ def check_graph(graph: np.ndarray, n_inputs: int, where: object = "graph",
 
 
 # --- model folders ----------------------------------------------------------------------------
+def safetensors_names(path: Path, stage: str) -> list[str]:
+    """The tensor names a safetensors file's header lists (the file checked first)."""
+    check_safetensors(_check_file(path, stage, "a weights file"), stage)
+    with open(path, "rb") as fh:
+        (size,) = struct.unpack("<Q", fh.read(8))
+        return [k for k in parse_json(fh.read(size)) if k != "__metadata__"]
+
+
 def check_safetensors(path: Path, stage: str) -> None:
     """The header parses and the file is as long as the tensors it lists (not truncated)."""
     data = _read_bytes(path, stage)
     try:
         (size,) = struct.unpack("<Q", data[:8])
-        header = json.loads(data[8:8 + size])
+        header = parse_json(data[8:8 + size])
         end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"),
                   default=0)
     except (struct.error, ValueError, TypeError, KeyError, IndexError, AttributeError):
@@ -233,9 +325,18 @@ def check_model_folder(folder: Path, stage: str = TRAIN, tokenizer: bool = True)
     if not folder.is_dir():
         raise ArtifactError(folder, "is not a folder holding a saved model", stage)
     check_marker(folder / paths.DONE, folder, stage)
+    if folder.name != paths.gpt2_dir(".").name:     # the user's own folder: retraining is no fix
+        stage = "give --model_path a folder saved with save_pretrained"
     if not (folder / "config.json").exists():
+        if (paths.gpt2_dir(folder) / "config.json").exists():
+            raise ArtifactError(folder, "is a results folder, not a model folder", "give "
+                                f"--model_path {paths.gpt2_dir(folder)}, the model in it")
         raise ArtifactError(folder, "is not a model folder (no config.json)", stage)
-    read_json_record(folder / "config.json", stage, {"model_type": str})
+    config = read_json_record(folder / "config.json", stage, {"model_type": str})
+    if "auto_map" in config:    # transformers would offer to run the folder's own code
+        raise ArtifactError(folder / "config.json", "names code of its own (auto_map), which "
+                            "this project never runs; use a model transformers knows", stage)
+    check_model_size(folder, config, stage)
     weights = [folder / name for name in ("model.safetensors", "pytorch_model.bin")
                if (folder / name).exists()]
     if not weights:
@@ -246,6 +347,35 @@ def check_model_folder(folder: Path, stage: str = TRAIN, tokenizer: bool = True)
         for name in ("tokenizer.json", "tokenizer_config.json"):
             if (folder / name).exists():
                 read_json_record(folder / name, stage)
+
+
+def check_model_size(folder: Path, config: Mapping, stage: str) -> None:
+    """Refuse, before anything is built, a model whose config (sizes it leaves out taken from
+    transformers' defaults for its model_type) needs more memory than this machine has."""
+    from transformers import CONFIG_MAPPING
+
+    from dasgraph.runtime import check_memory
+
+    if config["model_type"] not in CONFIG_MAPPING:
+        return        # the MLP's own folders; anything else transformers refuses to load
+    defaults = CONFIG_MAPPING[config["model_type"]]().to_dict()
+
+    def size(*names: str, default: int = 0) -> float:
+        value = next((source[n] for source in (config, defaults) for n in names
+                      if source.get(n) is not None), default)       # null: the default
+        if isinstance(value, bool) or not isinstance(value, NUMBER) or not 0 <= value < 2**40:
+            raise ArtifactError(folder / "config.json", f"{names[0]!r} is {value!r}, not a size",
+                                stage)
+        return float(value)
+
+    width = size("hidden_size", "n_embd", "d_model")
+    layers = size("num_hidden_layers", "n_layer", "num_layers")
+    vocab = size("vocab_size")
+    inner = size("intermediate_size", "n_inner", "ffn_dim") or 4 * width
+    positions = size("max_position_embeddings", "n_positions")
+    parameters = vocab * width + positions * width + layers * (4 * width**2 + 3 * width * inner)
+    check_memory(4 * parameters, f"the model in {folder} (about {parameters:,.0f} parameters "
+                 "by its config.json)")
 
 
 @contextlib.contextmanager
@@ -305,9 +435,16 @@ def check_das_cell(folder: Path, stage: str = SWEEP) -> dict:
                             "is a file where a DAS cell folder should be", stage)
     check_marker(folder / paths.DONE, folder, stage, required=True)
     check_pyvene_folder(folder, stage)
-    return read_json_record(folder / paths.METRICS, stage,
-                            {"causal_model": str, "layer": int, "low_rank_dimension": int,
-                             "iia": NUMBER})
+    metrics = read_json_record(folder / paths.METRICS, stage,
+                               {"causal_model": str, "layer": int, "low_rank_dimension": int,
+                                "iia": NUMBER})
+    place = place_of_cell(folder)
+    if place is not None:
+        check_place(metrics, folder / paths.METRICS, stage, place)
+        settings = recorded_settings(folder / paths.DONE)
+        if settings and all(k in settings for k in PLACE_KEYS):
+            check_place(settings, folder / paths.DONE, stage, place)
+    return metrics
 
 
 @contextlib.contextmanager

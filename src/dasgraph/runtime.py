@@ -6,6 +6,7 @@ made it (``write_run_json``).
 """
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -237,12 +238,55 @@ def atomic_path(path: Path) -> Iterator[Path]:
                                dir=path.parent)
     os.close(fd)
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; results are for everyone to read
-        os.replace(tmp, path)
+        with _writing(path):
+            yield Path(tmp)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; results are for everyone to read
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+# What a full disk or a file-size limit looks like: write errors carry no file name, and the
+# writers of other libraries wrap them in their own exceptions (safetensors: "StorageFull",
+# torch: "file write failed").
+DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+_DISK_FULL_WORDS = ("No space left", "File too large", "StorageFull", "FileTooLarge",
+                    "Disk quota", "file write failed", "iostream error",
+                    "requested and")          # numpy's tofile: "N requested and M written"
+
+
+def _disk_full(err: BaseException) -> bool:
+    """Whether ``err`` or an exception it arose from is a full disk (torch's zip writer, for
+    one, reports its stream's failure and then a second error of its own)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in DISK_FULL or \
+                any(word in str(err) for word in _DISK_FULL_WORDS):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """A write error inside the block names ``path``, the artifact being written (an OSError
+    without a file name, or another library's wrapping of a full disk), for run_main's line."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is not None:
+            raise
+        if err.errno is None and _disk_full(err):      # a short write, said in words
+            raise OSError(errno.ENOSPC, f"no space left on the device, or a file-size limit "
+                          f"reached ({err})", str(path)) from None
+        raise type(err)(err.errno, err.strerror or str(err), str(path)) from None
+    except Exception as err:  # noqa: BLE001 - re-raised unless it is a full disk in disguise
+        if not _disk_full(err):
+            raise
+        raise OSError(errno.ENOSPC, "no space left on the device, or a file-size limit "
+                      f"reached ({type(err).__name__})", str(path)) from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -290,7 +334,8 @@ def atomic_directory(final: Path, overwrite: bool = False,
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)      # mkdtemp makes it private; results are ordinary folders
     try:
-        yield tmp
+        with _writing(final):
+            yield tmp
         for path in tmp.rglob("*"):   # some writers (safetensors) leave private 0600 files
             if path.is_file():
                 path.chmod(0o666 & ~umask)
@@ -344,10 +389,14 @@ def check_done(marker: Path) -> str | None:
     if not marker.is_file():
         return f"has no completion marker {marker.name} (unfinished, or made before markers)"
     try:
-        files = json.loads(marker.read_bytes())["files"]
+        files = read_json(marker)["files"]
         items = sorted(files.items())
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return f"has a damaged completion marker {marker.name}"
+    artifact = artifact_of(marker)
+    if not items or (artifact.parent == marker.parent and artifact.name not in files):
+        # a marker that vouches for nothing (or not for its own file) finishes nothing
+        return f"has a completion marker {marker.name} that does not list it (unfinished)"
     for name, expected in items:
         path = marker.parent / name
         if not path.is_file():
@@ -367,7 +416,7 @@ def is_done(marker: Path) -> bool:
 def recorded_settings(marker: Path) -> dict | None:
     """The settings a completion marker recorded (None: it recorded none, or is unreadable)."""
     try:
-        done = json.loads(Path(marker).read_bytes()).get("settings")
+        done = read_json(marker).get("settings")
     except (OSError, ValueError, AttributeError):
         return None
     return done if isinstance(done, dict) else None
@@ -435,7 +484,7 @@ def recorded_digest(marker: Path, name: str) -> str | None:
     none). What is made *from* an artifact records this among its settings, so a result whose
     input was made again, differently, is never silently kept."""
     try:
-        return json.loads(Path(marker).read_bytes())["files"][name]["sha256"]
+        return read_json(marker)["files"][name]["sha256"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -453,8 +502,21 @@ def settings_of(args: Any, exclude: Any = ()) -> dict:
             if k not in NOT_SETTINGS and k not in set(exclude)}
 
 
+def parse_json(data: bytes | str) -> Any:
+    """``json.loads``, with nesting too deep for the parser reported as the ValueError that bad
+    JSON raises (json raises RecursionError there), so every caller's "not valid JSON" holds."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """The JSON of a regular file (OSError for anything else: a FIFO would block the read)."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return parse_json(path.read_bytes())
 
 
 # --- logging --------------------------------------------------------------------------------
@@ -477,9 +539,32 @@ def run_stage(parse_args, work, argv=None) -> int:
         setup_logging(args.verbose)
         logging.getLogger(work.__module__).info("arguments: %s", {
             k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()})
-        work(args)
+        with _no_empty_folder_left(getattr(args, "results_path", None)):
+            work(args)
 
     return run_main(body, argv)
+
+
+@contextmanager
+def _no_empty_folder_left(folder: Path | None) -> Iterator[None]:
+    """A run that fails leaves no empty results folder behind: the folders it created on the
+    way to ``folder`` are removed again if they are still empty (nothing else is touched)."""
+    if folder is None:
+        yield
+        return
+    folder = Path(folder).absolute()
+    existed = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    try:
+        yield
+    except BaseException:
+        for path in (folder, *folder.parents):
+            if path == existed:
+                break
+            try:
+                path.rmdir()          # only ever an empty folder
+            except OSError:
+                break
+        raise
 
 
 def run_main(body, argv=None) -> int:
@@ -488,6 +573,9 @@ def run_main(body, argv=None) -> int:
     UsageError becomes one clear line on stderr and exit code 2; argparse's own errors
     (already printed as one line by ``cli.Parser``) keep their code.
     """
+    tasks = sys.modules.get("dasgraph.tasks")
+    if tasks is not None:       # a task file named on an earlier command is not named on this one
+        tasks.forget_named()
     try:
         body(argv)
     except UsageError as err:
@@ -496,6 +584,11 @@ def run_main(body, argv=None) -> int:
     except OSError as err:
         if err.filename is None:        # not about a path: a real failure, keep the traceback
             raise
+        if err.errno in DISK_FULL:      # finished files are whole: atomic writes held
+            print(f"error: {err.filename}: {err.strerror}; free space on that disk (or raise "
+                  "the file-size limit) and run the same command again: finished work is kept",
+                  file=sys.stderr)
+            return 2
         # A path of the wrong kind or without permission met while writing (stages probe
         # their folders first; this is the net under that): one line naming the path.
         print(f"error: {err.filename}: {err.strerror}; move what is in the way or choose a "

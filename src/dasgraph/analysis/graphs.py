@@ -23,7 +23,8 @@ def load_graph(root: Path, causal_model: str, layer: int, low_rank_dimension: in
         raise UsageError(f"no IIA graph at {path}; run disentangle_causal_models.py first "
                          f"(--causal_models {causal_model} --layers {layer} "
                          f"--low_rank_dimensions {low_rank_dimension})")
-    return readers.read_graph_npy(path, tasks.for_results(root).n_inputs)
+    return readers.read_graph_npy(path, tasks.for_results(root).n_inputs,
+                                  place=(causal_model, layer, low_rank_dimension))
 
 
 check_graph = readers.check_graph

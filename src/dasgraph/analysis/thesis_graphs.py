@@ -95,9 +95,18 @@ def check_values(graph: np.ndarray, where: object) -> np.ndarray:
     return graph.astype(np.float32, copy=False)
 
 
+MAX_PT_BYTES = 64 * 2**20       # a (1000, 1000) float64 tensor is 8 MB
+
+
 def _load_pt(path: Path) -> np.ndarray:
     import torch    # only here: reading the thesis's files needs torch, the rest does not
 
+    if not path.is_file():      # a FIFO would block the read forever, a device never end
+        raise UsageError(f"{path} is not a regular file (a FIFO, socket, device or folder); "
+                         "move it out of the thesis graphs' folder")
+    if path.stat().st_size > MAX_PT_BYTES:
+        raise UsageError(f"{path} is {path.stat().st_size:,} bytes; a thesis graph (1000 x 1000 "
+                         f"floats) is a few MB: it is not one")
     try:
         tensor = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from dasgraph import paths, tasks
+from dasgraph import paths, readers, tasks
 from dasgraph.runtime import (ArtifactError, UsageError, atomic_path, finished, write_done, atomic_write_json, atomic_write_text,
                       derive_seed, read_json, recorded_digest, run_record)
 
@@ -107,8 +107,17 @@ def read_clique_file(path: Path, n_inputs: int) -> dict[str, Any]:
         raise UsageError(f"{path} has no 'cliques' list of node-id lists; "
                          "re-run analyse_graphs.py with --overwrite")
     nodes = [n for c in cliques for n in c]
-    if not all(isinstance(n, int) and 0 <= n < n_inputs for n in nodes):
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < n_inputs
+               for n in nodes):
         raise UsageError(f"{path}: clique members must be node ids in 0..{n_inputs - 1}")
+    if any(len(set(c)) != len(c) for c in cliques):
+        raise UsageError(f"{path}: a clique lists a member twice; re-run analyse_graphs.py "
+                         "with --overwrite")
+    readers.check_marker(paths.done_marker(path), path, "analyse_graphs.py", required=True)
+    place = _CLIQUE_NAME.match(Path(path).name)
+    if place:
+        readers.check_place(record, path, "analyse_graphs.py",
+                            (place["cm"], int(place["layer"]), int(place["k"])))
     return record
 
 

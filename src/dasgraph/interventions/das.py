@@ -54,7 +54,7 @@ class DasConfig:
                                  cli.count(cli.MAX_PAIRS))
     batch_size: int = cli.setting(64, "training pairs per Adam step", cli.count(cli.MAX_BATCH))
     epochs: int = cli.setting(1, "passes over the training pairs", cli.count(cli.MAX_EPOCHS))
-    lr: float = cli.setting(0.01, "Adam learning rate", cli.positive_float)
+    lr: float = cli.setting(0.01, "Adam learning rate", cli.learning_rate)
     # The thesis kept lr 0.01 constant over 800 steps of 1,280 pairs. In 200 steps a constant
     # rate leaves Adam bouncing around the answer: decaying it linearly to 0 raised seven probe
     # cells of the default model from 0.55-0.89 to 0.62-0.97 at no extra cost.

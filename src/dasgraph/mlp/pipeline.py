@@ -52,7 +52,8 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mlp_n_training", type=cli.count(cli.MAX_PAIRS), default=100_000,
                    help="MLP training inputs (default 100000)")
     g.add_argument("--mlp_epochs", type=cli.count(cli.MAX_EPOCHS), default=30, help="MLP epochs (default 30)")
-    g.add_argument("--mlp_lr", type=cli.positive_float, default=3e-3, help="MLP Adam lr (default 3e-3)")
+    g.add_argument("--mlp_lr", type=cli.learning_rate, default=3e-3,
+                   help="MLP Adam lr (default 3e-3)")
     # Weight decay drops first-layer weights that the loss does not need. Without it, seeds
     # leave neurons reading both pairs, which no split of the layer (rotated or not) can pull
     # apart: hierarchical-equality DAS IIA then ranges 0.86-0.99 over seeds (docs/mlp.md).
@@ -64,7 +65,7 @@ def add_flags(p: argparse.ArgumentParser) -> None:
                    help="MLP test inputs and DAS test counterfactuals, a third per intervention "
                         "(default 12000)")
     g.add_argument("--epochs", type=cli.count(cli.MAX_EPOCHS), default=10, help="DAS epochs (default 10)")
-    g.add_argument("--lr", type=cli.positive_float, default=3e-3, help="DAS Adam lr (default 3e-3)")
+    g.add_argument("--lr", type=cli.learning_rate, default=3e-3, help="DAS Adam lr (default 3e-3)")
     g.add_argument("--batch_size", type=cli.count(cli.MAX_BATCH), default=256,
                    help="batch size of MLP and DAS training (default 256)")
     g.add_argument("--num_threads", type=cli.count(1024), default=1,

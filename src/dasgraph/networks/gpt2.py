@@ -94,6 +94,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def _from_pretrained(loader, model_path: str, **kwargs):
     """``loader.from_pretrained`` that fails fast and clearly when a hub id cannot be fetched."""
+    kwargs.setdefault("trust_remote_code", False)    # a model folder never runs its own code
     if Path(model_path).is_dir():
         readers.check_model_folder(model_path)
         with readers.loading(model_path, readers.TRAIN, "a model"):
@@ -144,7 +145,7 @@ class TrainConfig:
     model overrides them (stages.training.TRAIN_DEFAULTS["pretrained"])."""
     epochs: int = cli.setting(150, "epochs", cli.count(cli.MAX_EPOCHS))
     batch_size: int = cli.setting(64, "training batch size", cli.count(cli.MAX_BATCH))
-    lr: float = cli.setting(3e-3, "peak learning rate (AdamW)", cli.positive_float)
+    lr: float = cli.setting(3e-3, "peak learning rate (AdamW)", cli.learning_rate)
     weight_decay: float = cli.setting(0.1, "AdamW weight decay", cli.unit_float)
     warmup_fraction: float = 0.05
     grad_clip: float = 1.0

@@ -38,10 +38,42 @@ def model_kind(model_path: str) -> str:
 
 
 def load_model(model_path: str):
-    """The model in eval mode, with the head its folder was saved with."""
-    if model_kind(model_path) == CLASSIFIER:
-        return gpt2.load_classifier(model_path)
-    return _causal_lm(model_path)
+    """The model in eval mode, with the head its folder was saved with; every weight of it
+    from the folder (none silently initialised, none left over)."""
+    kind = model_kind(model_path)
+    check_weights(model_path, kind)
+    return gpt2.load_classifier(model_path) if kind == CLASSIFIER else _causal_lm(model_path)
+
+
+def check_weights(model_path: str, kind: str) -> None:
+    """A folder's model.safetensors holds exactly the weights its model has (less the ones
+    tied to others), checked before it is loaded: a missing one would be a fresh random
+    weight, an extra one a sign of another model. UsageError naming the first of either."""
+    from pathlib import Path
+
+    from transformers import (AutoConfig, AutoModelForCausalLM,
+                              AutoModelForSequenceClassification)
+
+    from dasgraph import readers
+
+    weights = Path(model_path) / "model.safetensors"
+    if not weights.is_file():
+        return                       # a hub id, or pickled weights: transformers checks
+    saved = set(readers.safetensors_names(weights, readers.TRAIN))
+    loader = AutoModelForSequenceClassification if kind == CLASSIFIER else AutoModelForCausalLM
+    with readers.loading(model_path, readers.TRAIN, "a model"), torch.device("meta"):
+        # the model's own weight names, on the meta device: nothing is allocated
+        model = loader.from_config(gpt2._from_pretrained(AutoConfig, str(model_path)))
+    tied = set(getattr(model, "_tied_weights_keys", None) or [])
+    expected = set(model.state_dict())
+    missing = sorted(expected - saved - tied)
+    unexpected = sorted(saved - expected)
+    if missing or unexpected:
+        what = f"lacks weight {missing[0]!r}" if missing else \
+            f"holds weight {unexpected[0]!r}, which the model has not"
+        raise UsageError(f"--model_path {model_path}: model.safetensors {what} "
+                         f"({len(missing)} missing, {len(unexpected)} unexpected); it was not "
+                         "saved from this model: save it again with save_pretrained")
 
 
 def load_language_model(model_path: str):

@@ -49,8 +49,9 @@ def parse_args(argv=None):
 
 def _run(args) -> None:
     log = logging.getLogger(__name__)
-    if args.control != "none":            # the control network's own results root
+    if args.control != "none":            # the control network's own results root and network
         args.results_path = paths.control_root(args.results_path, args.control)
+        args.model_path = None            # its cells were trained on the random copy, not this
     if args.status:        # reads the bookkeeping only: no network is loaded
         print(manifest.format_status(manifest.status(args.results_path, STAGE)))
         return

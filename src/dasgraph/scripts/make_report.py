@@ -7,17 +7,19 @@ or a missing stage is named in the report instead).
 """
 from __future__ import annotations
 
-from dasgraph import cli, report, runtime
+from dasgraph import cli, report, runtime, tasks
 
 
 def parse_args(argv=None):
     p = cli.parser(__doc__)
     cli.add_common(p)
+    cli.add_task(p)
     return p.parse_args(argv)
 
 
 def _run(args) -> None:
     cli.writable_dir(args.results_path)
+    tasks.for_results(args.results_path, args.task)   # a task file is used only when named
     report.write(args.results_path, args)
 
 

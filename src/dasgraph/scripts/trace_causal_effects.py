@@ -22,7 +22,7 @@ def parse_args(argv=None):
     p.add_argument("--corruption", default="noise",
                    help="noise (Gaussian at the embeddings, ROME) or replace (another value of "
                         "the same variable)")
-    p.add_argument("--noise_scale", type=float, default=ROME_NOISE_SCALE,
+    p.add_argument("--noise_scale", type=cli.non_negative_float, default=ROME_NOISE_SCALE,
                    help="noise std in units of the embeddings' empirical std (default 3, ROME)")
     p.add_argument("--variables", type=cli.str_list, default=["X", "Y", "Z"],
                    help="input variables to corrupt, one map each (default X,Y,Z)")

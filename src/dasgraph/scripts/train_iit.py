@@ -31,7 +31,8 @@ def parse_args(argv=None):
     mlp_pipeline.add_flags(p)
     p.add_argument("--network", choices=["gpt2", "mlp"], default="gpt2",
                    help="gpt2 (the arithmetic classifier; --model_path fine-tunes one) or mlp")
-    p.add_argument("--name", default=None, help="run name: results/iit/NAME (default: NETWORK_CAUSALMODEL_layer_L)")
+    p.add_argument("--name", type=cli.safe_name, default=None,
+                   help="run name: results/iit/NAME (default: NETWORK_CAUSALMODEL_layer_L)")
     p.add_argument("--causal_model", default=None,
                    help="gpt2: XY, XZ, YZ, X, Y, Z or 'A if V<=t else B' (default XY); mlp: "
                         "hierarchical_equality, ABAB, ... (default hierarchical_equality)")

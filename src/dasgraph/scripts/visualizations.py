@@ -12,7 +12,7 @@ trees, combination, training, attention_weights, one_view, mlp, all.
 """
 from __future__ import annotations
 
-from dasgraph import cli, runtime
+from dasgraph import cli, runtime, tasks
 from dasgraph.plots import visualize
 
 
@@ -22,11 +22,13 @@ def parse_args(argv=None):
                    help=f"one of: {', '.join(visualize.NAMES)}")
     p.add_argument("--pdf", action="store_true", help="also write each figure as PDF")
     cli.add_common(p)
+    cli.add_task(p)
     return p.parse_args(argv)
 
 
 def _run(args) -> None:
     cli.writable_dir(args.results_path)
+    tasks.for_results(args.results_path, args.task)   # a task file is used only when named
     visualize.run(args.experiment, args.results_path, pdf=args.pdf, overwrite=args.overwrite)
 
 

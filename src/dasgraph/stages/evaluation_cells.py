@@ -13,7 +13,6 @@ is evaluated again rather than kept. Cells run here or as submitit jobs (executo
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from pathlib import Path
 
@@ -24,7 +23,8 @@ from dasgraph import cli, paths, readers
 from dasgraph.interventions import das
 from dasgraph.networks import random_init as random_network
 from dasgraph.runtime import (atomic_write_json, atomic_write_text, changed_settings, check_done,
-                              derive_seed, finished, resolve_device, run_record, write_done)
+                              derive_seed, finished, read_json, resolve_device, run_record,
+                              write_done)
 from dasgraph.stages import executor, manifest, network_record
 from dasgraph.networks.subject import Subject, model_dir, subject_from_args
 from dasgraph.stages.das_cells import label_tables
@@ -196,7 +196,7 @@ def read_record(root, cell: Cell) -> list[dict] | None:
     if check_done(marker) is not None or changed_settings(marker, cell.settings):
         return None
     return [{k: np.nan if v is None else v for k, v in row.items()}
-            for row in json.loads(path.read_bytes())["rows"]]
+            for row in read_json(path)["rows"]]
 
 
 def _summary(rows: list[dict]) -> dict:
@@ -254,7 +254,9 @@ def evaluate_cells(args) -> pd.DataFrame | None:
     cli.writable_file(paths.iia_csv(root), "iia.csv")
     for cell in selection:         # every cell checked before any is evaluated
         readers.check_das_cell(paths.das_cell_dir(root, *cell))
-    cells = evaluation_cells(root, selection, common_settings(args, subject))
+    common = common_settings(args, subject)
+    manifest.check_network(root, selection, common["network"], model_dir(args))
+    cells = evaluation_cells(root, selection, common)
     todo = [c for c in cells if not finished(c.marker(root), c.settings, args.overwrite,
                                              "an evaluated cell", redo_changed=True,
                                              quiet=True)]

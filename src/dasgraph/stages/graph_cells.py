@@ -19,8 +19,8 @@ from dasgraph.analysis import graphs
 from dasgraph.interventions import das
 from dasgraph.networks.base import Site
 from dasgraph.runtime import finished, resolve_device, run_record
-from dasgraph.stages import executor
-from dasgraph.networks.subject import Subject, subject_from_args
+from dasgraph.stages import executor, manifest
+from dasgraph.networks.subject import Subject, model_dir, subject_from_args
 from dasgraph.stages.manifest import Cell
 from dasgraph.stages.sweep import das_cell_weights, load_cell, load_trained_selection
 
@@ -41,7 +41,7 @@ def draw_graph(args, subject: Subject, device: str, cell: Cell) -> dict:
     target = paths.graph_npy(args.results_path, cm, layer, k)
     intervention = load_cell(subject, paths.das_cell_dir(args.results_path, cm, layer, k), layer)
     R = das.rotation(intervention).detach().to(device)
-    table = torch.tensor(subject.task.table(cm), device=device)   # a copy: the table is read-only
+    table = torch.tensor(subject.task.table(cm), device=device)   # a copy: the task's is read-only
     start = time.perf_counter()
     correct = graphs.correctness_matrix(subject.lean, subject.states[layer], layer, R, table)
     seconds = time.perf_counter() - start
@@ -87,13 +87,16 @@ def build_graphs(args) -> list[Path]:
     executor.check(args)
     subject, selection = load_trained_selection(args, device)
     root = args.results_path
+    for cell in selection:         # every cell checked, and its network, before any graph
+        readers.check_das_cell(paths.das_cell_dir(root, *cell))
+    manifest.check_network(root, selection, manifest.network_digest(subject.model),
+                           model_dir(args))
     cells = [Cell(*c, 1, _graph_settings(root, c, subject.site), stage=STAGE) for c in selection]
     todo = [c for c in cells if not finished(c.marker(root), c.settings, args.overwrite,
                                              "an IIA graph")]
-    for cell in todo:              # every folder written and every cell read, before computing
+    for cell in todo:              # every folder written, before computing
         cell_id = cell.causal_model, cell.layer, cell.low_rank_dimension
         cli.writable_dir(paths.graph_npy(root, *cell_id).parent, "a graph's folder")
-        readers.check_das_cell(paths.das_cell_dir(root, *cell_id))
     drawn = executor.run_cells(args, STAGE, todo, cells,
                                functools.partial(draw_here, args, subject, device), run_shard,
                                executor.Progress("IIA graphs", "disentangle_causal_models.py",

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import os
 import shutil
 import socket
@@ -31,7 +30,8 @@ from pathlib import Path
 
 from dasgraph import paths
 from dasgraph.runtime import (UsageError, _pid_alive, atomic_write_json, check_done,
-                              changed_settings, settings_hash)
+                              changed_settings, read_json, recorded_settings,
+                              settings_hash)
 
 STARTED, FAILED = "started", "failed"
 
@@ -80,6 +80,29 @@ def network_digest(model) -> str:
         sha.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         sha.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return sha.hexdigest()[:16]
+
+
+def check_network(root, selection, digest: str, model_path: str) -> None:
+    """Every selected trained DAS cell was trained on the network of ``digest`` (the one a stage
+    is about to evaluate or graph it with): a cell's rotation means nothing inside another
+    network, even one of the same shape. UsageError naming both networks otherwise."""
+    for cm, layer, k in selection:
+        folder = paths.das_cell_dir(root, cm, layer, k)
+        trained = (recorded_settings(folder / paths.DONE) or {}).get("network")
+        if trained is not None and trained != digest:
+            raise UsageError(f"{folder} was trained on network {trained} ({_trained_on(folder)}), "
+                             f"not on {model_path} (network {digest}); give the --model_path it "
+                             "was trained on, or train the cells on this network with "
+                             "run_das.py --overwrite")
+
+
+def _trained_on(folder: Path) -> str:
+    """The --model_path a DAS cell's run record names (its results' gpt2/ when none)."""
+    try:
+        arguments = read_json(Path(folder) / paths.RUN)["arguments"]
+        return str(arguments.get("model_path") or paths.gpt2_dir(arguments["results_path"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "a network its run record does not name"
 
 
 def das_cells(selection, das_seeds: int, common: dict, seed_of) -> list[Cell]:
@@ -200,7 +223,7 @@ def tracked(root, stage: str, cells: list[Cell]):
 
 def _read(path: Path) -> dict | None:
     try:
-        return json.loads(path.read_bytes())
+        return read_json(path)
     except (OSError, ValueError):
         return None
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import logging
 from pathlib import Path
 
@@ -17,8 +16,8 @@ from dasgraph import cli, paths, readers, tasks
 from dasgraph.causal import floors
 from dasgraph.interventions import das, regions
 from dasgraph.networks import random_init as random_network
-from dasgraph.runtime import (UsageError, derive_seed, finished, is_done, resolve_device,
-                              settings_hash, torch_threads)
+from dasgraph.runtime import (UsageError, derive_seed, finished, is_done, read_json,
+                              resolve_device, settings_hash, torch_threads)
 from dasgraph.stages import das_cells, executor, manifest, network_record
 # the network under study lives in networks.subject, a cell's labels in das_cells; these names
 # stay importable from here
@@ -59,7 +58,7 @@ def das_cell_weights(root, cm: str, layer: int, k: int, das_seed: int = 1) -> st
     so that it is never kept for a cell trained again differently."""
     directory = paths.das_cell_dir(root, cm, layer, k, das_seed)
     try:
-        files = json.loads((directory / paths.DONE).read_bytes())["files"]
+        files = read_json(directory / paths.DONE)["files"]
         weights = {name: d["sha256"] for name, d in files.items()
                    if name not in (paths.METRICS, paths.RUN)}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):

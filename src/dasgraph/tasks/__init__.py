@@ -19,7 +19,6 @@ import hashlib
 import importlib
 import importlib.util
 import itertools
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from dasgraph import paths
 from dasgraph.causal.models import CausalModel, check_table
 from dasgraph.runtime import UsageError
 
@@ -311,15 +311,52 @@ def _load_built_in(name: str) -> Task:
 
 
 def _load_file(path: Path) -> Task:
+    """The task a Python file defines. Only ever called for a file the user named with --task on
+    this command (never for one a results tree records: see :func:`for_results`)."""
     if not path.is_file():
         raise UsageError(f"--task {path}: no such file; give a built-in task "
                          f"({', '.join(BUILT_IN)}) or a Python file that defines TASK")
+    if path.suffix != ".py":
+        raise UsageError(f"--task {path}: not a Python file (.py); give a built-in task "
+                         f"({', '.join(BUILT_IN)}) or a Python file that defines TASK")
+    digest = file_sha256(path)
+    key = (str(path.resolve()), digest)
+    if key not in _FILES:
+        _FILES[key] = _exec_task_file(path)
+    _NAMED.add(key)
+    return _FILES[key]
+
+
+# Task files loaded in this process, by (resolved path, sha256), and those the user named with
+# --task on this command (forget_named() starts a command afresh): a results tree's task.json
+# may name a file, but only one of these is ever used for it.
+_FILES: dict[tuple[str, str], Task] = {}
+_NAMED: set[tuple[str, str]] = set()
+
+
+def forget_named() -> None:
+    _NAMED.clear()
+
+
+def file_sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as err:
+        raise UsageError(f"--task {path}: cannot be read ({err.strerror})") from None
+
+
+def _exec_task_file(path: Path) -> Task:
     spec = importlib.util.spec_from_file_location(f"dasgraph_user_task_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"--task {path}: cannot be loaded as a Python file")
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as err:   # a user's file: any error is theirs, named in one line
-        raise UsageError(f"--task {path}: the file raised {type(err).__name__}: {err}") from err
+    # a user's file: whatever it raises or however it stops (Ctrl-C in it, sys.exit, a syntax
+    # error, a bad encoding) is theirs, named in one line and never taken for success
+    except BaseException as err:  # noqa: BLE001
+        raise UsageError(f"--task {path}: the file raised {type(err).__name__}"
+                         f"{': ' + _first_line(err) if str(err) else ''}; fix the file") from None
     task = getattr(module, "TASK", None)
     if not isinstance(task, Task):
         raise UsageError(f"--task {path}: the file must define TASK = dasgraph.tasks.Task(...) "
@@ -329,9 +366,14 @@ def _load_file(path: Path) -> Task:
         return task.validate()
     except UsageError:
         raise
-    except Exception as err:
+    except BaseException as err:  # noqa: BLE001 - the task's own functions ran
         raise UsageError(f"--task {path}: checking the task raised {type(err).__name__}: "
-                         f"{err}") from err
+                         f"{_first_line(err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:300] if lines else ""
 
 
 def get(name: str | None = None) -> Task:
@@ -345,40 +387,78 @@ def get(name: str | None = None) -> Task:
                      "a Python file that defines TASK (README, 'Your own task')")
 
 
-def recorded(root) -> str | None:
-    """The task a results tree was made for (results/task.json), or None."""
-    from dasgraph import paths
+def _record_of(root) -> dict | None:
+    """results/task.json, checked (None when there is none)."""
+    from dasgraph import readers
 
     path = paths.task_json(root)
-    if not path.is_file():
+    if not path.exists():
         return None
-    try:
-        record = json.loads(path.read_text())
-        return record.get("source") or record["task"]
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise UsageError(f"{path} is damaged ({err}); delete it and pass --task") from err
+    record = readers.read_json_record(path, "train_gpt2.py", {"task": str})
+    for key in ("source", "source_sha256"):
+        if not isinstance(record.get(key, ""), str):
+            raise UsageError(f"{path}: {key!r} is not a string; it is damaged: delete it and "
+                             "pass --task")
+    if not record.get("source") and record["task"] not in BUILT_IN:
+        raise UsageError(f"{path} records task {record['task']!r}, which is not built in and "
+                         "names no task file; it is damaged: delete it and pass --task")
+    return record
+
+
+def recorded(root) -> str | None:
+    """The task a results tree was made for (results/task.json): a built-in name or the path of
+    the task file; None if it records none."""
+    record = _record_of(root)
+    return None if record is None else record.get("source") or record["task"]
 
 
 def for_results(root, asked: str | None = None) -> Task:
     """The task of a run: ``--task`` if given, else the one the results tree records, else
-    the default. A ``--task`` that differs from the recorded one is refused."""
-    found = recorded(root)
-    if asked and found:
-        want, have = get(asked), get(found)
-        if (want.name, want.source) != (have.name, have.source):
-            raise UsageError(f"--task {asked}: {root} holds results of task {have.name}; use "
-                             "another --results_path")
-        return want
-    return get(asked or found)
+    the default. A ``--task`` that differs from the recorded one is refused.
+
+    A results folder never runs code: a task file that task.json records is used only when the
+    user names it with ``--task`` on this command and its sha256 is the one recorded."""
+    record = _record_of(root)
+    if record is None:
+        return get(asked)
+    source = record.get("source") or ""
+    where = paths.task_json(root)
+    if not source:                       # a built-in: nothing of the results folder runs
+        if asked and get(asked).name != record["task"]:
+            raise UsageError(f"--task {asked}: {root} holds results of task {record['task']}; "
+                             "use another --results_path")
+        return get(record["task"])
+    if asked is None:
+        named = [key for key in _NAMED if key[0] == source]
+        if not named:
+            raise UsageError(f"{where} records the task file {source}; a results folder never "
+                             f"runs code: pass --task {source} to use it")
+        asked = source
+    elif asked in BUILT_IN:
+        raise UsageError(f"--task {asked}: {root} holds results of task {record['task']} "
+                         f"({source}); use another --results_path")
+    if not Path(asked).is_file():
+        raise UsageError(f"--task {asked}: no such file ({where} records the task file "
+                         f"{source}); give that file or use another --results_path")
+    digest = file_sha256(Path(asked))
+    if digest != record.get("source_sha256"):
+        raise UsageError(f"--task {asked}: its sha256 {digest[:12]} is not the one {where} "
+                         f"records for {source} ({(record.get('source_sha256') or 'none')[:12]}); "
+                         "the results were made with another task file: use another "
+                         "--results_path, or restore the file")
+    task = get(asked)
+    if task.name != record["task"]:
+        raise UsageError(f"--task {asked}: {root} holds results of task {record['task']}; "
+                         "use another --results_path")
+    return task
 
 
 def write_record(root, task: Task) -> None:
     """Record the task of a results tree (train_gpt2.py does, and import_graphs.py)."""
-    from dasgraph import paths
     from dasgraph.runtime import atomic_write_json
 
     path = paths.task_json(root)
-    if path.is_file() and recorded(root) not in (task.name, task.source):
+    if path.exists() and recorded(root) not in (task.name, task.source):
         raise UsageError(f"{root} holds results of task {recorded(root)}; use another "
                          f"--results_path for task {task.name}")
     atomic_write_json(path, task.record())
