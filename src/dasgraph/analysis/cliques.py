@@ -47,11 +47,21 @@ MAX_LISTED = 10_000      # MaxCliqueHeuristic_v2 keeps at most this many maximum
 
 
 class Cliques(list):
-    """A list of cliques (sorted lists of node ids) that also says whether a time limit hit."""
+    """A list of cliques (sorted lists of node ids) that also says whether a time limit hit,
+    and (once ``find`` has certified it) an upper bound on the graph's largest clique and
+    whether the largest clique found is proved maximum. ``search``: a finder's own notes."""
 
-    def __init__(self, cliques=(), timed_out: bool = False):
+    def __init__(self, cliques=(), timed_out: bool = False, upper_bound: int | None = None,
+                 optimal: bool = False, search: dict | None = None):
         super().__init__(cliques)
         self.timed_out = timed_out
+        self.upper_bound = upper_bound
+        self.optimal = optimal
+        self.search = search or {}
+
+    @property
+    def largest(self) -> int:
+        return max(map(len, self), default=0)
 
 
 # --- thresholded graphs ---------------------------------------------------------------------
@@ -382,6 +392,14 @@ def branch_and_bound(graph: nx.Graph, *, time_limit: float | None = DEFAULT_TIME
     return Cliques([best] if len(best) >= 2 else [], timed_out)
 
 
+def cpsat(graph: nx.Graph, **options) -> Cliques:
+    """One largest clique by OR-Tools CP-SAT, with the solver's upper bound
+    (``clique_solver``; ortools is imported only here)."""
+    from dasgraph.analysis import clique_solver
+
+    return clique_solver.cpsat_finder(graph, **options)
+
+
 Finder = Callable[..., Cliques]
 FINDERS: dict[str, Finder] = {
     "ExhaustiveCliqueFinder": exhaustive_clique_finder,
@@ -390,7 +408,11 @@ FINDERS: dict[str, Finder] = {
     "BranchAndBoundHeuristic": branch_and_bound,
     "MaxCliqueHeuristic": max_clique_heuristic,
     "MaxCliqueHeuristic_v2": max_clique_heuristic_v2,
+    "CPSAT": cpsat,
 }
+# Finders whose search proves the maximum when it ends before its limit.
+EXACT_FINDERS = ("ExhaustiveCliqueFinder", "BranchAndBoundHeuristic", "MaxCliqueHeuristic_v2",
+                 "CPSAT")
 
 
 def get_finder(name: str) -> Finder:
@@ -400,15 +422,38 @@ def get_finder(name: str) -> Finder:
 
 
 def find(name: str, graph: nx.Graph, *, min_size: int = DEFAULT_MIN_SIZE,
-         time_limit: float | None = DEFAULT_TIME_LIMIT) -> Cliques:
-    return get_finder(name)(graph, min_size=min_size, time_limit=time_limit)
+         time_limit: float | None = DEFAULT_TIME_LIMIT, workers: int = 2) -> Cliques:
+    """Cliques by the finder ``name``, certified: each one checked to be a clique, and
+    ``upper_bound`` / ``optimal`` set (``certify``)."""
+    found = get_finder(name)(graph, min_size=min_size, time_limit=time_limit, workers=workers)
+    return certify(name, graph, found)
+
+
+def certify(name: str, graph: nx.Graph, found: Cliques) -> Cliques:
+    """Check every clique pair by pair and give the largest one its interval: an exact
+    finder that ended before its limit proved it (bound = its size); otherwise the finder's
+    own bound (CPSAT's solver bound) or a greedy-colouring bound on the graph's core."""
+    from dasgraph.analysis import clique_solver
+
+    nodes, adj, _ = _bitsets(graph)
+    index = {v: i for i, v in enumerate(nodes)}
+    for clique in found:
+        clique_solver.verify(adj, [index[v] for v in clique])
+    if name in EXACT_FINDERS and not found.timed_out:
+        found.upper_bound = max(found.largest, min(len(nodes), 1))
+    elif found.upper_bound is None:
+        found.upper_bound = clique_solver.upper_bound(adj, found.largest)
+    found.optimal = found.largest >= found.upper_bound or found.upper_bound <= 1
+    return found
 
 
 def analyse_graph(iia: np.ndarray, finder: str, threshold: float = 1.0,
                   min_size: int = DEFAULT_MIN_SIZE,
-                  time_limit: float | None = DEFAULT_TIME_LIMIT) -> tuple[Cliques, dict]:
+                  time_limit: float | None = DEFAULT_TIME_LIMIT,
+                  workers: int = 2) -> tuple[Cliques, dict]:
     """Threshold an (n, n) IIA graph, find cliques with ``finder``: (cliques, statistics)."""
-    found = find(finder, threshold_graph(iia, threshold), min_size=min_size, time_limit=time_limit)
+    found = find(finder, threshold_graph(iia, threshold), min_size=min_size,
+                 time_limit=time_limit, workers=workers)
     return found, statistics(adjacency(iia, threshold), found)
 
 
@@ -436,14 +481,29 @@ def statistics(graph_adjacency, cliques: list[list[int]]) -> dict:
             "n_edges": n_edges, "density": n_edges / (n * (n - 1) / 2) if n > 1 else 0.0}
 
 
-def describe(stats: dict, timed_out: bool = False) -> str:
-    """One log line's worth of statistics."""
+def describe(stats: dict, timed_out: bool = False, upper_bound: int | None = None,
+             optimal: bool = False) -> str:
+    """One log line's worth of statistics (with the largest clique's interval when known)."""
     sizes = stats["sizes"]
     shown = ", ".join(map(str, sizes[:8])) + (", ..." if len(sizes) > 8 else "")
+    interval = "" if upper_bound is None else (
+        "; largest proved maximum" if optimal else
+        f"; largest clique of the graph <= {upper_bound}")
     return (f"{stats['n_cliques']} cliques (sizes {shown or '-'}), {stats['n_unique_nodes']} nodes "
             f"({stats['share_of_nodes']:.1%}), {stats['share_of_edges']:.1%} of "
-            f"{stats['n_edges']} edges inside (density {stats['density']:.3f})"
+            f"{stats['n_edges']} edges inside (density {stats['density']:.3f})" + interval
             + (" [timed out: best so far]" if timed_out else ""))
+
+
+def interval(size: int, upper_bound, optimal, timed_out: bool = False) -> str:
+    """A largest clique as a table shows it: '829 (exact)' only where proved, else
+    '84 (≤ 116)', with 'timed out' where an exact finder hit its limit; a record without a
+    bound (written before bounds were recorded) shows its size and any time-out only."""
+    if upper_bound is None or upper_bound != upper_bound:          # None or NaN
+        return f"{size}{' (timed out)' if timed_out else ''}"
+    if bool(optimal):
+        return f"{size} (exact)"
+    return f"{size} (≤ {int(upper_bound)}{', timed out' if timed_out else ''})"
 
 
 def record(finder: str, causal_model: str, layer: int, low_rank_dimension: int,
@@ -455,6 +515,9 @@ def record(finder: str, causal_model: str, layer: int, low_rank_dimension: int,
     return {"finder": finder, "causal_model": causal_model, "layer": int(layer),
             "low_rank_dimension": int(low_rank_dimension), "threshold": float(threshold),
             "min_clique_size": int(min_size), "timed_out": bool(found.timed_out),
+            "max_clique_size": found.largest,
+            "upper_bound": None if found.upper_bound is None else int(found.upper_bound),
+            "optimal": bool(found.optimal), "search": found.search,
             "statistics": stats, "cliques": [[int(v) for v in c] for c in found],
             "variables": list(task.variables), "cliques_inputs": values, "run": run}
 
@@ -472,7 +535,7 @@ def write_record(root: Path, record_: dict, settings: dict) -> Path:
 SUMMARY_COLUMNS = ["finder", "causal_model", "layer", "low_rank_dimension", "threshold",
                    "min_clique_size", "timed_out", "n_cliques", "max_clique_size",
                    "mean_clique_size", "n_unique_nodes", "share_of_nodes", "share_of_edges",
-                   "n_edges", "density"]
+                   "n_edges", "density", "upper_bound", "optimal"]
 
 
 def read_clique_record(path: Path) -> dict:
@@ -504,6 +567,9 @@ def summarise(root: Path, finder: str = DEFAULT_FINDER):
                      **{k: stats[k] for k in ("n_cliques", "n_unique_nodes", "share_of_nodes",
                                               "share_of_edges", "n_edges", "density")},
                      "max_clique_size": max(sizes, default=0),
-                     "mean_clique_size": float(np.mean(sizes)) if sizes else 0.0})
+                     "mean_clique_size": float(np.mean(sizes)) if sizes else 0.0,
+                     # files written before bounds were recorded have neither
+                     "upper_bound": data.get("upper_bound"),
+                     "optimal": data.get("optimal")})
     frame = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     return frame.sort_values(["causal_model", "layer", "low_rank_dimension"], ignore_index=True)

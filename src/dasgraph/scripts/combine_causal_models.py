@@ -8,6 +8,13 @@ Writes results/combination/layer_{L}_k_{k}.csv (one row per model set × rule ×
 layer_{L}_k_{k}_assignment.csv (the model of every input), each with a .run.json beside it.
 Finished (layer, k) files are skipped unless --overwrite.
 
+--best_found also runs the greedy with better cells: at λ = 1 the largest clique OR-Tools CP-SAT
+finds in --clique_time_limit seconds (per model and set of remaining inputs, starting from
+stage 6's CPSAT clique where there is one), below 1 a local search grown from it (a heuristic),
+each kept where larger than the thesis growth's cell; written to
+results/combination/best_found/layer_{L}_k_{k}.csv with an upper bound on the strength at λ = 1
+(docs/cliques.md).
+
 Example:
     python combine_causal_models.py --results_path results --layers 3 \
         --model_sets X,XY Y,XY X,Y,Z,XY,XZ,YZ --lambdas 1.0 0.95 0.9 0.8 --rule both
@@ -42,6 +49,13 @@ def parse_args(argv=None):
                    help="layers, e.g. 3 or 2,3 (default: every layer with graphs)")
     p.add_argument("--low_rank_dimensions", type=cli.int_list, nargs="+", default=None,
                    help="low-rank dimensions k (default: every k with graphs)")
+    p.add_argument("--best_found", action="store_true",
+                   help="also combine with the solver's cliques and quasi-cliques grown from "
+                        "them, with bounds (results/combination/best_found/; needs ortools)")
+    p.add_argument("--clique_time_limit", type=cli.time_limit, default=5.0,
+                   help="with --best_found: seconds per clique solve (default: %(default)s)")
+    p.add_argument("--workers", type=cli.count(256), default=2,
+                   help="with --best_found: solver threads (default: %(default)s)")
     cli.add_common(p)
     cli.add_task(p)
     args = p.parse_args(argv)
@@ -72,7 +86,22 @@ def _run(args) -> None:
                 log.info("layer %d k %d, strength %% (%s):\n%s", cell.layer,
                          cell.low_rank_dimension, rule,
                          combine.strength_table(table, rule).to_string(index=False))
+        if args.best_found:
+            _best_found(args, cell, model_sets, rules, task)
     log.info("%d (layer, k) cell(s) combined", done)
+
+
+def _best_found(args, cell, model_sets, rules, task) -> None:
+    from dasgraph.analysis import combine_best
+
+    table = combine_best.run_best_found(args.results_path, cell, model_sets, args.lambdas, rules,
+                                        args, task, args.clique_time_limit, args.workers,
+                                        overwrite=args.overwrite)
+    if table is not None:
+        for rule in rules:
+            log.info("layer %d k %d, best found strength %% (%s):\n%s", cell.layer,
+                     cell.low_rank_dimension, rule,
+                     combine.strength_table(table, rule).to_string(index=False))
 
 
 def main(argv=None) -> int:

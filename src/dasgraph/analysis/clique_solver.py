@@ -1,0 +1,256 @@
+"""Largest cliques with certificates: a CP-SAT finder, colouring upper bounds, verification.
+
+    from dasgraph.analysis import clique_solver
+    best = clique_solver.maximum_clique(adj, time_limit=60, workers=2)   # adj: (n, n) bool
+    best.nodes, best.upper_bound, best.optimal      # a clique, ω <= upper_bound, proved or not
+    clique_solver.upper_bound(adj, found_size)      # a colouring bound for any finder's result
+
+The solver (the ``CPSAT`` finder of ``cliques.FINDERS``) works in four steps:
+
+1. **Incumbent.** The best of a few greedy cliques: from each of the highest-degree nodes, add
+   the candidate with the most neighbours among the candidates until none is left.
+2. **Peeling.** A clique larger than the incumbent's s nodes lies in the s-core (nodes with at
+   least s neighbours, repeatedly): the rest is removed, and the core's nodes adjacent to all
+   others are set aside (they belong to every maximal clique of the core).
+3. **Colourings.** Several greedy colourings of the core (degree and smallest-last orders, each
+   improved by Culberson's iterated greedy, which never adds a colour). A colour class is an
+   independent set, so a clique holds at most one node of it: the fewest colours bound ω.
+4. **CP-SAT.** One 0/1 variable per core node, maximise their sum; at-most-one over every
+   colour class of every colouring, and "not both" for each non-adjacent pair no class covers;
+   the incumbent as a hint. OR-Tools' CP-SAT returns its best clique and a proven bound on
+   the objective; OPTIMAL means the bound equals the clique's size.
+
+The final upper bound is the smaller of the solver's bound and the colouring bound (either
+plus the set-aside nodes, and never below the incumbent). Every clique returned is checked
+pair by pair (``verify``); a failure is a bug and raises. ortools is imported only when the
+solver runs, so importing the analysis does not need it.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dasgraph.analysis import cliques
+
+DEFAULT_WORKERS = 2
+GREEDY_STARTS = 32        # greedy cliques tried for the incumbent
+COLOURINGS = 4            # colourings whose classes become at-most-one constraints
+RECOLOUR_ROUNDS = 24      # Culberson iterated-greedy rounds per colouring
+
+
+@dataclass
+class Certified:
+    """A clique (sorted indices) with an upper bound on the graph's clique number."""
+    nodes: list[int]
+    upper_bound: int
+    optimal: bool
+    status: str                      # OPTIMAL, FEASIBLE, UNKNOWN (solver), or COLOURING
+    seconds: float = 0.0
+    details: dict = field(default_factory=dict)
+
+
+def verify(adj: np.ndarray, nodes) -> None:
+    """Raise if ``nodes`` is not a clique of the (n, n) bool adjacency ``adj``."""
+    nodes = np.asarray(list(nodes), dtype=np.int64)
+    sub = adj[np.ix_(nodes, nodes)] | np.eye(len(nodes), dtype=bool)
+    if len(set(nodes.tolist())) != len(nodes) or not sub.all():
+        raise RuntimeError(f"not a clique: {len(nodes)} nodes, {int((~sub).sum()) // 2} "
+                           "non-adjacent pairs (a bug in the clique search)")
+
+
+# --- colourings -----------------------------------------------------------------------------
+def greedy_classes(adj: np.ndarray, order) -> list[list[int]]:
+    """First-fit colouring visiting nodes in ``order``: the colour classes (index lists).
+    First-fit in an order equals building each class greedily in that order, which bitsets do
+    at one big-integer operation per node."""
+    order = np.asarray(order, dtype=np.int64)
+    rows = cliques._pack(adj[np.ix_(order, order)])
+    classes, uncoloured = [], (1 << len(order)) - 1
+    while uncoloured:
+        free, members = uncoloured, 0
+        while free:
+            low = free & -free
+            members |= low
+            free &= ~rows[low.bit_length() - 1] & ~low
+        uncoloured &= ~members
+        classes.append(order[cliques._members(members)].tolist())
+    return classes
+
+
+def smallest_last(adj: np.ndarray) -> np.ndarray:
+    """Smallest-last (degeneracy) order: repeatedly remove a node of least remaining degree;
+    colour in the reverse of removal."""
+    degree = adj.sum(axis=1).astype(np.int64)
+    alive = np.ones(len(adj), dtype=bool)
+    removed = []
+    for _ in range(len(adj)):
+        v = int(np.argmin(np.where(alive, degree, np.iinfo(np.int64).max)))
+        removed.append(v)
+        alive[v] = False
+        degree -= adj[v]
+    return np.asarray(removed[::-1], dtype=np.int64)
+
+
+def colourings(adj: np.ndarray, count: int = COLOURINGS, rounds: int = RECOLOUR_ROUNDS,
+               seed: int = 0) -> list[list[list[int]]]:
+    """``count`` colourings (lists of classes), fewest colours first. Starts from the degree
+    and smallest-last orders (then random ones); each is improved by iterated greedy: re-colour
+    first-fit with the classes in reverse, largest-first or shuffled order (never more colours)."""
+    n = len(adj)
+    if n == 0:
+        return [[]]
+    rng = np.random.default_rng(seed)
+    starts = [np.lexsort((np.arange(n), -adj.sum(axis=1))), smallest_last(adj)]
+    starts += [rng.permutation(n) for _ in range(max(0, count - len(starts)))]
+    found = []
+    for order in starts[:max(count, 1)]:
+        classes = greedy_classes(adj, order)
+        for r in range(rounds):
+            if r % 3 == 0:
+                classes = classes[::-1]
+            elif r % 3 == 1:
+                classes = sorted(classes, key=len, reverse=True)
+            else:
+                classes = [classes[i] for i in rng.permutation(len(classes))]
+            classes = greedy_classes(adj, np.concatenate(classes))
+        found.append(classes)
+    return sorted(found, key=len)
+
+
+def upper_bound(adj: np.ndarray, found_size: int = 0) -> int:
+    """A proven upper bound on the clique number of ``adj``: any clique larger than
+    ``found_size`` lies in the found_size-core, so ω <= max(found_size, universal nodes of the
+    core + colours of the rest of it)."""
+    rest, universal = _core(adj, found_size)
+    if not rest.size:
+        return max(found_size, len(universal), min(len(adj), 1))
+    colours = len(colourings(adj[np.ix_(rest, rest)], count=2, rounds=8)[0])
+    return max(found_size, len(universal) + colours)
+
+
+def _core(adj: np.ndarray, found_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rest, universal) index arrays of the found_size-core (``cliques._reduce``)."""
+    rest, universal = cliques._reduce(cliques._pack(adj), found_size + 1)
+    return (np.asarray(cliques._members(rest), dtype=np.int64),
+            np.asarray(cliques._members(universal), dtype=np.int64))
+
+
+# --- the incumbent -----------------------------------------------------------------------------
+def greedy_clique(adj: np.ndarray, starts: int = GREEDY_STARTS, seed_nodes=()) -> list[int]:
+    """The largest of greedy cliques grown from ``seed_nodes`` (kept when they form a clique)
+    and from each of the ``starts`` highest-degree nodes: add the candidate with the most
+    neighbours among the candidates (lowest index on ties) until none is left. Degrees among
+    the candidates are updated by subtracting the dropped nodes' rows: O(n²) per start."""
+    n = len(adj)
+    seeds = [list(seed_nodes)] if len(seed_nodes) else []
+    seeds += [[int(v)] for v in np.lexsort((np.arange(n), -adj.sum(axis=1)))[:starts]]
+    best: list[int] = []
+    for seed in seeds:
+        candidates = np.ones(n, dtype=bool)
+        degree = adj.sum(axis=1).astype(np.int64)
+        clique = []
+        queue = list(seed)
+        while candidates.any():
+            v = queue.pop(0) if queue else int(np.argmax(np.where(candidates, degree, -1)))
+            if not candidates[v]:
+                continue
+            clique.append(v)
+            dropped = candidates & ~adj[v]
+            candidates &= adj[v]
+            degree -= adj[dropped].sum(axis=0)
+        if len(clique) > len(best):
+            best = sorted(clique)
+    return best
+
+
+# --- the solver --------------------------------------------------------------------------------
+def maximum_clique(adj: np.ndarray, *, time_limit: float | None = cliques.DEFAULT_TIME_LIMIT,
+                   workers: int = DEFAULT_WORKERS, hint=(), seed: int = 0) -> Certified:
+    """The largest clique CP-SAT finds in ``time_limit`` seconds (None: until proved) on
+    ``workers`` threads, with its upper bound. ``hint``: a clique to start from (e.g. one found
+    before); its nodes that do not form a clique are dropped by the greedy."""
+    start = time.perf_counter()
+    adj = np.asarray(adj, dtype=bool)
+    incumbent = greedy_clique(adj, seed_nodes=list(hint))
+    rest, universal = _core(adj, len(incumbent))
+    details = {"incumbent": len(incumbent), "core": int(len(rest) + len(universal)),
+               "universal": int(len(universal))}
+    if not rest.size:            # the core is one clique (or empty): no search needed
+        nodes = sorted(universal.tolist()) if len(universal) > len(incumbent) else incumbent
+        verify(adj, nodes)
+        bound = max(len(nodes), min(len(adj), 1))
+        return Certified(sorted(nodes), bound, True, "OPTIMAL",
+                         time.perf_counter() - start, details)
+    sub = adj[np.ix_(rest, rest)]
+    # short solves (the combination's many) cannot spare a second on recolouring
+    rounds = RECOLOUR_ROUNDS if time_limit is None or time_limit >= 10 else RECOLOUR_ROUNDS // 4
+    classes = colourings(sub, rounds=rounds, seed=seed)
+    colour_bound = len(universal) + len(classes[0])
+    details["colours"] = len(classes[0])
+    details["prepare_s"] = round(time.perf_counter() - start, 3)
+    if colour_bound <= len(incumbent):      # the colouring alone proves the incumbent
+        verify(adj, incumbent)
+        return Certified(sorted(incumbent), len(incumbent), True, "COLOURING",
+                         time.perf_counter() - start, details)
+    left = None if time_limit is None else max(time_limit - (time.perf_counter() - start), 0.01)
+    position = {int(v): i for i, v in enumerate(rest)}
+    hint_in_core = [position[v] for v in incumbent if v in position]
+    found, bound, status = _solve(sub, classes, hint_in_core, left, workers, seed)
+    nodes = sorted(rest[np.asarray(found, dtype=np.int64)].tolist() + universal.tolist())
+    if len(incumbent) >= len(nodes):
+        nodes = sorted(incumbent)
+    verify(adj, nodes)
+    upper = max(len(nodes), min(colour_bound, len(universal) + bound))
+    details["solver_bound"] = int(len(universal) + bound)
+    return Certified(nodes, upper, upper == len(nodes), status,
+                     time.perf_counter() - start, details)
+
+
+def _solve(adj: np.ndarray, classes: list[list[list[int]]], hint: list[int],
+           time_limit: float | None, workers: int, seed: int) -> tuple[list[int], int, str]:
+    """CP-SAT on the core: (the clique's indices, a bound on its clique number, status)."""
+    from ortools.sat.python import cp_model     # here only: the rest of the package runs without it
+
+    n = len(adj)
+    model = cp_model.CpModel()
+    x = [model.new_bool_var(f"x{i}") for i in range(n)]
+    covered = np.eye(n, dtype=bool)
+    for colouring in classes:
+        for members in colouring:
+            if len(members) > 1:
+                model.add_at_most_one(x[i] for i in members)
+                covered[np.ix_(members, members)] = True
+    for a, b in zip(*np.nonzero(np.triu(~adj & ~covered, 1))):
+        model.add_bool_or([x[a].negated(), x[b].negated()])
+    model.maximize(sum(x))
+    chosen = set(hint)
+    for i in range(n):
+        model.add_hint(x[i], i in chosen)
+    solver = cp_model.CpSolver()
+    if time_limit is not None:
+        solver.parameters.max_time_in_seconds = float(time_limit)
+    solver.parameters.num_workers = int(workers)
+    solver.parameters.random_seed = int(seed)
+    status = solver.solve(model)
+    name = solver.status_name(status)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return [], len(classes[0]), name
+    found = [i for i in range(n) if solver.boolean_value(x[i])]
+    bound = math.floor(solver.best_objective_bound + 1e-6)
+    return found, max(len(found), min(bound, len(classes[0]))), name
+
+
+def cpsat_finder(graph, *, time_limit: float | None = cliques.DEFAULT_TIME_LIMIT,
+                 workers: int = DEFAULT_WORKERS, **_) -> cliques.Cliques:
+    """The ``CPSAT`` finder: one largest clique, its upper bound and whether it is proved;
+    timed_out when the limit came before the proof."""
+    nodes, adj, _ = cliques._bitsets(graph)
+    best = maximum_clique(adj, time_limit=time_limit, workers=workers)
+    found = [cliques._decode(best.nodes, nodes)] if len(best.nodes) >= 2 else []
+    return cliques.Cliques(found, timed_out=not best.optimal, upper_bound=best.upper_bound,
+                           optimal=best.optimal,
+                           search={"status": best.status, "workers": int(workers),
+                                   "seconds": round(best.seconds, 3), **best.details})
