@@ -363,7 +363,21 @@ def test_timed_out_cpsat_keeps_a_bound_above_its_clique():
     found = cliques.find("CPSAT", graph, time_limit=0.5, workers=1)
     assert found.timed_out and not found.optimal
     assert found.upper_bound > found.largest >= 2
-    assert found.search["status"] in ("FEASIBLE", "UNKNOWN")
+    assert found.search["status"] == "HEURISTIC"        # under a second: no model built
+    solved = cliques.find("CPSAT", graph, time_limit=3, workers=1)
+    assert solved.search["status"] in ("FEASIBLE", "UNKNOWN", "OPTIMAL")
+    assert solved.largest <= solved.upper_bound
+
+
+def test_local_search_keeps_a_clique_and_finds_a_planted_one():
+    from dasgraph.analysis import clique_solver
+
+    graph, members = planted(n=300, p=0.3, size=25, seed=4)
+    adj = nx.to_numpy_array(graph, nodelist=range(300), dtype=bool, weight=None)
+    start = clique_solver.greedy_clique(adj, starts=1)
+    found = clique_solver.local_search(adj, [start[0]], seconds=1.0)
+    clique_solver.verify(adj, found)
+    assert found == members
 
 
 def test_importing_the_analysis_does_not_import_ortools():

@@ -400,7 +400,9 @@ def test_best_found_end_to_end(tmp_path, capsys):
     script = _script("combine_causal_models.py")
     _save_graphs(tmp_path)
     root = ["--results_path", str(tmp_path), "--model_sets", "XY,Z", "--rule", "mean_iia"]
-    assert script.main([*root, "--best_found", "--clique_time_limit", "5",
+    assert script.main(root) == 0
+    thesis_csv = paths.combination_csv(tmp_path, 3, 8).read_bytes()
+    assert script.main([*root, "--growth", "best_found", "--clique_time_limit", "5",
                         "--workers", "1"]) == 0
     cells = pd.read_csv(combine_best.best_found_csv(tmp_path, 3, 8))
     assert set(cells["growth"]) == {"best_found"}
@@ -411,11 +413,11 @@ def test_best_found_end_to_end(tmp_path, capsys):
     at_08 = cells[cells["lambda"] == 0.8].set_index("cell_model")
     assert at_08.loc["XY", "cell_size"] == 11 and at_08.loc["Z", "cell_size"] == 5
     assert paths.done_marker(combine_best.best_found_csv(tmp_path, 3, 8)).exists()
-    # the thesis-growth combination beside it is untouched by --best_found
-    assert set(pd.read_csv(paths.combination_csv(tmp_path, 3, 8))["growth"]) == {"thesis"}
+    # the thesis-growth combination beside it is left as it was
+    assert paths.combination_csv(tmp_path, 3, 8).read_bytes() == thesis_csv
     for bad, needle in ((["--workers", "0"], "--workers"),
                         (["--clique_time_limit", "0"], "--clique_time_limit")):
         capsys.readouterr()
-        assert script.main([*root, "--best_found", *bad]) == 2
+        assert script.main([*root, "--growth", "best_found", *bad]) == 2
         err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
         assert len(err) == 1 and needle in err[0], err

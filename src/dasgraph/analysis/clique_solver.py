@@ -39,6 +39,10 @@ DEFAULT_WORKERS = 2
 GREEDY_STARTS = 32        # greedy cliques tried for the incumbent
 COLOURINGS = 4            # colourings whose classes become at-most-one constraints
 RECOLOUR_ROUNDS = 24      # Culberson iterated-greedy rounds per colouring
+SEARCH_SECONDS = 10.0     # at most this long in the local search before the solver
+STALL_MOVES = 100         # ... and at most this many moves per node without a larger clique
+MIN_SOLVER_SECONDS = 1.0  # with less time left, CP-SAT is skipped: building its model alone
+#                           takes about a second on a dense 1000-node graph
 
 
 @dataclass
@@ -166,52 +170,115 @@ def greedy_clique(adj: np.ndarray, starts: int = GREEDY_STARTS, seed_nodes=()) -
     return best
 
 
+def local_search(adj: np.ndarray, start, seconds: float, seed: int = 0,
+                 tabu_tenure: int = 7, target: int | None = None) -> list[int]:
+    """Improve a clique by a tabu local search: add a node adjacent to the whole clique when
+    there is one; else swap in a node adjacent to all but one member for that member (which
+    may not come back for ``tabu_tenure`` moves); else drop a random member. ``missing[v]`` =
+    members not adjacent to v, updated in O(n) per move. Stops after ``seconds``, at a clique
+    of ``target`` nodes (a known bound), or after STALL_MOVES x n moves without a larger
+    clique. Returns the largest clique seen (sorted indices)."""
+    n = len(adj)
+    if n == 0 or seconds <= 0:
+        return sorted(start)
+    rng = np.random.default_rng(seed)
+    not_adj = ~adj
+    np.fill_diagonal(not_adj, False)
+    inside = np.zeros(n, dtype=bool)
+    inside[list(start)] = True
+    missing = not_adj[:, inside].sum(axis=1).astype(np.int64)
+    best, allowed_at = sorted(start), np.zeros(n, dtype=np.int64)
+    deadline, move, improved = time.perf_counter() + seconds, 0, 0
+    target = n if target is None else target
+    while len(best) < target and move - improved < STALL_MOVES * n and (
+            move % 64 or time.perf_counter() < deadline):     # the clock every 64 moves
+        move += 1
+        free = ~inside & (allowed_at <= move)
+        adds = np.flatnonzero(free & (missing == 0))
+        if adds.size:
+            v = int(rng.choice(adds))
+        else:
+            swaps = np.flatnonzero(free & (missing == 1))
+            if swaps.size:
+                v = int(rng.choice(swaps))
+                u = int(np.flatnonzero(inside & not_adj[v])[0])
+            else:
+                members = np.flatnonzero(inside)
+                if not members.size:
+                    continue
+                u, v = int(rng.choice(members)), -1
+            inside[u] = False
+            missing -= not_adj[u]
+            allowed_at[u] = move + tabu_tenure
+        if v >= 0:
+            inside[v] = True
+            missing += not_adj[v]
+            if inside.sum() > len(best):
+                best, improved = np.flatnonzero(inside).tolist(), move
+    return best
+
+
 # --- the solver --------------------------------------------------------------------------------
 def maximum_clique(adj: np.ndarray, *, time_limit: float | None = cliques.DEFAULT_TIME_LIMIT,
                    workers: int = DEFAULT_WORKERS, hint=(), seed: int = 0) -> Certified:
-    """The largest clique CP-SAT finds in ``time_limit`` seconds (None: until proved) on
-    ``workers`` threads, with its upper bound. ``hint``: a clique to start from (e.g. one found
+    """The largest clique found in ``time_limit`` seconds (None: until proved) with CP-SAT on
+    ``workers`` threads, and its upper bound. ``hint``: a clique to start from (e.g. one found
     before); its nodes that do not form a clique are dropped by the greedy."""
     start = time.perf_counter()
     adj = np.asarray(adj, dtype=bool)
     incumbent = greedy_clique(adj, seed_nodes=list(hint))
     rest, universal = _core(adj, len(incumbent))
-    details = {"incumbent": len(incumbent), "core": int(len(rest) + len(universal)),
-               "universal": int(len(universal))}
-    if not rest.size:            # the core is one clique (or empty): no search needed
-        nodes = sorted(universal.tolist()) if len(universal) > len(incumbent) else incumbent
-        verify(adj, nodes)
-        bound = max(len(nodes), min(len(adj), 1))
-        return Certified(sorted(nodes), bound, True, "OPTIMAL",
-                         time.perf_counter() - start, details)
-    sub = adj[np.ix_(rest, rest)]
     # short solves (the combination's many) cannot spare a second on recolouring
     rounds = RECOLOUR_ROUNDS if time_limit is None or time_limit >= 10 else RECOLOUR_ROUNDS // 4
-    classes = colourings(sub, rounds=rounds, seed=seed)
-    colour_bound = len(universal) + len(classes[0])
-    details["colours"] = len(classes[0])
+    classes = [rest[c].tolist() for c in colourings(adj[np.ix_(rest, rest)], rounds=rounds,
+                                                    seed=seed)[0]] if rest.size else []
+    if len(universal) + len(classes) > len(incumbent):
+        incumbent = local_search(adj, incumbent, _search_seconds(time_limit), seed,
+                                 target=len(universal) + len(classes))
+        rest, universal = _core(adj, len(incumbent))   # inside the old core: fewer nodes
+    details = {"incumbent": len(incumbent), "core": int(len(rest) + len(universal)),
+               "universal": int(len(universal))}
+
+    def done(nodes, upper, status) -> Certified:
+        verify(adj, nodes)
+        upper = max(len(nodes), upper)
+        details["prepare_s"] = details.get("prepare_s", round(time.perf_counter() - start, 3))
+        return Certified(sorted(nodes), upper, upper == len(nodes), status,
+                         time.perf_counter() - start, details)
+
+    if not rest.size:            # the core is one clique (or empty): no search needed
+        nodes = universal.tolist() if len(universal) > len(incumbent) else incumbent
+        return done(nodes, min(len(adj), 1), "OPTIMAL")
+    sub = adj[np.ix_(rest, rest)]
+    colouring = colourings(sub, rounds=rounds, seed=seed)
+    colour_bound = len(universal) + len(colouring[0])
+    details["colours"] = len(colouring[0])
     details["prepare_s"] = round(time.perf_counter() - start, 3)
     if colour_bound <= len(incumbent):      # the colouring alone proves the incumbent
-        verify(adj, incumbent)
-        return Certified(sorted(incumbent), len(incumbent), True, "COLOURING",
-                         time.perf_counter() - start, details)
-    left = None if time_limit is None else max(time_limit - (time.perf_counter() - start), 0.01)
+        return done(incumbent, len(incumbent), "COLOURING")
+    left = None if time_limit is None else time_limit - (time.perf_counter() - start)
+    if left is not None and left < MIN_SOLVER_SECONDS:     # too short to build and solve a model
+        details["solver"] = "skipped: under MIN_SOLVER_SECONDS left"
+        return done(incumbent, colour_bound, "HEURISTIC")
     position = {int(v): i for i, v in enumerate(rest)}
     hint_in_core = [position[v] for v in incumbent if v in position]
-    found, bound, status = _solve(sub, classes, hint_in_core, left, workers, seed)
+    deadline = None if time_limit is None else start + time_limit
+    found, bound, status = _solve(sub, colouring, hint_in_core, deadline, workers, seed)
     nodes = sorted(rest[np.asarray(found, dtype=np.int64)].tolist() + universal.tolist())
-    if len(incumbent) >= len(nodes):
-        nodes = sorted(incumbent)
-    verify(adj, nodes)
-    upper = max(len(nodes), min(colour_bound, len(universal) + bound))
     details["solver_bound"] = int(len(universal) + bound)
-    return Certified(nodes, upper, upper == len(nodes), status,
-                     time.perf_counter() - start, details)
+    return done(nodes if len(nodes) > len(incumbent) else incumbent,
+                min(colour_bound, len(universal) + bound), status)
+
+
+def _search_seconds(time_limit: float | None) -> float:
+    """The local search's share of a solve: a fifth of the limit, at most SEARCH_SECONDS."""
+    return SEARCH_SECONDS if time_limit is None else min(SEARCH_SECONDS, time_limit / 5)
 
 
 def _solve(adj: np.ndarray, classes: list[list[list[int]]], hint: list[int],
-           time_limit: float | None, workers: int, seed: int) -> tuple[list[int], int, str]:
-    """CP-SAT on the core: (the clique's indices, a bound on its clique number, status)."""
+           deadline: float | None, workers: int, seed: int) -> tuple[list[int], int, str]:
+    """CP-SAT on the core until ``deadline`` (perf_counter; None: until proved): (the
+    clique's indices, a bound on its clique number, status)."""
     from ortools.sat.python import cp_model     # here only: the rest of the package runs without it
 
     n = len(adj)
@@ -230,8 +297,8 @@ def _solve(adj: np.ndarray, classes: list[list[list[int]]], hint: list[int],
     for i in range(n):
         model.add_hint(x[i], i in chosen)
     solver = cp_model.CpSolver()
-    if time_limit is not None:
-        solver.parameters.max_time_in_seconds = float(time_limit)
+    if deadline is not None:            # what is left after building the model
+        solver.parameters.max_time_in_seconds = max(deadline - time.perf_counter(), 0.1)
     solver.parameters.num_workers = int(workers)
     solver.parameters.random_seed = int(seed)
     status = solver.solve(model)
