@@ -282,22 +282,18 @@ def test_bad_graph_file_exit_2(tmp_path, content, capsys):
 
 
 # --- certificates: CPSAT, upper bounds, verification -------------------------------------------
-def code_graph(words: list[int], distance: int) -> nx.Graph:
-    """Nodes = binary words, edges between words at Hamming distance >= ``distance`` (the
-    DIMACS hamming and johnson families): a clique is a code of that minimum distance."""
-    graph = nx.Graph()
-    graph.add_nodes_from(range(len(words)))
-    graph.add_edges_from((i, j) for i, j in itertools.combinations(range(len(words)), 2)
-                         if (words[i] ^ words[j]).bit_count() >= distance)
-    return graph
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "clique_speed.py"
+    spec = importlib.util.spec_from_file_location("clique_speed", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def hamming(n: int, d: int) -> nx.Graph:
-    return code_graph(list(range(2 ** n)), d)
-
-
-def johnson(n: int, w: int, d: int) -> nx.Graph:
-    return code_graph([sum(1 << i for i in c) for c in itertools.combinations(range(n), w)], d)
+hamming, johnson = _bench().hamming, _bench().johnson
 
 
 # ω from coding theory: hamming n-2 = the even-weight code (2^(n-1) words); hamming 6-4 and

@@ -5,25 +5,31 @@
     best.nodes, best.upper_bound, best.optimal      # a clique, ω <= upper_bound, proved or not
     clique_solver.upper_bound(adj, found_size)      # a colouring bound for any finder's result
 
-The solver (the ``CPSAT`` finder of ``cliques.FINDERS``) works in four steps:
+The solver (the ``CPSAT`` finder of ``cliques.FINDERS``), within ``time_limit``:
 
-1. **Incumbent.** The best of a few greedy cliques: from each of the highest-degree nodes, add
-   the candidate with the most neighbours among the candidates until none is left.
-2. **Peeling.** A clique larger than the incumbent's s nodes lies in the s-core (nodes with at
-   least s neighbours, repeatedly): the rest is removed, and the core's nodes adjacent to all
-   others are set aside (they belong to every maximal clique of the core).
-3. **Colourings.** Several greedy colourings of the core (degree and smallest-last orders, each
-   improved by Culberson's iterated greedy, which never adds a colour). A colour class is an
-   independent set, so a clique holds at most one node of it: the fewest colours bound ω.
-4. **CP-SAT.** One 0/1 variable per core node, maximise their sum; at-most-one over every
-   colour class of every colouring, and "not both" for each non-adjacent pair no class covers;
-   the incumbent as a hint. OR-Tools' CP-SAT returns its best clique and a proven bound on
-   the objective; OPTIMAL means the bound equals the clique's size.
+1. **Incumbent.** The best of greedy cliques: from each of the highest-degree nodes, add the
+   candidate with the most neighbours among the candidates until none is left.
+2. **Peeling and colouring.** A clique larger than the incumbent's s nodes lies in the s-core
+   (nodes with at least s neighbours, repeatedly); the core's nodes adjacent to all others are
+   set aside (they belong to every maximal clique of the core). Greedy colourings of the rest
+   (degree, smallest-last and random orders, each improved by Culberson's iterated greedy,
+   which never adds a colour) bound ω: a colour class is an independent set, so a clique holds
+   at most one node of it. Easy graphs end here, proved.
+3. **Branch and bound first on small graphs** (at most BNB_MAX_NODES nodes, for BNB_SHARE of
+   the time): ``cliques.search_branch_and_bound``, which proves random-like graphs that
+   CP-SAT's relaxation cannot.
+4. **Local search**: a tabu search (add / swap / drop) improves the incumbent.
+5. **CP-SAT.** One 0/1 variable per core node, maximise their sum; at-most-one over every
+   colour class of several colourings, and "not both" for each non-adjacent pair no class
+   covers; the incumbent as a hint. OR-Tools' CP-SAT returns its best clique and a proven bound
+   on the objective; OPTIMAL means the bound equals the clique's size. With under
+   MIN_SOLVER_SECONDS left the solver is skipped (status HEURISTIC).
 
 The final upper bound is the smaller of the solver's bound and the colouring bound (either
-plus the set-aside nodes, and never below the incumbent). Every clique returned is checked
+plus the set-aside nodes, and never below the clique found). Every clique returned is checked
 pair by pair (``verify``); a failure is a bug and raises. ortools is imported only when the
-solver runs, so importing the analysis does not need it.
+solver runs, so importing the analysis does not need it. Multi-threaded CP-SAT and the time
+limits make the result depend on the machine; the bound is always valid.
 """
 from __future__ import annotations
 
@@ -41,6 +47,8 @@ COLOURINGS = 4            # colourings whose classes become at-most-one constrai
 RECOLOUR_ROUNDS = 24      # Culberson iterated-greedy rounds per colouring
 SEARCH_SECONDS = 10.0     # at most this long in the local search before the solver
 STALL_MOVES = 100         # ... and at most this many moves per node without a larger clique
+BNB_MAX_NODES = 600       # graphs up to this size get branch and bound first ...
+BNB_SHARE = 1 / 2         # ... for this share of the time limit
 MIN_SOLVER_SECONDS = 1.0  # with less time left, CP-SAT is skipped: building its model alone
 #                           takes about a second on a dense 1000-node graph
 
@@ -99,10 +107,12 @@ def smallest_last(adj: np.ndarray) -> np.ndarray:
 
 
 def colourings(adj: np.ndarray, count: int = COLOURINGS, rounds: int = RECOLOUR_ROUNDS,
-               seed: int = 0) -> list[list[list[int]]]:
+               seed: int = 0, target: int = 0) -> list[list[list[int]]]:
     """``count`` colourings (lists of classes), fewest colours first. Starts from the degree
     and smallest-last orders (then random ones); each is improved by iterated greedy: re-colour
-    first-fit with the classes in reverse, largest-first or shuffled order (never more colours)."""
+    first-fit with the classes in reverse, largest-first or shuffled order (never more colours).
+    A colouring with at most ``target`` colours (a clique of that size is known: the bound is
+    met) ends the work and is returned alone."""
     n = len(adj)
     if n == 0:
         return [[]]
@@ -113,6 +123,8 @@ def colourings(adj: np.ndarray, count: int = COLOURINGS, rounds: int = RECOLOUR_
     for order in starts[:max(count, 1)]:
         classes = greedy_classes(adj, order)
         for r in range(rounds):
+            if len(classes) <= target:
+                return [classes]
             if r % 3 == 0:
                 classes = classes[::-1]
             elif r % 3 == 1:
@@ -120,6 +132,8 @@ def colourings(adj: np.ndarray, count: int = COLOURINGS, rounds: int = RECOLOUR_
             else:
                 classes = [classes[i] for i in rng.permutation(len(classes))]
             classes = greedy_classes(adj, np.concatenate(classes))
+        if len(classes) <= target:
+            return [classes]
         found.append(classes)
     return sorted(found, key=len)
 
@@ -226,33 +240,46 @@ def maximum_clique(adj: np.ndarray, *, time_limit: float | None = cliques.DEFAUL
     before); its nodes that do not form a clique are dropped by the greedy."""
     start = time.perf_counter()
     adj = np.asarray(adj, dtype=bool)
-    incumbent = greedy_clique(adj, seed_nodes=list(hint))
-    rest, universal = _core(adj, len(incumbent))
-    # short solves (the combination's many) cannot spare a second on recolouring
-    rounds = RECOLOUR_ROUNDS if time_limit is None or time_limit >= 10 else RECOLOUR_ROUNDS // 4
-    classes = [rest[c].tolist() for c in colourings(adj[np.ix_(rest, rest)], rounds=rounds,
-                                                    seed=seed)[0]] if rest.size else []
-    if len(universal) + len(classes) > len(incumbent):
-        incumbent = local_search(adj, incumbent, _search_seconds(time_limit), seed,
-                                 target=len(universal) + len(classes))
-        rest, universal = _core(adj, len(incumbent))   # inside the old core: fewer nodes
-    details = {"incumbent": len(incumbent), "core": int(len(rest) + len(universal)),
-               "universal": int(len(universal))}
+    quick = _quick_proof(adj, hint, start)
+    if quick is not None:
+        return quick
+    details: dict = {}
 
     def done(nodes, upper, status) -> Certified:
         verify(adj, nodes)
         upper = max(len(nodes), upper)
-        details["prepare_s"] = details.get("prepare_s", round(time.perf_counter() - start, 3))
+        details.setdefault("prepare_s", round(time.perf_counter() - start, 3))
         return Certified(sorted(nodes), upper, upper == len(nodes), status,
                          time.perf_counter() - start, details)
 
+    # short solves (the combination's many) cannot spare a second on recolouring
+    rounds = RECOLOUR_ROUNDS if time_limit is None or time_limit >= 10 else RECOLOUR_ROUNDS // 4
+    incumbent = greedy_clique(adj, seed_nodes=list(hint))
+    colour_bound = _colour_bound(adj, incumbent, rounds, seed)
+    if colour_bound <= len(incumbent):
+        return done(incumbent, colour_bound, "COLOURING")
+    if len(adj) <= BNB_MAX_NODES:
+        # Branch and bound first on small graphs: it proves random-like dense graphs that
+        # CP-SAT's relaxation cannot; CP-SAT proves structured ones (codes, designs) that it
+        # cannot. Not in a thread beside CP-SAT: where the scheduler gives a process one share
+        # of CPU however many threads it runs, the two would only slow each other.
+        deadline = None if time_limit is None else start + BNB_SHARE * time_limit
+        best, stopped = cliques.search_branch_and_bound(adj, incumbent, deadline)
+        if not stopped:
+            return done(best, len(best), "OPTIMAL (branch and bound)")
+        incumbent = best
+    left = None if time_limit is None else time_limit - (time.perf_counter() - start)
+    incumbent = local_search(adj, incumbent, _search_seconds(left), seed, target=colour_bound)
+    rest, universal = _core(adj, len(incumbent))
+    details.update(incumbent=len(incumbent), core=int(len(rest) + len(universal)),
+                   universal=int(len(universal)))
     if not rest.size:            # the core is one clique (or empty): no search needed
-        nodes = universal.tolist() if len(universal) > len(incumbent) else incumbent
-        return done(nodes, min(len(adj), 1), "OPTIMAL")
+        return done(universal.tolist() if len(universal) > len(incumbent) else incumbent,
+                    min(len(adj), 1), "OPTIMAL")
     sub = adj[np.ix_(rest, rest)]
-    colouring = colourings(sub, rounds=rounds, seed=seed)
-    colour_bound = len(universal) + len(colouring[0])
-    details["colours"] = len(colouring[0])
+    colouring = colourings(sub, rounds=rounds, seed=seed, target=len(incumbent) - len(universal))
+    colour_bound = min(colour_bound, len(universal) + len(colouring[0]))
+    details["colours"] = colour_bound - len(universal)
     details["prepare_s"] = round(time.perf_counter() - start, 3)
     if colour_bound <= len(incumbent):      # the colouring alone proves the incumbent
         return done(incumbent, len(incumbent), "COLOURING")
@@ -268,6 +295,29 @@ def maximum_clique(adj: np.ndarray, *, time_limit: float | None = cliques.DEFAUL
     details["solver_bound"] = int(len(universal) + bound)
     return done(nodes if len(nodes) > len(incumbent) else incumbent,
                 min(colour_bound, len(universal) + bound), status)
+
+
+def _colour_bound(adj: np.ndarray, incumbent: list[int], rounds: int, seed: int) -> int:
+    """ω <= max(|incumbent|, universal nodes + colours of the rest of the incumbent's core)."""
+    rest, universal = _core(adj, len(incumbent))
+    if not rest.size:
+        return max(len(incumbent), len(universal), min(len(adj), 1))
+    classes = colourings(adj[np.ix_(rest, rest)], rounds=rounds, seed=seed,
+                         target=len(incumbent) - len(universal))[0]
+    return max(len(incumbent), len(universal) + len(classes))
+
+
+def _quick_proof(adj: np.ndarray, hint, start: float) -> Certified | None:
+    """One greedy clique and one greedy colouring of its core: on easy graphs they meet, and
+    the full search's preparation (many starts and colourings) is not needed."""
+    incumbent = greedy_clique(adj, starts=1, seed_nodes=list(hint))
+    if _colour_bound(adj, incumbent, rounds=0, seed=0) > len(incumbent):
+        return None
+    rest, universal = _core(adj, len(incumbent))
+    nodes = universal.tolist() if not rest.size and len(universal) > len(incumbent) else incumbent
+    verify(adj, nodes)
+    return Certified(sorted(nodes), max(len(nodes), min(len(adj), 1)), True, "COLOURING",
+                     time.perf_counter() - start, {"incumbent": len(incumbent)})
 
 
 def _search_seconds(time_limit: float | None) -> float:

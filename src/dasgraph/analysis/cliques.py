@@ -367,15 +367,31 @@ def branch_and_bound(graph: nx.Graph, *, time_limit: float | None = DEFAULT_TIME
     nodes, dense, full_adj = _bitsets(graph)
     incumbent = _greedy_clique(full_adj)
     rest, universal = _reduce(full_adj, len(incumbent))
-    # Search the reduced graph, renumbered so that bit order = descending degree.
-    keep = sorted(_members(rest), key=lambda i: (-(full_adj[i] & rest).bit_count(), i))
+    keep = _members(rest)
+    position = {v: i for i, v in enumerate(keep)}
+    found, timed_out = search_branch_and_bound(
+        dense[np.ix_(keep, keep)], [position[i] for i in incumbent if rest >> i & 1], deadline)
+    best = _decode([keep[i] for i in found] + _members(universal), nodes)
+    return Cliques([best] if len(best) >= 2 else [], timed_out)
+
+
+def search_branch_and_bound(dense: np.ndarray, best: list[int], deadline: float | None,
+                            stop: Callable[[], bool] | None = None,
+                            floor: int = 0) -> tuple[list[int], bool]:
+    """The branch and bound of ``branch_and_bound`` on an (n, n) bool adjacency, for a clique
+    larger than ``best`` (indices) and than ``floor`` nodes (a clique known elsewhere): (the
+    best clique found, stopped early), stopping at ``deadline`` (perf_counter) or when
+    ``stop()`` says so. Searches with bit order = descending degree."""
+    keep = sorted(range(len(dense)), key=lambda i: (-int(dense[i].sum()), i))
     adj = _pack(dense[np.ix_(keep, keep)])
-    best = [keep.index(i) for i in incumbent if rest >> i & 1]
-    stack = [([], (1 << len(keep)) - 1, *_colour_sort((1 << len(keep)) - 1, adj))]
+    position = {v: i for i, v in enumerate(keep)}
+    best = [position[i] for i in best]
+    everyone = (1 << len(keep)) - 1
+    stack = [([], everyone, *_colour_sort(everyone, adj))]
     timed_out = False
     while stack:
         clique, candidates, order, colours = stack[-1]
-        if not order or len(clique) + colours[-1] <= len(best):
+        if not order or len(clique) + colours[-1] <= max(len(best), floor):
             stack.pop()
             continue
         v, _ = order.pop(), colours.pop()
@@ -385,11 +401,10 @@ def branch_and_bound(graph: nx.Graph, *, time_limit: float | None = DEFAULT_TIME
             best = grown
         if inside:
             stack.append((grown, inside, *_colour_sort(inside, adj)))
-        if deadline is not None and time.perf_counter() > deadline:
+        if (deadline is not None and time.perf_counter() > deadline) or (stop and stop()):
             timed_out = True
             break
-    best = _decode([keep[i] for i in best] + _members(universal), nodes)
-    return Cliques([best] if len(best) >= 2 else [], timed_out)
+    return [keep[i] for i in best], timed_out
 
 
 def cpsat(graph: nx.Graph, **options) -> Cliques:
