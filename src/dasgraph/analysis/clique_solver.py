@@ -255,7 +255,9 @@ def maximum_clique(adj: np.ndarray, *, time_limit: float | None = cliques.DEFAUL
     # short solves (the combination's many) cannot spare a second on recolouring
     rounds = RECOLOUR_ROUNDS if time_limit is None or time_limit >= 10 else RECOLOUR_ROUNDS // 4
     incumbent = greedy_clique(adj, seed_nodes=list(hint))
-    colour_bound = _colour_bound(adj, incumbent, rounds, seed)
+    # before the branch and bound of a small graph, only a few rounds: it colours as it goes
+    colour_bound = _colour_bound(adj, incumbent, rounds if len(adj) > BNB_MAX_NODES
+                                 else RECOLOUR_ROUNDS // 4, seed)
     if colour_bound <= len(incumbent):
         return done(incumbent, colour_bound, "COLOURING")
     if len(adj) <= BNB_MAX_NODES:
