@@ -6,8 +6,11 @@
     found            # [[node ids, sorted], ...]  (a list; found.timed_out says if a limit hit)
     cliques.statistics(cliques.adjacency(iia, 1.0), found)
 
-Every finder is ``finder(graph, *, min_size, time_limit) -> Cliques``; it uses the options
-that concern it and ignores the rest. A clique needs an edge: single nodes are never reported.
+Every finder is ``finder(graph, *, min_size, time_limit, workers) -> Cliques``; it uses the
+options that concern it and ignores the rest. A clique needs an edge: single nodes are never
+reported. ``find`` certifies what a finder returns (``certify``): every clique is checked, and
+the largest gets an upper bound on the graph's largest clique and ``optimal`` (proved or not).
+The seventh finder, ``CPSAT``, is OR-Tools CP-SAT with its own bound (``clique_solver``).
 
 Speed (THESIS §8.5: the original heuristics took > 15 min per graph). networkx's
 ``approximation.max_clique`` takes ~40 s for *one* clique on a 1000-node graph of density 0.7
