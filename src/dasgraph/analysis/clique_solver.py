@@ -254,24 +254,23 @@ def maximum_clique(adj: np.ndarray, *, time_limit: float | None = cliques.DEFAUL
         return Certified(sorted(nodes), upper, upper == len(nodes), status,
                          time.perf_counter() - start, details)
 
+    bnb_best: list[int] = []
+    if len(adj) <= BNB_MAX_NODES:
+        # Branch and bound first on small graphs (BranchAndBoundHeuristic's own steps, so that
+        # where it proves ω this finder does in the same time): it proves random-like dense
+        # graphs that CP-SAT's relaxation cannot; CP-SAT proves structured ones (codes,
+        # designs) that it cannot. Not in a thread beside CP-SAT: where the scheduler gives a
+        # process one share of CPU however many threads it runs, the two only slow each other.
+        deadline = None if time_limit is None else start + BNB_SHARE * time_limit
+        bnb_best, stopped = cliques.branch_and_bound_adjacency(adj, deadline)
+        if not stopped:
+            return done(bnb_best, len(bnb_best), "OPTIMAL (branch and bound)")
     # short solves (the combination's many) cannot spare a second on recolouring
     rounds = RECOLOUR_ROUNDS if time_limit is None or time_limit >= 10 else RECOLOUR_ROUNDS // 4
-    incumbent = greedy_clique(adj, seed_nodes=list(hint))
-    # before the branch and bound of a small graph, only a few rounds: it colours as it goes
-    colour_bound = _colour_bound(adj, incumbent, rounds if len(adj) > BNB_MAX_NODES
-                                 else RECOLOUR_ROUNDS // 4, seed)
+    incumbent = max(greedy_clique(adj, seed_nodes=list(hint)), sorted(bnb_best), key=len)
+    colour_bound = _colour_bound(adj, incumbent, rounds, seed)
     if colour_bound <= len(incumbent):
         return done(incumbent, colour_bound, "COLOURING")
-    if len(adj) <= BNB_MAX_NODES:
-        # Branch and bound first on small graphs: it proves random-like dense graphs that
-        # CP-SAT's relaxation cannot; CP-SAT proves structured ones (codes, designs) that it
-        # cannot. Not in a thread beside CP-SAT: where the scheduler gives a process one share
-        # of CPU however many threads it runs, the two would only slow each other.
-        deadline = None if time_limit is None else start + BNB_SHARE * time_limit
-        best, stopped = cliques.search_branch_and_bound(adj, incumbent, deadline)
-        if not stopped:
-            return done(best, len(best), "OPTIMAL (branch and bound)")
-        incumbent = best
     left = None if time_limit is None else time_limit - (time.perf_counter() - start)
     incumbent = local_search(adj, incumbent, _search_seconds(left), seed, target=colour_bound)
     rest, universal = _core(adj, len(incumbent))

@@ -367,15 +367,25 @@ def branch_and_bound(graph: nx.Graph, *, time_limit: float | None = DEFAULT_TIME
     colour first, prune when |clique| + colour <= best. At time_limit, the best clique so far
     with timed_out=True. networkx's max_weight_clique cannot be stopped, hence this one."""
     deadline = None if time_limit is None else time.perf_counter() + time_limit
-    nodes, dense, full_adj = _bitsets(graph)
+    nodes, dense, _ = _bitsets(graph)
+    found, timed_out = branch_and_bound_adjacency(dense, deadline)
+    best = _decode(found, nodes)
+    return Cliques([best] if len(best) >= 2 else [], timed_out)
+
+
+def branch_and_bound_adjacency(dense: np.ndarray, deadline: float | None
+                               ) -> tuple[list[int], bool]:
+    """``branch_and_bound`` on an (n, n) bool adjacency: the greedy clique, the exact
+    reductions, then the search until ``deadline`` (perf_counter). Returns (the best clique's
+    indices, stopped early)."""
+    full_adj = _pack(dense)
     incumbent = _greedy_clique(full_adj)
     rest, universal = _reduce(full_adj, len(incumbent))
     keep = _members(rest)
     position = {v: i for i, v in enumerate(keep)}
     found, timed_out = search_branch_and_bound(
         dense[np.ix_(keep, keep)], [position[i] for i in incumbent if rest >> i & 1], deadline)
-    best = _decode([keep[i] for i in found] + _members(universal), nodes)
-    return Cliques([best] if len(best) >= 2 else [], timed_out)
+    return [keep[i] for i in found] + _members(universal), timed_out
 
 
 def search_branch_and_bound(dense: np.ndarray, best: list[int], deadline: float | None,
