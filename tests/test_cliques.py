@@ -17,7 +17,7 @@ from dasgraph.analysis import cliques, graphs
 from dasgraph import paths, tasks
 from dasgraph.tasks import arithmetic as task
 
-EXACT = ["ExhaustiveCliqueFinder", "BranchAndBoundHeuristic", "MaxCliqueHeuristic_v2"]
+EXACT = ["ExhaustiveCliqueFinder", "BranchAndBoundHeuristic", "MaxCliqueHeuristic_v2", "CPSAT"]
 HEURISTIC = ["DegreeHeuristic", "RemovalHeuristic", "MaxCliqueHeuristic"]
 
 
@@ -192,8 +192,11 @@ def test_main_writes_the_schema(tmp_path, capsys):
     out = paths.cliques_json(tmp_path, "BranchAndBoundHeuristic", "XY", 3, 16)
     data = json.loads(out.read_text())
     assert list(data) == ["finder", "causal_model", "layer", "low_rank_dimension", "threshold",
-                          "min_clique_size", "timed_out", "statistics", "cliques",
+                          "min_clique_size", "timed_out", "max_clique_size", "upper_bound",
+                          "optimal", "search", "statistics", "cliques",
                           "variables", "cliques_inputs", "run"]
+    # the search ended before its limit: the planted clique is proved maximum
+    assert (data["max_clique_size"], data["upper_bound"], data["optimal"]) == (30, 30, True)
     assert (data["finder"], data["causal_model"], data["layer"], data["low_rank_dimension"],
             data["threshold"], data["min_clique_size"], data["timed_out"]) == \
         ("BranchAndBoundHeuristic", "XY", 3, 16, 1.0, 5, False)
@@ -244,7 +247,9 @@ def test_main_default_finder_and_selection(tmp_path):
 
 @pytest.mark.parametrize("argv", [["--clique_finder", "Nope"], ["--threshold", "0"],
                                   ["--threshold", "1.5"], ["--threshold", "x"],
-                                  ["--min_clique_size", "0"], ["--time_limit", "-1"]])
+                                  ["--min_clique_size", "0"], ["--time_limit", "-1"],
+                                  ["--time_limit", "0"], ["--clique_finder", "CPSAT",
+                                                          "--workers", "0"]])
 def test_bad_arguments_exit_2(tmp_path, argv, capsys):
     save_graph(tmp_path)
     assert analyse_graphs.main(["--results_path", str(tmp_path), *argv]) == 2
@@ -272,3 +277,129 @@ def test_bad_graph_file_exit_2(tmp_path, content, capsys):
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and str(path) in errors[0]
     assert not paths.cliques_json(tmp_path, "RemovalHeuristic", "XY", 3, 16).exists()
+
+
+# --- certificates: CPSAT, upper bounds, verification -------------------------------------------
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "clique_speed.py"
+    spec = importlib.util.spec_from_file_location("clique_speed", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+hamming, johnson = _bench().hamming, _bench().johnson
+
+
+# ω from coding theory: hamming n-2 = the even-weight code (2^(n-1) words); hamming 6-4 and
+# johnson 8-2-4 / 16-2-4 = disjoint supports (n/w words); johnson 8-4-4 = the 14 blocks of the
+# Steiner system S(3, 4, 8); hamming 8-4 = the extended Hamming code [8, 4, 4] (16 words).
+KNOWN_OMEGA = [("hamming 6-2", lambda: hamming(6, 2), 32), ("hamming 6-4", lambda: hamming(6, 4), 4),
+               ("hamming 8-4", lambda: hamming(8, 4), 16),
+               ("johnson 8-2-4", lambda: johnson(8, 2, 4), 4),
+               ("johnson 8-4-4", lambda: johnson(8, 4, 4), 14),
+               ("johnson 16-2-4", lambda: johnson(16, 2, 4), 8)]
+
+
+@pytest.mark.parametrize("name,make,omega", KNOWN_OMEGA, ids=[k[0] for k in KNOWN_OMEGA])
+def test_cpsat_proves_the_known_clique_number(name, make, omega):
+    graph = make()
+    found = cliques.find("CPSAT", graph, time_limit=60, workers=1)
+    assert [len(c) for c in found] == [omega] and found.optimal and found.upper_bound == omega
+    assert not found.timed_out
+    assert_clique(graph, found[0])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_every_finder_brackets_the_clique_number(seed):
+    """found <= ω <= upper bound for every finder, "optimal" only where found = ω; CPSAT
+    proves ω (networkx's exact max_weight_clique is the reference)."""
+    graph = random_graph(50 + 10 * seed, [0.3, 0.6, 0.8][seed % 3], seed)
+    omega = nx.max_weight_clique(graph, weight=None)[1]
+    for name in cliques.FINDERS:
+        found = cliques.find(name, graph, min_size=2, time_limit=30, workers=1)
+        assert found.largest <= omega <= found.upper_bound, name
+        assert found.optimal == (found.largest == found.upper_bound), name
+        if found.optimal:
+            assert found.largest == omega, name
+    best = cliques.find("CPSAT", graph, workers=1)
+    assert best.largest == best.upper_bound == omega and best.optimal
+
+
+def test_colouring_bound_is_a_colouring_and_bounds_omega():
+    from dasgraph.analysis import clique_solver
+
+    for seed in range(4):
+        graph = random_graph(80, 0.5 + 0.1 * seed, seed)
+        adj = nx.to_numpy_array(graph, nodelist=range(80), dtype=bool, weight=None)
+        for classes in clique_solver.colourings(adj):
+            assert sorted(sum(classes, [])) == list(range(80))
+            assert not any(adj[np.ix_(c, c)].any() for c in classes)   # independent sets
+        omega = nx.max_weight_clique(graph, weight=None)[1]
+        assert clique_solver.upper_bound(adj) >= omega
+        assert clique_solver.upper_bound(adj, omega) >= omega
+
+
+def test_verify_refuses_a_non_clique():
+    from dasgraph.analysis import clique_solver
+
+    adj = nx.to_numpy_array(nx.path_graph(4), dtype=bool, weight=None)
+    clique_solver.verify(adj, [1, 2])
+    with pytest.raises(RuntimeError, match="not a clique"):
+        clique_solver.verify(adj, [0, 1, 2])
+
+
+def test_timed_out_cpsat_keeps_a_bound_above_its_clique():
+    graph = random_graph(300, 0.8, seed=3)
+    found = cliques.find("CPSAT", graph, time_limit=0.5, workers=1)
+    assert found.timed_out and not found.optimal
+    assert found.upper_bound > found.largest >= 2
+    assert found.search["status"] == "HEURISTIC"        # under a second: no model built
+    solved = cliques.find("CPSAT", graph, time_limit=3, workers=1)
+    assert solved.search["status"] in ("FEASIBLE", "UNKNOWN", "OPTIMAL")
+    assert solved.largest <= solved.upper_bound
+
+
+def test_local_search_keeps_a_clique_and_finds_a_planted_one():
+    from dasgraph.analysis import clique_solver
+
+    graph, members = planted(n=300, p=0.3, size=25, seed=4)
+    adj = nx.to_numpy_array(graph, nodelist=range(300), dtype=bool, weight=None)
+    start = clique_solver.greedy_clique(adj, starts=1)
+    found = clique_solver.local_search(adj, [start[0]], seconds=1.0)
+    clique_solver.verify(adj, found)
+    assert found == members
+
+
+def test_importing_the_analysis_does_not_import_ortools():
+    import subprocess
+
+    code = ("import sys; import dasgraph.analysis.cliques, dasgraph.analysis.combine, "
+            "dasgraph.analysis.clique_solver, dasgraph.analysis.combine_best, "
+            "dasgraph.scripts.analyse_graphs; assert 'ortools' not in sys.modules")
+    import os
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[1] / "src")      # this checkout's package
+    subprocess.run([sys.executable, "-c", code], check=True,
+                   env={**os.environ, "PYTHONPATH": src})
+
+
+def test_main_cpsat_records_the_interval(tmp_path):
+    save_graph(tmp_path)
+    assert analyse_graphs.main(["--results_path", str(tmp_path), "--clique_finder", "CPSAT",
+                                "--time_limit", "20", "--workers", "1"]) == 0
+    data = json.loads(paths.cliques_json(tmp_path, "CPSAT", "XY", 3, 16).read_text())
+    assert data["max_clique_size"] == data["upper_bound"] == 30 and data["optimal"]
+    assert data["search"]["workers"] == 1 and not data["timed_out"]
+    table = cliques.summarise(tmp_path, "CPSAT")
+    assert table[["max_clique_size", "upper_bound", "optimal"]].values.tolist() == [[30, 30, True]]
+
+
+def test_interval_says_exact_only_where_proved():
+    assert cliques.interval(829, 829, True) == "829 (exact)"
+    assert cliques.interval(84, 116, False, timed_out=True) == "84 (≤ 116, timed out)"
+    assert cliques.interval(40, None, None, timed_out=False) == "40"

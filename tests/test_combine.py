@@ -320,3 +320,102 @@ def test_a_combination_of_graphs_made_again_is_not_silently_kept(tmp_path, capsy
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert len(err) == 1 and "graphs_sha256" in err[0] and "--overwrite" in err[0]
     assert script.main([*root, "--overwrite"]) == 0
+
+
+# --- best found: the solver's cliques and quasi-cliques grown from them ---------------------------
+def test_quasi_clique_reaches_the_largest_set_of_a_hand_example():
+    """A 20-block at IIA 1 and 10 inputs at 0.5 with each block member (0 among themselves):
+    k of them join at λ = 0.9 while (190 + 10k) / C(20 + k, 2) >= 0.9, i.e. k <= 2 (22 nodes);
+    every other input has IIA 0 with the block, so 22 is the largest such set."""
+    from dasgraph.analysis import quasi_cliques
+
+    g = _graph((range(20), range(20), 1.0), (range(20, 30), range(20), 0.5))
+    for seed in (range(20), [0, 1]):
+        nodes = quasi_cliques.grow(g, seed, 0.9)
+        assert len(nodes) == 22 and set(range(20)) <= set(nodes)
+        assert combine.mean_pair_iia(g, nodes) >= 0.9
+    allowed = np.ones(N, bool)
+    allowed[:10] = False
+    assert set(quasi_cliques.grow(g, [10, 11], 0.9, allowed=allowed)) <= set(np.flatnonzero(allowed))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_quasi_clique_meets_lambda_and_no_input_can_join(seed):
+    from dasgraph.analysis import quasi_cliques
+
+    rng = np.random.default_rng(seed)
+    g = _random_graph(rng, 0.5, 0.2)
+    for lam in (0.95, 0.9, 0.8):
+        nodes = quasi_cliques.grow(g, [], lam)
+        n = len(nodes)
+        total = combine.mean_pair_iia(g, nodes) * n * (n - 1) / 2
+        assert total / (n * (n - 1) / 2) >= lam
+        link = g[:, nodes].sum(axis=1)
+        outside = np.setdiff1d(np.arange(N), nodes)
+        assert ((total + link[outside]) / (n * (n + 1) / 2) < lam).all(), "maximal"
+
+
+def _planted_clique_graph(rng, size: int) -> tuple[np.ndarray, np.ndarray]:
+    g = np.triu(rng.choice([1.0, 0.5, 0.0], size=(N, N), p=[0.02, 0.3, 0.68]), 1)
+    members = np.sort(rng.choice(N, size, replace=False))
+    g[np.ix_(members, members)] = 1.0
+    g = np.triu(g, 1)
+    return (g + g.T).astype(np.float32), members
+
+
+def test_best_found_cells_are_cliques_at_lambda_1_with_a_bound_that_holds():
+    from dasgraph.analysis import combine_best
+
+    rng = np.random.default_rng(3)
+    (gx, x_members), (gz, _) = _planted_clique_graph(rng, 40), _planted_clique_graph(rng, 25)
+    gs = {"X": gx, "Z": gz}
+    best = combine_best.BestFoundCombiner(gs, time_limit=20, workers=1)
+    thesis = combine.Combiner(gs)
+    for models in (("X",), ("Z",), ("X", "Z")):
+        for lam in (1.0, 0.9, 0.8):
+            ours, theirs = best.combine(models, lam, "mean_iia"), thesis.combine(models, lam,
+                                                                                 "mean_iia")
+            assert ours.cells, "the planted clique always makes a cell"
+            assert len(ours.cells[0].nodes) >= max(map(len, [c.nodes for c in theirs.cells[:1]]),
+                                                   default=0)
+            for cell in ours.cells:
+                assert cell.iia >= lam and len(cell.nodes) >= 2
+                if lam == 1.0:
+                    sub = gs[cell.causal_model][np.ix_(cell.nodes, cell.nodes)]
+                    assert (sub + np.eye(len(cell.nodes)) >= 1).all(), "a clique"
+            bound = best.strength_bound(models, lam)
+            assert np.isnan(bound) if lam < 1 else ours.strength <= bound
+    # the planted cliques are the largest (the noise has no triangle of IIA 1 this large), and
+    # the solves on all inputs prove it: X alone at λ = 1 is exactly the planted clique
+    assert best.combine(("X",), 1.0, "mean_iia").cells[0].nodes.tolist() == x_members.tolist()
+    assert best.clique_bounds == {"X": 40, "Z": 25}
+    assert best.strength_bound(("X", "Z"), 1.0) == 65 / N
+
+
+def test_best_found_end_to_end(tmp_path, capsys):
+    from dasgraph.analysis import combine_best
+
+    script = _script("combine_causal_models.py")
+    _save_graphs(tmp_path)
+    root = ["--results_path", str(tmp_path), "--model_sets", "XY,Z", "--rule", "mean_iia"]
+    assert script.main(root) == 0
+    thesis_csv = paths.combination_csv(tmp_path, 3, 8).read_bytes()
+    assert script.main([*root, "--growth", "best_found", "--clique_time_limit", "5",
+                        "--workers", "1"]) == 0
+    cells = pd.read_csv(combine_best.best_found_csv(tmp_path, 3, 8))
+    assert set(cells["growth"]) == {"best_found"}
+    at_1 = cells[cells["lambda"] == 1.0].set_index("cell_model")
+    assert at_1.loc["XY", "cell_size"] == 10 and at_1.loc["Z", "cell_size"] == 5
+    assert (at_1["strength_upper_bound"] == 0.015).all() and (at_1["strength"] == 0.015).all()
+    assert cells.loc[cells["lambda"] < 1, "strength_upper_bound"].isna().all()
+    at_08 = cells[cells["lambda"] == 0.8].set_index("cell_model")
+    assert at_08.loc["XY", "cell_size"] == 11 and at_08.loc["Z", "cell_size"] == 5
+    assert paths.done_marker(combine_best.best_found_csv(tmp_path, 3, 8)).exists()
+    # the thesis-growth combination beside it is left as it was
+    assert paths.combination_csv(tmp_path, 3, 8).read_bytes() == thesis_csv
+    for bad, needle in ((["--workers", "0"], "--workers"),
+                        (["--clique_time_limit", "0"], "--clique_time_limit")):
+        capsys.readouterr()
+        assert script.main([*root, "--growth", "best_found", *bad]) == 2
+        err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+        assert len(err) == 1 and needle in err[0], err

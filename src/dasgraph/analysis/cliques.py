@@ -6,8 +6,11 @@
     found            # [[node ids, sorted], ...]  (a list; found.timed_out says if a limit hit)
     cliques.statistics(cliques.adjacency(iia, 1.0), found)
 
-Every finder is ``finder(graph, *, min_size, time_limit) -> Cliques``; it uses the options
-that concern it and ignores the rest. A clique needs an edge: single nodes are never reported.
+Every finder is ``finder(graph, *, min_size, time_limit, workers) -> Cliques``; it uses the
+options that concern it and ignores the rest. A clique needs an edge: single nodes are never
+reported. ``find`` certifies what a finder returns (``certify``): every clique is checked, and
+the largest gets an upper bound on the graph's largest clique and ``optimal`` (proved or not).
+The seventh finder, ``CPSAT``, is OR-Tools CP-SAT with its own bound (``clique_solver``).
 
 Speed (THESIS §8.5: the original heuristics took > 15 min per graph). networkx's
 ``approximation.max_clique`` takes ~40 s for *one* clique on a 1000-node graph of density 0.7
@@ -47,11 +50,21 @@ MAX_LISTED = 10_000      # MaxCliqueHeuristic_v2 keeps at most this many maximum
 
 
 class Cliques(list):
-    """A list of cliques (sorted lists of node ids) that also says whether a time limit hit."""
+    """A list of cliques (sorted lists of node ids) that also says whether a time limit hit,
+    and (once ``find`` has certified it) an upper bound on the graph's largest clique and
+    whether the largest clique found is proved maximum. ``search``: a finder's own notes."""
 
-    def __init__(self, cliques=(), timed_out: bool = False):
+    def __init__(self, cliques=(), timed_out: bool = False, upper_bound: int | None = None,
+                 optimal: bool = False, search: dict | None = None):
         super().__init__(cliques)
         self.timed_out = timed_out
+        self.upper_bound = upper_bound
+        self.optimal = optimal
+        self.search = search or {}
+
+    @property
+    def largest(self) -> int:
+        return max(map(len, self), default=0)
 
 
 # --- thresholded graphs ---------------------------------------------------------------------
@@ -354,18 +367,44 @@ def branch_and_bound(graph: nx.Graph, *, time_limit: float | None = DEFAULT_TIME
     colour first, prune when |clique| + colour <= best. At time_limit, the best clique so far
     with timed_out=True. networkx's max_weight_clique cannot be stopped, hence this one."""
     deadline = None if time_limit is None else time.perf_counter() + time_limit
-    nodes, dense, full_adj = _bitsets(graph)
+    nodes, dense, _ = _bitsets(graph)
+    found, timed_out = branch_and_bound_adjacency(dense, deadline)
+    best = _decode(found, nodes)
+    return Cliques([best] if len(best) >= 2 else [], timed_out)
+
+
+def branch_and_bound_adjacency(dense: np.ndarray, deadline: float | None
+                               ) -> tuple[list[int], bool]:
+    """``branch_and_bound`` on an (n, n) bool adjacency: the greedy clique, the exact
+    reductions, then the search until ``deadline`` (perf_counter). Returns (the best clique's
+    indices, stopped early)."""
+    full_adj = _pack(dense)
     incumbent = _greedy_clique(full_adj)
     rest, universal = _reduce(full_adj, len(incumbent))
-    # Search the reduced graph, renumbered so that bit order = descending degree.
-    keep = sorted(_members(rest), key=lambda i: (-(full_adj[i] & rest).bit_count(), i))
+    keep = _members(rest)
+    position = {v: i for i, v in enumerate(keep)}
+    found, timed_out = search_branch_and_bound(
+        dense[np.ix_(keep, keep)], [position[i] for i in incumbent if rest >> i & 1], deadline)
+    return [keep[i] for i in found] + _members(universal), timed_out
+
+
+def search_branch_and_bound(dense: np.ndarray, best: list[int], deadline: float | None,
+                            stop: Callable[[], bool] | None = None,
+                            floor: int = 0) -> tuple[list[int], bool]:
+    """The branch and bound of ``branch_and_bound`` on an (n, n) bool adjacency, for a clique
+    larger than ``best`` (indices) and than ``floor`` nodes (a clique known elsewhere): (the
+    best clique found, stopped early), stopping at ``deadline`` (perf_counter) or when
+    ``stop()`` says so. Searches with bit order = descending degree."""
+    keep = sorted(range(len(dense)), key=lambda i: (-int(dense[i].sum()), i))
     adj = _pack(dense[np.ix_(keep, keep)])
-    best = [keep.index(i) for i in incumbent if rest >> i & 1]
-    stack = [([], (1 << len(keep)) - 1, *_colour_sort((1 << len(keep)) - 1, adj))]
+    position = {v: i for i, v in enumerate(keep)}
+    best = [position[i] for i in best]
+    everyone = (1 << len(keep)) - 1
+    stack = [([], everyone, *_colour_sort(everyone, adj))]
     timed_out = False
     while stack:
         clique, candidates, order, colours = stack[-1]
-        if not order or len(clique) + colours[-1] <= len(best):
+        if not order or len(clique) + colours[-1] <= max(len(best), floor):
             stack.pop()
             continue
         v, _ = order.pop(), colours.pop()
@@ -375,11 +414,18 @@ def branch_and_bound(graph: nx.Graph, *, time_limit: float | None = DEFAULT_TIME
             best = grown
         if inside:
             stack.append((grown, inside, *_colour_sort(inside, adj)))
-        if deadline is not None and time.perf_counter() > deadline:
+        if (deadline is not None and time.perf_counter() > deadline) or (stop and stop()):
             timed_out = True
             break
-    best = _decode([keep[i] for i in best] + _members(universal), nodes)
-    return Cliques([best] if len(best) >= 2 else [], timed_out)
+    return [keep[i] for i in best], timed_out
+
+
+def cpsat(graph: nx.Graph, **options) -> Cliques:
+    """One largest clique by OR-Tools CP-SAT, with the solver's upper bound
+    (``clique_solver``; ortools is imported only here)."""
+    from dasgraph.analysis import clique_solver
+
+    return clique_solver.cpsat_finder(graph, **options)
 
 
 Finder = Callable[..., Cliques]
@@ -390,7 +436,11 @@ FINDERS: dict[str, Finder] = {
     "BranchAndBoundHeuristic": branch_and_bound,
     "MaxCliqueHeuristic": max_clique_heuristic,
     "MaxCliqueHeuristic_v2": max_clique_heuristic_v2,
+    "CPSAT": cpsat,
 }
+# Finders whose search proves the maximum when it ends before its limit.
+EXACT_FINDERS = ("ExhaustiveCliqueFinder", "BranchAndBoundHeuristic", "MaxCliqueHeuristic_v2",
+                 "CPSAT")
 
 
 def get_finder(name: str) -> Finder:
@@ -400,15 +450,38 @@ def get_finder(name: str) -> Finder:
 
 
 def find(name: str, graph: nx.Graph, *, min_size: int = DEFAULT_MIN_SIZE,
-         time_limit: float | None = DEFAULT_TIME_LIMIT) -> Cliques:
-    return get_finder(name)(graph, min_size=min_size, time_limit=time_limit)
+         time_limit: float | None = DEFAULT_TIME_LIMIT, workers: int = 2) -> Cliques:
+    """Cliques by the finder ``name``, certified: each one checked to be a clique, and
+    ``upper_bound`` / ``optimal`` set (``certify``)."""
+    found = get_finder(name)(graph, min_size=min_size, time_limit=time_limit, workers=workers)
+    return certify(name, graph, found)
+
+
+def certify(name: str, graph: nx.Graph, found: Cliques) -> Cliques:
+    """Check every clique pair by pair and give the largest one its interval: an exact
+    finder that ended before its limit proved it (bound = its size); otherwise the finder's
+    own bound (CPSAT's solver bound) or a greedy-colouring bound on the graph's core."""
+    from dasgraph.analysis import clique_solver
+
+    nodes, adj, _ = _bitsets(graph)
+    index = {v: i for i, v in enumerate(nodes)}
+    for clique in found:
+        clique_solver.verify(adj, [index[v] for v in clique])
+    if name in EXACT_FINDERS and not found.timed_out:
+        found.upper_bound = max(found.largest, min(len(nodes), 1))
+    elif found.upper_bound is None:
+        found.upper_bound = clique_solver.upper_bound(adj, found.largest)
+    found.optimal = found.largest >= found.upper_bound or found.upper_bound <= 1
+    return found
 
 
 def analyse_graph(iia: np.ndarray, finder: str, threshold: float = 1.0,
                   min_size: int = DEFAULT_MIN_SIZE,
-                  time_limit: float | None = DEFAULT_TIME_LIMIT) -> tuple[Cliques, dict]:
+                  time_limit: float | None = DEFAULT_TIME_LIMIT,
+                  workers: int = 2) -> tuple[Cliques, dict]:
     """Threshold an (n, n) IIA graph, find cliques with ``finder``: (cliques, statistics)."""
-    found = find(finder, threshold_graph(iia, threshold), min_size=min_size, time_limit=time_limit)
+    found = find(finder, threshold_graph(iia, threshold), min_size=min_size,
+                 time_limit=time_limit, workers=workers)
     return found, statistics(adjacency(iia, threshold), found)
 
 
@@ -436,14 +509,29 @@ def statistics(graph_adjacency, cliques: list[list[int]]) -> dict:
             "n_edges": n_edges, "density": n_edges / (n * (n - 1) / 2) if n > 1 else 0.0}
 
 
-def describe(stats: dict, timed_out: bool = False) -> str:
-    """One log line's worth of statistics."""
+def describe(stats: dict, timed_out: bool = False, upper_bound: int | None = None,
+             optimal: bool = False) -> str:
+    """One log line's worth of statistics (with the largest clique's interval when known)."""
     sizes = stats["sizes"]
     shown = ", ".join(map(str, sizes[:8])) + (", ..." if len(sizes) > 8 else "")
+    interval = "" if upper_bound is None else (
+        "; largest proved maximum" if optimal else
+        f"; largest clique of the graph <= {upper_bound}")
     return (f"{stats['n_cliques']} cliques (sizes {shown or '-'}), {stats['n_unique_nodes']} nodes "
             f"({stats['share_of_nodes']:.1%}), {stats['share_of_edges']:.1%} of "
-            f"{stats['n_edges']} edges inside (density {stats['density']:.3f})"
+            f"{stats['n_edges']} edges inside (density {stats['density']:.3f})" + interval
             + (" [timed out: best so far]" if timed_out else ""))
+
+
+def interval(size: int, upper_bound, optimal, timed_out: bool = False) -> str:
+    """A largest clique as a table shows it: '829 (exact)' only where proved, else
+    '84 (≤ 116)', with 'timed out' where an exact finder hit its limit; a record without a
+    bound (written before bounds were recorded) shows its size and any time-out only."""
+    if upper_bound is None or upper_bound != upper_bound:          # None or NaN
+        return f"{size}{' (timed out)' if timed_out else ''}"
+    if bool(optimal):
+        return f"{size} (exact)"
+    return f"{size} (≤ {int(upper_bound)}{', timed out' if timed_out else ''})"
 
 
 def record(finder: str, causal_model: str, layer: int, low_rank_dimension: int,
@@ -455,6 +543,9 @@ def record(finder: str, causal_model: str, layer: int, low_rank_dimension: int,
     return {"finder": finder, "causal_model": causal_model, "layer": int(layer),
             "low_rank_dimension": int(low_rank_dimension), "threshold": float(threshold),
             "min_clique_size": int(min_size), "timed_out": bool(found.timed_out),
+            "max_clique_size": found.largest,
+            "upper_bound": None if found.upper_bound is None else int(found.upper_bound),
+            "optimal": bool(found.optimal), "search": found.search,
             "statistics": stats, "cliques": [[int(v) for v in c] for c in found],
             "variables": list(task.variables), "cliques_inputs": values, "run": run}
 
@@ -472,7 +563,7 @@ def write_record(root: Path, record_: dict, settings: dict) -> Path:
 SUMMARY_COLUMNS = ["finder", "causal_model", "layer", "low_rank_dimension", "threshold",
                    "min_clique_size", "timed_out", "n_cliques", "max_clique_size",
                    "mean_clique_size", "n_unique_nodes", "share_of_nodes", "share_of_edges",
-                   "n_edges", "density"]
+                   "n_edges", "density", "upper_bound", "optimal"]
 
 
 def read_clique_record(path: Path) -> dict:
@@ -504,6 +595,9 @@ def summarise(root: Path, finder: str = DEFAULT_FINDER):
                      **{k: stats[k] for k in ("n_cliques", "n_unique_nodes", "share_of_nodes",
                                               "share_of_edges", "n_edges", "density")},
                      "max_clique_size": max(sizes, default=0),
-                     "mean_clique_size": float(np.mean(sizes)) if sizes else 0.0})
+                     "mean_clique_size": float(np.mean(sizes)) if sizes else 0.0,
+                     # files written before bounds were recorded have neither
+                     "upper_bound": data.get("upper_bound"),
+                     "optimal": data.get("optimal")})
     frame = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     return frame.sort_values(["causal_model", "layer", "low_rank_dimension"], ignore_index=True)

@@ -466,11 +466,23 @@ def write_tables(root: Path, layer: int, low_rank_dimension: int, table: pd.Data
     out = paths.combination_csv(root, layer, low_rank_dimension)
     assign_out = paths.combination_assignment_csv(root, layer, low_rank_dimension)
     for frame, path in ((assignment, assign_out), (table, out)):
-        sidecar_run_json(path, args, min_cell_size=MIN_CELL_SIZE, **run_extra)
-        with atomic_path(path) as tmp:
-            frame.to_csv(tmp, index=False)
-        log.info("wrote %s", path)
+        _write_csv(path, frame, args, **run_extra)
     write_done(paths.done_marker(out), [p for path in (assign_out, out)     # written last
                                         for p in (path, Path(str(path) + ".run.json"))],
                settings=settings)
     return out
+
+
+def write_frame(path: Path, frame: pd.DataFrame, args: Any, settings: dict,
+                **run_extra: Any) -> Path:
+    """One table with its run record, then its completion marker with ``settings``."""
+    _write_csv(path, frame, args, **run_extra)
+    write_done(paths.done_marker(path), [path, Path(str(path) + ".run.json")], settings=settings)
+    return path
+
+
+def _write_csv(path: Path, frame: pd.DataFrame, args: Any, **run_extra: Any) -> None:
+    sidecar_run_json(path, args, min_cell_size=MIN_CELL_SIZE, **run_extra)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+    log.info("wrote %s", path)

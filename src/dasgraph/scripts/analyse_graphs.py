@@ -9,7 +9,10 @@ thesis's statistics). Finished files are skipped unless --overwrite.
         --causal_models XY,XZ,YZ --layers 0,1,2 --low_rank_dimensions 16
 
 Finders: ExhaustiveCliqueFinder, DegreeHeuristic, RemovalHeuristic (default),
-BranchAndBoundHeuristic, MaxCliqueHeuristic, MaxCliqueHeuristic_v2 (see docs/cliques.md).
+BranchAndBoundHeuristic, MaxCliqueHeuristic, MaxCliqueHeuristic_v2, and CPSAT (OR-Tools
+CP-SAT with a proven upper bound; --time_limit and --workers). Every clique file records the
+largest clique's size, an upper bound on the graph's largest clique and whether the size is
+proved maximum (see docs/cliques.md).
 """
 from __future__ import annotations
 
@@ -36,8 +39,11 @@ def parse_args(argv=None):
                    help="RemovalHeuristic stops at the first clique smaller than this (default: 5)")
     p.add_argument("--time_limit", type=cli.time_limit, default=cliques.DEFAULT_TIME_LIMIT,
                    help="seconds per graph for the exact finders (BranchAndBoundHeuristic, "
-                        "ExhaustiveCliqueFinder, MaxCliqueHeuristic_v2); at the limit they keep "
-                        "the best found and record timed_out (default: %(default)s)")
+                        "ExhaustiveCliqueFinder, MaxCliqueHeuristic_v2, CPSAT); at the limit "
+                        "they keep the best found and record timed_out with an upper bound "
+                        "(default: %(default)s)")
+    p.add_argument("--workers", type=cli.count(256), default=2,
+                   help="CPSAT's solver threads (default: %(default)s; the other finders use one)")
     cli.add_common(p)
     cli.add_selection(p)
     return p.parse_args(argv)
@@ -46,8 +52,9 @@ def parse_args(argv=None):
 def clique_settings(args, root, cell) -> dict:
     """What makes a clique file: the search's settings and the graph it searched."""
     graph = paths.graph_npy(root, *cell)
+    solver = {"workers": args.workers} if args.clique_finder == "CPSAT" else {}
     return {"clique_finder": args.clique_finder, "threshold": args.threshold,
-            "min_clique_size": args.min_clique_size, "time_limit": args.time_limit,
+            "min_clique_size": args.min_clique_size, "time_limit": args.time_limit, **solver,
             "graph_sha256": runtime.recorded_digest(paths.done_marker(graph), graph.name)}
 
 
@@ -73,12 +80,14 @@ def _run(args) -> None:
                                          unit="graph"):
             found, stats = cliques.analyse_graph(graphs.load_graph(root, cm, layer, k),
                                                  args.clique_finder, args.threshold,
-                                                 args.min_clique_size, args.time_limit)
+                                                 args.min_clique_size, args.time_limit,
+                                                 args.workers)
             out = cliques.write_record(root, cliques.record(
                 args.clique_finder, cm, layer, k, args.threshold, args.min_clique_size,
                 found, stats, runtime.run_record(args), task), settings[cm, layer, k])
             log.info("%s layer %d k %d: %s -> %s", cm, layer, k,
-                     cliques.describe(stats, found.timed_out), out)
+                     cliques.describe(stats, found.timed_out, found.upper_bound,
+                                      found.optimal), out)
 
 
 def main(argv=None) -> int:

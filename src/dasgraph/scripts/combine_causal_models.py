@@ -8,6 +8,13 @@ Writes results/combination/layer_{L}_k_{k}.csv (one row per model set × rule ×
 layer_{L}_k_{k}_assignment.csv (the model of every input), each with a .run.json beside it.
 Finished (layer, k) files are skipped unless --overwrite.
 
+--growth best_found runs the same greedy with better cells instead: at λ = 1 the largest clique
+OR-Tools CP-SAT finds in --clique_time_limit seconds (per model and set of remaining inputs,
+starting from stage 6's CPSAT clique where there is one), below 1 a quasi-clique grown from it
+by a local search (a heuristic), each kept where larger than the thesis growth's cell; written
+to results/combination/best_found/layer_{L}_k_{k}.csv, with an upper bound on the strength at
+λ = 1, beside the thesis-growth combination, which it leaves as it is (docs/cliques.md).
+
 Example:
     python combine_causal_models.py --results_path results --layers 3 \
         --model_sets X,XY Y,XY X,Y,Z,XY,XZ,YZ --lambdas 1.0 0.95 0.9 0.8 --rule both
@@ -29,11 +36,13 @@ def parse_args(argv=None):
     p.add_argument("--rule", choices=[*combine.RULES, "both"], default="both",
                    help="model selection: mean_iia (published figures), largest_set (paper text), "
                         "or both (default)")
-    p.add_argument("--growth", choices=combine.GROWTHS, default="thesis",
+    p.add_argument("--growth", choices=[*combine.GROWTHS, "best_found"], default="thesis",
                    help="how a model's set grows: thesis (the published figures: walk the "
                         "degree order, skip inputs that would lower the mean, relax by 0.01 per "
-                        "pass that adds nothing) or prefix (the longest prefix of the degree "
-                        "order, which stops at the first input that lowers the mean below λ)")
+                        "pass that adds nothing), prefix (the longest prefix of the degree "
+                        "order, which stops at the first input that lowers the mean below λ), "
+                        "or best_found (the solver's cliques and quasi-cliques grown from them, "
+                        "with bounds, into combination/best_found/; needs ortools)")
     p.add_argument("--model_sets", nargs="+", default=None,
                    help="model sets, each comma-separated, e.g. X,XY Y,XY X,Y,Z,XY,XZ,YZ "
                         "(default: the task's own sets; arithmetic: each single model, the "
@@ -42,6 +51,11 @@ def parse_args(argv=None):
                    help="layers, e.g. 3 or 2,3 (default: every layer with graphs)")
     p.add_argument("--low_rank_dimensions", type=cli.int_list, nargs="+", default=None,
                    help="low-rank dimensions k (default: every k with graphs)")
+    p.add_argument("--clique_time_limit", type=cli.time_limit, default=5.0,
+                   help="with --growth best_found: seconds per clique solve, one per model and "
+                        "set of remaining inputs (default: %(default)s)")
+    p.add_argument("--workers", type=cli.count(256), default=2,
+                   help="with --growth best_found: solver threads (default: %(default)s)")
     cli.add_common(p)
     cli.add_task(p)
     args = p.parse_args(argv)
@@ -61,6 +75,10 @@ def _run(args) -> None:
                                      args.layers, args.low_rank_dimensions)
     cli.writable_dir(args.results_path)
     cli.writable_dir(paths.combination_csv(args.results_path, 0, 0).parent, "the combination folder")
+    if args.growth == "best_found":
+        for cell in cells:
+            _best_found(args, cell, model_sets, rules, task)
+        return
     done = 0
     for cell in cells:
         table = combine.run_graph_cell(args.results_path, cell, model_sets, args.lambdas, rules,
@@ -73,6 +91,19 @@ def _run(args) -> None:
                          cell.low_rank_dimension, rule,
                          combine.strength_table(table, rule).to_string(index=False))
     log.info("%d (layer, k) cell(s) combined", done)
+
+
+def _best_found(args, cell, model_sets, rules, task) -> None:
+    from dasgraph.analysis import combine_best
+
+    table = combine_best.run_best_found(args.results_path, cell, model_sets, args.lambdas, rules,
+                                        args, task, args.clique_time_limit, args.workers,
+                                        overwrite=args.overwrite)
+    if table is not None:
+        for rule in rules:
+            log.info("layer %d k %d, best found strength %% (%s):\n%s", cell.layer,
+                     cell.low_rank_dimension, rule,
+                     combine.strength_table(table, rule).to_string(index=False))
 
 
 def main(argv=None) -> int:
