@@ -94,15 +94,34 @@ def test_oracle_recovers_the_plant(request, plant, spec):
         assert record["heldout_iia"] >= 0.99, (spec, cm, record)
 
 
+def pair_shares(subject, cm, R, mask, n=4000, seed=0):
+    """Shares of sampled pairs whose IIA (both directions right, the graphs' entry) is 1: inside
+    ``mask`` and across its border."""
+    rng = np.random.default_rng(seed)
+    table = torch.as_tensor(ARITH.table(cm).copy())
+    inside, outside = np.flatnonzero(mask), np.flatnonzero(~mask)
+    shares = []
+    for a, b in ((inside, inside), (inside, outside)):
+        base, source = rng.choice(a, n), rng.choice(b, n)
+        both = regions.correct(subject.lean, subject.states[LAYER], LAYER, R, table, base, source) \
+            & regions.correct(subject.lean, subject.states[LAYER], LAYER, R, table, source, base)
+        shares.append(float(both.mean()))
+    return shares
+
+
 @pytest.mark.parametrize("cm,inside", [("XY", True), ("X", False)])
 def test_second_plant_is_recovered(second_plant, cm, inside):
+    """The recommended objective on a plant whose region is known at every position: each planted
+    model's pairs have IIA 1 on >= 90 % of the pairs inside its region and <= 30 % across (the
+    graphs' bar), it reports a region, and the region's rule names the planted boundary. (X also
+    holds on the inputs with X <= 5 and Y = 1 among themselves, where the two mechanisms give the
+    same counterfactual, so its rule may carry that piece too.)"""
     _, subject = second_plant
     plant = causal_models.planted_model("XY if X<=5 else X", ARITH)
     mask = plant.region(ARITH.columns())
     mask = mask if inside else ~mask
-    _, _, found = run(subject, cm, regions.RECOMMENDED)
-    got = np.zeros(ARITH.n_inputs, dtype=bool)
-    got[found["inputs"]] = True
-    assert (got == mask).mean() >= 0.95, found["rule"]
-    assert found["reported"] and found["heldout_iia"] >= 0.95, found["verdict"]
-    assert found["rule"] == ("X <= 5" if inside else "X > 5")
+    intervention, _, found = run(subject, cm, regions.RECOMMENDED)
+    share_in, share_across = pair_shares(subject, cm, das.rotation(intervention).detach(), mask)
+    assert share_in >= 0.9 and share_across <= 0.3, (share_in, share_across, found["rule"])
+    assert found["reported"] and found["heldout_iia"] >= 0.9, found["verdict"]
+    assert ("X <= 5" if inside else "X > 5") in found["rule"], found["rule"]
