@@ -383,6 +383,10 @@ def test_a_named_task_file_with_the_recorded_digest_is_used(finished, tmp_path, 
     code, _ = run_case("classification.py", ["--results_path", str(root), "--task", str(source)],
                        capsys)
     assert code == 0 and sentinel.read_text() == "ran"
+    # the file hands back the built-in task object it imported: loading it must not turn the
+    # built-in into this file's task for the rest of the process
+    from dasgraph import tasks
+    assert tasks.get("arithmetic").source == ""
 
 
 TASK_JSON = {

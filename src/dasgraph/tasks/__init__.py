@@ -14,6 +14,7 @@ task, 64 inputs).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import importlib
@@ -361,7 +362,9 @@ def _exec_task_file(path: Path) -> Task:
     if not isinstance(task, Task):
         raise UsageError(f"--task {path}: the file must define TASK = dasgraph.tasks.Task(...) "
                          f"(found {type(task).__name__})")
-    object.__setattr__(task, "source", str(path.resolve()))
+    # a copy: the file may hand back a task object it imported (a built-in's TASK), which must
+    # not become this file's task for the rest of the process
+    task = dataclasses.replace(task, source=str(path.resolve()))
     try:
         return task.validate()
     except UsageError:
