@@ -462,3 +462,20 @@ def test_figures_of_an_older_layout_are_redrawn_under_their_names(tmp_path):
     assert names == {paths.TRAINING_PNG, paths.CAUSAL_MODELS_PNG, "tree_XY_layer_2_k_4.png"}
     assert (plots / paths.CAUSAL_MODELS_PNG).read_bytes()[:4] == b"\x89PNG"    # redrawn
     assert json.loads(paths.plots_stamp(tmp_path).read_text())["layout"] == visualize.LAYOUT
+
+
+def test_a_tree_that_is_no_rule_is_drawn_grey_with_its_verdict():
+    """A tree on a graph at chance beats its baseline (0.87 against 0.5) but is no finding: the
+    figure must not draw it as one."""
+    import matplotlib.colors as mcolors
+
+    table = pd.DataFrame({"cell": ["XY L2 k21", "XZ L2 k21"], "status": ["ok", "ok"],
+                          "cv_mean": [0.98, 0.87], "cv_std": [0.01, 0.27],
+                          "baseline": [0.9, 0.5], "verdict": ["rule", "graph at chance"]})
+    fig = plots_analysis.tree_accuracy(table)
+    ax = fig.axes[0]
+    colours = {round(p.get_x() + p.get_width() / 2): mcolors.to_hex(p.get_facecolor())
+               for p in ax.patches}
+    assert colours[0] == mcolors.to_hex("tab:blue") and colours[1] == mcolors.to_hex("silver")
+    assert "graph at chance" in {t.get_text() for t in ax.texts}
+    plt.close(fig)

@@ -26,7 +26,9 @@ def tree_accuracy(table: pd.DataFrame):
     majority baseline; each value written above its bar and error bar, the legend outside.
 
     table: one row per tree file with columns cell (a label), status, cv_mean, cv_std,
-    baseline; rows whose status is not 'ok' get no bar, only their status written in.
+    baseline, and optionally verdict (analysis.verdicts.tree_verdict): a tree that is no rule
+    (its graph at chance, too few inputs, not above its baseline) is drawn grey with its verdict
+    written in; rows whose status is not 'ok' get no bar, only their status written in.
     """
     n = len(table)
     fig, ax = plt.subplots(figsize=(max(7.5, 0.55 * n + 2.5), 4.8))
@@ -35,16 +37,25 @@ def tree_accuracy(table: pd.DataFrame):
     mean = table["cv_mean"].to_numpy(dtype=float)
     err = clipped_error(mean, table["cv_std"].to_numpy(dtype=float))
     base = table["baseline"].to_numpy(dtype=float)
-    beats = ok & ~(mean <= base)                 # a NaN baseline counts as beaten
+    if "verdict" in table:
+        from dasgraph.analysis.verdicts import RULE
+
+        beats = ok & table["verdict"].eq(RULE).to_numpy()
+        grey = "not a rule (verdict written in the bar)"
+    else:
+        beats = ok & ~(mean <= base)             # a NaN baseline counts as beaten
+        grey = "tree not above its baseline"
     for shown, colour, label in ((beats, "tab:blue", "tree: held-out accuracy (nested CV, "
-                                  "mean ± std, cut to [0, 1])"),
-                                 (ok & ~beats, "silver", "tree not above its baseline")):
+                                  "mean ± std, cut to [0, 1])"), (ok & ~beats, "silver", grey)):
         if shown.any():
             ax.bar(xs[shown], mean[shown], 0.6, yerr=err[:, shown], capsize=3, color=colour,
                    label=label)
     ax.scatter(xs, base, marker="_", s=500, linewidths=2.5, color="tab:orange", zorder=3,
                label="majority-class baseline")
     for x in xs:
+        if ok[x] and not beats[x] and "verdict" in table:
+            ax.text(x, 0.03, str(table["verdict"].iloc[x]), rotation=90, ha="center",
+                    va="bottom", fontsize=7, color="black")
         if not ok[x]:
             ax.text(x, 0.03, f"no tree:\n{table['status'].iloc[x]}", rotation=90, ha="center",
                     va="bottom", fontsize=7, color="dimgrey")

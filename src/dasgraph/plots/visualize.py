@@ -22,7 +22,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from dasgraph import cli, collect, paths, readers, runtime, tasks
-from dasgraph.analysis import graphs
+from dasgraph.analysis import graphs, verdicts
+from dasgraph.stages import health
 from dasgraph.plots import analysis as plots_analysis, graphs as plots_graphs, iia as plots_iia
 from dasgraph import reference as published
 
@@ -178,7 +179,12 @@ def tree_figures(root: Path) -> Figures:
     if not records:
         collect.missing(paths.tree_file(root, "{cm}", "{L}", "{k}", "json"), "classification.py")
         return
-    yield paths.TREES_PNG, plots_analysis.tree_accuracy(collect.tree_table(records))
+    table = collect.tree_table(records)
+    cells = health.cell_verdicts(root, tasks.for_results(root))
+    if cells is not None:       # a tree on a graph at chance is no rule, in the figure too
+        table["verdict"] = [verdicts.tree_verdict(r, verdicts.cell_verdict(
+            cells, r["causal_model"], r["layer"], r["low_rank_dimension"])) for r in records]
+    yield paths.TREES_PNG, plots_analysis.tree_accuracy(table)
 
 
 MAX_SETS_DRAWN = 13
