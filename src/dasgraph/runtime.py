@@ -354,12 +354,17 @@ def atomic_directory(final: Path, overwrite: bool = False,
 # "Finished" means: the marker is there, written after every file of the artifact, and every
 # file it lists still has the size and sha256 it had then. A half-written, truncated or edited
 # artifact is then redone (or refused by a reader), never trusted.
-def _digest(path: Path) -> dict:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in blocks."""
     sha = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             sha.update(block)
-    return {"size": path.stat().st_size, "sha256": sha.hexdigest()}
+    return sha.hexdigest()
+
+
+def _digest(path: Path) -> dict:
+    return {"size": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 def settings_hash(settings: dict) -> str:

@@ -467,10 +467,10 @@ def section_planted(page: Page) -> None:
              f"The network was trained to hold **{plant.describe()}** (`planted` in "
              "`gpt2/metrics.json` and `config.json`). No stage is told; each check below reads "
              "what the stage wrote, at the planted layer.")
-    runs = {"cross-entropy (the thesis's DAS)": planted.check(page.root)}
-    for root in sorted(paths.objectives_dir(page.root).glob("*")):
-        if paths.task_json(root).is_file():
-            runs[f"--objective {root.name}"] = planted.check(root)
+    objective_roots = [root for root in sorted(paths.objectives_dir(page.root).glob("*"))
+                       if paths.task_json(root).is_file()]
+    runs = {"cross-entropy (the thesis's DAS)": planted.check(page.root),
+            **{f"--objective {root.name}": planted.check(root) for root in objective_roots}}
     runs = {name: t for name, t in runs.items() if t is not None and not t.empty}
     if not runs:
         page.missing("IIA graphs at the planted layer", "disentangle_causal_models.py")
@@ -483,7 +483,7 @@ def section_planted(page: Page) -> None:
                  f"**{len(failed)} check(s) do not hold**: "
                  + "; ".join(f"{r['check']} ({r['causal model']}: {_short(r['found'])})"
                              for _, r in failed.iterrows()) + "."))
-    for root in sorted(paths.objectives_dir(page.root).glob("*")):
+    for root in objective_roots:
         found = planted.region_rows(root)
         if not found.empty:
             page.add(f"Regions the `--objective {root.name}` cells report (a region is reported "

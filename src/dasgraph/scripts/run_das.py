@@ -66,21 +66,22 @@ def _run(args) -> None:
         print(manifest.format_status(manifest.status(root, "das")))
         return
     cli.writable_dir(args.results_path)
-    if args.control != "none":      # the same sweep, on a random network of this shape
-        from dasgraph.networks.subject import model_dir, task_of
+    from dasgraph.networks.subject import task_of
 
-        task = task_of(args)
+    task = task_of(args)     # bad objective settings are refused before any network is touched
+    regions.check(cli.settings_from(args, regions.ObjectiveConfig),
+                  task.select(args.causal_model_type, args.causal_models), task)
+    if args.control != "none":      # the same sweep, on a random network of this shape
+        from dasgraph.networks.subject import model_dir
+
         root = paths.control_root(args.results_path, args.control)
         random_network.make_network(model_dir(args), root, args.seed, task, args,
                                     args.random_init_std)
         tasks.write_record(root, task)
         args.results_path, args.model_path = root, None
     if args.objective != "ce":      # beside the thesis's cells, on a copy of the same network
-        from dasgraph.stages.sweep import objective_root, task_of
+        from dasgraph.stages.sweep import objective_root
 
-        task = task_of(args)           # bad settings refused before any network is touched
-        regions.check(cli.settings_from(args, regions.ObjectiveConfig),
-                      task.select(args.causal_model_type, args.causal_models), task)
         args.results_path, args.model_path = objective_root(args), None
     cfg = cli.settings_from(args, das.DasConfig)
     run_sweep(args, cfg)

@@ -16,7 +16,7 @@ from dasgraph import cli, paths, readers, tasks
 from dasgraph.causal import floors
 from dasgraph.interventions import das, regions
 from dasgraph.networks import random_init as random_network
-from dasgraph.runtime import (UsageError, derive_seed, finished, is_done, read_json,
+from dasgraph.runtime import (UsageError, derive_seed, file_sha256, finished, is_done, read_json,
                               resolve_device, settings_hash, torch_threads)
 from dasgraph.stages import das_cells, executor, manifest, network_record
 # the network under study lives in networks.subject, a cell's labels in das_cells; these names
@@ -103,7 +103,6 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
     device = "cpu" if executor.submits(args) else resolve_device(args.device)
     task = task_of(args)
     names = task.select(args.causal_model_type, args.causal_models)   # fail before loading
-    regions.check(cli.settings_from(args, regions.ObjectiveConfig), names, task)
     for group in floors.task_equivalence_classes(task):
         if len(set(group) & set(names)) > 1:
             log.warning("causal models %s are equivalent (identical counterfactuals): their "
@@ -159,9 +158,7 @@ def objective_root(args) -> Path:
 
 def _digests(folder: Path) -> dict:
     """sha256 of each weight and config file of a model folder."""
-    import hashlib
-
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
+    return {p.name: file_sha256(p) for p in sorted(folder.iterdir())
             if p.is_file() and p.suffix in (".safetensors", ".json") and p.name not in
             (paths.DONE, paths.RUN)}
 

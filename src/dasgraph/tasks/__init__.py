@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import importlib
 import importlib.util
 import itertools
@@ -27,7 +26,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from dasgraph import paths
+from dasgraph import paths, runtime
 from dasgraph.causal.models import CausalModel, check_table
 from dasgraph.runtime import UsageError
 
@@ -218,7 +217,7 @@ class Task:
                "n_classes": self.n_classes, "variables": list(self.variables),
                "causal_models": list(self.models)}
         if self.source and Path(self.source).is_file():
-            out["source_sha256"] = hashlib.sha256(Path(self.source).read_bytes()).hexdigest()
+            out["source_sha256"] = runtime.file_sha256(Path(self.source))
         return out
 
     # --- validation --------------------------------------------------------------------------
@@ -340,8 +339,9 @@ def forget_named() -> None:
 
 
 def file_sha256(path: Path) -> str:
+    """runtime.file_sha256 of a --task file, a read failure named in one line."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return runtime.file_sha256(Path(path))
     except OSError as err:
         raise UsageError(f"--task {path}: cannot be read ({err.strerror})") from None
 
