@@ -64,6 +64,8 @@ def test_rule_mask_and_bad_rules(task):
     (["--objective", "trimmed", "--trim_fraction", "1.5"], "--trim_fraction"),
     (["--objective", "trimmed", "--trim_fraction", "0"], "--trim_fraction"),
     (["--objective", "trimmed", "--region", "Z<=5"], "--region is used by"),
+    (["--objective", "trimmed", "--trim_rounds", "0"], "--trim_rounds"),
+    (["--objective", "trimmed", "--restarts", "0"], "--restarts"),
 ])
 def test_bad_objective_settings_are_one_line(tmp_path, capsys, argv, needle):
     """Refused before any network is loaded: there is none in tmp_path."""
@@ -126,8 +128,18 @@ def test_objectives_run_end_to_end_and_report_no_region_on_an_untrained_network(
             assert [r["restart"] for r in record["restarts"]] == [0, 1]
             best = max(r["selection"] for r in record["restarts"])
             assert record["restarts"][record["chosen_restart"]]["selection"] == best
+    # the report's table of regions: each with what it rests on
+    from dasgraph.analysis import planted
+
+    rows = planted.region_rows(root).set_index("causal model")
+    for cm in ("XY", "X"):
+        record = json.loads((paths.das_cell_dir(root, cm, 1, 2) / paths.REGION).read_text())
+        assert rows.loc[cm, "inputs"] == record["n_inputs"]
+        assert rows.loc[cm, "held-out pairs"] == record["n_heldout_pairs"]
+        assert rows.loc[cm, "verdict"] == record["verdict"]
     # a second run with the same settings skips the finished cells; other settings are refused
     assert run_das.main(argv) == 0
+    assert run_das.main([*argv, "--trim_rounds", "3"]) == 2
 
 
 def task_size():

@@ -237,6 +237,8 @@ def region_rows(root: Path) -> pd.DataFrame:
         rows.append({"causal model": record.get("causal_model"), "layer": record.get("layer"),
                      "k": record.get("low_rank_dimension"), "region": record.get("rule"),
                      "inputs": record.get("n_inputs"),
+                     "held-out inputs": record.get("n_heldout_inputs"),
+                     "held-out pairs": record.get("n_heldout_pairs"),
                      "held-out IIA": record.get("heldout_iia"), "floor": floor,
                      "random subspace": record.get("random_subspace_iia"),
                      "verdict": record.get("verdict")})
