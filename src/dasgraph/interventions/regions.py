@@ -164,6 +164,13 @@ def heldout_pairs(region: np.ndarray, heldout: np.ndarray, limit: int, rng) -> t
     return b, s
 
 
+def feature_matrix(task) -> tuple[list[str], np.ndarray]:
+    """The task's tree features (its inputs and functions of them only): names, (N, F) floats."""
+    features = task.tree_features()
+    return list(features), np.column_stack([np.asarray(v, dtype=float)
+                                            for v in features.values()])
+
+
 def describe(task, kept: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, str]:
     """The region as a rule over the input's own features (a depth-2 decision tree fitted on the
     training inputs' membership): (N,) bool prediction for every input, and the rule's text.
@@ -173,9 +180,7 @@ def describe(task, kept: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, str
     carry over, and its held-out IIA shows it."""
     from sklearn.tree import DecisionTreeClassifier
 
-    features = task.tree_features()
-    names = list(features)
-    X = np.column_stack([np.asarray(features[n], dtype=float) for n in names])
+    names, X = feature_matrix(task)
     if kept[train].all() or not kept[train].any():
         return np.full(len(kept), bool(kept[train].any())), "all inputs" if kept.any() else "none"
     tree = DecisionTreeClassifier(max_depth=2, min_samples_leaf=MIN_REGION // 2, random_state=0)
@@ -404,8 +409,7 @@ def _verdict(n_inputs: int, iia: float, floor: float, control: float) -> tuple[b
 def gate_features(task) -> torch.Tensor:
     """(N, F) standardised tree features of every input: what the gate may read (the input's own
     variables and functions of them, never hidden states)."""
-    features = task.tree_features()
-    X = np.column_stack([np.asarray(v, dtype=float) for v in features.values()])
+    _, X = feature_matrix(task)
     X = (X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1.0)
     return torch.tensor(X, dtype=torch.float32)
 
