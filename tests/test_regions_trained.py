@@ -131,6 +131,17 @@ def pair_shares(subject, cm, R, mask, n=4000, seed=0):
     return shares
 
 
+def test_oracle_finds_the_default_plant_inside_any_region(default):
+    """The default plants X+Y everywhere: trained on the pairs of one region only, DAS still
+    finds it there (IIA >= 0.99), a third plant for the oracle beside the two combined ones."""
+    _, subject = default
+    for rule in ("Z<=5", "X>3"):
+        intervention, _, record = run(subject, "XY", "oracle", rule)
+        mask = regions.rule_mask(rule, ARITH)
+        assert iia_on(subject, "XY", das.rotation(intervention).detach(), mask) >= 0.99, rule
+        assert record["reported"], record      # and on held-out inputs it still holds
+
+
 @pytest.mark.parametrize("cm,inside", [("XY", True), ("X", False)])
 def test_second_plant_is_recovered(second_plant, cm, inside):
     """The recommended objective on a plant whose region is known at every position: each planted
