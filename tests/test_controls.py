@@ -98,7 +98,8 @@ def test_das_seeds_keep_seed_one_and_each_seed_reproduces_alone(tiny_results, tm
     import json
     import shutil
 
-    from dasgraph.stages import das_cells, manifest, sweep as sweep_mod
+    from dasgraph.stages import sweep as sweep_mod
+    from dasgraph.stages.jobs import das_cells, manifest
 
     roots = {name: tmp_path / name for name in ("three", "one", "alone")}
     for root in roots.values():

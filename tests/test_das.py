@@ -226,7 +226,8 @@ def test_tf32_is_a_setting_of_its_own_and_a_float_mode_of_every_cell_process(tin
     from types import SimpleNamespace
 
     from dasgraph.runtime import settings_hash
-    from dasgraph.stages import das_cells, sweep as stages
+    from dasgraph.stages import sweep as stages
+    from dasgraph.stages.jobs import das_cells
 
     subject = load_subject(str(paths.gpt2_dir(tiny_results)))
     args = SimpleNamespace(seed=42, control="none")

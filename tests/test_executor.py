@@ -14,7 +14,7 @@ import run_das
 from dasgraph import paths
 from dasgraph.causal import models as causal_models
 from dasgraph.interventions import cohort, das
-from dasgraph.stages import executor
+from dasgraph.stages.jobs import executor
 from dasgraph.networks.subject import load_subject
 from dasgraph.stages.sweep import cell_seed
 from dasgraph import tasks
@@ -206,7 +206,7 @@ def test_status_asks_slurm_about_a_cell_started_on_a_node(tmp_path, monkeypatch,
                                                           sacct_says, state, needle):
     """A cell started by a SLURM job on another node is reported from sacct's state: a job that
     timed out or was preempted before the cell finished shows as died, not as running forever."""
-    from dasgraph.stages import manifest
+    from dasgraph.stages.jobs import manifest
 
     cell = manifest.Cell("XY", 2, 21, 1, {"causal_model": "XY", "layer": 2, "seed": 42})
     manifest.write_manifest(tmp_path, "das", [cell], {"executor": "slurm"})
@@ -231,7 +231,7 @@ def test_status_asks_slurm_about_a_cell_started_on_a_node(tmp_path, monkeypatch,
 
 
 def test_where_names_the_array_task_sacct_takes(monkeypatch):
-    from dasgraph.stages import manifest
+    from dasgraph.stages.jobs import manifest
 
     monkeypatch.setenv("SLURM_JOB_ID", "815")
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "812")

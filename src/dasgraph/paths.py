@@ -69,7 +69,7 @@ def evaluation_json(root: Path, causal_model: str, layer: int, low_rank_dimensio
 
 # Chance floors and the models' pairwise disagreement, from the counterfactual tables alone
 # (dasgraph.floors); written by evaluate_das.py beside iia.csv.
-# --- fan-out bookkeeping (dasgraph.stages.manifest): what a sweep launched, where it ran ---
+# --- fan-out bookkeeping (dasgraph.stages.jobs.manifest): what a sweep launched, where it ran ---
 SWEEP_MANIFEST = "manifest.json"
 
 

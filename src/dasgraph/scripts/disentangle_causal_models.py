@@ -18,7 +18,7 @@ one line, unless --overwrite.
 from __future__ import annotations
 
 from dasgraph import cli, runtime
-from dasgraph.stages import executor, manifest
+from dasgraph.stages.jobs import executor, manifest
 from dasgraph.stages.graph_cells import STAGE, build_graphs
 
 

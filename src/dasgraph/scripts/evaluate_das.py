@@ -24,7 +24,8 @@ import logging
 from dasgraph import cli, paths, runtime
 from dasgraph.causal import floors
 from dasgraph.networks import random_init as random_network
-from dasgraph.stages import executor, health, manifest
+from dasgraph.stages import health
+from dasgraph.stages.jobs import executor, manifest
 from dasgraph.stages.evaluation_cells import STAGE, evaluate_cells, write_iia_csv
 from dasgraph.networks.subject import model_dir, task_of
 

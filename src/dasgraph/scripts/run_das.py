@@ -25,7 +25,7 @@ import os
 from dasgraph import cli, paths, runtime, tasks
 from dasgraph.interventions import das, regions
 from dasgraph.networks import random_init as random_network
-from dasgraph.stages import executor, manifest
+from dasgraph.stages.jobs import executor, manifest
 from dasgraph.stages.sweep import run_sweep
 
 

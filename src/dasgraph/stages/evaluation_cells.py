@@ -25,10 +25,11 @@ from dasgraph.networks import random_init as random_network
 from dasgraph.runtime import (atomic_write_json, atomic_write_text, changed_settings, check_done,
                               derive_seed, finished, read_json, resolve_device, run_record,
                               write_done)
-from dasgraph.stages import executor, manifest, network_record
+from dasgraph.stages import network_record
+from dasgraph.stages.jobs import executor, manifest
 from dasgraph.networks.subject import Subject, model_dir, subject_from_args
-from dasgraph.stages.das_cells import label_tables
-from dasgraph.stages.manifest import Cell
+from dasgraph.stages.jobs.das_cells import label_tables
+from dasgraph.stages.jobs.manifest import Cell
 from dasgraph.stages.sweep import cell_finished, das_cell_weights, load_cell, load_trained_selection
 
 log = logging.getLogger(__name__)

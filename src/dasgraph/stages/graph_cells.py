@@ -19,9 +19,9 @@ from dasgraph.analysis import graphs
 from dasgraph.interventions import das
 from dasgraph.networks.base import Site
 from dasgraph.runtime import finished, resolve_device, run_record
-from dasgraph.stages import executor, manifest
+from dasgraph.stages.jobs import executor, manifest
 from dasgraph.networks.subject import Subject, model_dir, subject_from_args
-from dasgraph.stages.manifest import Cell
+from dasgraph.stages.jobs.manifest import Cell
 from dasgraph.stages.sweep import das_cell_weights, load_cell, load_trained_selection
 
 log = logging.getLogger(__name__)

@@ -18,12 +18,13 @@ from dasgraph.interventions import das, regions
 from dasgraph.networks import random_init as random_network
 from dasgraph.runtime import (UsageError, derive_seed, file_sha256, finished, is_done, read_json,
                               resolve_device, settings_hash, torch_threads)
-from dasgraph.stages import das_cells, executor, manifest, network_record
+from dasgraph.stages import network_record
+from dasgraph.stages.jobs import das_cells, executor, manifest
 # the network under study lives in networks.subject, a cell's labels in das_cells; these names
 # stay importable from here
 from dasgraph.networks.subject import (Subject, _network_subject, load_subject, model_dir,  # noqa: F401
                                        subject_from_args, task_of)
-from dasgraph.stages.das_cells import label_tables  # noqa: F401
+from dasgraph.stages.jobs.das_cells import label_tables  # noqa: F401
 
 log = logging.getLogger(__name__)
 

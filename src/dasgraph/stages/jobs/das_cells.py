@@ -22,8 +22,8 @@ from dasgraph.networks.subject import Subject, subject_from_args
 from dasgraph.runtime import (atomic_directory, atomic_write_json, configure_determinism,
                               UsageError, resolve_device, run_record)
 from dasgraph.quiet import quiet_libraries
-from dasgraph.stages import manifest
-from dasgraph.stages.manifest import Cell
+from dasgraph.stages.jobs import manifest
+from dasgraph.stages.jobs.manifest import Cell
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from dasgraph import cli, paths
 from dasgraph.runtime import UsageError
-from dasgraph.stages import das_cells, manifest
+from dasgraph.stages.jobs import das_cells, manifest
 from dasgraph.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ DEFAULT_SLURM = {"timeout_min": 60, "cpus_per_task": 1, "gpus_per_node": 0, "mem
 
 def add_flags(p, cohorts: bool = True) -> None:
     """The executor flags and --status; ``cohorts``: the stage trains cells in cohorts (DAS)."""
-    g = p.add_argument_group("where the cells run (dasgraph.stages.executor)")
+    g = p.add_argument_group("where the cells run (dasgraph.stages.jobs.executor)")
     g.add_argument("--executor", choices=EXECUTORS, default="local",
                    help=("local: worker processes here (default)" if cohorts else
                          "local: here, in this process (default)") +
