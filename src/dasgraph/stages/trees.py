@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 
 from dasgraph import cli, paths, tasks
 from dasgraph.analysis import cliques, trees
-from dasgraph.plots.analysis import tree_figure
+from dasgraph.plots import analysis as plots_analysis
 from dasgraph.progress import progress_bar
 from dasgraph.runtime import (atomic_path, atomic_write_json, atomic_write_text, derive_seed,
                               finished, recorded_digest, run_record, write_done)
@@ -87,7 +87,7 @@ def write_tree(root: Path, record: dict, tree, finder: str, positives: str,
         atomic_write_text(out_txt, "# " + title.replace("\n", "; ") + "\n"
                           + trees.export_text(tree, names))
         out_png = paths.tree_png(root, cm, layer, k)
-        fig = tree_figure(tree, title, names)
+        fig = plots_analysis.tree_figure(tree, title, names)
         with atomic_path(out_png) as tmp:
             fig.savefig(tmp, format="png", dpi=110)
         plt.close(fig)
