@@ -1,8 +1,9 @@
 """A small results folder in the real file formats, built without training anything.
 
 Used by tests/test_visualizations.py and tests/test_report.py. The numbers are made up; the
-files are written by the stages' own writers (evaluation_cells.write_iia_csv, floors.write,
-graphs.write_graph, cliques.write_record, trees.write_tree, combine.write_tables,
+files are written by the stages' own writers (evaluation_cells.write_iia_csv and write_floors,
+graphs.write_graph, the clique, tree and combination stages' write_record, write_tree and
+write_tables,
 mlp pipeline.write_outputs), so a writer changing its format shows up in the report and plot
 tests. Only the model folder and the DAS cells' metrics are written in their schema by hand:
 their writers save a trained network.
@@ -20,11 +21,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from dasgraph.causal import floors
 from dasgraph.analysis import cliques, combine, graphs, trees
 from dasgraph import paths
 from dasgraph.mlp import pipeline as mlp_pipeline
-from dasgraph.stages import evaluation_cells
+from dasgraph.stages import cliques as clique_stage, combination, evaluation_cells
+from dasgraph.stages import trees as tree_stage
 from dasgraph.tasks import arithmetic as task
 from dasgraph import tasks
 
@@ -91,7 +92,7 @@ def write_iia(root: Path) -> pd.DataFrame:
                                  "iia_seed_sd": float("nan")})
     table = pd.DataFrame(rows)
     evaluation_cells.write_iia_csv(argparse.Namespace(**vars(ARGS), results_path=root), table)
-    floors.write(root, ARITH)          # evaluate_das.py writes the floors beside iia.csv
+    evaluation_cells.write_floors(root, ARITH)   # evaluate_das.py writes the floors beside iia.csv
     return table
 
 
@@ -150,8 +151,8 @@ def write_cliques(root: Path, graphs_: dict[str, np.ndarray], finder: str = "Rem
     for cm, layer, k in GRAPH_CELLS:
         found = cliques.Cliques(clique_lists(cm))
         stats = cliques.statistics(cliques.adjacency(graphs_[cm], 1.0), found)
-        cliques.write_record(root, cliques.record(finder, cm, layer, k, 1.0, 5, found, stats, RUN,
-                                                  ARITH), SETTINGS)
+        clique_stage.write_record(root, cliques.record(finder, cm, layer, k, 1.0, 5, found, stats,
+                                                       RUN, ARITH), SETTINGS)
 
 
 def tree_record(clique_sets: list[list[int]]):
@@ -179,9 +180,9 @@ def write_trees(root: Path) -> None:
     """One fitted tree (XY) and one degenerate record (Z: no cliques), as classification.py."""
     for (cm, layer, k), clique_sets in zip(GRAPH_CELLS, (clique_lists("XY"), [])):
         record, tree = tree_record(clique_sets)
-        trees.write_tree(root, {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
-                                "clique_finder": "RemovalHeuristic", **record, "run": RUN},
-                         tree, "RemovalHeuristic", "largest", SETTINGS)
+        tree_stage.write_tree(root, {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
+                                     "clique_finder": "RemovalHeuristic", **record, "run": RUN},
+                              tree, "RemovalHeuristic", "largest", SETTINGS)
 
 
 def write_combination(root: Path, graphs_: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -190,7 +191,7 @@ def write_combination(root: Path, graphs_: dict[str, np.ndarray]) -> pd.DataFram
     cells, assignment = combine.combination_tables(combine.Combiner(graphs_), sets,
                                                    combine.DEFAULT_LAMBDAS, combine.RULES, layer, k,
                                                    ARITH)
-    combine.write_tables(root, layer, k, cells, assignment, ARGS, SETTINGS)
+    combination.write_tables(root, layer, k, cells, assignment, ARGS, SETTINGS)
     return cells
 
 

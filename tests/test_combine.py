@@ -393,8 +393,6 @@ def test_best_found_cells_are_cliques_at_lambda_1_with_a_bound_that_holds():
 
 
 def test_best_found_end_to_end(tmp_path, capsys):
-    from dasgraph.analysis import combine_best
-
     script = _script("combine_causal_models.py")
     _save_graphs(tmp_path)
     root = ["--results_path", str(tmp_path), "--model_sets", "XY,Z", "--rule", "mean_iia"]
@@ -402,7 +400,7 @@ def test_best_found_end_to_end(tmp_path, capsys):
     thesis_csv = paths.combination_csv(tmp_path, 3, 8).read_bytes()
     assert script.main([*root, "--growth", "best_found", "--clique_time_limit", "5",
                         "--workers", "1"]) == 0
-    cells = pd.read_csv(combine_best.best_found_csv(tmp_path, 3, 8))
+    cells = pd.read_csv(paths.best_found_csv(tmp_path, 3, 8))
     assert set(cells["growth"]) == {"best_found"}
     at_1 = cells[cells["lambda"] == 1.0].set_index("cell_model")
     assert at_1.loc["XY", "cell_size"] == 10 and at_1.loc["Z", "cell_size"] == 5
@@ -410,7 +408,7 @@ def test_best_found_end_to_end(tmp_path, capsys):
     assert cells.loc[cells["lambda"] < 1, "strength_upper_bound"].isna().all()
     at_08 = cells[cells["lambda"] == 0.8].set_index("cell_model")
     assert at_08.loc["XY", "cell_size"] == 11 and at_08.loc["Z", "cell_size"] == 5
-    assert paths.done_marker(combine_best.best_found_csv(tmp_path, 3, 8)).exists()
+    assert paths.done_marker(paths.best_found_csv(tmp_path, 3, 8)).exists()
     # the thesis-growth combination beside it is left as it was
     assert paths.combination_csv(tmp_path, 3, 8).read_bytes() == thesis_csv
     for bad, needle in ((["--workers", "0"], "--workers"),

@@ -66,12 +66,12 @@ def test_indistinguishable_layers_flags_rivals_not_complements():
 
 def test_writing_the_same_floors_again_leaves_the_files_alone(tmp_path):
     # a second make reproduce must not make the plots look stale
-    from dasgraph.causal import floors
     from dasgraph import paths
+    from dasgraph.stages.evaluation_cells import write_floors
 
-    assert floors.write(tmp_path, ARITH) == [paths.floors_csv(tmp_path), paths.disagreement_csv(tmp_path)]
+    assert write_floors(tmp_path, ARITH) == [paths.floors_csv(tmp_path), paths.disagreement_csv(tmp_path)]
     before = [p.stat().st_mtime_ns for p in (paths.floors_csv(tmp_path),
                                              paths.disagreement_csv(tmp_path))]
-    assert floors.write(tmp_path, ARITH) == []
+    assert write_floors(tmp_path, ARITH) == []
     assert [p.stat().st_mtime_ns for p in (paths.floors_csv(tmp_path),
                                            paths.disagreement_csv(tmp_path))] == before

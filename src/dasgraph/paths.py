@@ -4,6 +4,7 @@ Every stage receives only ``--results_path``; every file or folder under it is n
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 DEFAULT_RESULTS = Path("results")
@@ -118,8 +119,38 @@ def disagreement_csv(root: Path) -> Path:
 
 
 # --- stage 5: IIA graphs --------------------------------------------------------------
+# A cell's part of a file name: layer_{L}_k_{k} (graphs, cliques, trees, the combination).
+_CELL = r"layer_(?P<layer>\d+)_k_(?P<k>\d+)"
+_GRAPH_NAME = re.compile(rf"^{_CELL}\.npy$")
+_CLIQUE_NAME = re.compile(rf"^(?P<cm>[A-Za-z0-9]+)_{_CELL}\.json$")
+
+
+def graphs_dir(root: Path) -> Path:
+    return Path(root) / "graphs"
+
+
 def graph_npy(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> Path:
-    return Path(root) / "graphs" / causal_model / f"layer_{layer}_k_{low_rank_dimension}.npy"
+    return graphs_dir(root) / causal_model / f"layer_{layer}_k_{low_rank_dimension}.npy"
+
+
+def parse_graph_name(name: str) -> tuple[int, int] | None:
+    """'layer_2_k_21.npy' -> (2, 21); None for any other name."""
+    m = _GRAPH_NAME.match(name)
+    return (int(m["layer"]), int(m["k"])) if m else None
+
+
+def graph_cells(root: Path) -> list[tuple[str, int, int]]:
+    """(causal model, layer, k) of every graph file under graphs/, sorted (none when the
+    folder is absent)."""
+    base = graphs_dir(root)
+    found = []
+    if base.exists():
+        for model_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+            for f in model_dir.glob("layer_*_k_*.npy"):
+                cell = parse_graph_name(f.name)
+                if cell:
+                    found.append((model_dir.name, *cell))
+    return sorted(found)
 
 
 def graph_meta(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> Path:
@@ -140,6 +171,19 @@ def cliques_dir(root: Path, finder: str) -> Path:
 def cliques_json(root: Path, finder: str, causal_model: str, layer: int,
                  low_rank_dimension: int) -> Path:
     return cliques_dir(root, finder) / f"{causal_model}_layer_{layer}_k_{low_rank_dimension}.json"
+
+
+def clique_files(root: Path, finder: str) -> list[Path]:
+    """Every file of the finder's folder named like a clique file, {name}_layer_{L}_k_{k}.json,
+    sorted (none when the folder is absent); :func:`parse_clique_name` says which cell each
+    holds, where its name is one of ours."""
+    return sorted(cliques_dir(root, finder).glob("*_layer_*_k_*.json"))
+
+
+def parse_clique_name(name: str) -> tuple[str, int, int] | None:
+    """'XY_layer_2_k_21.json' -> ('XY', 2, 21); None for any other name."""
+    m = _CLIQUE_NAME.match(name)
+    return (m["cm"], int(m["layer"]), int(m["k"])) if m else None
 
 
 # --- stage 7: decision trees ------------------------------------------------------------
@@ -164,6 +208,14 @@ def combination_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
 
 def combination_assignment_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
     return Path(root) / "combination" / f"layer_{layer}_k_{low_rank_dimension}_assignment.csv"
+
+
+def best_found_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
+    """combine_causal_models.py --growth best_found: combination/best_found/layer_{L}_k_{k}.csv
+    (a folder of its own, so that readers of the combination folder's layer_*_k_*.csv never
+    take it for a thesis-growth table)."""
+    return (combination_csv(root, layer, low_rank_dimension).parent / "best_found"
+            / f"layer_{layer}_k_{low_rank_dimension}.csv")
 
 
 # --- MLP part ------------------------------------------------------------------------------

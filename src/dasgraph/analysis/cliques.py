@@ -41,7 +41,7 @@ import networkx as nx
 import numpy as np
 
 from dasgraph import paths
-from dasgraph.runtime import UsageError, atomic_write_json, write_done
+from dasgraph.runtime import UsageError
 
 DEFAULT_FINDER = "RemovalHeuristic"
 DEFAULT_MIN_SIZE = 5
@@ -550,16 +550,6 @@ def record(finder: str, causal_model: str, layer: int, low_rank_dimension: int,
             "variables": list(task.variables), "cliques_inputs": values, "run": run}
 
 
-def write_record(root: Path, record_: dict, settings: dict) -> Path:
-    """analyse_graphs.py's writer: the clique file (``record``'s JSON) at its place in the
-    results tree, then its completion marker with the ``settings`` that made it."""
-    out = paths.cliques_json(root, record_["finder"], record_["causal_model"], record_["layer"],
-                             record_["low_rank_dimension"])
-    atomic_write_json(out, record_)
-    write_done(paths.done_marker(out), [out], settings=settings)
-    return out
-
-
 SUMMARY_COLUMNS = ["finder", "causal_model", "layer", "low_rank_dimension", "threshold",
                    "min_clique_size", "timed_out", "n_cliques", "max_clique_size",
                    "mean_clique_size", "n_unique_nodes", "share_of_nodes", "share_of_edges",
@@ -587,8 +577,7 @@ def summarise(root: Path, finder: str = DEFAULT_FINDER):
 
     get_finder(finder)
     rows = []
-    folder = paths.cliques_dir(Path(root), finder)
-    for path in sorted(folder.glob("*_layer_*_k_*.json")):
+    for path in paths.clique_files(root, finder):
         data = read_clique_record(path)
         stats, sizes = data["statistics"], data["statistics"]["sizes"]
         rows.append({**{k: data[k] for k in SUMMARY_COLUMNS[:7]},

@@ -53,8 +53,7 @@ import pandas as pd
 
 from dasgraph.analysis import graphs
 from dasgraph import paths, tasks
-from dasgraph.runtime import (UsageError, atomic_path, finished, recorded_digest, sidecar_run_json,
-                              write_done)
+from dasgraph.runtime import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -373,7 +372,7 @@ def strength_table(cells: pd.DataFrame, rule: str = "mean_iia", percent: bool = 
     return wide.reset_index().rename_axis(columns=None)
 
 
-# --- the stage: which (layer, k) cells, graphs in, CSVs out -----------------------------------
+# --- which (layer, k) cells: the graphs there, the model sets they serve ---------------------
 @dataclass
 class GraphCell:
     layer: int
@@ -390,7 +389,7 @@ def find_graph_cells(root: Path, models: Iterable[str], layers: list[int] | None
     for cm, layer, k in found:
         cells.setdefault((layer, k), GraphCell(layer, k)).models.add(cm)
     if not cells:
-        where = Path(root) / "graphs"
+        where = paths.graphs_dir(root)
         raise UsageError(f"no IIA graphs for {', '.join(models)} under {where}"
                          f"{_selection_text(layers, low_rank_dimensions)}; run "
                          "disentangle_causal_models.py first (e.g. --causal_models "
@@ -419,70 +418,3 @@ def usable_model_sets(cell: GraphCell, model_sets: Sequence[tuple[str, ...]],
             log.warning("layer %d k %d: skipping model set %s (no graph for %s)", cell.layer,
                         cell.low_rank_dimension, model_set_name(s), ", ".join(missing))
     return usable
-
-
-def run_graph_cell(root: Path, cell: GraphCell, model_sets: Sequence[tuple[str, ...]],
-                   lambdas: Sequence[float], rules: Sequence[str], args: Any,
-                   task: tasks.Task, strict: bool = False, overwrite: bool = False,
-                   growth: str = "thesis") -> pd.DataFrame | None:
-    """Combine at one (layer, k) and write its two CSVs (+ run records); returns the cells table.
-
-    Skips (returns None) when the CSV exists and not ``overwrite``, or when no model set has
-    all its graphs here.
-    """
-    out = paths.combination_csv(root, cell.layer, cell.low_rank_dimension)
-    sets = usable_model_sets(cell, model_sets, strict)
-    if not sets:
-        return None
-    needed = sorted({m for s in sets for m in s})
-    files = {m: paths.graph_npy(root, m, cell.layer, cell.low_rank_dimension)
-             for m in needed + [task.trivial]}
-    if not files[task.trivial].exists():
-        del files[task.trivial]
-    # the graphs it reads, by the digests their completion markers hold: a combination of
-    # graphs made again (other DAS settings, --overwrite) is never silently kept
-    settings = {"model_sets": [model_set_name(s) for s in model_sets], "lambdas": list(lambdas),
-                "rules": list(rules), "growth": growth, "min_cell_size": MIN_CELL_SIZE,
-                "graphs_sha256": {m: recorded_digest(paths.done_marker(f), f.name)
-                                  for m, f in files.items()}}
-    if finished(paths.done_marker(out), settings, overwrite, "a combination"):
-        return None
-    loaded = {m: graphs.load_graph(root, m, cell.layer, cell.low_rank_dimension) for m in needed}
-    trivial = (graphs.load_graph(root, task.trivial, cell.layer, cell.low_rank_dimension)
-               if task.trivial in files else None)
-    combiner = Combiner(loaded, trivial, growth=growth, trivial=task.trivial)
-    table, assignment = combination_tables(combiner, sets, lambdas, rules, cell.layer,
-                                           cell.low_rank_dimension, task, progress=True)
-    write_tables(root, cell.layer, cell.low_rank_dimension, table, assignment, args, settings,
-                 trivial_graph=trivial is not None)
-    return table
-
-
-def write_tables(root: Path, layer: int, low_rank_dimension: int, table: pd.DataFrame,
-                 assignment: pd.DataFrame, args: Any, settings: dict, **run_extra: Any) -> Path:
-    """combine_causal_models.py's writer: the assignment and the cells tables of one
-    (layer, k), each with its run record, then the completion marker with ``settings``.
-    Returns the cells table's path."""
-    out = paths.combination_csv(root, layer, low_rank_dimension)
-    assign_out = paths.combination_assignment_csv(root, layer, low_rank_dimension)
-    for frame, path in ((assignment, assign_out), (table, out)):
-        _write_csv(path, frame, args, **run_extra)
-    write_done(paths.done_marker(out), [p for path in (assign_out, out)     # written last
-                                        for p in (path, Path(str(path) + ".run.json"))],
-               settings=settings)
-    return out
-
-
-def write_frame(path: Path, frame: pd.DataFrame, args: Any, settings: dict,
-                **run_extra: Any) -> Path:
-    """One table with its run record, then its completion marker with ``settings``."""
-    _write_csv(path, frame, args, **run_extra)
-    write_done(paths.done_marker(path), [path, Path(str(path) + ".run.json")], settings=settings)
-    return path
-
-
-def _write_csv(path: Path, frame: pd.DataFrame, args: Any, **run_extra: Any) -> None:
-    sidecar_run_json(path, args, min_cell_size=MIN_CELL_SIZE, **run_extra)
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
-    log.info("wrote %s", path)

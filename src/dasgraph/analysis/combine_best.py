@@ -15,8 +15,9 @@ holds at most Σ_{m in S} ω(m) inputs: ``strength_upper_bound`` = min(N, Σ upp
 from the solves on all inputs, for any greedy order (not only this one). Below λ = 1 no bound
 is computed (NaN).
 
-Writes results/combination/best_found/layer_{L}_k_{k}.csv: the columns of the combination's
-cells table (growth ``best_found``) plus ``strength_upper_bound``.
+Its table (``best_found_table``): the columns of the combination's cells table (growth
+``best_found``) plus ``strength_upper_bound``; ``stages.combination`` writes it to
+results/combination/best_found/layer_{L}_k_{k}.csv.
 
     from dasgraph.analysis import combine_best
     combiner = combine_best.BestFoundCombiner(graphs, time_limit=5, workers=2)
@@ -25,15 +26,13 @@ cells table (growth ``best_found``) plus ``strength_upper_bound``.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from dasgraph import paths, tasks
-from dasgraph.analysis import clique_solver, combine, graphs, quasi_cliques
-from dasgraph.runtime import finished, recorded_digest
+from dasgraph.analysis import clique_solver, combine, quasi_cliques
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +40,8 @@ GROWTH = "best_found"
 DEFAULT_TIME_LIMIT = 5.0       # seconds per solve (one per model and set of remaining inputs)
 
 
-def best_found_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
-    """results/combination/best_found/layer_{L}_k_{k}.csv (a folder of its own, so that readers
-    of the combination folder's layer_*_k_*.csv never take it for a thesis-growth table)."""
-    return (paths.combination_csv(root, layer, low_rank_dimension).parent / GROWTH
-            / f"layer_{layer}_k_{low_rank_dimension}.csv")
+# the table's place in the results tree (combine_causal_models.py --growth best_found writes it)
+best_found_csv = paths.best_found_csv
 
 
 class BestFoundCombiner(combine.Combiner):
@@ -126,56 +122,6 @@ def best_found_table(combiner: BestFoundCombiner, model_sets: Sequence[Sequence[
         combiner.strength_bound(models.split("+"), lam)
         for models, lam in zip(cells["models"], cells["lambda"])]
     return cells
-
-
-def run_best_found(root: Path, cell: combine.GraphCell, model_sets: Sequence[tuple[str, ...]],
-                   lambdas: Sequence[float], rules: Sequence[str], args: Any, task: tasks.Task,
-                   time_limit: float, workers: int, overwrite: bool = False) -> pd.DataFrame | None:
-    """The best-found combination at one (layer, k), written beside the combination (skipped
-    when finished with the same settings and graphs, as ``combine.run_graph_cell``)."""
-    sets = combine.usable_model_sets(cell, model_sets, strict=False)
-    if not sets:
-        return None
-    out = best_found_csv(root, cell.layer, cell.low_rank_dimension)
-    needed = sorted({m for s in sets for m in s})
-    files = {m: paths.graph_npy(root, m, cell.layer, cell.low_rank_dimension) for m in needed}
-    known, known_files = stage_cliques(root, needed, cell)
-    settings = {"model_sets": [combine.model_set_name(s) for s in sets],
-                "lambdas": list(lambdas), "rules": list(rules), "growth": GROWTH,
-                "clique_time_limit": time_limit, "workers": workers,
-                "graphs_sha256": {m: recorded_digest(paths.done_marker(f), f.name)
-                                  for m, f in files.items()},
-                "cpsat_cliques_sha256": {m: recorded_digest(paths.done_marker(f), f.name)
-                                         for m, f in known_files.items()}}
-    if finished(paths.done_marker(out), settings, overwrite, "a best-found combination"):
-        return None
-    loaded = {m: graphs.load_graph(root, m, cell.layer, cell.low_rank_dimension) for m in needed}
-    combiner = BestFoundCombiner(loaded, time_limit=time_limit, workers=workers,
-                                 trivial=task.trivial, known=known)
-    table = best_found_table(combiner, sets, lambdas, rules, cell.layer,
-                             cell.low_rank_dimension, task)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    combine.write_frame(out, table, args, settings, solves=combiner.solves)
-    return table
-
-
-def stage_cliques(root: Path, models: Sequence[str], cell: combine.GraphCell
-                  ) -> tuple[dict[str, tuple[list[int], int]], dict[str, Path]]:
-    """The clique and bound of each model's CPSAT clique file at this (layer, k), where stage 6
-    wrote one at threshold 1 (a longer solve than the combination's own, which then starts
-    from it): ({model: (clique, upper bound)}, {model: file})."""
-    from dasgraph.analysis import cliques
-
-    known, files = {}, {}
-    for m in models:
-        path = paths.cliques_json(root, "CPSAT", m, cell.layer, cell.low_rank_dimension)
-        if not paths.done_marker(path).exists():
-            continue
-        data = cliques.read_clique_record(path)
-        if data["threshold"] == 1.0 and data.get("upper_bound") is not None:
-            known[m] = (max(data.get("cliques") or [[]], key=len), int(data["upper_bound"]))
-            files[m] = path
-    return known, files
 
 
 def strength_bound_table(cells: pd.DataFrame, rule: str = "mean_iia") -> pd.DataFrame:

@@ -4,15 +4,12 @@ diagonal 0; node order = node id (the row of the task's inputs).
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
 from dasgraph import paths, readers, tasks
 from dasgraph.runtime import UsageError, atomic_save_npy, atomic_write_json, write_done
-
-_GRAPH_NAME = re.compile(r"^layer_(\d+)_k_(\d+)\.npy$")
 
 
 def load_graph(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> np.ndarray:
@@ -34,18 +31,9 @@ def find_graphs(root: Path, causal_models: list[str] | None = None,
                 layers: list[int] | None = None,
                 low_rank_dimensions: list[int] | None = None) -> list[tuple[str, int, int]]:
     """(causal_model, layer, k) of every saved graph matching the selection, sorted."""
-    base = Path(root) / "graphs"
-    found = []
-    if base.exists():
-        for model_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-            for f in model_dir.glob("layer_*_k_*.npy"):
-                m = _GRAPH_NAME.match(f.name)
-                if m:
-                    found.append((model_dir.name, int(m.group(1)), int(m.group(2))))
-    keep = [(c, l, k) for c, l, k in found
+    return [(c, l, k) for c, l, k in paths.graph_cells(root)
             if (not causal_models or c in causal_models) and (not layers or l in layers)
             and (not low_rank_dimensions or k in low_rank_dimensions)]
-    return sorted(keep, key=lambda t: (t[0], t[1], t[2]))
 
 
 # --- computing graphs ------------------------------------------------------------------------

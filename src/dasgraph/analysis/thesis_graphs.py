@@ -8,34 +8,29 @@ diagonal carries no information and is zeroed on import, as in our graphs.
 
     from dasgraph.analysis import thesis_graphs
     found = thesis_graphs.read_folder(Path("path/to/thesis_graphs"))   # or read_packaged()
-    thesis_graphs.import_graphs(found, Path("results/thesis_graphs"), args)
+    graph = thesis_graphs.our_graph(found[0])        # as stages.thesis_graphs imports it
 
 A copy of the seven published graphs (GPT-2 small fine-tuned, thesis layer 7, k = 256) ships
 inside the package as ``reference/thesis_graphs_256_7.npz``: one uint8 array per file, named by
 the file's stem, holding 2 x IIA (0, 1, 2), so ``read_packaged`` gives exactly the tensors of
 the .pt files (tests/test_thesis_graphs.py checks that). It was made with
-``pack(read_folder(DIR), PATH)``.
+``stages.thesis_graphs.pack(read_folder(DIR), PATH)``.
 """
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dasgraph.analysis import graphs
-from dasgraph import paths, tasks
 from dasgraph import reference as published
 from dasgraph.tasks import arithmetic as task
-from dasgraph.runtime import UsageError, finished, run_record
-
-log = logging.getLogger(__name__)
+from dasgraph.runtime import UsageError
 
 FILE_NAME = re.compile(r"^(?P<label>.+)_graph_(?P<k>\d+)_(?P<layer>\d+)$")   # a .pt file's stem
 PACKAGED = "thesis_graphs_256_7.npz"          # inside dasgraph/reference/
@@ -168,41 +163,20 @@ def read_packaged() -> list[ThesisGraph]:
     return found
 
 
-def pack(found: list[ThesisGraph], out: Path) -> Path:
-    """Write graphs as one compressed .npz of uint8 2 x IIA arrays, keyed by file stem."""
-    arrays = {f"{g.label}_graph_{g.low_rank_dimension}_{g.thesis_layer}":
-              np.rint(g.graph * 2).astype(np.uint8) for g in found}
-    np.savez_compressed(out, **arrays)
-    return Path(out)
-
-
 # --- into our layout ------------------------------------------------------------------------
-def import_graphs(found: list[ThesisGraph], root: Path, args: Any,
-                  overwrite: bool = False) -> list[Path]:
-    """Write each graph as results/graphs/{cm}/layer_{L}_k_{k}.npy (diagonal zeroed) with the
-    .json that stages 6-8 read; a graph already imported is skipped unless ``overwrite``."""
-    written = []
-    tasks.write_record(root, task.TASK)      # the thesis's graphs are of the arithmetic task
-    for g in found:
-        target = paths.graph_npy(root, g.causal_model, g.layer, g.low_rank_dimension)
-        settings = {"source_sha256": g.sha256, "label": g.label}
-        if finished(paths.done_marker(target), settings, overwrite, "an imported graph"):
-            continue
-        graph = g.graph.copy()
-        np.fill_diagonal(graph, 0.0)
-        graph = graphs.check_graph(graph, task.N_INPUTS, g.source)
-        stats = graphs.write_graph(root, g.causal_model, g.layer, g.low_rank_dimension, graph, {
-            "imported_from": {"source": g.source, "sha256": g.sha256, "label": g.label,
-                              "thesis_layer": g.thesis_layer,
-                              "layer_convention": "thesis layer j = output of block j = our "
-                                                  "layer j + 1",
-                              "diagonal": "zeroed on import"},
-            "run": run_record(args)}, settings, task.TASK)
-        log.info("%s (thesis layer %d) -> %s: pairs with IIA 1 %.3f, mean pair IIA %.3f",
-                 g.source, g.thesis_layer, target, stats["fraction_pairs_iia_1"],
-                 stats["mean_pair_iia"])
-        written.append(target)
-    return written
+def our_graph(g: ThesisGraph) -> np.ndarray:
+    """The graph as stage 5 saves ours: a copy with the diagonal zeroed, checked."""
+    graph = g.graph.copy()
+    np.fill_diagonal(graph, 0.0)
+    return graphs.check_graph(graph, task.N_INPUTS, g.source)
+
+
+def provenance(g: ThesisGraph) -> dict:
+    """Where an imported graph came from, for its .json."""
+    return {"source": g.source, "sha256": g.sha256, "label": g.label,
+            "thesis_layer": g.thesis_layer,
+            "layer_convention": "thesis layer j = output of block j = our layer j + 1",
+            "diagonal": "zeroed on import"}
 
 
 # --- comparing with the published strengths ---------------------------------------------------

@@ -11,13 +11,13 @@ Typical use::
 
     task = tasks.get("arithmetic")
     record, tree = fit_clique_tree(read_clique_file(path, task.n_inputs), task, seed=42)
-    fig = plot_tree_figure(tree, "XY layer 3 k 8", Features.of(task).names)
+
+Writing the tree files and drawing the tree is the stage's (``stages.trees``).
 """
 from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 
 from dasgraph import paths, readers, tasks
-from dasgraph.runtime import (ArtifactError, UsageError, atomic_path, finished, write_done, atomic_write_json, atomic_write_text,
-                      derive_seed, read_json, recorded_digest, run_record)
+from dasgraph.runtime import ArtifactError, UsageError, read_json
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +58,6 @@ class Features:
 
 
 # --- clique files ---------------------------------------------------------------------------
-_CLIQUE_NAME = re.compile(r"^(?P<cm>[A-Za-z0-9]+)_layer_(?P<layer>\d+)_k_(?P<k>\d+)\.json$")
-
-
 @dataclass(frozen=True)
 class CliqueFile:
     path: Path
@@ -77,20 +73,19 @@ def find_clique_files(root: Path, finder: str, known_models, causal_models_: lis
 
     Raises UsageError naming analyse_graphs.py when there are none.
     """
-    folder = paths.cliques_dir(root, finder)
     found = []
-    if folder.is_dir():
-        for f in folder.iterdir():
-            m = _CLIQUE_NAME.match(f.name)
-            if m and m["cm"] in known_models:
-                found.append(CliqueFile(f, m["cm"], int(m["layer"]), int(m["k"])))
+    for f in paths.clique_files(root, finder):
+        cell = paths.parse_clique_name(f.name)
+        if cell and cell[0] in known_models:
+            found.append(CliqueFile(f, *cell))
     keep = [c for c in found
             if (not causal_models_ or c.causal_model in causal_models_)
             and (not layers or c.layer in layers)
             and (not low_rank_dimensions or c.low_rank_dimension in low_rank_dimensions)]
     if not keep:
         what = "" if not found else " matching the selection"
-        raise UsageError(f"no clique files{what} in {folder}; run analyse_graphs.py first "
+        raise UsageError(f"no clique files{what} in {paths.cliques_dir(root, finder)}; run "
+                         "analyse_graphs.py first "
                          f"(--results_path {root} --clique_finder {finder})")
     return sorted(keep, key=lambda c: (c.causal_model, c.layer, c.low_rank_dimension))
 
@@ -114,10 +109,9 @@ def read_clique_file(path: Path, n_inputs: int) -> dict[str, Any]:
         raise UsageError(f"{path}: a clique lists a member twice; re-run analyse_graphs.py "
                          "with --overwrite")
     readers.check_marker(paths.done_marker(path), path, "analyse_graphs.py", required=True)
-    place = _CLIQUE_NAME.match(Path(path).name)
+    place = paths.parse_clique_name(Path(path).name)
     if place:
-        readers.check_place(record, path, "analyse_graphs.py",
-                            (place["cm"], int(place["layer"]), int(place["k"])))
+        readers.check_place(record, path, "analyse_graphs.py", place)
     return record
 
 
@@ -275,21 +269,6 @@ def export_text(tree, names) -> str:
     return _export(tree, feature_names=list(names), class_names=list(CLASS_NAMES))
 
 
-def plot_tree_figure(tree, title: str, names):
-    """A readable drawing of the fitted tree; returns a matplotlib Figure (Agg)."""
-    import matplotlib.pyplot as plt
-    from sklearn.tree import plot_tree
-
-    leaves, depth = tree.get_n_leaves(), tree.get_depth()
-    fig, ax = plt.subplots(figsize=(max(9.0, 2.4 * leaves), 1.6 + 1.9 * (depth + 1)))
-    plot_tree(tree, feature_names=list(names), class_names=list(CLASS_NAMES),
-              filled=True, rounded=True, impurity=False, fontsize=10, ax=ax)
-    ax.set_title(f"{title}\nvalue = [{CLASS_NAMES[0]}, {CLASS_NAMES[1]}]; "
-                 "left branch = condition true", fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
 # --- one clique file -> one record ------------------------------------------------------------
 def fit_clique_tree(clique_record: dict[str, Any], task: tasks.Task, seed: int,
                     positives: str = "largest") -> tuple[dict[str, Any], Any]:
@@ -326,65 +305,3 @@ def fit_clique_tree(clique_record: dict[str, Any], task: tasks.Task, seed: int,
         return {"status": status, "message": message, **record}, None
     numbers, tree = fit_tree(feats.rows(data.nodes), data.y, seed, feats)
     return {"status": status, **record, **numbers}, tree
-
-
-# --- the stage: one clique file -> trees/{cm}_layer_{L}_k_{k}.{json,txt}, plots/tree_....png ----
-def run_clique_file(clique_file: CliqueFile, root: Path, finder: str, args: Any, seed: int,
-                    task: tasks.Task, overwrite: bool = False,
-                    positives: str = "largest") -> Path | None:
-    """Fit and write the tree for one clique file; returns the JSON path (None if skipped).
-
-    A tree finished with the same settings is skipped (runtime.finished; other settings are
-    refused unless ``overwrite``). The JSON carries the run record; degenerate cases write only
-    the JSON.
-    """
-    cm, layer, k = clique_file.causal_model, clique_file.layer, clique_file.low_rank_dimension
-    out_json = paths.tree_file(root, cm, layer, k, "json")
-    settings = {"positives": positives, "clique_finder": finder, "seed": seed,
-                "cliques_sha256": recorded_digest(paths.done_marker(clique_file.path),
-                                                  Path(clique_file.path).name)}
-    if finished(paths.done_marker(out_json), settings, overwrite, "a decision tree"):
-        return None
-    clique_record = read_clique_file(clique_file.path, task.n_inputs)
-    cell_seed = derive_seed(seed, "trees", finder, cm, layer, k)
-    record, tree = fit_clique_tree(clique_record, task, cell_seed, positives)
-    record = {"causal_model": cm, "layer": layer, "low_rank_dimension": k,
-              "clique_finder": finder, "clique_file": str(clique_file.path),
-              "clique_threshold": clique_record.get("threshold"),
-              "cliques_timed_out": clique_record.get("timed_out"),
-              "seed": cell_seed, **record}
-    if tree is None:
-        log.warning("%s layer %d k %d: %s", cm, layer, k, record["message"])
-    record["run"] = run_record(args, seed=seed)
-    return write_tree(root, record, tree, finder, positives, settings)
-
-
-def write_tree(root: Path, record: dict, tree, finder: str, positives: str,
-               settings: dict) -> Path:
-    """classification.py's writer: the tree's text and drawing (when one was fitted), the
-    record's JSON, and last the completion marker with ``settings`` (a tree whose JSON, text or
-    drawing is damaged or gone is redone). Returns the JSON's path."""
-    import matplotlib.pyplot as plt
-
-    cm, layer, k = record["causal_model"], record["layer"], record["low_rank_dimension"]
-    out_json = paths.tree_file(root, cm, layer, k, "json")
-    if tree is not None:
-        which = "the largest" if positives == "largest" else "all"
-        title = (f"Inputs in {which} {finder} cliques of {cm}, layer {layer}, k {k}\n"
-                 f"tree depth {record['best_max_depth']}, nested-CV accuracy {record['cv_accuracy']['mean']:.3f} "
-                 f"± {record['cv_accuracy']['std']:.3f}")
-        out_txt = paths.tree_file(root, cm, layer, k, "txt")
-        names = record["features"]
-        atomic_write_text(out_txt, "# " + title.replace("\n", "; ") + "\n" + export_text(tree, names))
-        out_png = paths.tree_png(root, cm, layer, k)
-        fig = plot_tree_figure(tree, title, names)
-        with atomic_path(out_png) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-        plt.close(fig)
-        log.info("wrote %s and %s", out_txt, out_png)
-    atomic_write_json(out_json, record)
-    write_done(paths.done_marker(out_json),
-               [paths.tree_file(root, cm, layer, k, s) for s in ("json", "txt", "png")
-                if tree is not None or s == "json"], settings=settings)
-    log.info("wrote %s", out_json)
-    return out_json

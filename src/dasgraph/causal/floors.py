@@ -132,32 +132,15 @@ def complementary(table_a: np.ndarray, table_b: np.ndarray) -> bool:
     return bool((table_a == table_b.T).all())
 
 
-def write(root, task, args=None, tables: dict | None = None,
-          outputs: np.ndarray | None = None) -> list:
-    """floors.csv and disagreement.csv under ``root``, each with its run.json sidecar; from the
-    task's tables, or from ``tables`` (name -> (N, N) labels of a control network); the floors
-    against ``outputs`` when given (a control network's own (N,) predictions on the task's
-    labels, :func:`floors`)."""
-    from pathlib import Path
-
-    from dasgraph import paths, runtime
-
+def floor_tables(task, tables: dict | None = None, outputs: np.ndarray | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """What floors.csv and disagreement.csv hold: (floor table, disagreement matrix with its
+    equivalents column, what they were made from, in words); from the task's tables, or from
+    ``tables`` (name -> (N, N) labels of a control network); the floors against ``outputs``
+    when given (a control network's own (N,) predictions on the task's labels, :func:`floors`)."""
     made_from = "counterfactual tables" if tables is None else "the control network's own behaviour"
     if outputs is not None:
         made_from += ", floors against the control network's own predictions"
     tables = tables or {n: task.table(n) for n in task.models}
-    written = []
-    for path, table, index in ((paths.floors_csv(root), floor_table(tables, outputs), False),
-                               (paths.disagreement_csv(root),
-                                with_equivalents(disagreement_matrix(tables=tables)),
-                                True)):
-        text = table.to_csv(index=index, index_label="causal_model" if index else None,
-                            float_format="%.6f")
-        if path.is_file() and path.read_text() == text:
-            continue      # unchanged: leave it (and its date) alone, so nothing downstream redraws
-        runtime.atomic_write_text(path, text)
-        runtime.atomic_write_json(Path(str(path) + ".run.json"),
-                                  runtime.run_record(args, made_from=made_from
-                                                     + ", all ordered pairs"))
-        written.append(path)
-    return written
+    return (floor_table(tables, outputs), with_equivalents(disagreement_matrix(tables=tables)),
+            made_from + ", all ordered pairs")

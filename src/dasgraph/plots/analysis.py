@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from dasgraph.analysis.trees import CLASS_NAMES
 from dasgraph.plots.iia import model_colour
 
 
@@ -75,6 +76,21 @@ def tree_accuracy(table: pd.DataFrame):
     rows = -(-len(legend.get_texts()) // 2)
     ax.set_title("Decision trees: do simple rules over the inputs say which inputs are in "
                  "cliques?", fontsize=11, pad=8 + 14 * rows)
+    fig.tight_layout()
+    return fig
+
+
+def tree_figure(tree, title: str, names):
+    """A readable drawing of a fitted decision tree (``analysis.trees``): each node's
+    condition, samples and class counts."""
+    from sklearn.tree import plot_tree
+
+    leaves, depth = tree.get_n_leaves(), tree.get_depth()
+    fig, ax = plt.subplots(figsize=(max(9.0, 2.4 * leaves), 1.6 + 1.9 * (depth + 1)))
+    plot_tree(tree, feature_names=list(names), class_names=list(CLASS_NAMES),
+              filled=True, rounded=True, impurity=False, fontsize=10, ax=ax)
+    ax.set_title(f"{title}\nvalue = [{CLASS_NAMES[0]}, {CLASS_NAMES[1]}]; "
+                 "left branch = condition true", fontsize=11)
     fig.tight_layout()
     return fig
 

@@ -15,13 +15,9 @@ Example:
 """
 from __future__ import annotations
 
-import logging
-
-from dasgraph import cli, paths, runtime, tasks
-from dasgraph.analysis import cliques, trees
-from dasgraph.progress import progress_bar
-
-log = logging.getLogger(__name__)
+from dasgraph import cli, runtime
+from dasgraph.analysis import trees
+from dasgraph.stages import trees as stage
 
 
 def parse_args(argv=None):
@@ -40,25 +36,8 @@ def parse_args(argv=None):
     return args
 
 
-def _run(args) -> None:
-    cliques.get_finder(args.clique_finder)       # a registered name, never a path
-    task = tasks.for_results(args.results_path, args.task)
-    models = task.select(args.causal_model_type, args.causal_models)
-    files = trees.find_clique_files(args.results_path, args.clique_finder, task.models, models,
-                                    args.layers, args.low_rank_dimensions)
-    cli.writable_dir(args.results_path)
-    cli.writable_dir(paths.tree_file(args.results_path, "XY", 0, 0, "json").parent, "the tree folder")
-    cli.writable_dir(paths.plots_dir(args.results_path), "the plots folder (tree drawings)")
-    for clique_file in files:     # every input checked before any tree is fitted
-        trees.read_clique_file(clique_file.path, task.n_inputs)
-    log.info("%d clique file(s) of %s", len(files), args.clique_finder)
-    for clique_file in progress_bar(files, desc="trees", unit="tree", disable=len(files) < 2):
-        trees.run_clique_file(clique_file, args.results_path, args.clique_finder, args,
-                              args.seed, task, overwrite=args.overwrite, positives=args.positives)
-
-
 def main(argv=None) -> int:
-    return runtime.run_stage(parse_args, _run, argv)
+    return runtime.run_stage(parse_args, stage.run, argv)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,9 @@ Example:
 """
 from __future__ import annotations
 
-import logging
-
-from dasgraph import cli, paths, runtime, tasks
+from dasgraph import cli, runtime
 from dasgraph.analysis import combine
-
-log = logging.getLogger(__name__)
+from dasgraph.stages import combination as stage
 
 
 def parse_args(argv=None):
@@ -65,49 +62,8 @@ def parse_args(argv=None):
     return args
 
 
-def _run(args) -> None:
-    task = tasks.for_results(args.results_path, args.task)
-    explicit_sets = args.model_sets is not None
-    model_sets = ([combine.parse_model_set(s, task) for s in args.model_sets] if explicit_sets
-                  else combine.default_model_sets(task))
-    rules = list(combine.RULES) if args.rule == "both" else [args.rule]
-    cells = combine.find_graph_cells(args.results_path, {m for s in model_sets for m in s},
-                                     args.layers, args.low_rank_dimensions)
-    cli.writable_dir(args.results_path)
-    cli.writable_dir(paths.combination_csv(args.results_path, 0, 0).parent, "the combination folder")
-    if args.growth == "best_found":
-        for cell in cells:
-            _best_found(args, cell, model_sets, rules, task)
-        return
-    done = 0
-    for cell in cells:
-        table = combine.run_graph_cell(args.results_path, cell, model_sets, args.lambdas, rules,
-                                       args, task, strict=explicit_sets, overwrite=args.overwrite,
-                                       growth=args.growth)
-        if table is not None:
-            done += 1
-            for rule in rules:
-                log.info("layer %d k %d, strength %% (%s):\n%s", cell.layer,
-                         cell.low_rank_dimension, rule,
-                         combine.strength_table(table, rule).to_string(index=False))
-    log.info("%d (layer, k) cell(s) combined", done)
-
-
-def _best_found(args, cell, model_sets, rules, task) -> None:
-    from dasgraph.analysis import combine_best
-
-    table = combine_best.run_best_found(args.results_path, cell, model_sets, args.lambdas, rules,
-                                        args, task, args.clique_time_limit, args.workers,
-                                        overwrite=args.overwrite)
-    if table is not None:
-        for rule in rules:
-            log.info("layer %d k %d, best found strength %% (%s):\n%s", cell.layer,
-                     cell.low_rank_dimension, rule,
-                     combine.strength_table(table, rule).to_string(index=False))
-
-
 def main(argv=None) -> int:
-    return runtime.run_stage(parse_args, _run, argv)
+    return runtime.run_stage(parse_args, stage.run, argv)
 
 
 if __name__ == "__main__":

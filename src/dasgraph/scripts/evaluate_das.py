@@ -22,11 +22,10 @@ from __future__ import annotations
 import logging
 
 from dasgraph import cli, paths, runtime
-from dasgraph.causal import floors
 from dasgraph.networks import random_init as random_network
 from dasgraph.stages import health
 from dasgraph.stages.jobs import executor, manifest
-from dasgraph.stages.evaluation_cells import STAGE, evaluate_cells, write_iia_csv
+from dasgraph.stages.evaluation_cells import STAGE, evaluate_cells, write_floors, write_iia_csv
 from dasgraph.networks.subject import model_dir, task_of
 
 
@@ -71,7 +70,7 @@ def _run(args) -> None:
         random_network.predictions_of(model_dir(args), task)
     tables = random_network.own_tables(predictions, task) \
         if random_network.labels_of(args) == "network" else None
-    for written in floors.write(args.results_path, task, args, tables, predictions):
+    for written in write_floors(args.results_path, task, args, tables, predictions):
         log.info("wrote %s", written)
     for line in health.trivial_warnings(args.results_path, task):
         log.warning("%s", line)        # the report repeats them (section 3)

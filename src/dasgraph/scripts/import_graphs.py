@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dasgraph import cli, runtime
 from dasgraph.analysis import thesis_graphs
+from dasgraph.stages import thesis_graphs as stage
 
 
 def parse_args(argv=None):
@@ -30,15 +31,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _run(args) -> None:
-    found = (thesis_graphs.read_folder(args.thesis_graphs) if args.thesis_graphs is not None
-             else thesis_graphs.read_packaged())
-    cli.writable_dir(args.results_path)
-    thesis_graphs.import_graphs(found, args.results_path, args, overwrite=args.overwrite)
-
-
 def main(argv=None) -> int:
-    return runtime.run_stage(parse_args, _run, argv)
+    return runtime.run_stage(parse_args, stage.run, argv)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from dasgraph import cli, paths, readers
+from dasgraph.causal import floors
 from dasgraph.interventions import das
 from dasgraph.networks import random_init as random_network
 from dasgraph.runtime import (atomic_write_json, atomic_write_text, changed_settings, check_done,
@@ -310,3 +311,23 @@ def write_iia_csv(args, table: pd.DataFrame) -> Path | None:
     atomic_write_text(path, text)
     atomic_write_json(Path(str(path) + ".run.json"), run_record(args))
     return path
+
+
+def write_floors(root, task, args=None, tables: dict | None = None,
+                 outputs: np.ndarray | None = None) -> list[Path]:
+    """floors.csv and disagreement.csv under ``root`` (``floors.floor_tables``: from the task's
+    tables, or a control network's ``tables`` and ``outputs``), each with its run.json sidecar.
+    Returns the files written: one that holds these numbers already is left alone, with its
+    date, so nothing downstream redraws."""
+    floor_table, disagreement, made_from = floors.floor_tables(task, tables, outputs)
+    written = []
+    for path, table, index in ((paths.floors_csv(root), floor_table, False),
+                               (paths.disagreement_csv(root), disagreement, True)):
+        text = table.to_csv(index=index, index_label="causal_model" if index else None,
+                            float_format="%.6f")
+        if path.is_file() and path.read_text() == text:
+            continue
+        atomic_write_text(path, text)
+        atomic_write_json(Path(str(path) + ".run.json"), run_record(args, made_from=made_from))
+        written.append(path)
+    return written
