@@ -134,3 +134,12 @@ def test_plot_inputs_leave_out_what_the_plots_write(tmp_path):
     touch(paths.reproduce_stamp(tmp_path))
     touch(tmp_path / "reproduce.log")
     assert sorted(paths.plot_inputs(tmp_path)) == sorted(inputs)
+
+
+def test_each_listed_folder_is_the_one_its_names_sit_in(tmp_path):
+    assert paths.tree_file(tmp_path, "XY", 2, 21, "json").parent == paths.trees_dir(tmp_path)
+    assert paths.combination_csv(tmp_path, 2, 21).parent == paths.combination_dir(tmp_path)
+    assert paths.combination_assignment_csv(tmp_path, 2, 21).parent \
+        == paths.combination_dir(tmp_path)
+    assert paths.path_patching_csv(tmp_path, "final").parent == paths.path_patching_dir(tmp_path)
+    assert paths.iit_dir(tmp_path, "run").parent == paths.iit_root(tmp_path)

@@ -151,12 +151,7 @@ def tree_file(root: Path, causal_model: str, layer: int, low_rank_dimension: int
     every other figure: :func:`tree_png`)."""
     if suffix == "png":
         return tree_png(root, causal_model, layer, low_rank_dimension)
-    return trees_dir(root) / f"{causal_model}_layer_{layer}_k_{low_rank_dimension}.{suffix}"
-
-
-def trees_dir(root: Path) -> Path:
-    """The decision trees' records and texts (their drawings are under plots/)."""
-    return Path(root) / "trees"
+    return Path(root) / "trees" / f"{causal_model}_layer_{layer}_k_{low_rank_dimension}.{suffix}"
 
 
 def tree_png(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> Path:
@@ -165,16 +160,12 @@ def tree_png(root: Path, causal_model: str, layer: int, low_rank_dimension: int)
 
 
 # --- stage 8: combined causal models -----------------------------------------------------
-def combination_dir(root: Path) -> Path:
-    return Path(root) / "combination"
-
-
 def combination_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
-    return combination_dir(root) / f"layer_{layer}_k_{low_rank_dimension}.csv"
+    return Path(root) / "combination" / f"layer_{layer}_k_{low_rank_dimension}.csv"
 
 
 def combination_assignment_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
-    return combination_dir(root) / f"layer_{layer}_k_{low_rank_dimension}_assignment.csv"
+    return Path(root) / "combination" / f"layer_{layer}_k_{low_rank_dimension}_assignment.csv"
 
 
 # --- MLP part ------------------------------------------------------------------------------
@@ -251,26 +242,18 @@ def tracing_png(root: Path, corruption: str) -> Path:
     return Path(root) / "tracing" / f"{corruption}.png"
 
 
-def path_patching_dir(root: Path) -> Path:
-    return Path(root) / "path_patching"
-
-
 def path_patching_csv(root: Path, receiver: str) -> Path:
     """receiver: 'final' or 'layer_{L}'; one row per (layer, head)."""
-    return path_patching_dir(root) / f"{receiver}.csv"
+    return Path(root) / "path_patching" / f"{receiver}.csv"
 
 
 def path_patching_png(root: Path, receiver: str) -> Path:
-    return path_patching_dir(root) / f"{receiver}.png"
-
-
-def iit_root(root: Path) -> Path:
-    return Path(root) / "iit"
+    return Path(root) / "path_patching" / f"{receiver}.png"
 
 
 def iit_dir(root: Path, name: str) -> Path:
     """train_iit.py: one folder per run name, holding the network(s) and metrics.json."""
-    return iit_root(root) / name
+    return Path(root) / "iit" / name
 
 
 # --- the thesis's own graphs, imported (import_graphs.py) ------------------------------------
@@ -346,6 +329,26 @@ _K_DIR = re.compile(f"k_{_NUMBER}")
 _COMBINATION_NAME = re.compile(f"layer_{_NUMBER}_k_{_NUMBER}\\.csv")
 
 
+def trees_dir(root: Path) -> Path:
+    """The folder of :func:`tree_file`'s records and texts."""
+    return Path(root) / "trees"
+
+
+def combination_dir(root: Path) -> Path:
+    """The folder of :func:`combination_csv` and its assignment tables."""
+    return Path(root) / "combination"
+
+
+def path_patching_dir(root: Path) -> Path:
+    """The folder of :func:`path_patching_csv` and its figures."""
+    return Path(root) / "path_patching"
+
+
+def iit_root(root: Path) -> Path:
+    """The folder of every :func:`iit_dir`."""
+    return Path(root) / "iit"
+
+
 def _entries(folder: Path) -> list[Path]:
     folder = Path(folder)
     return sorted(folder.iterdir()) if folder.is_dir() else []
@@ -410,7 +413,7 @@ def das_cells(root: Path) -> list[tuple[str, int, int]]:
 
 def das_cell_files(root: Path, name: str) -> list[Path]:
     """The file ``name`` (``METRICS``, ``REGION``) of every seed-1 DAS cell holding one,
-    sorted by path."""
+    sorted by path (k_126 before k_21: the order the report's tables of them keep)."""
     return sorted(f for f in (das_cell_dir(root, *cell) / name for cell in das_cells(root))
                   if f.is_file())
 
@@ -421,7 +424,8 @@ def objective_roots(root: Path) -> list[Path]:
 
 
 def path_patching_receivers(root: Path) -> list[str]:
-    """The receiver of every path patching table (:func:`path_patching_csv`), in file order."""
+    """The receiver of every path patching table (:func:`path_patching_csv`), sorted by file
+    name."""
     return [f.stem for f in _entries(path_patching_dir(root))
             if f.suffix == ".csv" and f.is_file()]
 

@@ -3,9 +3,9 @@
 
 Each experiment is a generator of (file name, Figure) from the results root and the task it
 holds (resolved once per run): ``figures(name, root)`` draws without saving (what the tests
-inspect), ``run(name, root, pdf)`` saves. An experiment whose inputs are
-missing logs which stage makes them and yields nothing (or only what exists), so ``all`` runs
-on any partial results folder.
+inspect), ``run(name, root, pdf)`` saves. An experiment whose inputs are missing logs which
+stage makes them and yields nothing (or only what exists), so ``all`` runs on any partial
+results folder.
 
     from dasgraph.plots import visualize
     visualize.run("empirical", Path("results"))     # -> [results/plots/iia_by_layer.png]
