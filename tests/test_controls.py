@@ -141,7 +141,7 @@ def test_das_seeds_keep_seed_one_and_each_seed_reproduces_alone(tiny_results, tm
     assert row.iia_seed_mean == pytest.approx(sum(single) / 3, abs=1e-4)
     assert row.iia_ci_low <= row.iia <= row.iia_ci_high and row.iia_ci_high - row.iia_ci_low > 0
     # the seeds live apart: readers of the seed-1 tree see one cell
-    assert sweep_mod.trained_cells(roots["three"]) == [("XY", 1, 4)]
+    assert paths.das_cells(roots["three"]) == [("XY", 1, 4)]
 
 
 def test_bootstrap_interval_matches_resampling_pairs():

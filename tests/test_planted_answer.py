@@ -116,10 +116,10 @@ def test_share_across_counts_pairs_with_one_end_on_each_side():
 def test_figures_of_a_planted_network_carry_the_answer(planted_results, tmp_path):
     from dasgraph.plots import visualize
 
-    note = visualize._planted_note(planted_results)
+    note = visualize._planted_note(planted_results, ARITH)
     assert "(X+Y)+Z where Z <= 5, (X)+Y+Z elsewhere (layer 2, coordinate 0" in note
-    assert visualize._planted_note(tmp_path) == ""          # no network, no note
-    name, fig = next(f for f in visualize.graph_figures(planted_results)
+    assert visualize._planted_note(tmp_path, ARITH) == ""          # no network, no note
+    name, fig = next(f for f in visualize.figures("graphs", planted_results)
                      if f[0] == paths.graph_png("XY", LAYER, K))
     assert "planted answer" in fig._suptitle.get_text()
 

@@ -204,7 +204,7 @@ def test_one_view_shows_the_random_network_beside_its_own_floor(tmp_path):
     floors = pd.DataFrame({"causal_model": list(ARITH.models), "unchanged": 0.031,
                            "copy_source": 0.029})
     floors.to_csv(paths.floors_csv(net_root), index=False)
-    layer, k, cell = collect.one_view(root, iia)
+    layer, k, cell = collect.one_view(root, iia, tasks.for_results(root))
     expected = net[(net.causal_model == "XY") & (net.test_causal_model == "XY")
                    & (net.layer == layer) & (net.low_rank_dimension == k)]["iia"].item()
     xy = cell.set_index("causal_model").loc["XY"]

@@ -75,7 +75,7 @@ def test_combination_on_the_imported_graphs_reproduces_figure_2(imported):
     assert worst <= 2.5 and mean <= 1.0, (worst, mean)
     # its figure says the published panel is these same graphs, not another network
     from dasgraph.plots import visualize
-    (_, fig), = list(visualize.combination_figures(imported))
+    (_, fig), = list(visualize.figures("combination", imported))
     legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
     labels = {text.get_text() for legend in legends for text in legend.get_texts()}
     assert any("(the same graphs)" in label for label in labels), labels

@@ -7,8 +7,8 @@ line that names the stage to run.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,11 +19,12 @@ from dasgraph import paths, readers, runtime
 from dasgraph import reference as published
 from dasgraph.causal.models import order_models
 
+if TYPE_CHECKING:
+    from dasgraph.tasks import Task
+
 log = logging.getLogger(__name__)
 
 MLP_EXPERIMENTS = readers.MLP_SCRIPTS
-TREE_NAME = re.compile(r"^(?P<cm>[A-Za-z0-9]+)_layer_(?P<layer>\d+)_k_(?P<k>\d+)\.json$")
-COMBINATION_NAME = re.compile(r"^layer_(?P<layer>\d+)_k_(?P<k>\d+)\.csv$")
 
 
 def missing(what: Path | str, stage: str) -> None:
@@ -52,19 +53,19 @@ def load_iia_quiet(root: Path) -> pd.DataFrame | None:
         if path.exists() else None
 
 
-def one_view(root: Path, iia: pd.DataFrame) -> tuple[int, int, pd.DataFrame]:
+def one_view(root: Path, iia: pd.DataFrame, task: Task) -> tuple[int, int, pd.DataFrame]:
     """(layer, k, table) of one cell with every control beside it: the planted layer (else the
     layer where the best non-trivial model scores highest) at the reference k. One row per
     causal model: its iia.csv row (own counterfactuals), the random network's IIA at the same
-    cell and its own floor (NaN when not run) and the chance floors."""
-    from dasgraph import tasks
+    cell and its own floor (NaN when not run) and the chance floors. ``task``: the one
+    ``root`` holds."""
     from dasgraph.analysis import planted
 
     own = iia[iia["causal_model"] == iia["test_causal_model"]]
     k = reference_k(own["low_rank_dimension"].unique(), model_shape(root).get("n_embd"))
     part = own[own["low_rank_dimension"] == k]
-    plant = planted.read_plant(root)
-    rivals = part[part["causal_model"] != tasks.for_results(root).trivial]
+    plant = planted.read_plant(root, task)
+    rivals = part[part["causal_model"] != task.trivial]
     if plant is not None and plant.layer in set(part["layer"]):
         layer = plant.layer
     else:
@@ -116,7 +117,7 @@ def position_table(root: Path) -> pd.DataFrame:
     """causal_model, layer, low_rank_dimension, position, share: the share of each trained
     (seed-1) cell's subspace on each token position, from its metrics.json (run_das.py)."""
     rows = []
-    for metrics_path in sorted(paths.das_root(root).glob("*/layer_*/k_*/" + paths.METRICS)):
+    for metrics_path in paths.das_cell_files(root, paths.METRICS):
         metrics = runtime.read_json(metrics_path)
         for position, share in enumerate(metrics.get("position_share") or []):
             rows.append({"causal_model": metrics["causal_model"], "layer": metrics["layer"],
@@ -180,9 +181,7 @@ def clique_finders(root: Path) -> list[str]:
     """Finders with a clique folder holding at least one file."""
     from dasgraph.analysis import cliques
 
-    return [f for f in cliques.FINDERS
-            if paths.cliques_dir(root, f).is_dir()
-            and any(paths.cliques_dir(root, f).glob("*_layer_*_k_*.json"))]
+    return [f for f in cliques.FINDERS if paths.holds_clique_files(root, f)]
 
 
 def clique_summary(root: Path, finder: str) -> pd.DataFrame:
@@ -192,14 +191,9 @@ def clique_summary(root: Path, finder: str) -> pd.DataFrame:
 
 
 def tree_records(root: Path) -> list[dict]:
-    folder = paths.tree_file(root, "XY", 0, 0, "json").parent
-    records = []
-    if folder.is_dir():
-        for f in sorted(folder.iterdir()):
-            m = TREE_NAME.match(f.name)
-            if m:
-                records.append({**read_tree_record(f), "causal_model": m["cm"],
-                                "layer": int(m["layer"]), "low_rank_dimension": int(m["k"])})
+    records = [{**read_tree_record(paths.tree_file(root, cm, layer, k, "json")),
+                "causal_model": cm, "layer": layer, "low_rank_dimension": k}
+               for cm, layer, k in paths.tree_cells(root)]
     order = order_models({r["causal_model"] for r in records})
     return sorted(records, key=lambda r: (order.index(r["causal_model"]), r["layer"],
                                           r["low_rank_dimension"]))
@@ -253,17 +247,6 @@ def tree_table(records: list[dict]) -> pd.DataFrame:
                                        "status", "cv_mean", "cv_std", "baseline"])
 
 
-def combination_files(root: Path) -> list[tuple[int, int, Path]]:
-    folder = paths.combination_csv(root, 0, 0).parent
-    found = []
-    if folder.is_dir():
-        for f in folder.iterdir():
-            m = COMBINATION_NAME.match(f.name)
-            if m:
-                found.append((int(m["layer"]), int(m["k"]), f))
-    return sorted(found)
-
-
 def strength_tables(cells: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """rule -> strength table (% per model set x λ) of one combination CSV."""
     from dasgraph.analysis import combine
@@ -301,5 +284,5 @@ def read_training_metrics(path: Path) -> dict:
 
 def mlp_pngs(root: Path) -> dict[str, list[Path]]:
     """experiment -> its PNGs (drawn by the MLP scripts themselves)."""
-    return {exp: sorted(paths.mlp_dir(root, exp).glob("*.png")) for exp in MLP_EXPERIMENTS
+    return {exp: paths.mlp_pngs(paths.mlp_dir(root, exp)) for exp in MLP_EXPERIMENTS
             if paths.mlp_dir(root, exp).is_dir()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Iterator
 
 DEFAULT_RESULTS = Path("results")
 
@@ -366,3 +367,136 @@ def reproduce_stamp(root: Path) -> Path:
 
 def report_md(root: Path) -> Path:
     return Path(root) / "REPORT.md"
+
+
+# --- listing what a results tree holds -------------------------------------------------------
+# The names above read back: a parser takes one file or folder name and returns what it names
+# (None for a name that only looks alike); a listing returns what is on disk, sorted, [] when
+# its folder is absent. Every reader of a finished tree finds its files through these.
+_NUMBER = "(0|[1-9][0-9]*)"          # as the names above write an int: no sign, no leading 0
+_CELL_STEM = re.compile(f"([A-Za-z0-9]+)_layer_{_NUMBER}_k_{_NUMBER}")
+_LAYER_DIR = re.compile(f"layer_{_NUMBER}")
+_K_DIR = re.compile(f"k_{_NUMBER}")
+_COMBINATION_NAME = re.compile(f"layer_{_NUMBER}_k_{_NUMBER}\\.csv")
+
+
+def trees_dir(root: Path) -> Path:
+    """The folder of :func:`tree_file`'s records and texts."""
+    return Path(root) / "trees"
+
+
+def combination_dir(root: Path) -> Path:
+    """The folder of :func:`combination_csv` and its assignment tables."""
+    return Path(root) / "combination"
+
+
+def path_patching_dir(root: Path) -> Path:
+    """The folder of :func:`path_patching_csv` and its figures."""
+    return Path(root) / "path_patching"
+
+
+def iit_root(root: Path) -> Path:
+    """The folder of every :func:`iit_dir`."""
+    return Path(root) / "iit"
+
+
+def _entries(folder: Path) -> list[Path]:
+    folder = Path(folder)
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def parse_cell_file_name(name: str, suffix: str) -> tuple[str, int, int] | None:
+    """(causal_model, layer, k) of ``{cm}_layer_{L}_k_{k}.{suffix}`` (a tree's or a clique
+    file's name), else None."""
+    stem, dot, ext = name.rpartition(".")
+    m = _CELL_STEM.fullmatch(stem) if dot and ext == suffix else None
+    return (m[1], int(m[2]), int(m[3])) if m else None
+
+
+def parse_tree_name(name: str) -> tuple[str, int, int] | None:
+    """(causal_model, layer, k) of a tree record's file name (:func:`tree_file`), else None."""
+    return parse_cell_file_name(name, "json")
+
+
+def tree_cells(root: Path) -> list[tuple[str, int, int]]:
+    """(causal_model, layer, k) of every tree record under trees/, sorted by file name."""
+    found = [parse_tree_name(f.name) for f in _entries(trees_dir(root))]
+    return [cell for cell in found if cell]
+
+
+def holds_clique_files(root: Path, finder: str) -> bool:
+    """Whether the folder of ``finder`` holds at least one file named like a clique file
+    (:func:`cliques_json`)."""
+    return any(parse_cell_file_name(f.name, "json") for f in _entries(cliques_dir(root, finder)))
+
+
+def parse_combination_name(name: str) -> tuple[int, int] | None:
+    """(layer, k) of a combination's cells table (:func:`combination_csv`), else None; its
+    ``_assignment`` table and other look-alikes are not one."""
+    m = _COMBINATION_NAME.fullmatch(name)
+    return (int(m[1]), int(m[2])) if m else None
+
+
+def combination_tables(root: Path) -> list[tuple[int, int, Path]]:
+    """(layer, k, path) of every combination cells table, sorted by (layer, k)."""
+    found = [(parse_combination_name(f.name), f) for f in _entries(combination_dir(root))]
+    return sorted((*cell, f) for cell, f in found if cell)
+
+
+def parse_das_cell(layer_dir: str, k_dir: str) -> tuple[int, int] | None:
+    """(layer, k) of the folder names ``layer_{L}`` and ``k_{k}`` of a DAS cell, else None."""
+    layer, k = _LAYER_DIR.fullmatch(layer_dir), _K_DIR.fullmatch(k_dir)
+    return (int(layer[1]), int(k[1])) if layer and k else None
+
+
+def das_cells(root: Path) -> list[tuple[str, int, int]]:
+    """(causal_model, layer, k) of every seed-1 DAS cell (:func:`das_cell_dir`) on disk,
+    sorted; the readers check that each is a finished cell."""
+    found = []
+    for model in _entries(das_root(root)):
+        for layer_dir in _entries(model):
+            for k_dir in _entries(layer_dir):
+                cell = parse_das_cell(layer_dir.name, k_dir.name)
+                if cell:
+                    found.append((model.name, *cell))
+    return sorted(found)
+
+
+def das_cell_files(root: Path, name: str) -> list[Path]:
+    """The file ``name`` (``METRICS``, ``REGION``) of every seed-1 DAS cell holding one,
+    sorted by path (k_126 before k_21: the order the report's tables of them keep)."""
+    return sorted(f for f in (das_cell_dir(root, *cell) / name for cell in das_cells(root))
+                  if f.is_file())
+
+
+def objective_roots(root: Path) -> list[Path]:
+    """The results root of every ``--objective`` that recorded its task, sorted."""
+    return [r for r in _entries(objectives_dir(root)) if task_json(r).is_file()]
+
+
+def path_patching_receivers(root: Path) -> list[str]:
+    """The receiver of every path patching table (:func:`path_patching_csv`), sorted by file
+    name."""
+    return [f.stem for f in _entries(path_patching_dir(root))
+            if f.suffix == ".csv" and f.is_file()]
+
+
+def iit_runs(root: Path) -> list[str]:
+    """The name of every train_iit.py run that wrote its ``METRICS``, sorted."""
+    return [d.name for d in _entries(iit_root(root)) if (d / METRICS).is_file()]
+
+
+def mlp_pngs(experiment_dir: Path) -> list[Path]:
+    """Every figure an MLP experiment drew in its folder, sorted."""
+    return [f for f in _entries(experiment_dir) if f.suffix == ".png"]
+
+
+def plot_inputs(root: Path) -> Iterator[Path]:
+    """Every file the figures could be drawn from: the whole tree but the figures, the report,
+    the logs and the reproduce stamp."""
+    root = Path(root)
+    plots, report, stamp = plots_dir(root), report_md(root).name, reproduce_stamp(root)
+    for path in root.rglob("*"):
+        if path.is_file() and plots not in path.parents and not path.name.startswith(report) \
+                and not path.name.endswith(".log") and path != stamp:
+            yield path

@@ -76,15 +76,15 @@ def plant_record(train_config: dict, task: tasks.Task) -> dict | None:
     return record
 
 
-def read_plant(root: Path) -> Plant | None:
-    """The plant recorded with the trained network in ``root`` (None when none is)."""
+def read_plant(root: Path, task: tasks.Task) -> Plant | None:
+    """The plant recorded with the trained network in ``root`` (None when none is); ``task``
+    is the one ``root`` holds."""
     metrics_path = paths.gpt2_dir(root) / paths.METRICS
     metrics = readers.read_optional_json(metrics_path, readers.TRAIN)
     record = (metrics or {}).get("planted")
     if not record:
         return None
     try:
-        task = tasks.for_results(root)
         return Plant(causal_models.planted_model(record["causal_model"], task),
                      int(record["layer"]), int(record.get("dims", 1)), task)
     except (KeyError, TypeError, ValueError, UsageError):
@@ -135,13 +135,14 @@ def _root_rule(record: dict) -> str | None:
 
 
 def check(root: Path, layer: int | None = None, low_rank_dimension: int | None = None,
-          finder: str = "RemovalHeuristic") -> pd.DataFrame | None:
+          finder: str = "RemovalHeuristic", task: tasks.Task | None = None) -> pd.DataFrame | None:
     """One row per check: what was planted, what the stages found, the bar, whether it holds.
 
     ``layer`` defaults to the planted layer; ``low_rank_dimension`` to the only (or smallest)
-    k with graphs there. None when the network records no plant.
+    k with graphs there; ``task`` to the one ``root`` records. None when the network records
+    no plant.
     """
-    plant = read_plant(root)
+    plant = read_plant(root, tasks.for_results(root) if task is None else task)
     if plant is None:
         return None
     layer = plant.layer if layer is None else layer
@@ -231,7 +232,7 @@ def region_rows(root: Path) -> pd.DataFrame:
     """The regions that region-aware DAS cells of ``root`` report (their region.json): rule,
     inputs, held-out IIA beside its floor and a random subspace, verdict."""
     rows = []
-    for path in sorted(paths.das_root(root).glob(f"*/layer_*/k_*/{paths.REGION}")):
+    for path in paths.das_cell_files(root, paths.REGION):
         record = readers.read_json_record(path, readers.SWEEP)
         floor = max(record.get("floor_unchanged") or 0, record.get("floor_copy_source") or 0)
         rows.append({"causal model": record.get("causal_model"), "layer": record.get("layer"),

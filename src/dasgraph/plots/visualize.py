@@ -1,10 +1,11 @@
 """Stage 4: draw every figure from the results tree (read by ``collect``), save under
 ``results/plots/``.
 
-Each experiment is a generator of (file name, Figure): ``figures(name, root)`` draws without
-saving (what the tests inspect), ``run(name, root, pdf)`` saves. An experiment whose inputs are
-missing logs which stage makes them and yields nothing (or only what exists), so ``all`` runs
-on any partial results folder.
+Each experiment is a generator of (file name, Figure) from the results root and the task it
+holds (resolved once per run): ``figures(name, root)`` draws without saving (what the tests
+inspect), ``run(name, root, pdf)`` saves. An experiment whose inputs are missing logs which
+stage makes them and yields nothing (or only what exists), so ``all`` runs on any partial
+results folder.
 
     from dasgraph.plots import visualize
     visualize.run("empirical", Path("results"))     # -> [results/plots/iia_by_layer.png]
@@ -22,6 +23,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from dasgraph import cli, collect, paths, readers, runtime, tasks
+from dasgraph.tasks import Task
 from dasgraph.analysis import graphs, verdicts
 from dasgraph.stages import health
 from dasgraph.plots import analysis as plots_analysis, graphs as plots_graphs, iia as plots_iia
@@ -33,24 +35,22 @@ Figures = Iterator[tuple[str, "plt.Figure"]]
 
 
 # --- experiments: generators of (file name, figure) ------------------------------------------------
-def show_causal_models(root: Path) -> Figures:
-    task = tasks.for_results(root)
+def show_causal_models(root: Path, task: Task) -> Figures:
     yield paths.CAUSAL_MODELS_PNG, plots_iia.causal_model_graphs(
         {name: (m.label, m.parents) for name, m in task.models.items()}, task)
 
 
-def control_k(root: Path) -> int | None:
+def control_k(root: Path, task: Task) -> int | None:
     """The full-replacement k (the whole state of every position: positions x width), drawn
     as the control it is; None when the network's width is not known."""
     width = collect.model_shape(root).get("n_embd")
-    return width * len(tasks.for_results(root).position_names()) if width else None
+    return width * len(task.position_names()) if width else None
 
 
-def sanity_check(root: Path) -> Figures:
+def sanity_check(root: Path, task: Task) -> Figures:
     iia = collect.load_iia(root)
     if iia is None:
         return
-    task = tasks.for_results(root)
     family = list(task.families.get(task.cross_family, ())) if task.cross_family else []
     cross = iia[iia["causal_model"].isin(family) & iia["test_causal_model"].isin(family)]
     if cross.empty:
@@ -60,23 +60,23 @@ def sanity_check(root: Path) -> Figures:
                             f"{task.cross_family}")
         return
     yield paths.SANITY_CHECK_PNG, plots_iia.sanity_check(cross, collect.load_floors(root),
-                                                         control_k(root))
+                                                         control_k(root, task))
 
 
-def empirical(root: Path) -> Figures:
+def empirical(root: Path, task: Task) -> Figures:
     iia = collect.load_iia(root)
     if iia is not None:
         yield paths.EMPIRICAL_PNG, plots_iia.empirical(iia, collect.load_floors(root),
-                                                       control_k(root))
+                                                       control_k(root, task))
 
 
-def heatmap(root: Path) -> Figures:
+def heatmap(root: Path, task: Task) -> Figures:
     iia = collect.load_iia(root)
     if iia is not None:
-        yield paths.HEATMAP_PNG, plots_iia.iia_heatmap(iia, control_k(root))
+        yield paths.HEATMAP_PNG, plots_iia.iia_heatmap(iia, control_k(root, task))
 
 
-def attention_weights(root: Path) -> Figures:
+def attention_weights(root: Path, task: Task) -> Figures:
     """The thesis's attention_weights figure: which tokens each trained subspace lies on."""
     table = collect.position_table(root)
     if table.empty:
@@ -86,18 +86,18 @@ def attention_weights(root: Path) -> Figures:
     k = collect.reference_k(table["low_rank_dimension"].unique(),
                             collect.model_shape(root).get("n_embd"))
     yield paths.ATTENTION_WEIGHTS_PNG, plots_iia.attention_weights(
-        table, k, tasks.for_results(root).position_names())
+        table, k, task.position_names())
 
 
-def one_view(root: Path) -> Figures:
+def one_view(root: Path, task: Task) -> Figures:
     """One cell beside every control (the report's "One view" table, drawn)."""
     iia = collect.load_iia(root)
     if iia is not None:
-        layer, k, cell = collect.one_view(root, iia)
+        layer, k, cell = collect.one_view(root, iia, task)
         yield paths.ONE_VIEW_PNG, plots_iia.one_view(cell, layer, k)
 
 
-def published_curves(root: Path) -> Figures:
+def published_curves(root: Path, task: Task) -> Figures:
     iia = collect.load_iia(root)
     if iia is None:
         return
@@ -111,7 +111,7 @@ def published_curves(root: Path) -> Figures:
         k_text = f"k = {k} (k / width = {k / width:.2f})"
     else:
         net, k_text = "this run's network", f"k = {k}"
-    if not published.applies(tasks.for_results(root)):
+    if not published.applies(task):
         return                     # the published curves are of the arithmetic task
     pub_k = f"{published.PUBLISHED_K / published.PUBLISHED_WIDTH:.2f}"
     yield paths.PUBLISHED_PNG, plots_iia.published_comparison(
@@ -120,27 +120,25 @@ def published_curves(root: Path) -> Figures:
         f"768\nk = {published.PUBLISHED_K} (k / width = {pub_k})")
 
 
-def _planted_note(root: Path) -> str:
+def _planted_note(root: Path, task: Task) -> str:
     """' (planted: ...)' for the titles of a planted network's figures, so that each figure
     carries the known answer it should show; '' otherwise."""
     from dasgraph.analysis import planted
 
-    plant = planted.read_plant(root)
+    plant = planted.read_plant(root, task)
     return f"\nplanted answer: {plant.describe()}" if plant else ""
 
 
-def graph_figures(root: Path) -> Figures:
+def graph_figures(root: Path, task: Task) -> Figures:
     found = graphs.find_graphs(root)
     if not found:
         collect.missing(paths.graph_npy(root, "{cm}", "{L}", "{k}"), "disentangle_causal_models.py")
         return
     stats = collect.graph_table(root)
-    task = tasks.for_results(root)
     pub = published.graph_stats() if published.applies(task) else None
     yield paths.GRAPH_STATS_PNG, plots_graphs.graph_statistics(
         stats, pub, f"published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} "
                     f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k = {published.PUBLISHED_K}")
-    task = tasks.for_results(root)
     for cm, layer, k in found:
         graph = graphs.load_graph(root, cm, layer, k)
         s = graphs.statistics(graph)
@@ -148,10 +146,10 @@ def graph_figures(root: Path) -> Figures:
         yield paths.graph_png(cm, layer, k), plots_graphs.graph_figure(
             graph, f"IIA graph of {cm} ({label}), "
                    f"layer {layer}, k {k}: {s['fraction_pairs_iia_1']:.1%} of pairs with IIA 1, "
-                   f"mean pair IIA {s['mean_pair_iia']:.3f}" + _planted_note(root), task)
+                   f"mean pair IIA {s['mean_pair_iia']:.3f}" + _planted_note(root, task), task)
 
 
-def clique_figures(root: Path) -> Figures:
+def clique_figures(root: Path, task: Task) -> Figures:
     from dasgraph.analysis import trees
 
     finders = collect.clique_finders(root)
@@ -163,7 +161,6 @@ def clique_figures(root: Path) -> Figures:
         yield paths.cliques_stats_png(finder), plots_graphs.clique_statistics(
             summary, f"Cliques ({finder}) in the IIA graphs, edges with IIA >= "
                      f"{summary['threshold'].iloc[0]:g}")
-        task = tasks.for_results(root)
         for f in trees.find_clique_files(root, finder, task.models):
             record = trees.read_clique_file(f.path, task.n_inputs)
             yield (paths.cliques_grid_png(finder, f.causal_model, f.layer, f.low_rank_dimension),
@@ -171,16 +168,16 @@ def clique_figures(root: Path) -> Figures:
                                             f"{finder} cliques of {f.causal_model}, layer "
                                             f"{f.layer}, k {f.low_rank_dimension}: members on "
                                             f"the ({', '.join(task.variables)}) grid"
-                                            + _planted_note(root), task))
+                                            + _planted_note(root, task), task))
 
 
-def tree_figures(root: Path) -> Figures:
+def tree_figures(root: Path, task: Task) -> Figures:
     records = collect.tree_records(root)
     if not records:
         collect.missing(paths.tree_file(root, "{cm}", "{L}", "{k}", "json"), "classification.py")
         return
     table = collect.tree_table(records)
-    cells = health.cell_verdicts(root, tasks.for_results(root))
+    cells = health.cell_verdicts(root, task)
     if cells is not None:       # a tree on a graph at chance is no rule, in the figure too
         table["verdict"] = [verdicts.tree_verdict(r, verdicts.cell_verdict(
             cells, r["causal_model"], r["layer"], r["low_rank_dimension"])) for r in records]
@@ -207,12 +204,11 @@ def _readable_sets(table: pd.DataFrame, task) -> pd.DataFrame:
                       table.loc[[largest]]])
 
 
-def combination_figures(root: Path) -> Figures:
-    files = collect.combination_files(root)
+def combination_figures(root: Path, task: Task) -> Figures:
+    files = paths.combination_tables(root)
     if not files:
         collect.missing(paths.combination_csv(root, "{L}", "{k}"), "combine_causal_models.py")
         return
-    task = tasks.for_results(root)
     pub = published.strength() if published.applies(task) else None
     for layer, k, path in files:
         tables = {f"rule {rule}": _readable_sets(table, task) for rule, table in
@@ -224,7 +220,7 @@ def combination_figures(root: Path) -> Figures:
                  + (" (the same graphs)" if same else " (a different network)"))
         yield paths.combination_png(layer, k), plots_analysis.strength_by_set(
             tables, f"Combined causal models, layer {layer}, k {k}: strength against the "
-                    f"faithfulness threshold λ" + _planted_note(root), pub, label)
+                    f"faithfulness threshold λ" + _planted_note(root, task), pub, label)
 
 
 def _imported_from_thesis(root: Path, layer: int, k: int) -> bool:
@@ -235,7 +231,7 @@ def _imported_from_thesis(root: Path, layer: int, k: int) -> bool:
         "imported_from" in (readers.read_optional_json(m, readers.GRAPHS) or {}) for m in metas)
 
 
-def training(root: Path) -> Figures:
+def training(root: Path, task: Task) -> Figures:
     metrics = collect.training_metrics(root)
     if metrics:
         shape = collect.model_shape(root)
@@ -245,7 +241,7 @@ def training(root: Path) -> Figures:
             metrics["history"], metrics, "Arithmetic GPT-2 training" + (f": {net}" if net else ""))
 
 
-def mlp(root: Path) -> Figures:
+def mlp(root: Path, task: Task) -> Figures:
     """The MLP scripts draw their own figures; here we only check they exist."""
     found = collect.mlp_pngs(root)
     for exp, script in collect.MLP_EXPERIMENTS.items():
@@ -256,7 +252,7 @@ def mlp(root: Path) -> Figures:
     return iter(())
 
 
-EXPERIMENTS: dict[str, Callable[[Path], Figures]] = {
+EXPERIMENTS: dict[str, Callable[[Path, Task], Figures]] = {
     "show_causal_models": show_causal_models,
     "sanity_check": sanity_check,
     "empirical": empirical,
@@ -274,11 +270,13 @@ EXPERIMENTS: dict[str, Callable[[Path], Figures]] = {
 NAMES = [*EXPERIMENTS, "all"]
 
 
-def figures(experiment: str, root: Path) -> Figures:
-    """The (file name, figure) pairs of one experiment, drawn but not saved."""
+def figures(experiment: str, root: Path, task: Task | None = None) -> Figures:
+    """The (file name, figure) pairs of one experiment, drawn but not saved. ``task``: the one
+    ``root`` holds (resolved from its task.json when not given)."""
     if experiment not in EXPERIMENTS:
         raise runtime.UsageError(f"unknown experiment {experiment!r}; valid: {', '.join(NAMES)}")
-    yield from EXPERIMENTS[experiment](Path(root))
+    root = Path(root)
+    yield from EXPERIMENTS[experiment](root, tasks.for_results(root) if task is None else task)
 
 
 # --- saving ---------------------------------------------------------------------------------------
@@ -313,13 +311,7 @@ class Saver:
 
 def _newest_input(root: Path) -> float:
     """mtime of the newest file the plots could be drawn from (anything outside plots/)."""
-    plots, report = paths.plots_dir(root), paths.report_md(root)
-    newest = 0.0
-    for path in root.rglob("*"):
-        if path.is_file() and plots not in path.parents and not path.name.startswith(report.name) \
-                and not path.name.endswith(".log") and path != paths.reproduce_stamp(root):
-            newest = max(newest, path.stat().st_mtime)
-    return newest
+    return max((path.stat().st_mtime for path in paths.plot_inputs(root)), default=0.0)
 
 
 # The figures' names and drawing: a stamp of another layout is redrawn (an older stamp lists
@@ -340,8 +332,10 @@ def up_to_date(root: Path, pdf: bool) -> bool:
         and all(f.exists() for f in files) and stamp.stat().st_mtime > _newest_input(root)
 
 
-def run(experiment: str, root: Path, pdf: bool = False, overwrite: bool = True) -> list[Path]:
-    """Draw and save one experiment (or ``all``); returns the files written.
+def run(experiment: str, root: Path, pdf: bool = False, overwrite: bool = True,
+        task: Task | None = None) -> list[Path]:
+    """Draw and save one experiment (or ``all``); returns the files written. ``task``: the one
+    ``root`` holds (resolved from its task.json when not given), for every experiment.
 
     With ``all``, an experiment that fails is logged and the others still run; the failure
     is raised at the end so the exit code says something went wrong. With ``all`` and
@@ -353,13 +347,14 @@ def run(experiment: str, root: Path, pdf: bool = False, overwrite: bool = True) 
         log.info("every plot under %s is newer than the results; skipping "
                  "(--overwrite redraws)", paths.plots_dir(root))
         return []
+    task = tasks.for_results(root) if task is None else task
     saver = Saver(root, pdf)
     names = list(EXPERIMENTS) if experiment == "all" else [experiment]
     written, failed = [], []
     for name in names:
         log.info("experiment %s", name)
         try:
-            for filename, fig in figures(name, root):
+            for filename, fig in figures(name, root, task):
                 written += saver.save(filename, fig)
         except runtime.UsageError:
             raise

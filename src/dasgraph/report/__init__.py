@@ -81,9 +81,7 @@ def section_settings(page: Page) -> None:
 
 
 def _das_settings(page: Page) -> None:
-    from dasgraph.stages.sweep import trained_cells
-
-    cells = trained_cells(page.root)
+    cells = paths.das_cells(page.root)
     if not cells:
         page.add("### DAS (stage 2)", not_available("no trained DAS cells", "src/run_das.py",
                                                      page.root))
@@ -121,7 +119,7 @@ def _das_settings(page: Page) -> None:
 def _intervention(page: Page) -> str:
     """Where the cells intervene, from network.json (else the task's prompt length)."""
     record = meaning.network_record.read(page.root) or {}
-    positions = record.get("positions") or tasks.for_results(page.root).seq_len
+    positions = record.get("positions") or page.task.seq_len
     return (f"pyvene LowRankRotatedSpaceIntervention over {positions} token positions of "
             f"{meaning.site_text(record.get('site'))} (layer L: entering block L, 0 = "
             "embeddings)")
@@ -143,7 +141,7 @@ def _iia(root: Path) -> pd.DataFrame | None:
 
 
 def section_training(page: Page) -> None:
-    page.add(f"## 1. The {tasks.for_results(page.root).name} network (train_gpt2.py)")
+    page.add(f"## 1. The {page.task.name} network (train_gpt2.py)")
     metrics = _training_metrics(paths.gpt2_dir(page.root) / paths.METRICS)
     record = meaning.network_record.read(page.root)
     if metrics is None and record is not None:
@@ -166,7 +164,7 @@ def section_training(page: Page) -> None:
 
 
 def section_causal_models(page: Page) -> None:
-    task = tasks.for_results(page.root)
+    task = page.task
     counts = f"{task.n_inputs} inputs, {task.n_classes} classes"
     described = task.description or task.name
     page.add("## 2. Causal models", f"Task **{task.name}**: {described}"
@@ -200,7 +198,7 @@ def section_iia(page: Page) -> None:
     _floors(page, own)
     _cross_matrix(page, iia)
     _one_view(page, iia)
-    if not published.applies(tasks.for_results(page.root)):
+    if not published.applies(page.task):
         return                     # the published curves are of the arithmetic task
     page.add("### This run beside the published curves")
     page.add("The published curves are for GPT-2 small fine-tuned (12 blocks × 768, k = 256), "
@@ -225,7 +223,7 @@ def _floors(page: Page, own: pd.DataFrame) -> None:
                             index=True),
              "Share of pairs on which two models' counterfactuals differ (`disagreement.csv`):",
              markdown_table(disagree.rename_axis("causal model"), index=True))
-    task = tasks.for_results(page.root)
+    task = page.task
     table = health.cell_verdicts(page.root, task, own)
     if table is None:
         return
@@ -244,8 +242,8 @@ def _pm(mean, sd) -> str:
 
 def _one_view(page: Page, iia: pd.DataFrame) -> None:
     """One cell with every control beside it (collect.one_view chooses it)."""
-    layer, k, cell = collect.one_view(page.root, iia)
-    task, accuracy = tasks.for_results(page.root), health.accuracy(page.root)
+    task, accuracy = page.task, health.accuracy(page.root)
+    layer, k, cell = collect.one_view(page.root, iia, task)
     rows = []
     for r in cell.to_dict("records"):
         floor = verdicts.model_floor(r["floor_unchanged"], r["floor_copy_source"],
@@ -276,7 +274,7 @@ def _one_view(page: Page, iia: pd.DataFrame) -> None:
 
 
 def _cross_matrix(page: Page, iia: pd.DataFrame) -> None:
-    task = tasks.for_results(page.root)
+    task = page.task
     if not task.cross_family:
         return
     page.add(f"### Sanity check: trained on A, tested on B ({task.cross_family} family)")
@@ -308,7 +306,7 @@ def section_graphs(page: Page) -> None:
     if stats.empty:
         page.missing("IIA graphs in graphs/", "disentangle_causal_models.py")
         return
-    applies = published.applies(tasks.for_results(page.root))
+    applies = published.applies(page.task)
     pub = published.graph_stats().rename(columns={"model": "causal_model",
                                                   "fraction_pairs_iia_1": "published: pairs IIA 1",
                                                   "mean_pair_iia": "published: mean pair IIA"})
@@ -322,7 +320,7 @@ def section_graphs(page: Page) -> None:
                       f"{published.PUBLISHED_K}." if applies else "."),
              markdown_table(table))
     page.image(paths.GRAPH_STATS_PNG, "graph statistics", "graphs")
-    grid = ", ".join(tasks.for_results(page.root).variables)
+    grid = ", ".join(page.task.variables)
     page.link_list(f"Each graph (node-id order, and each input's mean IIA on the ({grid}) grid)",
                    [paths.plots_dir(page.root) / paths.graph_png(*c)
                     for c in graphs.find_graphs(page.root)])
@@ -336,7 +334,7 @@ def section_cliques(page: Page) -> None:
     if not finders:
         page.missing("clique files in cliques/", "analyse_graphs.py")
         return
-    task = tasks.for_results(page.root)
+    task = page.task
     cells = health.cell_verdicts(page.root, task)
     for finder in finders:
         summary = collect.clique_summary(page.root, finder)
@@ -413,7 +411,7 @@ def section_trees(page: Page) -> None:
     if not records:
         page.missing("tree files in trees/", "classification.py")
         return
-    cells = health.cell_verdicts(page.root, tasks.for_results(page.root))
+    cells = health.cell_verdicts(page.root, page.task)
     rows = []
     for r in records:
         rules = clique_rules(r["rules"], frozenset(r.get("binary_features", []))) \
@@ -432,12 +430,12 @@ def section_trees(page: Page) -> None:
 
 def section_combination(page: Page) -> None:
     page.add("## 7. Combined causal models (combine_causal_models.py)")
-    files = collect.combination_files(page.root)
+    files = paths.combination_tables(page.root)
     if not files:
         page.missing("combination/layer_{L}_k_{k}.csv",
                                "combine_causal_models.py")
         return
-    task = tasks.for_results(page.root)
+    task = page.task
     pub = published.strength()
     pub = pub.rename(columns={c: f"published λ={c.removeprefix('lambda_')}" for c in pub.columns
                               if c.startswith("lambda_")})
@@ -460,16 +458,15 @@ def section_combination(page: Page) -> None:
 
 def section_planted(page: Page) -> None:
     """The network's known answer beside what the stages found (only for a planted network)."""
-    plant = planted.read_plant(page.root)
+    plant = planted.read_plant(page.root, page.task)
     if plant is None:
         return
     page.add("## The known answer: what was planted, and what the stages found",
              f"The network was trained to hold **{plant.describe()}** (`planted` in "
              "`gpt2/metrics.json` and `config.json`). No stage is told; each check below reads "
              "what the stage wrote, at the planted layer.")
-    objective_roots = [root for root in sorted(paths.objectives_dir(page.root).glob("*"))
-                       if paths.task_json(root).is_file()]
-    runs = {"cross-entropy (the thesis's DAS)": planted.check(page.root),
+    objective_roots = paths.objective_roots(page.root)
+    runs = {"cross-entropy (the thesis's DAS)": planted.check(page.root, task=page.task),
             **{f"--objective {root.name}": planted.check(root) for root in objective_roots}}
     runs = {name: t for name, t in runs.items() if t is not None and not t.empty}
     if not runs:
@@ -524,8 +521,9 @@ def section_mlp(page: Page) -> None:
         page.add(*_mlp_table(readers.read_csv_table(table_path, script, MLP_COLUMNS,
                                                     numeric=["iia"])))
         report_mlp_seeds.over_seeds(page, metrics, folder / paths.METRICS, script)
-        page.link_list("Figures", sorted(folder.glob("*.png")))
-        for png in sorted(folder.glob("*.png")):
+        figures = paths.mlp_pngs(folder)
+        page.link_list("Figures", figures)
+        for png in figures:
             rel = png.relative_to(page.root).as_posix()
             page.add(f"![{exp} {png.stem}]({rel})")
 
@@ -580,11 +578,13 @@ SECTIONS: list[Callable[[Page], None]] = [
 MAIN_ROOT_ONLY = (section_mlp, report_thesis.section, report_companions.section)
 
 
-def build(root: Path) -> Page:
-    page = Page(root)
+def build(root: Path, task: tasks.Task | None = None) -> Page:
+    """The report of ``root``; ``task`` is the one it holds (resolved from its task.json when
+    not given)."""
+    task = tasks.for_results(root) if task is None else task
+    page = Page(root, task)
     page.add(TITLE, f"Results folder: `{Path(root)}`. Every number below is read from the files "
              "the pipeline wrote there; figures are in `plots/` (drawn by `visualizations.py`).")
-    task = tasks.for_results(root)
     main_root = task.name == tasks.DEFAULT
     for section in SECTIONS:
         if section is report_boolean.section and task.name not in (tasks.DEFAULT, "boolean"):
@@ -599,11 +599,12 @@ def build(root: Path) -> Page:
     return page
 
 
-def write(root: Path, args: Any = None) -> Path:
-    """Build the report and write results/REPORT.md (atomically, with a .run.json beside it)."""
+def write(root: Path, args: Any = None, task: tasks.Task | None = None) -> Path:
+    """Build the report and write results/REPORT.md (atomically, with a .run.json beside it).
+    ``task``: the one ``root`` holds, when the caller resolved it already."""
     path = cli.writable_file(paths.report_md(root), "the report")
     cli.writable_file(Path(str(path) + ".run.json"), "the report's run record")
-    page = build(Path(root))
+    page = build(Path(root), task)
     runtime.atomic_write_text(path, page.text())
     runtime.sidecar_run_json(path, args)
     log.info("wrote %s (%d figures linked)", path, len(page.linked))

@@ -54,20 +54,18 @@ def _iia(page: Page, root: Path) -> pd.DataFrame | None:
 
 
 def _combination(page: Page, root: Path, best: pd.DataFrame | None) -> None:
-    files = sorted(paths.combination_csv(root, 0, 0).parent.glob("layer_*_k_*.csv"))
-    files = [f for f in files if not f.name.endswith("_assignment.csv")]
+    files = paths.combination_tables(root)
     if not files:
-        page.add(not_available(f"a combination in {paths.combination_csv(root, 0, 0).parent}", MAKE))
+        page.add(not_available(f"a combination in {paths.combination_dir(root)}", MAKE))
         return
     rows, strongest = [], []
-    for f in files:
+    for layer, k, f in files:
         table = readers.read_csv_table(f, readers.COMBINE, ["models", "rule", "lambda", "strength"],
                                        ["lambda", "strength"])
         strength = combine.strength_table(table, RULE)
-        layer, k = f.stem.removeprefix("layer_").split("_k_")
         for name, value in published.BOOLEAN_STRENGTH_LAMBDA_1.items():
             ours = strength.loc[strength["models"] == name, "lambda_1.0"]
-            rows.append({"model set": name, "layer": int(layer), "k": int(k),
+            rows.append({"model set": name, "layer": layer, "k": k,
                          "ours (%)": float(ours.iloc[0]) if len(ours) else float("nan"),
                          "published (%)": value})
         top = strength[strength["models"].str.count(r"\+") < 2]      # singles and pairs

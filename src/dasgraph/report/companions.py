@@ -59,7 +59,7 @@ def _tracing(page: Page, corruption: str) -> bool:
     if not path.exists():
         return False
     table = pd.read_csv(path)
-    plant = planted.read_plant(page.root)
+    plant = planted.read_plant(page.root, page.task)
     first = table.iloc[0]
     page.add(f"### Causal tracing, {corruption} corruption (trace_causal_effects.py)",
              f"{int(first.n_inputs)} inputs × {int(first.n_examples // first.n_inputs)} "
@@ -75,32 +75,32 @@ def _tracing(page: Page, corruption: str) -> bool:
 
 
 def _path_patching(page: Page) -> bool:
-    files = sorted((Path(page.root) / "path_patching").glob("*.csv"))
-    if not files:
+    receivers = paths.path_patching_receivers(page.root)
+    if not receivers:
         return False
     page.add("### Path patching (path_patching.py)",
              "Change in logit(answer) − logit(counterfactual answer) when one head's output "
              "comes from the counterfactual input along its direct path to the receiver, "
              "every other path clean; the three largest per receiver:")
-    for path in files:
-        table = pd.read_csv(path)
+    for receiver in receivers:
+        table = pd.read_csv(paths.path_patching_csv(page.root, receiver))
         top = table.reindex(table.effect_logit_diff.abs().sort_values(ascending=False).index)
-        page.add(f"Receiver `{path.stem}` ({table.counterfactual.iloc[0]} changed; whole "
+        page.add(f"Receiver `{receiver}` ({table.counterfactual.iloc[0]} changed; whole "
                  f"counterfactual: {table.total_effect_logit_diff.iloc[0]:.2f}):",
                  markdown_table(top.head(3)[["layer", "head", "effect_logit_diff",
                                              "fraction_of_total_effect"]]))
-        _figure(page, path.with_suffix(".png"), f"path patching, {path.stem}")
+        _figure(page, paths.path_patching_png(page.root, receiver), f"path patching, {receiver}")
     return True
 
 
 def _iit(page: Page) -> bool:
-    runs = sorted((Path(page.root) / "iit").glob(f"*/{paths.METRICS}"))
+    runs = paths.iit_runs(page.root)
     if not runs:
         return False
     rows = []
-    for path in runs:
-        m = runtime.read_json(path)
-        rows.append({"run": path.parent.name, "network": m["network"],
+    for name in runs:
+        m = runtime.read_json(paths.iit_dir(page.root, name) / paths.METRICS)
+        rows.append({"run": name, "network": m["network"],
                      "causal model": m["causal_model"], "layer": m["site"]["layer"],
                      "IIA before": m["iia"]["before_training"],
                      "IIA after IIT": m["iia"]["after_iit"],

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from dasgraph import paths
+
+if TYPE_CHECKING:
+    from dasgraph.tasks import Task
 
 
 def _cell(value: Any, digits: int) -> str:
@@ -57,10 +60,12 @@ def _folder(command: str, root: Path | None) -> str:
 
 
 class Page:
-    """Collects Markdown blocks and knows which plots exist (links are relative to the root)."""
+    """Collects Markdown blocks and knows which plots exist (links are relative to the root).
+    ``task``: the task the root holds, resolved once for every section that needs it."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, task: Task | None = None):
         self.root = Path(root)
+        self.task = task
         self.blocks: list[str] = []
         self.linked: list[str] = []
 

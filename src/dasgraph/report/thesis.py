@@ -72,7 +72,7 @@ def _shown(page: Page, root: Path) -> str:
 def _combination(page: Page, root: Path) -> None:
     from dasgraph.analysis.thesis_graphs import compare_strength
 
-    files = collect.combination_files(root)
+    files = paths.combination_tables(root)
     if not files:
         page.add(not_available(f"a combination in {_shown(page, root)}/combination/", MAKE))
         return
@@ -145,7 +145,7 @@ def three_ways(root: Path, layer: int, k: int, rule: str = RULE) -> pd.DataFrame
 
 def add_three_ways(page: Page, root: Path) -> None:
     """The three-way strength table for every (layer, k) with a best-found combination."""
-    for layer, k, _ in collect.combination_files(root):
+    for layer, k, _ in paths.combination_tables(root):
         table = three_ways(root, layer, k)
         if table is None:
             page.add(not_available(f"a best-found combination at layer {layer}, k {k}",

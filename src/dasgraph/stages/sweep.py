@@ -164,18 +164,6 @@ def _digests(folder: Path) -> dict:
             (paths.DONE, paths.RUN)}
 
 
-def trained_cells(root) -> list[tuple[str, int, int]]:
-    """(causal_model, layer, k) of every cell folder on disk, sorted (readers check each)."""
-    found = []
-    for k_dir in paths.das_root(root).glob("*/layer_*/k_*"):
-        try:
-            found.append((k_dir.parent.parent.name, int(k_dir.parent.name[len("layer_"):]),
-                          int(k_dir.name[len("k_"):])))
-        except ValueError:
-            continue
-    return sorted(found)
-
-
 def load_cell(subject: Subject, directory: Path, layer: int):
     """A saved cell through pyvene's loader -> its intervention module."""
     readers.check_das_cell(directory)
@@ -196,7 +184,7 @@ def load_trained_selection(args, device: str) -> tuple[Subject, list[tuple[str, 
     selected = resolve_cells(args, subject)          # validates the flags against the model
     names, layers = {c[0] for c in selected}, {c[1] for c in selected}
     ks = {c[2] for c in selected} if args.low_rank_dimensions else None
-    cells = [c for c in trained_cells(args.results_path)
+    cells = [c for c in paths.das_cells(args.results_path)
              if c[0] in names and c[1] in layers and (ks is None or c[2] in ks)]
     if not cells:
         raise UsageError(f"no trained DAS cells under {paths.das_root(args.results_path)} for this "
