@@ -121,9 +121,20 @@ def disagreement_csv(root: Path) -> Path:
 
 # --- stage 5: IIA graphs --------------------------------------------------------------
 # A cell's part of a file name: layer_{L}_k_{k} (graphs, cliques, trees, the combination).
-_CELL = r"layer_(?P<layer>\d+)_k_(?P<k>\d+)"
-_GRAPH_NAME = re.compile(rf"^{_CELL}\.npy$")
-_CLIQUE_NAME = re.compile(rf"^(?P<cm>[A-Za-z0-9]+)_{_CELL}\.json$")
+_NUMBER = "(0|[1-9][0-9]*)"          # as the names above write an int: no sign, no leading 0
+_CELL_STEM = re.compile(f"([A-Za-z0-9]+)_layer_{_NUMBER}_k_{_NUMBER}")
+_LAYER_DIR = re.compile(f"layer_{_NUMBER}")
+_K_DIR = re.compile(f"k_{_NUMBER}")
+_GRAPH_NAME = re.compile(f"layer_{_NUMBER}_k_{_NUMBER}\\.npy")
+_COMBINATION_NAME = re.compile(f"layer_{_NUMBER}_k_{_NUMBER}\\.csv")
+
+
+def parse_cell_file_name(name: str, suffix: str) -> tuple[str, int, int] | None:
+    """(causal_model, layer, k) of ``{cm}_layer_{L}_k_{k}.{suffix}`` (a tree's or a clique
+    file's name), else None."""
+    stem, dot, ext = name.rpartition(".")
+    m = _CELL_STEM.fullmatch(stem) if dot and ext == suffix else None
+    return (m[1], int(m[2]), int(m[3])) if m else None
 
 
 def graphs_dir(root: Path) -> Path:
@@ -136,8 +147,8 @@ def graph_npy(root: Path, causal_model: str, layer: int, low_rank_dimension: int
 
 def parse_graph_name(name: str) -> tuple[int, int] | None:
     """'layer_2_k_21.npy' -> (2, 21); None for any other name."""
-    m = _GRAPH_NAME.match(name)
-    return (int(m["layer"]), int(m["k"])) if m else None
+    m = _GRAPH_NAME.fullmatch(name)
+    return (int(m[1]), int(m[2])) if m else None
 
 
 def graph_cells(root: Path) -> list[tuple[str, int, int]]:
@@ -183,18 +194,22 @@ def clique_files(root: Path, finder: str) -> list[Path]:
 
 def parse_clique_name(name: str) -> tuple[str, int, int] | None:
     """'XY_layer_2_k_21.json' -> ('XY', 2, 21); None for any other name."""
-    m = _CLIQUE_NAME.match(name)
-    return (m["cm"], int(m["layer"]), int(m["k"])) if m else None
+    return parse_cell_file_name(name, "json")
 
 
 # --- stage 7: decision trees ------------------------------------------------------------
+def trees_dir(root: Path) -> Path:
+    """The folder of :func:`tree_file`'s records and texts."""
+    return Path(root) / "trees"
+
+
 def tree_file(root: Path, causal_model: str, layer: int, low_rank_dimension: int,
               suffix: str) -> Path:
     """suffix is one of 'json', 'txt' (under trees/) or 'png' (the drawing, under plots/ with
     every other figure: :func:`tree_png`)."""
     if suffix == "png":
         return tree_png(root, causal_model, layer, low_rank_dimension)
-    return Path(root) / "trees" / f"{causal_model}_layer_{layer}_k_{low_rank_dimension}.{suffix}"
+    return trees_dir(root) / f"{causal_model}_layer_{layer}_k_{low_rank_dimension}.{suffix}"
 
 
 def tree_png(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> Path:
@@ -203,20 +218,24 @@ def tree_png(root: Path, causal_model: str, layer: int, low_rank_dimension: int)
 
 
 # --- stage 8: combined causal models -----------------------------------------------------
+def combination_dir(root: Path) -> Path:
+    """The folder of :func:`combination_csv` and its assignment tables."""
+    return Path(root) / "combination"
+
+
 def combination_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
-    return Path(root) / "combination" / f"layer_{layer}_k_{low_rank_dimension}.csv"
+    return combination_dir(root) / f"layer_{layer}_k_{low_rank_dimension}.csv"
 
 
 def combination_assignment_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
-    return Path(root) / "combination" / f"layer_{layer}_k_{low_rank_dimension}_assignment.csv"
+    return combination_dir(root) / f"layer_{layer}_k_{low_rank_dimension}_assignment.csv"
 
 
 def best_found_csv(root: Path, layer: int, low_rank_dimension: int) -> Path:
     """combine_causal_models.py --growth best_found: combination/best_found/layer_{L}_k_{k}.csv
     (a folder of its own, so that readers of the combination folder's layer_*_k_*.csv never
     take it for a thesis-growth table)."""
-    return (combination_csv(root, layer, low_rank_dimension).parent / "best_found"
-            / f"layer_{layer}_k_{low_rank_dimension}.csv")
+    return combination_dir(root) / "best_found" / f"layer_{layer}_k_{low_rank_dimension}.csv"
 
 
 # --- MLP part ------------------------------------------------------------------------------
@@ -293,18 +312,28 @@ def tracing_png(root: Path, corruption: str) -> Path:
     return Path(root) / "tracing" / f"{corruption}.png"
 
 
+def path_patching_dir(root: Path) -> Path:
+    """The folder of :func:`path_patching_csv` and its figures."""
+    return Path(root) / "path_patching"
+
+
 def path_patching_csv(root: Path, receiver: str) -> Path:
     """receiver: 'final' or 'layer_{L}'; one row per (layer, head)."""
-    return Path(root) / "path_patching" / f"{receiver}.csv"
+    return path_patching_dir(root) / f"{receiver}.csv"
 
 
 def path_patching_png(root: Path, receiver: str) -> Path:
-    return Path(root) / "path_patching" / f"{receiver}.png"
+    return path_patching_dir(root) / f"{receiver}.png"
+
+
+def iit_root(root: Path) -> Path:
+    """The folder of every :func:`iit_dir`."""
+    return Path(root) / "iit"
 
 
 def iit_dir(root: Path, name: str) -> Path:
     """train_iit.py: one folder per run name, holding the network(s) and metrics.json."""
-    return Path(root) / "iit" / name
+    return iit_root(root) / name
 
 
 # --- the thesis's own graphs, imported (import_graphs.py) ------------------------------------
@@ -373,44 +402,9 @@ def report_md(root: Path) -> Path:
 # The names above read back: a parser takes one file or folder name and returns what it names
 # (None for a name that only looks alike); a listing returns what is on disk, sorted, [] when
 # its folder is absent. Every reader of a finished tree finds its files through these.
-_NUMBER = "(0|[1-9][0-9]*)"          # as the names above write an int: no sign, no leading 0
-_CELL_STEM = re.compile(f"([A-Za-z0-9]+)_layer_{_NUMBER}_k_{_NUMBER}")
-_LAYER_DIR = re.compile(f"layer_{_NUMBER}")
-_K_DIR = re.compile(f"k_{_NUMBER}")
-_COMBINATION_NAME = re.compile(f"layer_{_NUMBER}_k_{_NUMBER}\\.csv")
-
-
-def trees_dir(root: Path) -> Path:
-    """The folder of :func:`tree_file`'s records and texts."""
-    return Path(root) / "trees"
-
-
-def combination_dir(root: Path) -> Path:
-    """The folder of :func:`combination_csv` and its assignment tables."""
-    return Path(root) / "combination"
-
-
-def path_patching_dir(root: Path) -> Path:
-    """The folder of :func:`path_patching_csv` and its figures."""
-    return Path(root) / "path_patching"
-
-
-def iit_root(root: Path) -> Path:
-    """The folder of every :func:`iit_dir`."""
-    return Path(root) / "iit"
-
-
 def _entries(folder: Path) -> list[Path]:
     folder = Path(folder)
     return sorted(folder.iterdir()) if folder.is_dir() else []
-
-
-def parse_cell_file_name(name: str, suffix: str) -> tuple[str, int, int] | None:
-    """(causal_model, layer, k) of ``{cm}_layer_{L}_k_{k}.{suffix}`` (a tree's or a clique
-    file's name), else None."""
-    stem, dot, ext = name.rpartition(".")
-    m = _CELL_STEM.fullmatch(stem) if dot and ext == suffix else None
-    return (m[1], int(m[2]), int(m[3])) if m else None
 
 
 def parse_tree_name(name: str) -> tuple[str, int, int] | None:
@@ -427,7 +421,7 @@ def tree_cells(root: Path) -> list[tuple[str, int, int]]:
 def holds_clique_files(root: Path, finder: str) -> bool:
     """Whether the folder of ``finder`` holds at least one file named like a clique file
     (:func:`cliques_json`)."""
-    return any(parse_cell_file_name(f.name, "json") for f in _entries(cliques_dir(root, finder)))
+    return any(parse_clique_name(f.name) for f in clique_files(root, finder))
 
 
 def parse_combination_name(name: str) -> tuple[int, int] | None:

@@ -31,7 +31,7 @@ def run(config) -> None:
     cells = combine.find_graph_cells(root, {m for s in model_sets for m in s}, config.layers,
                                      config.low_rank_dimensions)
     cli.writable_dir(root)
-    cli.writable_dir(paths.combination_csv(root, 0, 0).parent, "the combination folder")
+    cli.writable_dir(paths.combination_dir(root), "the combination folder")
     if config.growth == combine_best.GROWTH:
         for cell in cells:
             table = run_best_found(root, cell, model_sets, config.lambdas, rules, config, task,
