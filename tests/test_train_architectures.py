@@ -6,9 +6,7 @@ known answer itself: DAS finds the planted X+Y at layer 2 of a tiny Llama, and n
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -19,15 +17,12 @@ import train_gpt2
 from dasgraph import paths
 from dasgraph.networks import gpt2, readouts, tiny
 from dasgraph.networks.generic import StagedDecoder
+from dasgraph.scripts import run_das
 from dasgraph.tasks import arithmetic as task
 
 from conftest import TINY_TRAIN
 from pyvene_iia import assert_pyvene_agrees
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("src_run_das", ROOT / "src/run_das.py")
-run_das = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(run_das)
 
 TINY_LLAMA = gpt2.ArchConfig(n_layer=2, n_embd=16, n_head=2, architecture="llama")
 
