@@ -1,13 +1,10 @@
 """The benchmarks under bench/ still run against the package (tiny sizes, one step): they are
 not timed here, only kept from breaking silently when an interface they call changes."""
 import re
-from pathlib import Path
 
 import pytest
 
 from conftest import load_file
-
-BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
 def _bench(name: str):

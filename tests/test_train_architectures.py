@@ -150,7 +150,6 @@ def test_bad_architecture_is_one_line_and_exit_2(tmp_path, capsys, flags, needle
 
 
 # The known answer through a non-GPT-2 network. Measured: docs/own_model.md.
-KNOWN_LAYERS = "0,1,2,3"
 KNOWN_K = "21"
 
 
