@@ -235,7 +235,7 @@ def _save_graphs(root: Path, layer=3, k=8):
 def test_combine_end_to_end(tmp_path):
     _save_graphs(tmp_path)
     assert combine_causal_models.main(["--results_path", str(tmp_path), "--model_sets", "XY,Z",
-                        "--rule", "mean_iia"]) == 0
+                                       "--rule", "mean_iia"]) == 0
     cells = pd.read_csv(paths.combination_csv(tmp_path, 3, 8))
     assert set(cells["lambda"]) == {1.0, 0.95, 0.9, 0.8} and set(cells["rule"]) == {"mean_iia"}
     at_09 = cells[cells["lambda"] == 0.9].set_index("cell_model")
@@ -387,7 +387,7 @@ def test_best_found_end_to_end(tmp_path, capsys):
     assert combine_causal_models.main(root) == 0
     thesis_csv = paths.combination_csv(tmp_path, 3, 8).read_bytes()
     assert combine_causal_models.main([*root, "--growth", "best_found", "--clique_time_limit", "5",
-                        "--workers", "1"]) == 0
+                                       "--workers", "1"]) == 0
     cells = pd.read_csv(combine_best.best_found_csv(tmp_path, 3, 8))
     assert set(cells["growth"]) == {"best_found"}
     at_1 = cells[cells["lambda"] == 1.0].set_index("cell_model")

@@ -169,7 +169,8 @@ def in_unit_range(values) -> bool:
 @pytest.fixture(scope="module")
 def hierarchical(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
-    assert reproduce_das_experiment.main([*TINY, "--results_path", str(root), "--baseline_sample", "60"]) == 0
+    assert reproduce_das_experiment.main([*TINY, "--results_path", str(root),
+                                          "--baseline_sample", "60"]) == 0
     return root
 
 
@@ -227,13 +228,16 @@ def test_saved_rotation_reloads_in_pyvene_with_the_same_logits(hierarchical):
 def test_rerun_skips_and_same_seed_same_numbers(hierarchical, tmp_path, capsys):
     out = paths.mlp_dir(hierarchical, "hierarchical_equality")
     before = (out / "metrics.json").stat().st_mtime_ns
-    assert reproduce_das_experiment.main([*TINY, "--results_path", str(hierarchical), "--baseline_sample", "60"]) == 0
+    assert reproduce_das_experiment.main([*TINY, "--results_path", str(hierarchical),
+                                          "--baseline_sample", "60"]) == 0
     assert (out / "metrics.json").stat().st_mtime_ns == before
     captured = capsys.readouterr()
     assert "skipped" in captured.out + captured.err
     # changed settings on finished results: an error naming them, unless --overwrite
-    assert reproduce_das_experiment.main([*TINY, "--results_path", str(hierarchical), "--baseline_sample", "61"]) == 2
-    assert reproduce_das_experiment.main([*TINY, "--results_path", str(tmp_path), "--baseline_sample", "60"]) == 0
+    assert reproduce_das_experiment.main([*TINY, "--results_path", str(hierarchical),
+                                          "--baseline_sample", "61"]) == 2
+    assert reproduce_das_experiment.main([*TINY, "--results_path", str(tmp_path),
+                                          "--baseline_sample", "60"]) == 0
     again = read_metrics(paths.mlp_dir(tmp_path, "hierarchical_equality"))
     first = read_metrics(out)
     assert again["das"] == first["das"] and again["neuron_baseline"] == first["neuron_baseline"]
@@ -285,7 +289,8 @@ def test_wrong_causal_graph_end_to_end(tmp_path):
     assert table.groupby("network").size().to_dict() == {"iit": 36, "plain": 36}
     # one network run alone gives the same numbers as in the run of both
     alone = tmp_path / "alone"
-    assert wrong_causal_graph_ablation_study.main([*TINY, "--results_path", str(alone), "--networks", "iit"]) == 0
+    assert wrong_causal_graph_ablation_study.main([*TINY, "--results_path", str(alone),
+                                                   "--networks", "iit"]) == 0
     single = read_metrics(paths.mlp_dir(alone, "wrong_causal_graph"))
     assert list(single["networks"]) == ["iit"]
     assert single["networks"]["iit"]["iia_matrix"] == iit["iia_matrix"]
@@ -298,10 +303,12 @@ def test_ablation_reuses_the_pattern_matching_network(tmp_path, capsys):
     shared, alone = tmp_path / "shared", tmp_path / "alone"
     assert pattern_matching_das.main([*TINY, "--results_path", str(shared), "--layers", "0"]) == 0
     capsys.readouterr()
-    assert wrong_causal_graph_ablation_study.main([*TINY, "--results_path", str(shared), "--networks", "plain"]) == 0
+    assert wrong_causal_graph_ablation_study.main([*TINY, "--results_path", str(shared),
+                                                   "--networks", "plain"]) == 0
     captured = capsys.readouterr()
     assert "not trained again" in captured.out + captured.err
-    assert wrong_causal_graph_ablation_study.main([*TINY, "--results_path", str(alone), "--networks", "plain"]) == 0
+    assert wrong_causal_graph_ablation_study.main([*TINY, "--results_path", str(alone),
+                                                   "--networks", "plain"]) == 0
     reused = read_metrics(paths.mlp_dir(shared, "wrong_causal_graph"))["networks"]["plain"]
     trained = read_metrics(paths.mlp_dir(alone, "wrong_causal_graph"))["networks"]["plain"]
     assert reused["iia_matrix"] == trained["iia_matrix"]
@@ -375,8 +382,10 @@ def test_interchange_training_plants_abab_where_the_task_alone_does_not(tmp_path
     (reproduce_das_experiment, ["--seeds", "0"], "--seeds"),
     (pattern_matching_das, ["--seeds", "0"], "--seeds"),
     (wrong_causal_graph_ablation_study, ["--seeds", "0"], "--seeds"),
-    (wrong_causal_graph_ablation_study, ["--seed", "4294967295", "--seeds", "2"], "--seeds 2: the last seed"),
-    (reproduce_das_experiment, ["--seed", "4294967295", "--seeds", "2"], "--seeds 2: the last seed"),
+    (wrong_causal_graph_ablation_study, ["--seed", "4294967295", "--seeds", "2"],
+     "--seeds 2: the last seed"),
+    (reproduce_das_experiment, ["--seed", "4294967295", "--seeds", "2"],
+     "--seeds 2: the last seed"),
 ])
 def test_bad_input_is_one_line_and_exit_2(script, argv, message, tmp_path, capsys):
     assert script.main([*argv, "--results_path", str(tmp_path)]) == 2
