@@ -1,18 +1,33 @@
 """Shared fixtures: seeded torch, a tiny trained GPT-2 in a temporary results folder."""
 from __future__ import annotations
 
+import importlib.util
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 from dasgraph import paths
 
+ROOT = Path(__file__).resolve().parents[1]
 THREADS = 2
 torch.set_num_threads(THREADS)
 
 TINY_TRAIN = ["--n_layer", "2", "--n_embd", "16", "--n_head", "2", "--epochs", "3",
               "--batch_size", "100", "--device", "cpu"]
+
+
+
+def load_file(relative: str):
+    """A Python file of the repository outside the package (a root entry point, a benchmark
+    under bench/), run as a module of its own. The package's scripts import as modules:
+    ``from dasgraph.scripts import run_das``."""
+    name = "file_" + relative.removesuffix(".py").replace("/", "_")
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)

@@ -1,19 +1,14 @@
 """The benchmarks under bench/ still run against the package (tiny sizes, one step): they are
 not timed here, only kept from breaking silently when an interface they call changes."""
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+from conftest import load_file
 
 
 def _bench(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(f"bench/{name}.py")
 
 
 def test_das_speed_generic_lean_and_pyvene_on_a_tiny_gpt2(capsys):

@@ -17,6 +17,8 @@ from dasgraph.analysis import cliques, graphs
 from dasgraph import paths, tasks
 from dasgraph.tasks import arithmetic as task
 
+from conftest import load_file
+
 EXACT = ["ExhaustiveCliqueFinder", "BranchAndBoundHeuristic", "MaxCliqueHeuristic_v2", "CPSAT"]
 HEURISTIC = ["DegreeHeuristic", "RemovalHeuristic", "MaxCliqueHeuristic"]
 
@@ -280,18 +282,8 @@ def test_bad_graph_file_exit_2(tmp_path, content, capsys):
 
 
 # --- certificates: CPSAT, upper bounds, verification -------------------------------------------
-def _bench():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "bench" / "clique_speed.py"
-    spec = importlib.util.spec_from_file_location("clique_speed", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-hamming, johnson = _bench().hamming, _bench().johnson
+clique_speed = load_file("bench/clique_speed.py")
+hamming, johnson = clique_speed.hamming, clique_speed.johnson
 
 
 # ω from coding theory: hamming n-2 = the even-weight code (2^(n-1) words); hamming 6-4 and

@@ -2,7 +2,6 @@
 random graphs, the two selection rules, and combine_causal_models.py end to end."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,16 +12,9 @@ import pytest
 from dasgraph import tasks
 from dasgraph.analysis import combine, graphs
 from dasgraph import paths
+from dasgraph.scripts import combine_causal_models
 
-REPO = Path(__file__).resolve().parents[1]
 N = 1000
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), REPO / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _graph(*blocks) -> np.ndarray:
@@ -241,10 +233,9 @@ def _save_graphs(root: Path, layer=3, k=8):
 
 
 def test_combine_end_to_end(tmp_path):
-    script = _script("combine_causal_models.py")
     _save_graphs(tmp_path)
-    assert script.main(["--results_path", str(tmp_path), "--model_sets", "XY,Z",
-                        "--rule", "mean_iia"]) == 0
+    assert combine_causal_models.main(["--results_path", str(tmp_path), "--model_sets", "XY,Z",
+                                       "--rule", "mean_iia"]) == 0
     cells = pd.read_csv(paths.combination_csv(tmp_path, 3, 8))
     assert set(cells["lambda"]) == {1.0, 0.95, 0.9, 0.8} and set(cells["rule"]) == {"mean_iia"}
     at_09 = cells[cells["lambda"] == 0.9].set_index("cell_model")
@@ -259,7 +250,7 @@ def test_combine_end_to_end(tmp_path):
     assert run["arguments"]["model_sets"] == ["XY,Z"]
 
     # defaults: only the model sets whose graphs exist (XY and Z alone) are run
-    assert script.main(["--results_path", str(tmp_path), "--overwrite"]) == 0
+    assert combine_causal_models.main(["--results_path", str(tmp_path), "--overwrite"]) == 0
     cells = pd.read_csv(paths.combination_csv(tmp_path, 3, 8))
     assert set(cells["models"]) == {"XY", "Z"} and set(cells["rule"]) == set(combine.RULES)
 
@@ -274,32 +265,29 @@ def test_combine_end_to_end(tmp_path):
     (["--layers", "5"], "disentangle_causal_models.py"),         # no graphs at layer 5
 ])
 def test_combine_bad_input_exits_2(tmp_path, capsys, argv, needle):
-    script = _script("combine_causal_models.py")
     _save_graphs(tmp_path)
-    assert script.main(["--results_path", str(tmp_path), *argv]) == 2
+    assert combine_causal_models.main(["--results_path", str(tmp_path), *argv]) == 2
     assert needle in capsys.readouterr().err
     assert not paths.combination_csv(tmp_path, 3, 8).exists()
 
 
 def test_combine_without_graphs_names_the_stage_to_run(tmp_path, capsys):
-    script = _script("combine_causal_models.py")
-    assert script.main(["--results_path", str(tmp_path)]) == 2
+    assert combine_causal_models.main(["--results_path", str(tmp_path)]) == 2
     errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error:")]
     assert len(errors) == 1 and "disentangle_causal_models.py" in errors[0]
 
 
 def test_a_combination_made_with_another_growth_is_not_silently_kept(tmp_path, capsys):
-    script = _script("combine_causal_models.py")
     _save_graphs(tmp_path)
     root = ["--results_path", str(tmp_path), "--model_sets", "XY,Z"]
-    assert script.main([*root, "--growth", "prefix"]) == 0
+    assert combine_causal_models.main([*root, "--growth", "prefix"]) == 0
     assert set(pd.read_csv(paths.combination_csv(tmp_path, 3, 8))["growth"]) == {"prefix"}
-    assert script.main(root) == 2
+    assert combine_causal_models.main(root) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert len(err) == 1 and "other settings (growth 'prefix', now 'thesis')" in err[0]
-    assert script.main([*root, "--overwrite"]) == 0
+    assert combine_causal_models.main([*root, "--overwrite"]) == 0
     assert set(pd.read_csv(paths.combination_csv(tmp_path, 3, 8))["growth"]) == {"thesis"}
-    assert script.main(root) == 0          # same settings: skipped as finished
+    assert combine_causal_models.main(root) == 0          # same settings: skipped as finished
 
 
 def test_a_combination_of_graphs_made_again_is_not_silently_kept(tmp_path, capsys):
@@ -307,19 +295,18 @@ def test_a_combination_of_graphs_made_again_is_not_silently_kept(tmp_path, capsy
     with other numbers (through the graph stage's writer), the old combination is refused."""
     from dasgraph.analysis import graphs
 
-    script = _script("combine_causal_models.py")
     task = tasks.get("arithmetic")
     for cm, g in (("XY", A), ("Z", B)):
         graphs.write_graph(tmp_path, cm, 3, 8, g, {}, {"made": 1}, task)
     root = ["--results_path", str(tmp_path), "--model_sets", "XY,Z"]
-    assert script.main(root) == 0
-    assert script.main(root) == 0                      # same graphs: skipped
+    assert combine_causal_models.main(root) == 0
+    assert combine_causal_models.main(root) == 0                      # same graphs: skipped
     graphs.write_graph(tmp_path, "Z", 3, 8, A, {}, {"made": 2}, task)
     capsys.readouterr()
-    assert script.main(root) == 2
+    assert combine_causal_models.main(root) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert len(err) == 1 and "graphs_sha256" in err[0] and "--overwrite" in err[0]
-    assert script.main([*root, "--overwrite"]) == 0
+    assert combine_causal_models.main([*root, "--overwrite"]) == 0
 
 
 # --- best found: the solver's cliques and quasi-cliques grown from them ---------------------------
@@ -393,13 +380,12 @@ def test_best_found_cells_are_cliques_at_lambda_1_with_a_bound_that_holds():
 
 
 def test_best_found_end_to_end(tmp_path, capsys):
-    script = _script("combine_causal_models.py")
     _save_graphs(tmp_path)
     root = ["--results_path", str(tmp_path), "--model_sets", "XY,Z", "--rule", "mean_iia"]
-    assert script.main(root) == 0
+    assert combine_causal_models.main(root) == 0
     thesis_csv = paths.combination_csv(tmp_path, 3, 8).read_bytes()
-    assert script.main([*root, "--growth", "best_found", "--clique_time_limit", "5",
-                        "--workers", "1"]) == 0
+    assert combine_causal_models.main([*root, "--growth", "best_found", "--clique_time_limit", "5",
+                                       "--workers", "1"]) == 0
     cells = pd.read_csv(paths.best_found_csv(tmp_path, 3, 8))
     assert set(cells["growth"]) == {"best_found"}
     at_1 = cells[cells["lambda"] == 1.0].set_index("cell_model")
@@ -414,6 +400,6 @@ def test_best_found_end_to_end(tmp_path, capsys):
     for bad, needle in ((["--workers", "0"], "--workers"),
                         (["--clique_time_limit", "0"], "--clique_time_limit")):
         capsys.readouterr()
-        assert script.main([*root, "--growth", "best_found", *bad]) == 2
+        assert combine_causal_models.main([*root, "--growth", "best_found", *bad]) == 2
         err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
         assert len(err) == 1 and needle in err[0], err

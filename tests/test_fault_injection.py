@@ -10,7 +10,7 @@ and device flag of every parser x nan / inf / too large / empty. The last test p
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import importlib
 import json
 import shutil
 from pathlib import Path
@@ -27,14 +27,6 @@ TRAIN = ["--n_layer", "2", "--n_embd", "16", "--n_head", "2", "--epochs", "3", "
 MLP = ["--n_entities", "20", "--n_test_entities", "20", "--mlp_n_training", "2000",
        "--mlp_epochs", "2", "--n_training", "600", "--n_testing", "300", "--epochs", "1",
        "--device", "cpu", "--seed", "3"]
-
-
-def load_script(relative: str):
-    spec = importlib.util.spec_from_file_location(Path(relative).stem.replace("/", "_"),
-                                                  ROOT / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # script -> the flags of a normal re-run on the finished folder (tiny where they compute)
@@ -57,13 +49,11 @@ BUILD_ORDER = ["train_gpt2.py", "src/run_das.py", "evaluate_das.py",
                "disentangle_causal_models.py", "analyse_graphs.py", "classification.py",
                "combine_causal_models.py", "reproduce_das_experiment.py",
                "mlp/pattern_matching_das.py", "mlp/wrong_causal_graph_ablation_study.py"]
-_MODULES: dict = {}
 
 
 def script(name: str):
-    if name not in _MODULES:
-        _MODULES[name] = load_script(name)
-    return _MODULES[name]
+    """The package module behind the root script ``name``."""
+    return importlib.import_module(f"dasgraph.scripts.{Path(name).stem}")
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,7 @@ position, the readout DAS then reads; the saved folder is a causal LM again and 
 runs on it. Bad input is one line, exit 2."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,12 +12,9 @@ import torch
 import train_gpt2
 from dasgraph import paths, tasks
 from dasgraph.networks import loading, readouts, tiny
+from dasgraph.scripts import run_das
 from pyvene_iia import assert_pyvene_agrees
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("src_run_das_ft", ROOT / "src/run_das.py")
-run_das = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(run_das)
 
 ARITH = tasks.get("arithmetic")
 FINE_TUNE = ["--readout", "language_model", "--epochs", "4", "--lr", "3e-3", "--batch_size", "100",

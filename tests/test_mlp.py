@@ -4,7 +4,6 @@ what the saved network does; files for presence)."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,23 +15,12 @@ import torch
 from dasgraph.mlp import backend as mlp_backend, das as mlp_das, model as mlp_model, \
     pipeline as mlp_pipeline, tasks as mlp_tasks
 from dasgraph import paths
+from dasgraph.scripts import (pattern_matching_das, reproduce_das_experiment,
+                              wrong_causal_graph_ablation_study)
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--n_entities", "20", "--n_test_entities", "20", "--mlp_n_training", "2000",
         "--mlp_epochs", "2", "--n_training", "600", "--n_testing", "300", "--epochs", "1",
         "--device", "cpu", "--seed", "3"]
-
-
-def load_script(relative: str):
-    spec = importlib.util.spec_from_file_location(Path(relative).stem, ROOT / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-HIERARCHICAL = load_script("reproduce_das_experiment.py")
-PATTERN = load_script("mlp/pattern_matching_das.py")
-WRONG_GRAPH = load_script("mlp/wrong_causal_graph_ablation_study.py")
 
 
 # --- causal models, by hand ------------------------------------------------------------------
@@ -181,7 +169,8 @@ def in_unit_range(values) -> bool:
 @pytest.fixture(scope="module")
 def hierarchical(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
-    assert HIERARCHICAL.main([*TINY, "--results_path", str(root), "--baseline_sample", "60"]) == 0
+    assert reproduce_das_experiment.main([*TINY, "--results_path", str(root),
+                                          "--baseline_sample", "60"]) == 0
     return root
 
 
@@ -239,13 +228,16 @@ def test_saved_rotation_reloads_in_pyvene_with_the_same_logits(hierarchical):
 def test_rerun_skips_and_same_seed_same_numbers(hierarchical, tmp_path, capsys):
     out = paths.mlp_dir(hierarchical, "hierarchical_equality")
     before = (out / "metrics.json").stat().st_mtime_ns
-    assert HIERARCHICAL.main([*TINY, "--results_path", str(hierarchical), "--baseline_sample", "60"]) == 0
+    assert reproduce_das_experiment.main([*TINY, "--results_path", str(hierarchical),
+                                          "--baseline_sample", "60"]) == 0
     assert (out / "metrics.json").stat().st_mtime_ns == before
     captured = capsys.readouterr()
     assert "skipped" in captured.out + captured.err
     # changed settings on finished results: an error naming them, unless --overwrite
-    assert HIERARCHICAL.main([*TINY, "--results_path", str(hierarchical), "--baseline_sample", "61"]) == 2
-    assert HIERARCHICAL.main([*TINY, "--results_path", str(tmp_path), "--baseline_sample", "60"]) == 0
+    assert reproduce_das_experiment.main([*TINY, "--results_path", str(hierarchical),
+                                          "--baseline_sample", "61"]) == 2
+    assert reproduce_das_experiment.main([*TINY, "--results_path", str(tmp_path),
+                                          "--baseline_sample", "60"]) == 0
     again = read_metrics(paths.mlp_dir(tmp_path, "hierarchical_equality"))
     first = read_metrics(out)
     assert again["das"] == first["das"] and again["neuron_baseline"] == first["neuron_baseline"]
@@ -253,7 +245,7 @@ def test_rerun_skips_and_same_seed_same_numbers(hierarchical, tmp_path, capsys):
 
 def test_pattern_matching_end_to_end_and_one_layer_alone(tmp_path):
     full, alone = tmp_path / "full", tmp_path / "alone"
-    assert PATTERN.main([*TINY, "--results_path", str(full)]) == 0
+    assert pattern_matching_das.main([*TINY, "--results_path", str(full)]) == 0
     out = paths.mlp_dir(full, "pattern_matching")
     for name in ("metrics.json", "iia.csv", "run.json", "iia_per_layer.png", "model/config.json",
                  *(f"layer_{layer}/das/config.json" for layer in range(3))):
@@ -264,14 +256,14 @@ def test_pattern_matching_end_to_end_and_one_layer_alone(tmp_path):
         assert set(layer["iia"]) == {"P", "Q", "both", "all"} and in_unit_range(layer["iia"].values())
     assert sorted(pd.read_csv(out / "iia.csv")["layer"].unique()) == [0, 1, 2]
     # a layer re-run alone reproduces its number in the full run
-    assert PATTERN.main([*TINY, "--results_path", str(alone), "--layers", "1"]) == 0
+    assert pattern_matching_das.main([*TINY, "--results_path", str(alone), "--layers", "1"]) == 0
     single = read_metrics(paths.mlp_dir(alone, "pattern_matching"))
     assert set(single["layers"]) == {"1"}
     assert single["layers"]["1"] == metrics["layers"]["1"]
 
 
 def test_wrong_causal_graph_end_to_end(tmp_path):
-    assert WRONG_GRAPH.main([*TINY, "--results_path", str(tmp_path)]) == 0
+    assert wrong_causal_graph_ablation_study.main([*TINY, "--results_path", str(tmp_path)]) == 0
     out = paths.mlp_dir(tmp_path, "wrong_causal_graph")
     for name in ("metrics.json", "iia.csv", "run.json", "iia_matrix.png"):
         assert (out / name).is_file(), name
@@ -297,7 +289,8 @@ def test_wrong_causal_graph_end_to_end(tmp_path):
     assert table.groupby("network").size().to_dict() == {"iit": 36, "plain": 36}
     # one network run alone gives the same numbers as in the run of both
     alone = tmp_path / "alone"
-    assert WRONG_GRAPH.main([*TINY, "--results_path", str(alone), "--networks", "iit"]) == 0
+    assert wrong_causal_graph_ablation_study.main([*TINY, "--results_path", str(alone),
+                                                   "--networks", "iit"]) == 0
     single = read_metrics(paths.mlp_dir(alone, "wrong_causal_graph"))
     assert list(single["networks"]) == ["iit"]
     assert single["networks"]["iit"]["iia_matrix"] == iit["iia_matrix"]
@@ -308,12 +301,14 @@ def test_ablation_reuses_the_pattern_matching_network(tmp_path, capsys):
     """With pattern matching done first, the ablation copies its ABAB network instead of
     training it again, and every number is what training it again gives."""
     shared, alone = tmp_path / "shared", tmp_path / "alone"
-    assert PATTERN.main([*TINY, "--results_path", str(shared), "--layers", "0"]) == 0
+    assert pattern_matching_das.main([*TINY, "--results_path", str(shared), "--layers", "0"]) == 0
     capsys.readouterr()
-    assert WRONG_GRAPH.main([*TINY, "--results_path", str(shared), "--networks", "plain"]) == 0
+    assert wrong_causal_graph_ablation_study.main([*TINY, "--results_path", str(shared),
+                                                   "--networks", "plain"]) == 0
     captured = capsys.readouterr()
     assert "not trained again" in captured.out + captured.err
-    assert WRONG_GRAPH.main([*TINY, "--results_path", str(alone), "--networks", "plain"]) == 0
+    assert wrong_causal_graph_ablation_study.main([*TINY, "--results_path", str(alone),
+                                                   "--networks", "plain"]) == 0
     reused = read_metrics(paths.mlp_dir(shared, "wrong_causal_graph"))["networks"]["plain"]
     trained = read_metrics(paths.mlp_dir(alone, "wrong_causal_graph"))["networks"]["plain"]
     assert reused["iia_matrix"] == trained["iia_matrix"]
@@ -355,7 +350,7 @@ def test_interchange_training_plants_abab_where_the_task_alone_does_not(tmp_path
     argv = ["--n_entities", "200", "--n_test_entities", "200", "--mlp_n_training", "20000",
             "--mlp_epochs", "8", "--n_training", "600", "--n_testing", "3000", "--epochs", "1",
             "--device", "cpu", "--seed", "1", "--results_path", str(tmp_path)]
-    assert WRONG_GRAPH.main(argv) == 0
+    assert wrong_causal_graph_ablation_study.main(argv) == 0
     networks = read_metrics(paths.mlp_dir(tmp_path, "wrong_causal_graph"))["networks"]
     assert networks["iit"]["mlp"]["test_accuracy"] >= 0.97
     assert networks["iit"]["planted_split_test_iia"] >= 0.95
@@ -370,25 +365,27 @@ def test_interchange_training_plants_abab_where_the_task_alone_does_not(tmp_path
 
 
 @pytest.mark.parametrize("script, argv, message", [
-    (HIERARCHICAL, ["--n_entities", "1"], "--n_entities"),
-    (HIERARCHICAL, ["--n_testing", "2"], "--n_testing"),
-    (HIERARCHICAL, ["--baseline_sample", "2"], "--baseline_sample"),
-    (HIERARCHICAL, ["--lr", "-1"], "--lr"),
-    (HIERARCHICAL, ["--epochs", "0"], "--epochs"),
-    (HIERARCHICAL, ["--device", "tpu"], "--device"),
-    (PATTERN, ["--layers", "0,3"], "--layers"),
-    (PATTERN, ["--layers", "x"], "--layers"),
-    (PATTERN, ["--n_test_entities", "1"], "--n_test_entities"),
-    (WRONG_GRAPH, ["--layer", "5"], "--layer"),
-    (WRONG_GRAPH, ["--batch_size", "0"], "--batch_size"),
-    (WRONG_GRAPH, ["--num_threads", "0"], "--num_threads"),
-    (WRONG_GRAPH, ["--networks", "plain,tuned"], "--networks tuned"),
-    (WRONG_GRAPH, ["--iit_weight", "0"], "--iit_weight"),
-    (HIERARCHICAL, ["--seeds", "0"], "--seeds"),
-    (PATTERN, ["--seeds", "0"], "--seeds"),
-    (WRONG_GRAPH, ["--seeds", "0"], "--seeds"),
-    (WRONG_GRAPH, ["--seed", "4294967295", "--seeds", "2"], "--seeds 2: the last seed"),
-    (HIERARCHICAL, ["--seed", "4294967295", "--seeds", "2"], "--seeds 2: the last seed"),
+    (reproduce_das_experiment, ["--n_entities", "1"], "--n_entities"),
+    (reproduce_das_experiment, ["--n_testing", "2"], "--n_testing"),
+    (reproduce_das_experiment, ["--baseline_sample", "2"], "--baseline_sample"),
+    (reproduce_das_experiment, ["--lr", "-1"], "--lr"),
+    (reproduce_das_experiment, ["--epochs", "0"], "--epochs"),
+    (reproduce_das_experiment, ["--device", "tpu"], "--device"),
+    (pattern_matching_das, ["--layers", "0,3"], "--layers"),
+    (pattern_matching_das, ["--layers", "x"], "--layers"),
+    (pattern_matching_das, ["--n_test_entities", "1"], "--n_test_entities"),
+    (wrong_causal_graph_ablation_study, ["--layer", "5"], "--layer"),
+    (wrong_causal_graph_ablation_study, ["--batch_size", "0"], "--batch_size"),
+    (wrong_causal_graph_ablation_study, ["--num_threads", "0"], "--num_threads"),
+    (wrong_causal_graph_ablation_study, ["--networks", "plain,tuned"], "--networks tuned"),
+    (wrong_causal_graph_ablation_study, ["--iit_weight", "0"], "--iit_weight"),
+    (reproduce_das_experiment, ["--seeds", "0"], "--seeds"),
+    (pattern_matching_das, ["--seeds", "0"], "--seeds"),
+    (wrong_causal_graph_ablation_study, ["--seeds", "0"], "--seeds"),
+    (wrong_causal_graph_ablation_study, ["--seed", "4294967295", "--seeds", "2"],
+     "--seeds 2: the last seed"),
+    (reproduce_das_experiment, ["--seed", "4294967295", "--seeds", "2"],
+     "--seeds 2: the last seed"),
 ])
 def test_bad_input_is_one_line_and_exit_2(script, argv, message, tmp_path, capsys):
     assert script.main([*argv, "--results_path", str(tmp_path)]) == 2
@@ -400,4 +397,4 @@ def test_bad_input_is_one_line_and_exit_2(script, argv, message, tmp_path, capsy
 def test_unwritable_results_path_exit_2(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert HIERARCHICAL.main([*TINY, "--results_path", str(blocker / "sub")]) == 2
+    assert reproduce_das_experiment.main([*TINY, "--results_path", str(blocker / "sub")]) == 2

@@ -3,10 +3,8 @@ graphs and the combination on tiny random-init non-GPT-2 models, at non-default 
 cell loads with pyvene's own loader and gives our logits; bad input is one line, exit 2."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,20 +18,9 @@ from dasgraph.interventions import das
 from dasgraph.networks import readouts, sites, tiny
 from dasgraph.networks.base import Site
 from dasgraph.networks.subject import load_subject
+from dasgraph.scripts import combine_causal_models, run_das
 from pyvene_iia import assert_pyvene_agrees
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script(name):
-    spec = importlib.util.spec_from_file_location(name.replace("/", "_")[:-3], ROOT / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-run_das = _script("src/run_das.py")
-combine_causal_models = _script("combine_causal_models.py")
 
 # name: (architecture, head, layer, site flags). A graph is a million pairs through the model's
 # own layers above the site (~100 s per graph per layer on these cores for a 2-layer width-32

@@ -1,12 +1,13 @@
 """Packaging: pyproject.toml declares dependency ranges and a console script per stage script;
 the thesis's script names at the root are thin entry points into the same code."""
 import importlib
-import importlib.util
 import subprocess
 import tomllib
 from pathlib import Path
 
 import pytest
+
+from conftest import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -36,9 +37,7 @@ def test_each_root_script_is_a_console_script_running_the_same_main(script):
     target = PROJECT["scripts"][script.stem]
     module_name, function = target.split(":")
     module = importlib.import_module(module_name)
-    spec = importlib.util.spec_from_file_location(f"root_{script.stem}", script)
-    shim = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(shim)
+    shim = load_file(str(script.relative_to(ROOT)))
     assert shim.main is getattr(module, function) and shim.parse_args is module.parse_args
     assert len(script.read_text().splitlines()) < 15          # a thin entry point, no logic
 

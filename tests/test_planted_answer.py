@@ -3,9 +3,7 @@ network that holds a planted combined causal model, run through the real scripts
 cliques, trees and combination to the plant (planted.check reads what they wrote)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,19 +13,12 @@ from dasgraph import paths
 from dasgraph.analysis import graphs, planted
 from dasgraph.tasks import arithmetic as task
 from dasgraph import tasks
+from dasgraph.scripts import analyse_graphs, classification, combine_causal_models
 
 ARITH = tasks.get("arithmetic")
 
-REPO = Path(__file__).resolve().parents[1]
 SPEC = "XY if Z<=5 else X"
 LAYER, K = 2, 21
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), REPO / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def ideal_graph(plant: str, model: str) -> np.ndarray:
@@ -52,9 +43,9 @@ def planted_results(tmp_path_factory):
     for model in ARITH.non_trivial:
         graphs.write_graph(root, model, LAYER, K, ideal_graph(SPEC, model), {}, {}, ARITH)
     argv = ["--results_path", str(root)]
-    assert _script("analyse_graphs.py").main([*argv, "--causal_models", "XY,X"]) == 0
-    assert _script("classification.py").main([*argv, "--causal_models", "XY,X"]) == 0
-    assert _script("combine_causal_models.py").main([*argv, "--rule", "mean_iia"]) == 0
+    assert analyse_graphs.main([*argv, "--causal_models", "XY,X"]) == 0
+    assert classification.main([*argv, "--causal_models", "XY,X"]) == 0
+    assert combine_causal_models.main([*argv, "--rule", "mean_iia"]) == 0
     return root
 
 

@@ -1,8 +1,6 @@
 """Settings are defined once: a dataclass field holds a setting's default, help and
 validation; the scripts' flags are derived from it, so the two cannot disagree."""
 import dataclasses
-import importlib.util
-from pathlib import Path
 
 import pytest
 
@@ -12,23 +10,15 @@ from dasgraph.interventions import das
 from dasgraph.networks import gpt2
 from dasgraph.stages import training
 from dasgraph import tasks
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _run_das():
-    spec = importlib.util.spec_from_file_location("run_das", ROOT / "src" / "run_das.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from dasgraph.scripts import run_das
 
 
 def test_run_das_flags_are_the_das_config_fields_with_their_defaults():
-    args = _run_das().parse_args([])
+    args = run_das.parse_args([])
     for field in dataclasses.fields(das.DasConfig):
         assert getattr(args, field.name) == field.default, field.name
     assert cli.settings_from(args, das.DasConfig) == das.DasConfig()
-    changed = _run_das().parse_args(["--lr", "0.05", "--lr_schedule", "constant"])
+    changed = run_das.parse_args(["--lr", "0.05", "--lr_schedule", "constant"])
     assert cli.settings_from(changed, das.DasConfig) == \
         das.DasConfig(lr=0.05, lr_schedule="constant")
 
@@ -38,7 +28,7 @@ def test_run_das_flags_are_the_das_config_fields_with_their_defaults():
                                            (["--lr_schedule", "cosine"], "--lr_schedule")])
 def test_a_derived_flag_keeps_the_fields_validation(flags, needle, capsys):
     with pytest.raises(SystemExit) as stop:
-        _run_das().parse_args(flags)
+        run_das.parse_args(flags)
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0]

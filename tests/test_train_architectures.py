@@ -6,9 +6,7 @@ known answer itself: DAS finds the planted X+Y at layer 2 of a tiny Llama, and n
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -19,20 +17,17 @@ import train_gpt2
 from dasgraph import paths
 from dasgraph.networks import gpt2, readouts, tiny
 from dasgraph.networks.generic import StagedDecoder
+from dasgraph.scripts import run_das
 from dasgraph.tasks import arithmetic as task
 
 from conftest import TINY_TRAIN
 from pyvene_iia import assert_pyvene_agrees
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("src_run_das", ROOT / "src/run_das.py")
-run_das = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(run_das)
 
 TINY_LLAMA = gpt2.ArchConfig(n_layer=2, n_embd=16, n_head=2, architecture="llama")
 
 
-OTHERS = [a for a in gpt2.ARCHITECTURES if a != "gpt2"]
+OTHERS = [a for a in tiny.ARCHITECTURES if a != "gpt2"]
 CLASSES = {"gpt_neox": "GPTNeoXForSequenceClassification", "llama": "LlamaForSequenceClassification",
            "qwen2": "Qwen2ForSequenceClassification", "gemma": "GemmaForSequenceClassification"}
 
@@ -46,7 +41,11 @@ def _tiny_llama(architecture="llama"):
 
 
 def test_every_tested_architecture_trains_from_scratch():
-    assert set(gpt2.ARCHITECTURES) == set(tiny.ARCHITECTURES)
+    """--architecture offers every decoder tiny builds, and no other."""
+    for architecture in tiny.ARCHITECTURES:
+        assert train_gpt2.parse_args(["--architecture", architecture]).architecture == architecture
+    with pytest.raises(SystemExit):
+        train_gpt2.parse_args(["--architecture", "mistral"])
 
 
 @pytest.mark.parametrize("architecture", OTHERS)
@@ -62,7 +61,7 @@ def test_built_model_has_the_asked_sizes(architecture):
     # the weights counted for the memory check are the block's own
     block = sum(p.numel() for p in StagedDecoder(model, _tiny_llama(architecture)[1]).layers[0]
                 .parameters() if p.dim() == 2)
-    assert block == gpt2.BLOCK_WEIGHTS[architecture] * 16 ** 2
+    assert block == tiny.BLOCK_WEIGHTS[architecture] * 16 ** 2
 
 
 def test_built_llama_is_seeded():
@@ -151,7 +150,6 @@ def test_bad_architecture_is_one_line_and_exit_2(tmp_path, capsys, flags, needle
 
 
 # The known answer through a non-GPT-2 network. Measured: docs/own_model.md.
-KNOWN_LAYERS = "0,1,2,3"
 KNOWN_K = "21"
 
 

@@ -1,7 +1,6 @@
 """Stage 7: features, data sets, planted rules, held-out accuracy, and classification.py end to end."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,19 +11,9 @@ from dasgraph import paths, runtime
 from dasgraph.tasks import arithmetic as task
 from dasgraph.analysis import trees
 from dasgraph import tasks
+from dasgraph.scripts import classification
 
 ARITH = tasks.get("arithmetic")
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _script(name: str):
-    """Import a root-level script by path (works whether or not the repo root is on sys.path)."""
-    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), REPO / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 XYZ = task.TASK.inputs
 X_EVEN = np.flatnonzero(XYZ[:, 0] % 2 == 0)
@@ -148,7 +137,6 @@ def _write_cliques(root: Path, cm: str, layer: int, k: int, cliques, finder="Rem
 
 
 def test_classification_end_to_end(tmp_path):
-    classification = _script("classification.py")
     _write_cliques(tmp_path, "XY", 2, 8, [X_EVEN[:250].tolist(), X_EVEN[250:].tolist()])
     _write_cliques(tmp_path, "XZ", 2, 8, [])
     _write_cliques(tmp_path, "YZ", 4, 8, [XY_AT_MOST_8.tolist()])
@@ -189,7 +177,6 @@ def test_classification_end_to_end(tmp_path):
 
 
 def test_classification_missing_cliques_names_analyse_graphs(tmp_path, capsys):
-    classification = _script("classification.py")
     assert classification.main(["--results_path", str(tmp_path)]) == 2
     errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error:")]
     assert len(errors) == 1 and "analyse_graphs.py" in errors[0]
@@ -199,7 +186,6 @@ def test_classification_missing_cliques_names_analyse_graphs(tmp_path, capsys):
 
 
 def test_classification_rejects_bad_clique_file(tmp_path, capsys):
-    classification = _script("classification.py")
     _write_cliques(tmp_path, "XY", 2, 8, [[1, 2, 1000]])
     assert classification.main(["--results_path", str(tmp_path)]) == 2
     assert "node ids" in capsys.readouterr().err

@@ -240,6 +240,9 @@ class _Stop(Exception):
     pass
 
 
+# The same greedy colouring as _colour_sort, kept apart on purpose: Bron–Kerbosch calls it at
+# every node of its search and needs only the count, and _colour_sort's lists of nodes and
+# colours (which branch and bound needs) made the Bron–Kerbosch finders 10-15 % slower.
 def _colour_bound(candidates: int, adj: list[int], enough: int) -> int:
     """Colours of a greedy colouring of the candidates (>= their largest clique), counted
     only up to ``enough``."""
@@ -346,7 +349,8 @@ def max_clique_heuristic_v2(graph: nx.Graph, *, time_limit: float | None = DEFAU
 
 def _colour_sort(candidates: int, adj: list[int]) -> tuple[list[int], list[int]]:
     """Greedy sequential colouring of the candidates in bit order: (nodes, colours), colours
-    non-decreasing. A node of colour c cannot extend the clique by more than c nodes."""
+    non-decreasing. A node of colour c cannot extend the clique by more than c nodes.
+    (_colour_bound is the same colouring, counting only.)"""
     order, colours, colour, uncoloured = [], [], 0, candidates
     while uncoloured:
         colour += 1

@@ -31,17 +31,13 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from dasgraph import paths, tasks
+from dasgraph import tasks
 from dasgraph.analysis import clique_solver, combine, quasi_cliques
 
 log = logging.getLogger(__name__)
 
 GROWTH = "best_found"
 DEFAULT_TIME_LIMIT = 5.0       # seconds per solve (one per model and set of remaining inputs)
-
-
-# the table's place in the results tree (combine_causal_models.py --growth best_found writes it)
-best_found_csv = paths.best_found_csv
 
 
 class BestFoundCombiner(combine.Combiner):

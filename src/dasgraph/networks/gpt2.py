@@ -19,6 +19,7 @@ from torch import nn
 
 from dasgraph import cli, readers
 from dasgraph.networks.training import interchange_loss  # IIT's loss, shared with the MLP
+from dasgraph.networks import tiny
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import UsageError
 from dasgraph.progress import progress_bar
@@ -27,14 +28,6 @@ log = logging.getLogger(__name__)
 
 HUB_HOST = "huggingface.co"
 
-
-# The decoders stage 1 trains from scratch: GPT-2 (the default, through its lean forward) and
-# Llama (RMSNorm, rotary positions, gated MLP: a non-GPT-2 network for the known answer,
-# trained through its own modules, networks.generic.StagedDecoder). Each with its weights per
-# block in units of width^2 (attention 4, MLP 8 or, gated, 12), for the memory estimate.
-# weights per block in units of width**2 (attention 4, MLP 8 at 4 x width; a gated MLP 12)
-BLOCK_WEIGHTS = {"gpt2": 12, "gpt_neox": 12, "llama": 16, "qwen2": 16, "gemma": 16}
-ARCHITECTURES = tuple(BLOCK_WEIGHTS)
 
 
 @dataclass
@@ -48,7 +41,7 @@ class ArchConfig:
     architecture: str = cli.setting(
         "gpt2", "from scratch: the decoder (the others of the same sizes, MLP 4 x width, "
         "trained through their own modules)",
-        choices=ARCHITECTURES)
+        choices=tiny.ARCHITECTURES)
 
 
 def build_model(arch: ArchConfig, seed: int, task):
@@ -69,8 +62,6 @@ def build_model(arch: ArchConfig, seed: int, task):
 
 def _build_other(arch: ArchConfig, task):
     from transformers import AutoModelForSequenceClassification
-
-    from dasgraph.networks import tiny
 
     grouped = {} if arch.architecture == "gpt_neox" else {"num_key_value_heads": arch.n_head}
     config = tiny.config(arch.architecture, n_layer=arch.n_layer, width=arch.n_embd,

@@ -12,10 +12,17 @@ import torch
 
 from dasgraph.networks.readouts import CLASSIFIER, LANGUAGE_MODEL
 from dasgraph.tasks import arithmetic as task
+from dasgraph.tasks.tokenizer import PAD_TOKEN, word_level
 
-ARCHITECTURES = ("gpt2", "gpt_neox", "llama", "qwen2", "gemma")
+# The decoders this module builds a config of: the tests run each at a tiny size, and
+# train_gpt2.py --architecture trains each from scratch at any size (GPT-2, the default, through
+# its lean forward; the others through their own modules, networks.generic.StagedDecoder). Each
+# with its weights per block in units of width**2 at an MLP of 4 x width (attention 4, MLP 8; a
+# gated MLP 12), for the memory estimate of a from-scratch run.
+BLOCK_WEIGHTS = {"gpt2": 12, "gpt_neox": 12, "llama": 16, "qwen2": 16, "gemma": 16}
+ARCHITECTURES = tuple(BLOCK_WEIGHTS)
 HEADS = (CLASSIFIER, LANGUAGE_MODEL)
-PAD = task.PAD_TOKEN
+PAD = PAD_TOKEN
 # prompts' numbers 1..10 and answers 3..30 are whole words, so each is one token
 VOCAB = [PAD] + [str(v) for v in range(1, 31)] + ["+", "="]
 
@@ -23,13 +30,7 @@ VOCAB = [PAD] + [str(v) for v in range(1, 31)] + ["+", "="]
 def build_tokenizer(vocab: list[str] = VOCAB, split: str = r"\d+|[+=]"):
     """A word-level tokenizer over ``vocab`` (by default the arithmetic task's split rule;
     ``split=r"\d|[+=]"`` gives one token per digit, as Llama's tokenizer does)."""
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    core = Tokenizer(models.WordLevel({t: i for i, t in enumerate(vocab)}, unk_token=PAD))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(split), behavior="isolated")
-    return PreTrainedTokenizerFast(tokenizer_object=core, bos_token=PAD, eos_token=PAD,
-                                   unk_token=PAD, pad_token=PAD)
+    return word_level(vocab, split)
 
 
 def config(architecture: str, n_layer: int = 2, width: int = 32, n_head: int = 4,

@@ -119,7 +119,7 @@ def three_ways(root: Path, layer: int, k: int, rule: str = RULE) -> pd.DataFrame
     λ < 1. None without a best-found combination at (layer, k)."""
     from dasgraph.analysis import combine_best
 
-    best_path = combine_best.best_found_csv(root, layer, k)
+    best_path = paths.best_found_csv(root, layer, k)
     ours_path = paths.combination_csv(root, layer, k)
     if not best_path.exists() or not ours_path.exists():
         return None

@@ -8,7 +8,7 @@ import math
 import torch
 
 from dasgraph import cli, paths, plots, readers, tasks
-from dasgraph.networks import gpt2, loading, readouts
+from dasgraph.networks import gpt2, loading, readouts, tiny
 from dasgraph.analysis import planted, verdicts
 from dasgraph.plots import analysis as plots_analysis
 from dasgraph.runtime import (UsageError, atomic_directory, check_memory, atomic_write_json, derive_seed, finished, is_done,
@@ -86,14 +86,14 @@ def resolve_configs(args, task: tasks.Task) -> tuple[gpt2.ArchConfig | None, gpt
                              "training from scratch (without --model_path)")
         return None, train_cfg
     arch = cli.settings_from(args, gpt2.ArchConfig, base=arch_default)
-    if arch.architecture not in gpt2.ARCHITECTURES:    # a task's network may name one
+    if arch.architecture not in tiny.ARCHITECTURES:    # a task's network may name one
         raise UsageError(f"architecture {arch.architecture!r}; from scratch trains "
-                         f"{', '.join(gpt2.ARCHITECTURES)}")
+                         f"{', '.join(tiny.ARCHITECTURES)}")
     if arch.n_embd % arch.n_head:
         raise UsageError(f"--n_embd {arch.n_embd} must be divisible by --n_head {arch.n_head}")
     # weights, gradients and AdamW's two moments: 16 bytes per parameter of 12 d^2 per block
     # (GPT-2; 16 d^2 for Llama's gated MLP)
-    check_memory(16 * gpt2.BLOCK_WEIGHTS[arch.architecture] * arch.n_layer * arch.n_embd ** 2,
+    check_memory(16 * tiny.BLOCK_WEIGHTS[arch.architecture] * arch.n_layer * arch.n_embd ** 2,
                  f"a {arch.architecture} of --n_layer {arch.n_layer} x --n_embd {arch.n_embd}")
     if planted and not 0 <= train_cfg.iit_layer <= arch.n_layer:
         raise UsageError(f"--iit_layer {train_cfg.iit_layer} is out of range; layers are "

@@ -29,9 +29,9 @@ import numpy as np
 from dasgraph import paths, runtime
 from dasgraph.causal.models import CausalModel, check_table
 from dasgraph.runtime import UsageError
+from dasgraph.tasks.tokenizer import PAD_TOKEN, word_level
 
 Columns = Mapping[str, np.ndarray]
-PAD_TOKEN = "<|endoftext|>"
 BUILT_IN = {"arithmetic": "dasgraph.tasks.arithmetic", "boolean": "dasgraph.tasks.boolean"}
 DEFAULT = "arithmetic"
 
@@ -170,21 +170,8 @@ class Task:
         """A word-level tokenizer over {pad} + ``vocab``: each vocab word is one token, spaces
         separate nothing but words. Built locally; ``save_pretrained`` makes it loadable with
         ``AutoTokenizer``."""
-        from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-        from transformers import PreTrainedTokenizerFast
-
-        vocab = [PAD_TOKEN, *self.vocab]
         words = "|".join(re.escape(w) for w in sorted(self.vocab, key=len, reverse=True))
-        core = Tokenizer(models.WordLevel({tok: i for i, tok in enumerate(vocab)},
-                                          unk_token=PAD_TOKEN))
-        core.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.WhitespaceSplit(),
-            pre_tokenizers.Split(Regex(words), behavior="isolated")])
-        tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token=PAD_TOKEN,
-                                      eos_token=PAD_TOKEN, unk_token=PAD_TOKEN,
-                                      pad_token=PAD_TOKEN)
-        tok.padding_side = "right"
-        return tok
+        return word_level([PAD_TOKEN, *self.vocab], words, whitespace=True)
 
     def encode(self, tokenizer, nodes=None):
         """(N, T) LongTensor of token ids for the prompts; UsageError if the prompts do not all

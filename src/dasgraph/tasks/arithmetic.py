@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dasgraph.tasks.tokenizer import PAD_TOKEN
+
 VALUES = tuple(range(1, 11))
 N_VALUES = len(VALUES)
 N_INPUTS = N_VALUES ** 3            # 1000
@@ -16,7 +18,6 @@ N_CLASSES = 3 * max(VALUES) - 3 * min(VALUES) + 1   # 28: sums 3..30
 MIN_SUM = 3 * min(VALUES)
 SEQ_LEN = 6                         # X + Y + Z =
 VARIABLE_POSITIONS = {"X": 0, "Y": 2, "Z": 4}   # the token of each input variable
-PAD_TOKEN = "<|endoftext|>"
 VOCAB = [PAD_TOKEN] + [str(v) for v in VALUES] + ["+", "="]
 _VARIABLES = ("X", "Y", "Z")
 
