@@ -57,9 +57,10 @@ def gpt2_site_iia(model, ids: torch.Tensor, cfg: gpt2.TrainConfig, nodes: np.nda
 
 def gpt2_configs(args: argparse.Namespace, task: tasks.Task
                  ) -> tuple[gpt2.ArchConfig | None, dict[str, gpt2.TrainConfig]]:
-    """The architecture (None when fine-tuning --model_path) and the two runs' recipes: train_gpt2.py's
-    recipe with this stage's flags put in, the site's fields from --causal_model, --layer,
-    --dims and --positions; the baseline without the interchange and invariance losses."""
+    """The architecture (None when fine-tuning --model_path) and the two runs' recipes:
+    train_gpt2.py's recipe with this stage's flags put in, the site's fields from
+    --causal_model, --layer, --dims and --positions; the baseline without the interchange and
+    invariance losses. Checked (UsageError naming this stage's flags)."""
     from dasgraph.stages import training
 
     base = cli.settings_from(args, gpt2.TrainConfig, base=training.recipe(task, args.model_path))
