@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 # The results tree fixes the task (tasks.for_results refuses another --task), so --task is
 # not among a table's settings: tables made before the flag existed keep their markers.
-NOT_SETTINGS = ("task",)
+UNRECORDED_FLAGS = ("task",)
 
 
 def load_gpt2_subject(args, device: str, script: str, task: tasks.Task) -> Subject:
@@ -74,14 +74,14 @@ def write_table_and_figure(table: pd.DataFrame, csv: Path, figure, png: Path, ar
     plots.save_figure(figure, png)
     sidecar_run_json(png, args, device=device)
     write_done(paths.done_marker(csv), [csv, png, Path(str(csv) + ".run.json")],
-               settings=runtime.settings_of(args, NOT_SETTINGS))
+               settings=runtime.settings_of(args, UNRECORDED_FLAGS))
     log.info("wrote %s and %s", csv, png)
 
 
 def finished(csv: Path, args, stage: str) -> pd.DataFrame | None:
     """The finished table at ``csv`` if it was made with these settings, None if it must be
     (re)made; UsageError when a finished one was made with other settings (runtime.finished)."""
-    if not runtime.finished(paths.done_marker(csv), runtime.settings_of(args, NOT_SETTINGS),
+    if not runtime.finished(paths.done_marker(csv), runtime.settings_of(args, UNRECORDED_FLAGS),
                             getattr(args, "overwrite", False), stage):
         return None
     return readers.read_csv_table(csv, stage, [])

@@ -69,7 +69,8 @@ def task_defaults(task: tasks.Task) -> tuple[gpt2.ArchConfig, gpt2.TrainConfig]:
 def recipe(task: tasks.Task, model_path: str | None) -> gpt2.TrainConfig:
     """The training recipe before any flag: fine-tuning's for a --model_path, else the task's
     from-scratch one."""
-    return TRAIN_DEFAULTS["pretrained"] if model_path else task_defaults(task)[1]
+    scratch = task_defaults(task)[1]      # checks the task's network settings either way
+    return TRAIN_DEFAULTS["pretrained"] if model_path else scratch
 
 
 def resolve_configs(args, task: tasks.Task) -> tuple[gpt2.ArchConfig | None, gpt2.TrainConfig]:
