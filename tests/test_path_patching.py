@@ -60,11 +60,10 @@ def test_same_results_with_and_without_caching(subject):
         cached = patching.path_patched(subject.lean, h, h_cf, senders, cfg, caches)[0]
         fresh = patching.path_patched(subject.lean, h, h_cf, senders, cfg)[0]
         assert torch.equal(cached, fresh)
-    labels = torch.as_tensor(task.TASK.labels)
-    table_cached = patching.patch_heads(subject.lean, subject.ids, labels,
+    table_cached = patching.patch_heads(subject.lean, task.TASK, subject.ids,
                                         np.arange(0, 1000, 50), cfg, seed=0, progress=False)
     cfg.cache = False
-    table_fresh = patching.patch_heads(subject.lean, subject.ids, labels,
+    table_fresh = patching.patch_heads(subject.lean, task.TASK, subject.ids,
                                        np.arange(0, 1000, 50), cfg, seed=0, progress=False)
     pd.testing.assert_frame_equal(table_cached, table_fresh)
 

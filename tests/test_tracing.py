@@ -36,9 +36,8 @@ def test_decomposed_forward_equals_lean_and_transformers(subject):
 
 def small_trace(subject, corruption, **kw):
     cfg = tracing.TraceConfig(corruption=corruption, n_samples=2, **kw)
-    return tracing.trace(subject.lean, subject.ids, torch.as_tensor(task.TASK.labels),
-                         np.arange(0, 1000, 25), ["X", "Z"], list(circuits.COMPONENTS), cfg,
-                         seed=0, progress=False)
+    return tracing.trace(subject.lean, task.TASK, subject.ids, np.arange(0, 1000, 25),
+                         ["X", "Z"], list(circuits.COMPONENTS), cfg, seed=0, progress=False)
 
 
 @pytest.mark.parametrize("corruption", tracing.CORRUPTIONS)
@@ -83,8 +82,8 @@ def test_replacement_restore_equals_pyvene(subject):
     batch = torch.as_tensor([3, 141, 512, 777, 998])
     gen = torch.Generator().manual_seed(1)
     cfg = tracing.TraceConfig(corruption="replace")
-    h0, _ = tracing.corrupt(lean, subject.ids, batch, "X", cfg, 1.0, gen)
-    replaced, _ = tracing.replaced_nodes(batch, "X", torch.Generator().manual_seed(1))
+    h0, _ = tracing.corrupt(lean, task.TASK, subject.ids, batch, "X", cfg, 1.0, gen)
+    replaced = tracing.replaced_nodes(task.TASK, batch, "X", torch.Generator().manual_seed(1))
     corrupted_ids = subject.ids[replaced]
     assert torch.equal(h0, subject.states[0][replaced])
     _, clean = circuits.forward(lean, subject.states[0][batch], keep=True)
@@ -175,8 +174,8 @@ def test_default_network_tracing_finds_the_plant():
         pytest.skip(f"no default network at {folder}")
     subject = load_subject(folder)
     cfg = tracing.TraceConfig(corruption="noise", n_samples=5, layers=[2])
-    table = tracing.trace(subject.lean, subject.ids, torch.as_tensor(task.TASK.labels),
-                          tracing.traced_nodes(200), ["X"], ["resid"], cfg, seed=0,
+    table = tracing.trace(subject.lean, task.TASK, subject.ids,
+                          tracing.traced_nodes(200, task.TASK), ["X"], ["resid"], cfg, seed=0,
                           progress=False).set_index("position")
     assert table.loc[5].fraction_of_total_effect >= 0.90
     assert (table.loc[0:4].fraction_of_total_effect.abs() <= 0.10).all()

@@ -17,8 +17,10 @@ The counterfactual input sets one variable to another of its values (symmetric r
 as in ``tracing``). Invariants (as nano-causal-interventions tests them) and the equality with
 a pyvene configuration that freezes every later component at its clean value are in the tests.
 
+Any task can be patched whose changed variable has two values or more.
+
     from dasgraph.interventions import patching
-    table = patching.patch_heads(lean, ids, labels, nodes, PatchConfig(receiver_layer=2))
+    table = patching.patch_heads(lean, task, ids, nodes, PatchConfig(receiver_layer=2), seed=0)
 """
 from __future__ import annotations
 
@@ -31,8 +33,8 @@ import torch
 
 from dasgraph.networks import circuits
 from dasgraph.interventions import tracing
-from dasgraph.tasks import arithmetic as task
 from dasgraph.networks.lean import LeanGPT2
+from dasgraph.tasks import Task
 from dasgraph.runtime import UsageError
 from dasgraph.progress import progress_bar
 
@@ -54,17 +56,18 @@ def receiver_layer(cfg: PatchConfig, lean: LeanGPT2) -> int:
     return lean.n_layer if cfg.receiver_layer is None else cfg.receiver_layer
 
 
-def check_config(cfg: PatchConfig, lean: LeanGPT2 | None) -> None:
+def check_config(cfg: PatchConfig, lean: LeanGPT2 | None, task: Task) -> None:
     """UsageError naming the bad value (variable, receiver layer, positions, heads)."""
-    if cfg.counterfactual not in task.VARIABLE_POSITIONS:
+    if cfg.counterfactual not in task.variables:
         raise UsageError(f"--counterfactual {cfg.counterfactual!r}: unknown variable; valid: "
-                         f"{', '.join(task.VARIABLE_POSITIONS)}")
-    for flag, positions in (("--receiver_positions", cfg.receiver_positions),
-                            ("--sender_positions", cfg.sender_positions)):
-        bad = [p for p in positions or [] if not 0 <= p < task.SEQ_LEN]
-        if bad:
-            raise UsageError(f"{flag} {bad}: out of range; token positions are "
-                             f"0..{task.SEQ_LEN - 1}")
+                         f"{', '.join(task.variables)}")
+    values = task.values[cfg.counterfactual]
+    if len(values) < 2:
+        raise UsageError(f"--counterfactual {cfg.counterfactual!r}: task {task.name} gives it "
+                         f"one value only ({values[0]}), so no input changes it; choose one of "
+                         f"{', '.join(v for v in task.variables if len(task.values[v]) > 1)}")
+    tracing.check_positions("--receiver_positions", cfg.receiver_positions, task)
+    tracing.check_positions("--sender_positions", cfg.sender_positions, task)
     if lean is None:
         return
     L = receiver_layer(cfg, lean)
@@ -123,19 +126,20 @@ def _logit_diff(logits: torch.Tensor, answer: torch.Tensor, other: torch.Tensor)
 
 
 @torch.inference_mode()
-def patch_heads(lean: LeanGPT2, ids: torch.Tensor, labels: torch.Tensor, nodes: np.ndarray,
+def patch_heads(lean: LeanGPT2, task: Task, ids: torch.Tensor, nodes: np.ndarray,
                 cfg: PatchConfig, seed: int, progress: bool = True) -> pd.DataFrame:
     """One row per sender head: the mean change in logit difference, and that change as a
-    fraction of the whole counterfactual's (clean -> counterfactual run)."""
-    check_config(cfg, lean)
+    fraction of the whole counterfactual's (clean -> counterfactual run). ids: (N, S) token
+    ids of every input of ``task``; nodes: the clean inputs."""
+    check_config(cfg, lean, task)
+    labels = torch.as_tensor(task.labels).to(ids.device)
     L = receiver_layer(cfg, lean)
     heads = cfg.heads or [(l, h) for l in range(L) for h in range(lean.n_head)]
     batch = torch.as_tensor(np.repeat(np.asarray(nodes), cfg.n_samples))
     gen = torch.Generator().manual_seed(seed)
-    replaced, change = tracing.replaced_nodes(batch, cfg.counterfactual, gen)
+    replaced = tracing.replaced_nodes(task, batch, cfg.counterfactual, gen)
     h_clean, h_cf = lean.embed(ids[batch]), lean.embed(ids[replaced])
-    answer = labels[batch]
-    other = answer + change.to(answer.device)
+    answer, other = labels[batch], labels[replaced]
     caches = runs(lean, h_clean, h_cf) if cfg.cache else None
     d_clean = _logit_diff(circuits.forward(lean, h_clean)[0], answer, other)
     d_cf = _logit_diff(circuits.forward(lean, h_cf)[0], answer, other)
@@ -145,7 +149,7 @@ def patch_heads(lean: LeanGPT2, ids: torch.Tensor, labels: torch.Tensor, nodes: 
         logits, _ = path_patched(lean, h_clean, h_cf, [(layer, head)], cfg, caches)
         d = _logit_diff(logits, answer, other)
         rows.append({"layer": layer, "head": head, "counterfactual": cfg.counterfactual,
-                     "receiver": receiver_name(cfg, lean),
+                     "receiver": receiver_name(cfg, task),
                      "effect_logit_diff": float((d - d_clean).mean()),
                      "effect_logit_diff_std": float((d - d_clean).std()),
                      "total_effect_logit_diff": float((d_cf - d_clean).mean()),
@@ -155,12 +159,12 @@ def patch_heads(lean: LeanGPT2, ids: torch.Tensor, labels: torch.Tensor, nodes: 
     return table
 
 
-def receiver_name(cfg: PatchConfig, lean: LeanGPT2) -> str:
+def receiver_name(cfg: PatchConfig, task: Task) -> str:
     """'final', or 'layer_L' (+ '_pos_...' when not the last position)."""
     if cfg.receiver_layer is None:
         return "final"
     name = f"layer_{cfg.receiver_layer}"
-    if cfg.receiver_positions and cfg.receiver_positions != [task.SEQ_LEN - 1]:
+    if cfg.receiver_positions and cfg.receiver_positions != [task.seq_len - 1]:
         name += "_pos_" + "_".join(map(str, cfg.receiver_positions))
     return name
 

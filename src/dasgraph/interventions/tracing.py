@@ -14,14 +14,18 @@ the clean answer comes back:
   p(answer | corrupted, restored) - p(answer | corrupted); the total effect
   p(answer | clean) - p(answer | corrupted); and both again with the logit difference
   logit(answer) - logit(alternative) in place of p (alternative = the replaced input's answer,
-  or for noise the clean run's runner-up class).
+  or for noise the clean run's runner-up class; in a task where the replaced input can have
+  the same answer, those examples add 0 to the logit-difference effects).
 
 The answer is the clean input's class; inputs the network gets wrong are left out (ROME traces
 known facts only). Restores use ``circuits.forward``; the tests check a restore against pyvene's
 VanillaIntervention from the clean run.
 
+Any task whose variables have token positions (``Task.positions``) can be traced: the noise
+sits on a variable's token, and a replacement changes that variable in the task's inputs.
+
     from dasgraph.interventions import tracing
-    table = tracing.trace(lean, ids, labels, nodes, variables=["X"], corruption="replace")
+    table = tracing.trace(lean, task, ids, nodes, ["X"], ["resid"], TraceConfig(), seed=0)
 """
 from __future__ import annotations
 
@@ -33,8 +37,8 @@ import pandas as pd
 import torch
 
 from dasgraph.networks import circuits
-from dasgraph.tasks import arithmetic as task
 from dasgraph.networks.lean import LeanGPT2
+from dasgraph.tasks import Task
 from dasgraph.runtime import UsageError
 from dasgraph.progress import progress_bar
 
@@ -55,25 +59,19 @@ class TraceConfig:
 
 
 def check_config(cfg: TraceConfig, lean: LeanGPT2 | None, variables: list[str],
-                 components: list[str]) -> None:
+                 components: list[str], task: Task) -> None:
     """UsageError naming the bad value (noise scale, corruption, variable, component, and
     with a network: layer, position, window)."""
     if cfg.corruption not in CORRUPTIONS:
         raise UsageError(f"--corruption {cfg.corruption!r}; valid: {', '.join(CORRUPTIONS)}")
     if not cfg.noise_scale > 0:
         raise UsageError(f"--noise_scale {cfg.noise_scale} must be > 0")
-    bad = [v for v in variables if v not in task.VARIABLE_POSITIONS]
-    if bad:
-        raise UsageError(f"--variables {','.join(bad)}: unknown; valid: "
-                         f"{', '.join(task.VARIABLE_POSITIONS)}")
+    check_variables(variables, task)
     bad = [c for c in components if c not in circuits.COMPONENTS]
     if bad:
         raise UsageError(f"--components {','.join(bad)}: unknown component; valid: "
                          f"{', '.join(circuits.COMPONENTS)}")
-    bad = [p for p in cfg.positions or [] if not 0 <= p < task.SEQ_LEN]
-    if bad:
-        raise UsageError(f"--positions {bad}: out of range; token positions are "
-                         f"0..{task.SEQ_LEN - 1}")
+    check_positions("--positions", cfg.positions, task)
     if lean is None:
         return
     bad = [l for l in cfg.layers or [] if not 0 <= l <= lean.n_layer]
@@ -85,42 +83,63 @@ def check_config(cfg: TraceConfig, lean: LeanGPT2 | None, variables: list[str],
                          f"{lean.n_layer} blocks")
 
 
-def embedding_std(lean: LeanGPT2, ids: torch.Tensor) -> float:
+def check_variables(variables: list[str], task: Task) -> None:
+    """Every corrupted variable is one of the task's, with a token position to corrupt."""
+    if not task.positions:
+        raise UsageError(f"task {task.name} declares no token positions (Task.positions): "
+                         "tracing corrupts an input variable's token; add positions to the task")
+    bad = [v for v in variables if v not in task.positions]
+    if bad and all(v in task.variables for v in bad):
+        raise UsageError(f"--variables {','.join(bad)}: task {task.name} declares no token "
+                         f"position for it (Task.positions); valid: {', '.join(task.positions)}")
+    if bad:
+        raise UsageError(f"--variables {','.join(bad)}: unknown; valid: "
+                         f"{', '.join(task.positions)}")
+
+
+def check_positions(flag: str, positions: list[int] | None, task: Task) -> None:
+    """Token positions within the task's prompts."""
+    bad = [p for p in positions or [] if not 0 <= p < task.seq_len]
+    if bad:
+        raise UsageError(f"{flag} {bad}: out of range; token positions are "
+                         f"0..{task.seq_len - 1}")
+
+
+def embedding_std(lean: LeanGPT2, ids: torch.Tensor, task: Task) -> float:
     """Empirical std of the layer-0 states at the variables' positions (ROME's noise unit)."""
     with torch.no_grad():
-        return float(lean.embed(ids)[:, list(task.VARIABLE_POSITIONS.values())].std())
+        return float(lean.embed(ids)[:, list(task.positions.values())].std())
 
 
-def corrupt(lean: LeanGPT2, ids: torch.Tensor, batch: torch.Tensor, variable: str,
+def corrupt(lean: LeanGPT2, task: Task, ids: torch.Tensor, batch: torch.Tensor, variable: str,
             cfg: TraceConfig, std: float, gen: torch.Generator
             ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Corrupt ``variable`` in the inputs ``batch`` (B,) node ids; ids: (N, S) of every input.
 
-    Returns (B, S, d) corrupted embeddings and, for ``replace``, the (B,) change of the class
-    (the replaced input's answer minus the clean one; None for noise). Replacement goes
-    through node ids, so it works with any tokenizer.
+    Returns (B, S, d) corrupted embeddings and, for ``replace``, the (B,) node ids of the
+    replaced inputs (None for noise). Replacement goes through node ids, so it works with any
+    tokenizer.
     """
-    pos = task.VARIABLE_POSITIONS[variable]
     if cfg.corruption == "noise":
         h = lean.embed(ids[batch])
         noise = torch.randn(h.shape[0], h.shape[2], generator=gen).to(h)
-        h[:, pos] += cfg.noise_scale * std * noise
+        h[:, task.positions[variable]] += cfg.noise_scale * std * noise
         return h, None
-    replaced, delta = replaced_nodes(batch, variable, gen)
-    return lean.embed(ids[replaced]), delta.to(ids.device)
+    replaced = replaced_nodes(task, batch, variable, gen)
+    return lean.embed(ids[replaced]), replaced
 
 
-def replaced_nodes(batch: torch.Tensor, variable: str, gen: torch.Generator
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def replaced_nodes(task: Task, batch: torch.Tensor, variable: str, gen: torch.Generator
+                   ) -> torch.Tensor:
     """Symmetric token replacement: the (B,) node ids with ``variable`` set to another of its
-    values (uniform over the other n-1), and the (B,) change of the class."""
-    xyz = np.stack(task.node_to_xyz(batch.cpu().numpy()), axis=1)
-    which = list(task.VARIABLE_POSITIONS).index(variable)
-    n, low = len(task.VALUES), min(task.VALUES)
-    shift = torch.randint(1, n, (len(batch),), generator=gen).numpy()
-    new = xyz.copy()
-    new[:, which] = (xyz[:, which] - low + shift) % n + low
-    return torch.as_tensor(task.node_id(*new.T)), torch.as_tensor(new[:, which] - xyz[:, which])
+    values (uniform over the other n-1)."""
+    inputs = task.inputs[batch.cpu().numpy()]
+    which = task.variables.index(variable)
+    values = np.asarray(task.values[variable])
+    index = (inputs[:, which, None] == values).argmax(1)
+    shift = torch.randint(1, len(values), (len(batch),), generator=gen).numpy()
+    inputs[:, which] = values[(index + shift) % len(values)]
+    return torch.as_tensor(task.node_ids(inputs))
 
 
 def restore_sites(lean: LeanGPT2, component: str, window: int) -> list[tuple[int, list[int]]]:
@@ -152,17 +171,18 @@ def _scores(logits: torch.Tensor, answer: torch.Tensor, other: torch.Tensor):
 
 
 @torch.inference_mode()
-def trace(lean: LeanGPT2, ids: torch.Tensor, labels: torch.Tensor, nodes: np.ndarray,
+def trace(lean: LeanGPT2, task: Task, ids: torch.Tensor, nodes: np.ndarray,
           variables: list[str], components: list[str], cfg: TraceConfig,
           seed: int, progress: bool = True) -> pd.DataFrame:
     """The tidy table of effects: one row per corrupted variable x component x layer x position.
 
-    ids: (N, S) token ids of every input; labels: (N,) classes; nodes: the inputs traced (those
-    the network gets wrong are dropped). Each input is repeated ``n_samples`` times with its
-    own corruption draw; every restore sees the same draws.
+    ids: (N, S) token ids of every input of ``task``; nodes: the inputs traced (those the
+    network gets wrong are dropped). Each input is repeated ``n_samples`` times with its own
+    corruption draw; every restore sees the same draws.
     """
-    check_config(cfg, lean, variables, components)
-    std = embedding_std(lean, ids)
+    check_config(cfg, lean, variables, components, task)
+    labels = torch.as_tensor(task.labels).to(ids.device)
+    std = embedding_std(lean, ids, task)
     clean_logits = circuits.forward(lean, lean.embed(ids[nodes]))[0]
     right = (clean_logits.argmax(-1) == labels[nodes]).cpu().numpy()
     nodes = np.asarray(nodes)[right]
@@ -173,9 +193,9 @@ def trace(lean: LeanGPT2, ids: torch.Tensor, labels: torch.Tensor, nodes: np.nda
     p_clean, d_clean = None, None
     rows = []
     for variable in variables:
-        gen = torch.Generator().manual_seed(seed + task.VARIABLE_POSITIONS[variable])
-        h0, delta = corrupt(lean, ids, batch, variable, cfg, std, gen)
-        other = runner_up if delta is None else answer + delta
+        gen = torch.Generator().manual_seed(seed + task.positions[variable])
+        h0, replaced = corrupt(lean, task, ids, batch, variable, cfg, std, gen)
+        other = runner_up if replaced is None else labels[replaced]
         p_clean, d_clean = _scores(clean_logits, answer, other)
         p_corr, d_corr = _scores(circuits.forward(lean, h0)[0], answer, other)
         jobs = [(c, shown, idx, pos) for c in components
@@ -204,8 +224,8 @@ def trace(lean: LeanGPT2, ids: torch.Tensor, labels: torch.Tensor, nodes: np.nda
     return table
 
 
-def traced_nodes(n_inputs: int) -> np.ndarray:
-    """n_inputs node ids spread evenly over the 1000 (every input for n >= 1000)."""
-    if n_inputs >= task.N_INPUTS:
-        return np.arange(task.N_INPUTS)
-    return np.unique(np.linspace(0, task.N_INPUTS - 1, n_inputs).round().astype(int))
+def traced_nodes(n_inputs: int, task: Task) -> np.ndarray:
+    """n_inputs node ids spread evenly over the task's inputs (every input for n >= all)."""
+    if n_inputs >= task.n_inputs:
+        return np.arange(task.n_inputs)
+    return np.unique(np.linspace(0, task.n_inputs - 1, n_inputs).round().astype(int))

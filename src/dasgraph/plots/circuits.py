@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 COMPONENT_TITLES = {"resid": "residual stream", "attn": "attention output", "mlp": "MLP output"}
-TOKENS = ["X", "+", "Y", "+", "Z", "="]
 
 
 def _heatmap(ax, grid: pd.DataFrame, title: str, vmax: float, cmap: str = "Purples"):
@@ -24,9 +23,10 @@ def _heatmap(ax, grid: pd.DataFrame, title: str, vmax: float, cmap: str = "Purpl
     return im
 
 
-def tracing_maps(table: pd.DataFrame, title: str):
+def tracing_maps(table: pd.DataFrame, title: str, tokens: list[str]):
     """One panel per corrupted variable (rows) and component (columns): mean indirect effect
-    over inputs and corruption samples, layer x position."""
+    over inputs and corruption samples, layer x position; ``tokens`` names each position
+    (``Task.position_names``: X + Y + Z = for arithmetic)."""
     variables = list(dict.fromkeys(table.corrupted_variable))
     components = list(dict.fromkeys(table.component))
     fig, axes = plt.subplots(len(variables), len(components), squeeze=False,
@@ -43,7 +43,7 @@ def tracing_maps(table: pd.DataFrame, title: str):
             im = _heatmap(ax, grid, f"{var} corrupted: {what}\n(total effect "
                           f"{part.total_effect.iloc[0]:.2f})", vmax)
             ax.set_xticks(range(len(grid.columns)),
-                          [f"{p}:{TOKENS[p]}" if p < len(TOKENS) else str(p) for p in grid.columns])
+                          [f"{p}:{tokens[p]}" if p < len(tokens) else str(p) for p in grid.columns])
             ax.set_ylabel("layer" if comp == "resid" else "block")
     fig.colorbar(im, ax=axes, shrink=0.6, label="indirect effect on p(answer)")
     fig.suptitle(title)

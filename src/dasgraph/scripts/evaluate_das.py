@@ -55,7 +55,8 @@ def _run(args) -> None:
     if args.status:        # reads the bookkeeping only: no network is loaded
         print(manifest.format_status(manifest.status(args.results_path, STAGE)))
         return
-    table = evaluate_cells(args)
+    task = task_of(args)
+    table = evaluate_cells(args, task)
     if table is None:      # --no_wait: the jobs write the cells; iia.csv comes after them
         log.info("iia.csv is assembled from the evaluated cells once all are done: run the same "
                  "command again when --status says so")
@@ -65,7 +66,6 @@ def _run(args) -> None:
         log.info("%s already holds these cells' rows: left as it is", paths.iia_csv(args.results_path))
     # chance floors: what this network scores on its labels un-intervened and fully replaced
     # (a control network's own predictions, on the task's labels or on its own behaviour)
-    task = task_of(args)
     predictions = None if args.control == "none" else \
         random_network.predictions_of(model_dir(args), task)
     tables = random_network.own_tables(predictions, task) \

@@ -19,6 +19,7 @@ def parse_args(argv=None):
     p = cli.parser(__doc__)
     cli.add_common(p, seed=0)
     cli.add_model_path(p)
+    cli.add_task(p)
     p.add_argument("--counterfactual", default="X",
                    help="the variable changed in the counterfactual input (X, Y or Z)")
     p.add_argument("--receiver", default="final",
@@ -38,7 +39,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    return runtime.run_stage(parse_args, patching.run_stage, argv)
+    return runtime.run_stage(parse_args, patching.run, argv)
 
 
 if __name__ == "__main__":

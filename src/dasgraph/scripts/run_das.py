@@ -82,9 +82,9 @@ def _run(args) -> None:
     if args.objective != "ce":      # beside the thesis's cells, on a copy of the same network
         from dasgraph.stages.sweep import objective_root
 
-        args.results_path, args.model_path = objective_root(args), None
+        args.results_path, args.model_path = objective_root(args, task), None
     cfg = cli.settings_from(args, das.DasConfig)
-    run_sweep(args, cfg)
+    run_sweep(args, cfg, task)
 
 
 def main(argv=None) -> int:

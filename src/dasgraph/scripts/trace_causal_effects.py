@@ -19,6 +19,7 @@ def parse_args(argv=None):
     p = cli.parser(__doc__)
     cli.add_common(p, seed=0)
     cli.add_model_path(p)
+    cli.add_task(p)
     p.add_argument("--corruption", default="noise",
                    help="noise (Gaussian at the embeddings, ROME) or replace (another value of "
                         "the same variable)")
@@ -42,7 +43,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    return runtime.run_stage(parse_args, tracing.run_stage, argv)
+    return runtime.run_stage(parse_args, tracing.run, argv)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from dasgraph import cli, runtime
 from dasgraph.networks import gpt2, readouts
-from dasgraph.stages.training import ARCH_DEFAULT, RECIPES, run_training
+from dasgraph.stages import training
+from dasgraph.stages.training import ARCH_DEFAULT, RECIPES
 
 
 def parse_args(argv=None):
@@ -44,12 +45,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _run(args) -> None:
-    run_training(args)
-
-
 def main(argv=None) -> int:
-    return runtime.run_stage(parse_args, _run, argv)
+    return runtime.run_stage(parse_args, training.run, argv)
 
 
 if __name__ == "__main__":

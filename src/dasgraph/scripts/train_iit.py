@@ -72,7 +72,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    return runtime.run_stage(parse_args, iit.run_stage, argv)
+    return runtime.run_stage(parse_args, iit.run, argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dasgraph import cli, paths, readers
+from dasgraph import cli, paths, readers, tasks
 from dasgraph.causal import floors
 from dasgraph.interventions import das
 from dasgraph.networks import random_init as random_network
@@ -240,7 +240,7 @@ def run_shard(args, cells: list[Cell]) -> list[dict]:
     return evaluate_here(args, subject_from_args(args, device), device, cells, keep_going=True)
 
 
-def evaluate_cells(args) -> pd.DataFrame | None:
+def evaluate_cells(args, task: tasks.Task) -> pd.DataFrame | None:
     """IIA of every trained cell on fresh pairs, against its own and (arithmetic) the others,
     with its bootstrap interval, its spread over DAS seeds and the random-subspace control.
 
@@ -250,7 +250,7 @@ def evaluate_cells(args) -> pd.DataFrame | None:
     read from their records; None while some are unfinished (--no_wait)."""
     device = "cpu" if executor.submits(args) else resolve_device(args.device)
     executor.check(args)
-    subject, selection = load_trained_selection(args, device)
+    subject, selection = load_trained_selection(args, device, task)
     root = args.results_path
     network_record.write(root, subject, model_dir(args))
     cli.writable_file(paths.iia_csv(root), "iia.csv")

@@ -20,7 +20,7 @@ from dasgraph.interventions import das
 from dasgraph.networks.base import Site
 from dasgraph.runtime import finished, resolve_device, run_record
 from dasgraph.stages.jobs import executor, manifest
-from dasgraph.networks.subject import Subject, model_dir, subject_from_args
+from dasgraph.networks.subject import Subject, model_dir, subject_from_args, task_of
 from dasgraph.stages.jobs.manifest import Cell
 from dasgraph.stages.sweep import das_cell_weights, load_cell, load_trained_selection
 
@@ -85,7 +85,7 @@ def build_graphs(args) -> list[Path]:
     # jobs resolve --device where they run; a SLURM login node lists the cells on its CPU
     device = "cpu" if executor.submits(args) else resolve_device(args.device)
     executor.check(args)
-    subject, selection = load_trained_selection(args, device)
+    subject, selection = load_trained_selection(args, device, task_of(args))
     root = args.results_path
     for cell in selection:         # every cell checked, and its network, before any graph
         readers.check_das_cell(paths.das_cell_dir(root, *cell))

@@ -9,8 +9,8 @@ and for the baseline.
 
 Both networks add the same interchange loss (``networks.training.interchange_loss``); what
 differs is the network's own training step, the one its planting already uses:
-- GPT-2 (from scratch, or fine-tuning --model_path): ``training.run_training`` with
-  ``model.TrainConfig``'s IIT fields, so a train_iit.py run with the default's recipe *is*
+- GPT-2 (from scratch, or fine-tuning --model_path): ``training.train_network`` with
+  ``gpt2.TrainConfig``'s IIT fields, so a train_iit.py run with the default's recipe *is*
   the default network (same seeds, same code path, bit for bit); site = layer, the last
   position (or all), coordinates 0..dims-1.
 - the MLP (hierarchical equality, ABAB, ...): ``mlp_pipeline.network`` with ``iit_layer``
@@ -20,7 +20,7 @@ differs is the network's own training step, the one its planting already uses:
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import logging
 
 import numpy as np
@@ -55,33 +55,36 @@ def gpt2_site_iia(model, ids: torch.Tensor, cfg: gpt2.TrainConfig, nodes: np.nda
     return float((pred == labels)[valid].float().mean())
 
 
-def _training_args(args: argparse.Namespace, results_path, iit: bool) -> argparse.Namespace:
-    """train_gpt2.py's arguments for one of the two runs (with or without the interchange loss)."""
-    run = copy.copy(args)
-    run.results_path = results_path
-    run.skip_existing = not args.overwrite
-    run.iit_weight = args.iit_weight if iit else 0.0
-    run.invariance_weight = args.invariance_weight if iit else 0.0
-    run.iit_causal_model, run.iit_layer, run.iit_dims = args.causal_model, args.layer, args.dims
-    run.iit_last_position_only = args.positions == "last"
-    return run
+def gpt2_configs(args: argparse.Namespace, task: tasks.Task
+                 ) -> tuple[gpt2.ArchConfig | None, dict[str, gpt2.TrainConfig]]:
+    """The architecture (None when fine-tuning --model_path) and the two runs' recipes:
+    train_gpt2.py's recipe with this stage's flags put in, the site's fields from
+    --causal_model, --layer, --dims and --positions; the baseline without the interchange and
+    invariance losses. Checked (UsageError naming this stage's flags)."""
+    from dasgraph.stages import training
+
+    base = cli.settings_from(args, gpt2.TrainConfig, base=training.recipe(task, args.model_path))
+    iit = dataclasses.replace(base, iit_weight=args.iit_weight,
+                              invariance_weight=args.invariance_weight,
+                              iit_causal_model=args.causal_model, iit_layer=args.layer,
+                              iit_dims=args.dims, iit_last_position_only=args.positions == "last")
+    arch = training.resolve_arch(args, task)       # checks the site against the network
+    if arch is not None:
+        training.check_plant_site(iit, arch, "--layer", "--dims")
+    baseline = dataclasses.replace(iit, iit_weight=0.0, invariance_weight=0.0)
+    return arch, {"iit": iit, "baseline": baseline}
 
 
-def run_gpt2(args: argparse.Namespace) -> dict:
-    from dasgraph.stages.training import resolve_configs, run_training
+def run_gpt2(args: argparse.Namespace, task: tasks.Task) -> dict:
+    from dasgraph.stages import training
 
     root = cli.writable_dir(args.results_path)
-    task = tasks.get(getattr(args, "task", None))
     out = paths.iit_dir(root, args.name)
     if args.iit_weight <= 0:
         raise UsageError(f"--iit_weight {args.iit_weight}: must be > 0 (the baseline is trained "
                          "without it anyway)")
-    runs = {name: _training_args(args, out / name, name == "iit") for name in ("iit", "baseline")}
-    try:                                           # checks layer and dims against the network
-        arch, cfg = resolve_configs(runs["iit"], task)
-    except UsageError as err:                      # train_gpt2.py's flag names -> this stage's
-        raise UsageError(str(err).replace("--iit_layer", "--layer")
-                         .replace("--iit_dims", "--dims")) from None
+    arch, recipes = gpt2_configs(args, task)
+    cfg = recipes["iit"]
     if args.model_path:
         before = gpt2.load_classifier(args.model_path, num_labels=task.n_classes)
         tokenizer = gpt2.load_tokenizer(args.model_path)
@@ -89,15 +92,17 @@ def run_gpt2(args: argparse.Namespace) -> dict:
     else:
         before = gpt2.build_model(arch, derive_seed(args.seed, "init"), task)
         tokenizer = task.build_tokenizer()
-    for name, run in runs.items():
+    for name, recipe in recipes.items():
         log.info("training the %s network", name)
-        run_training(run)
+        training.train_network(training.TrainingRun(
+            out / name, task, arch, recipe, args.seed, args.model_path, args.device,
+            overwrite=args.overwrite, skip_existing=not args.overwrite), args)
     ids = task.encode(tokenizer)
     test = task.split_nodes(args.seed)["test"]
     seed = derive_seed(args.seed, "iit", "test")
     iia = {"before": gpt2_site_iia(before, ids, cfg, test, N_TEST_PAIRS, seed, task)}
     accuracy = {}
-    for name in runs:
+    for name in recipes:
         folder = paths.gpt2_dir(out / name)
         net = gpt2.load_classifier(str(folder))
         iia[name] = gpt2_site_iia(net, ids, cfg, test, N_TEST_PAIRS, seed, task)
@@ -159,17 +164,18 @@ def _write(out, args, network: str, causal_model: str, site: dict, iia: dict,
     return metrics
 
 
-def run_stage(args: argparse.Namespace) -> dict:
-    if args.network == "mlp":
-        if args.model_path:
+def run(config: argparse.Namespace) -> dict:
+    """train_iit.py: the MLP's run, or GPT-2's on the default task."""
+    if config.network == "mlp":
+        if config.model_path:
             raise UsageError("--model_path is for --network gpt2 (the MLP trains from scratch)")
-        return run_mlp(args)
-    task = tasks.get(getattr(args, "task", None))
-    if args.causal_model not in task.non_trivial:
+        return run_mlp(config)
+    task = tasks.get()          # GPT-2's IIT trains the default task
+    if config.causal_model not in task.non_trivial:
         try:
-            causal_models.planted_model(args.causal_model, task)
+            causal_models.planted_model(config.causal_model, task)
         except UsageError:
-            raise UsageError(f"--causal_model {args.causal_model!r}: for --network gpt2 give "
+            raise UsageError(f"--causal_model {config.causal_model!r}: for --network gpt2 give "
                              f"one of {', '.join(task.non_trivial)} or 'A if V<=t else B'"
                              ) from None
-    return run_gpt2(args)
+    return run_gpt2(config, task)

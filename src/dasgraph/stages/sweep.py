@@ -95,14 +95,14 @@ def cell_settings(args, cfg: das.DasConfig, subject: Subject) -> dict:
     return settings
 
 
-def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
-    """Train (or skip) every selected cell; return the metrics of the cells trained now.
+def run_sweep(args, cfg: das.DasConfig, task: tasks.Task) -> list[dict]:
+    """Train (or skip) every selected cell of ``task`` (the command's, ``task_of``); return
+    the metrics of the cells trained now.
 
     Each cell is keyed by its settings (manifest.py): a cell finished with the same settings is
     skipped, one finished with other settings is refused (UsageError) unless --overwrite."""
     # jobs resolve --device where they run; a SLURM login node lists the cells on its CPU
     device = "cpu" if executor.submits(args) else resolve_device(args.device)
-    task = task_of(args)
     names = task.select(args.causal_model_type, args.causal_models)   # fail before loading
     for group in floors.task_equivalence_classes(task):
         if len(set(group) & set(names)) > 1:
@@ -132,17 +132,16 @@ def run_sweep(args, cfg: das.DasConfig) -> list[dict]:
         return executor.run(args, cfg, subject, device, todo, cells)
 
 
-def objective_root(args) -> Path:
+def objective_root(args, task: tasks.Task) -> Path:
     """The results root of a region-aware objective's cells (paths.objective_root), with a copy
-    of the network under study and the task record, so that every later stage runs there as on
-    any results root. The copy is refreshed when the network changed (its cells are then keyed
-    to another network, and refused or redone as any cell is)."""
+    of the network under study and the record of ``task``, so that every later stage runs there
+    as on any results root. The copy is refreshed when the network changed (its cells are then
+    keyed to another network, and refused or redone as any cell is)."""
     import shutil
 
     from dasgraph.runtime import atomic_directory
 
     source = Path(model_dir(args))
-    task = task_of(args)
     root = paths.objective_root(args.results_path, args.objective)
     target = paths.gpt2_dir(root)
     if not (target / paths.DONE).is_file() or _digests(target) != _digests(source):
@@ -175,10 +174,10 @@ def load_cell(subject: Subject, directory: Path, layer: int):
     return intervention
 
 
-def load_trained_selection(args, device: str) -> tuple[Subject, list[tuple[str, int, int]]]:
-    """The subject and the trained cells on disk matching the selection flags (all k found on
-    disk unless --low_rank_dimensions is given); UsageError if there are none."""
-    task = task_of(args)
+def load_trained_selection(args, device: str, task: tasks.Task
+                           ) -> tuple[Subject, list[tuple[str, int, int]]]:
+    """The subject of ``task`` and the trained cells on disk matching the selection flags (all
+    k found on disk unless --low_rank_dimensions is given); UsageError if there are none."""
     task.select(args.causal_model_type, args.causal_models)   # fail before loading
     subject = subject_from_args(args, device, task)
     selected = resolve_cells(args, subject)          # validates the flags against the model

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from pathlib import Path
 
 import torch
 
@@ -65,12 +66,19 @@ def task_defaults(task: tasks.Task) -> tuple[gpt2.ArchConfig, gpt2.TrainConfig]:
     return arch, train
 
 
+def recipe(task: tasks.Task, model_path: str | None) -> gpt2.TrainConfig:
+    """The training recipe before any flag: fine-tuning's for a --model_path, else the task's
+    from-scratch one."""
+    scratch = task_defaults(task)[1]      # checks the task's network settings either way
+    return TRAIN_DEFAULTS["pretrained"] if model_path else scratch
+
+
 def resolve_configs(args, task: tasks.Task) -> tuple[gpt2.ArchConfig | None, gpt2.TrainConfig]:
-    arch_default, scratch = task_defaults(task)
-    base = TRAIN_DEFAULTS["pretrained"] if args.model_path else scratch
+    """train_gpt2.py's architecture and training recipe: the task's defaults with every flag
+    given put in, checked (UsageError naming the flag)."""
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(gpt2.TrainConfig)
-                 if getattr(args, f.name, None) is not None}   # train_iit.py sets a few more
-    train_cfg = dataclasses.replace(base, **overrides)
+                 if getattr(args, f.name, None) is not None}
+    train_cfg = dataclasses.replace(recipe(task, args.model_path), **overrides)
     planted = train_cfg.iit_weight > 0 or train_cfg.invariance_weight > 0
     if planted:    # a model of this task, or a combination of two
         from dasgraph.causal import models as causal_models
@@ -79,13 +87,22 @@ def resolve_configs(args, task: tasks.Task) -> tuple[gpt2.ArchConfig | None, gpt
     if readout_kind(args) != readouts.CLASSIFIER and not args.model_path:
         raise UsageError(f"--readout {readout_kind(args)} fine-tunes a causal language model: "
                          "pass it with --model_path (from scratch trains classifiers)")
+    arch = resolve_arch(args, task)
+    if planted and arch is not None:
+        check_plant_site(train_cfg, arch)
+    return arch, train_cfg
+
+
+def resolve_arch(args, task: tasks.Task) -> gpt2.ArchConfig | None:
+    """The from-scratch architecture: the task's, with the size flags given (None when
+    fine-tuning a --model_path, which takes none); checked, and its memory too."""
     if args.model_path:
         if any(getattr(args, n, None) is not None for n in ("n_layer", "n_embd", "n_head",
                                                                "architecture")):
             raise UsageError("--n_layer/--n_embd/--n_head/--architecture only apply when "
                              "training from scratch (without --model_path)")
-        return None, train_cfg
-    arch = cli.settings_from(args, gpt2.ArchConfig, base=arch_default)
+        return None
+    arch = cli.settings_from(args, gpt2.ArchConfig, base=task_defaults(task)[0])
     if arch.architecture not in tiny.ARCHITECTURES:    # a task's network may name one
         raise UsageError(f"architecture {arch.architecture!r}; from scratch trains "
                          f"{', '.join(tiny.ARCHITECTURES)}")
@@ -95,15 +112,39 @@ def resolve_configs(args, task: tasks.Task) -> tuple[gpt2.ArchConfig | None, gpt
     # (GPT-2; 16 d^2 for Llama's gated MLP)
     check_memory(16 * tiny.BLOCK_WEIGHTS[arch.architecture] * arch.n_layer * arch.n_embd ** 2,
                  f"a {arch.architecture} of --n_layer {arch.n_layer} x --n_embd {arch.n_embd}")
-    if planted and not 0 <= train_cfg.iit_layer <= arch.n_layer:
-        raise UsageError(f"--iit_layer {train_cfg.iit_layer} is out of range; layers are "
+    return arch
+
+
+def check_plant_site(train_cfg: gpt2.TrainConfig, arch: gpt2.ArchConfig,
+                     layer_flag: str = "--iit_layer", dims_flag: str = "--iit_dims") -> None:
+    """The planted site fits the architecture (the flags named as the calling script has
+    them: train_iit.py's are --layer and --dims)."""
+    if not 0 <= train_cfg.iit_layer <= arch.n_layer:
+        raise UsageError(f"{layer_flag} {train_cfg.iit_layer} is out of range; layers are "
                          f"0..{arch.n_layer} for --n_layer {arch.n_layer}")
-    if planted and not 1 <= train_cfg.iit_dims <= arch.n_embd:
-        raise UsageError(f"--iit_dims {train_cfg.iit_dims} must be in 1..{arch.n_embd} (the width)")
-    return arch, train_cfg
+    if not 1 <= train_cfg.iit_dims <= arch.n_embd:
+        raise UsageError(f"{dims_flag} {train_cfg.iit_dims} must be in 1..{arch.n_embd} "
+                         "(the width)")
 
 
-def training_device(args) -> str:
+@dataclasses.dataclass(frozen=True)
+class TrainingRun:
+    """One network to train, besides its recipe: where it goes, for which task, from what
+    (``model_path``: fine-tune; else ``arch`` from scratch), on which device and seed, and
+    what to do with a finished one there."""
+    results_path: Path
+    task: tasks.Task
+    arch: gpt2.ArchConfig | None
+    train: gpt2.TrainConfig
+    seed: int
+    model_path: str | None = None
+    device: str = "auto"
+    readout: str = readouts.CLASSIFIER
+    overwrite: bool = False
+    skip_existing: bool = False
+
+
+def training_device(run) -> str:
     """``--device auto`` trains the embedded default on the CPU, everything else as asked.
 
     The CPU-trained default is bit-identical on every machine (one thread). A GPU run of the
@@ -111,21 +152,34 @@ def training_device(args) -> str:
     current penalty it shows the same picture (docs/gpu.md); with the previous one, the
     GPU network's plant was too quiet for the default DAS budget.
     """
-    if args.device == "auto" and not args.model_path:
+    if run.device == "auto" and not run.model_path:
         log.info("training the embedded default on the CPU, so that every machine gets the same "
                  "network (--device cuda trains on the GPU: a different network, docs/gpu.md)")
         return "cpu"
-    return resolve_device(args.device)
+    return resolve_device(run.device)
 
 
-def run_training(args) -> dict | None:
-    root = cli.writable_dir(args.results_path)
-    task = tasks.for_results(root, getattr(args, "task", None))
+def run(config) -> dict | None:
+    """train_gpt2.py: the task of the results tree, the recipe of the flags, one network."""
+    root = cli.writable_dir(config.results_path)
+    task = tasks.for_results(root, getattr(config, "task", None))
+    cli.replaceable_dir(paths.gpt2_dir(root), "the trained model's folder")
+    arch, train_cfg = resolve_configs(config, task)
+    return train_network(TrainingRun(
+        root, task, arch, train_cfg, config.seed, config.model_path, config.device,
+        readout_kind(config), config.overwrite, config.skip_existing), config)
+
+
+def train_network(run: TrainingRun, record) -> dict | None:
+    """Train ``run``'s network into RESULTS/gpt2 (skipped when finished with the same settings
+    and ``skip_existing``); its metrics, None when skipped. ``record``: the parsed flags the
+    run record keeps."""
+    root = cli.writable_dir(run.results_path)
+    task, arch, train_cfg = run.task, run.arch, run.train
     out = cli.replaceable_dir(paths.gpt2_dir(root), "the trained model's folder")
-    arch, train_cfg = resolve_configs(args, task)
-    settings = {**training_settings(args, arch, train_cfg), "task": task.record()}
-    if is_finished(out) and not args.overwrite:
-        if not args.skip_existing:
+    settings = {**training_settings(run), "task": task.record()}
+    if is_finished(out) and not run.overwrite:
+        if not run.skip_existing:
             raise UsageError(f"{out} already holds a trained model; pass --overwrite to retrain "
                              "or --skip_existing to keep it")
         # --skip_existing keeps a finished model only if the same recipe made it
@@ -135,24 +189,24 @@ def run_training(args) -> dict | None:
             log.info("%s already holds a trained model (test accuracy %.4f); skipping",
                      out, metrics["test_accuracy"])
             return None
-    device = training_device(args)
-    set_seed(args.seed)
+    device = training_device(run)
+    set_seed(run.seed)
     configure_determinism()
 
     readout = None
-    if args.model_path:
-        tokenizer = gpt2.load_tokenizer(args.model_path)
-        if readout_kind(args) == readouts.LANGUAGE_MODEL:
-            model = loading.load_language_model(args.model_path)
+    if run.model_path:
+        tokenizer = gpt2.load_tokenizer(run.model_path)
+        if run.readout == readouts.LANGUAGE_MODEL:
+            model = loading.load_language_model(run.model_path)
             readout = readouts.readout_for(model, tokenizer, loading.task_class_names(task))
         else:
-            model = gpt2.load_classifier(args.model_path, num_labels=task.n_classes)
+            model = gpt2.load_classifier(run.model_path, num_labels=task.n_classes)
     else:
         tokenizer = task.build_tokenizer()
-        model = gpt2.build_model(arch, derive_seed(args.seed, "init"), task)
+        model = gpt2.build_model(arch, derive_seed(run.seed, "init"), task)
     ids = task.encode(tokenizer).to(device)
     labels = torch.as_tensor(task.labels).to(device)
-    splits = task.split_nodes(args.seed)
+    splits = task.split_nodes(run.seed)
     log.info("task %s: training on %d inputs (validation %d, test %d), device %s", task.name,
              len(splits["train"]), len(splits["validation"]), len(splits["test"]), device)
 
@@ -162,7 +216,7 @@ def run_training(args) -> dict | None:
     with torch_threads(TRAIN_THREADS if device == "cpu" else torch.get_num_threads()):
         readout = readout.to(device) if readout is not None else None
         history = gpt2.train(model.to(device), ids, labels, splits, train_cfg,
-                             derive_seed(args.seed, "train"), task, readout)
+                             derive_seed(run.seed, "train"), task, readout)
     if not all(math.isfinite(row["loss"]) for row in history):
         raise UsageError(f"training diverged (the loss became NaN or infinite) with --lr "
                          f"{train_cfg.lr:g}; nothing was saved: lower --lr or the loss weights")
@@ -173,7 +227,7 @@ def run_training(args) -> dict | None:
     metrics.update(history=history, train_config=dataclasses.asdict(train_cfg), planted=plant,
                    task=task.record(), held_out=task.holdout,
                    train_torch_threads=TRAIN_THREADS if device == "cpu" else None,
-                   readout=readout_kind(args),
+                   readout=run.readout,
                    architecture=dataclasses.asdict(arch) if arch else None,
                    split_sizes={k: len(v) for k, v in splits.items()},
                    split_node_ids={k: v.tolist() for k, v in splits.items()})
@@ -190,22 +244,22 @@ def run_training(args) -> dict | None:
         model.to("cpu").save_pretrained(tmp)
         tokenizer.save_pretrained(str(tmp))
         atomic_write_json(tmp / paths.METRICS, metrics)
-        atomic_write_json(tmp / paths.RUN, run_record(args, device=device))
+        atomic_write_json(tmp / paths.RUN, run_record(record, device=device))
         plots.save_figure(plots_analysis.training_curves(history, final=metrics),
                           tmp / paths.TRAINING_CURVE)
     log.info("wrote %s", out)
     return metrics
 
 
-def training_settings(args, arch: gpt2.ArchConfig | None, train_cfg: gpt2.TrainConfig) -> dict:
+def training_settings(run: TrainingRun) -> dict:
     """What makes a trained model: the recipe, the architecture (from scratch) or the
     pretrained model, its readout, and the seed. Recorded in its completion marker
     (runtime.finished); the classifier readout, which every model had before there was a
     choice, is not written, so those models still count as made with the same settings."""
-    settings = {**dataclasses.asdict(train_cfg), "seed": args.seed, "model_path": args.model_path,
-                "architecture": _architecture_settings(arch)}
-    if readout_kind(args) != readouts.CLASSIFIER:
-        settings["readout"] = readout_kind(args)
+    settings = {**dataclasses.asdict(run.train), "seed": run.seed, "model_path": run.model_path,
+                "architecture": _architecture_settings(run.arch)}
+    if run.readout != readouts.CLASSIFIER:
+        settings["readout"] = run.readout
     return settings
 
 
