@@ -176,15 +176,16 @@ def test_evaluate_writes_iia_csv_with_the_cross_matrix(tiny_copy):
     # here from the network's predictions and the same test pairs
     from dasgraph.causal import models as causal_models
     from dasgraph.interventions import das
-    from dasgraph.stages import sweep as stages
+    from dasgraph.networks.subject import load_subject
     from dasgraph.runtime import derive_seed
-    subject = stages.load_subject(str(paths.gpt2_dir(tiny_copy)))
+    from dasgraph.stages import sweep as das_sweep
+    subject = load_subject(str(paths.gpt2_dir(tiny_copy)))
     row = table[(table.causal_model == "Z") & (table.layer == 1)].iloc[0]
     base, source = das.counterfactual_pairs(700, derive_seed(42, "evaluate", "Z", 1, 8), 1000)
     labels = torch.as_tensor(causal_models.table_of("Z", ARITH))[base, source]
     changed = labels != subject.predictions[base]
     assert row.n_changed == int(changed.sum()) and 0 < row.n_changed < 700
-    iv = stages.load_cell(subject, paths.das_cell_dir(tiny_copy, "Z", 1, 8), 1)
+    iv = das_sweep.load_cell(subject, paths.das_cell_dir(tiny_copy, "Z", 1, 8), 1)
     pred = das.predict_pairs(subject.lean, subject.states[1], 1, das.rotation(iv).detach(),
                              base, source)
     # the IIA over all the pairs, from the same predictions

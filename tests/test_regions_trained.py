@@ -17,7 +17,7 @@ from dasgraph import paths, tasks
 from dasgraph.causal import models as causal_models
 from dasgraph.interventions import das, regions
 from dasgraph.networks import random_init as random_network
-from dasgraph.stages.sweep import load_subject
+from dasgraph.networks.subject import load_subject
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,8 @@ one line, unless --overwrite.
 from __future__ import annotations
 
 from dasgraph import cli, runtime
-from dasgraph.stages.jobs import executor, manifest
-from dasgraph.stages.graph_cells import STAGE, build_graphs
+from dasgraph.stages import graph_cells
+from dasgraph.stages.jobs import executor
 
 
 def parse_args(argv=None):
@@ -30,15 +30,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _run(args) -> None:
-    if args.status:        # reads the bookkeeping only: no network is loaded
-        print(manifest.format_status(manifest.status(args.results_path, STAGE)))
-        return
-    build_graphs(args)
-
-
 def main(argv=None) -> int:
-    return runtime.run_stage(parse_args, _run, argv)
+    return runtime.run_stage(parse_args, graph_cells.run, argv)
 
 
 if __name__ == "__main__":

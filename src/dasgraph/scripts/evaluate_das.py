@@ -19,14 +19,10 @@ resumes without redoing a finished cell, and a cell evaluated with other setting
 """
 from __future__ import annotations
 
-import logging
-
-from dasgraph import cli, paths, runtime
+from dasgraph import cli, runtime
 from dasgraph.networks import random_init as random_network
-from dasgraph.stages import health
-from dasgraph.stages.jobs import executor, manifest
-from dasgraph.stages.evaluation_cells import STAGE, evaluate_cells, write_floors, write_iia_csv
-from dasgraph.networks.subject import model_dir, task_of
+from dasgraph.stages import evaluation_cells
+from dasgraph.stages.jobs import executor
 
 
 def parse_args(argv=None):
@@ -47,37 +43,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _run(args) -> None:
-    log = logging.getLogger(__name__)
-    if args.control != "none":            # the control network's own results root and network
-        args.results_path = paths.control_root(args.results_path, args.control)
-        args.model_path = None            # its cells were trained on the random copy, not this
-    if args.status:        # reads the bookkeeping only: no network is loaded
-        print(manifest.format_status(manifest.status(args.results_path, STAGE)))
-        return
-    task = task_of(args)
-    table = evaluate_cells(args, task)
-    if table is None:      # --no_wait: the jobs write the cells; iia.csv comes after them
-        log.info("iia.csv is assembled from the evaluated cells once all are done: run the same "
-                 "command again when --status says so")
-    elif path := write_iia_csv(args, table):
-        log.info("wrote %s", path)
-    else:
-        log.info("%s already holds these cells' rows: left as it is", paths.iia_csv(args.results_path))
-    # chance floors: what this network scores on its labels un-intervened and fully replaced
-    # (a control network's own predictions, on the task's labels or on its own behaviour)
-    predictions = None if args.control == "none" else \
-        random_network.predictions_of(model_dir(args), task)
-    tables = random_network.own_tables(predictions, task) \
-        if random_network.labels_of(args) == "network" else None
-    for written in write_floors(args.results_path, task, args, tables, predictions):
-        log.info("wrote %s", written)
-    for line in health.trivial_warnings(args.results_path, task):
-        log.warning("%s", line)        # the report repeats them (section 3)
-
-
 def main(argv=None) -> int:
-    return runtime.run_stage(parse_args, _run, argv)
+    return runtime.run_stage(parse_args, evaluation_cells.run, argv)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ def parse_args(argv=None):
 
 def _run(args) -> None:
     cli.writable_dir(args.results_path)
-    tasks.for_results(args.results_path, args.task)   # a task file is used only when named
-    report.write(args.results_path, args)
+    task = tasks.for_results(args.results_path, args.task)   # a task file is used only when named
+    report.write(args.results_path, args, task)
 
 
 def main(argv=None) -> int:

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import os
 
-from dasgraph import cli, paths, runtime, tasks
+from dasgraph import cli, runtime
 from dasgraph.interventions import das, regions
 from dasgraph.networks import random_init as random_network
-from dasgraph.stages.jobs import executor, manifest
-from dasgraph.stages.sweep import run_sweep
+from dasgraph.stages import sweep
+from dasgraph.stages.jobs import executor
 
 
 def parse_args(argv=None):
@@ -58,37 +58,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _run(args) -> None:
-    if args.status:        # reads the bookkeeping only: no network is loaded
-        root = args.results_path if args.control == "none" else \
-            paths.control_root(args.results_path, args.control)
-        root = root if args.objective == "ce" else paths.objective_root(root, args.objective)
-        print(manifest.format_status(manifest.status(root, "das")))
-        return
-    cli.writable_dir(args.results_path)
-    from dasgraph.networks.subject import task_of
-
-    task = task_of(args)     # bad objective settings are refused before any network is touched
-    regions.check(cli.settings_from(args, regions.ObjectiveConfig),
-                  task.select(args.causal_model_type, args.causal_models), task)
-    if args.control != "none":      # the same sweep, on a random network of this shape
-        from dasgraph.networks.subject import model_dir
-
-        root = paths.control_root(args.results_path, args.control)
-        random_network.make_network(model_dir(args), root, args.seed, task, args,
-                                    args.random_init_std)
-        tasks.write_record(root, task)
-        args.results_path, args.model_path = root, None
-    if args.objective != "ce":      # beside the thesis's cells, on a copy of the same network
-        from dasgraph.stages.sweep import objective_root
-
-        args.results_path, args.model_path = objective_root(args, task), None
-    cfg = cli.settings_from(args, das.DasConfig)
-    run_sweep(args, cfg, task)
-
-
 def main(argv=None) -> int:
-    return runtime.run_stage(parse_args, _run, argv)
+    return runtime.run_stage(parse_args, sweep.run, argv)
 
 
 if __name__ == "__main__":

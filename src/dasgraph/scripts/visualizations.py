@@ -28,8 +28,9 @@ def parse_args(argv=None):
 
 def _run(args) -> None:
     cli.writable_dir(args.results_path)
-    tasks.for_results(args.results_path, args.task)   # a task file is used only when named
-    visualize.run(args.experiment, args.results_path, pdf=args.pdf, overwrite=args.overwrite)
+    task = tasks.for_results(args.results_path, args.task)   # a task file is used only when named
+    visualize.run(args.experiment, args.results_path, pdf=args.pdf, overwrite=args.overwrite,
+                  task=task)
 
 
 def main(argv=None) -> int:

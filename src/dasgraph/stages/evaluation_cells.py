@@ -28,7 +28,8 @@ from dasgraph.runtime import (atomic_write_json, atomic_write_text, changed_sett
                               write_done)
 from dasgraph.stages import network_record
 from dasgraph.stages.jobs import executor, manifest
-from dasgraph.networks.subject import Subject, model_dir, subject_from_args
+from dasgraph.networks.subject import Subject, model_dir, subject_from_args, task_of
+from dasgraph.stages import health
 from dasgraph.stages.jobs.das_cells import label_tables
 from dasgraph.stages.jobs.manifest import Cell
 from dasgraph.stages.sweep import cell_finished, das_cell_weights, load_cell, load_trained_selection
@@ -331,3 +332,34 @@ def write_floors(root, task, args=None, tables: dict | None = None,
         atomic_write_json(Path(str(path) + ".run.json"), run_record(args, made_from=made_from))
         written.append(path)
     return written
+
+
+def run(config) -> None:
+    """evaluate_das.py: evaluate every trained cell not yet evaluated, assemble iia.csv, write
+    the chance floors and warn about a trivial model short of the network's accuracy
+    (``--status``: the evaluation's progress from its bookkeeping, loading no network)."""
+    if config.control != "none":            # the control network's own results root and network
+        config.results_path = paths.control_root(config.results_path, config.control)
+        config.model_path = None            # its cells were trained on the random copy, not this
+    if config.status:
+        print(manifest.format_status(manifest.status(config.results_path, STAGE)))
+        return
+    task = task_of(config)
+    table = evaluate_cells(config, task)
+    if table is None:      # --no_wait: the jobs write the cells; iia.csv comes after them
+        log.info("iia.csv is assembled from the evaluated cells once all are done: run the same "
+                 "command again when --status says so")
+    elif path := write_iia_csv(config, table):
+        log.info("wrote %s", path)
+    else:
+        log.info("%s already holds these cells' rows: left as it is", paths.iia_csv(config.results_path))
+    # chance floors: what this network scores on its labels un-intervened and fully replaced
+    # (a control network's own predictions, on the task's labels or on its own behaviour)
+    predictions = None if config.control == "none" else \
+        random_network.predictions_of(model_dir(config), task)
+    tables = random_network.own_tables(predictions, task) \
+        if random_network.labels_of(config) == "network" else None
+    for written in write_floors(config.results_path, task, config, tables, predictions):
+        log.info("wrote %s", written)
+    for line in health.trivial_warnings(config.results_path, task):
+        log.warning("%s", line)        # the report repeats them (section 3)

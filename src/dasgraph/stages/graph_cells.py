@@ -102,3 +102,12 @@ def build_graphs(args) -> list[Path]:
                                executor.Progress("IIA graphs", "disentangle_causal_models.py",
                                                  _log))
     return [Path(d["path"]) for d in drawn]
+
+
+def run(config) -> None:
+    """disentangle_causal_models.py: draw the IIA graph of every trained cell not yet drawn
+    (``--status``: the stage's progress from its bookkeeping, loading no network)."""
+    if config.status:
+        print(manifest.format_status(manifest.status(config.results_path, STAGE)))
+        return
+    build_graphs(config)

@@ -1,5 +1,6 @@
-"""Stages 2-5 orchestration: load the classifier, cache states, select and train DAS cells
-(evaluation_cells.py evaluates them, graph_cells.py draws their graphs).
+"""Stage 2 (run_das.py): load the network, cache its states, select and train DAS cells
+(stage 3, ``evaluation_cells``, evaluates them; stage 5, ``graph_cells``, draws their graphs,
+both reading the cells through this module).
 
 A cell is (causal model, layer, k); each is trained with its own seed
 (``derive_seed(seed, cm, layer, k)``), written atomically to its own folder and skipped when
@@ -20,13 +21,35 @@ from dasgraph.runtime import (UsageError, derive_seed, file_sha256, finished, is
                               resolve_device, settings_hash, torch_threads)
 from dasgraph.stages import network_record
 from dasgraph.stages.jobs import das_cells, executor, manifest
-# the network under study lives in networks.subject, a cell's labels in das_cells; these names
-# stay importable from here
-from dasgraph.networks.subject import (Subject, _network_subject, load_subject, model_dir,  # noqa: F401
-                                       subject_from_args, task_of)
-from dasgraph.stages.jobs.das_cells import label_tables  # noqa: F401
+from dasgraph.networks.subject import Subject, model_dir, subject_from_args, task_of
 
 log = logging.getLogger(__name__)
+
+
+def run(config) -> None:
+    """run_das.py: train every selected cell not yet done (``--status``: report the sweep's
+    progress from its bookkeeping, loading no network). A control trains on a random copy of
+    the network in its own results root; an objective other than the thesis's cross-entropy
+    trains beside the thesis's cells, on a copy of the same network."""
+    if config.status:
+        root = config.results_path if config.control == "none" else \
+            paths.control_root(config.results_path, config.control)
+        root = root if config.objective == "ce" else paths.objective_root(root, config.objective)
+        print(manifest.format_status(manifest.status(root, das_cells.STAGE)))
+        return
+    cli.writable_dir(config.results_path)
+    task = task_of(config)   # bad objective settings are refused before any network is touched
+    regions.check(cli.settings_from(config, regions.ObjectiveConfig),
+                  task.select(config.causal_model_type, config.causal_models), task)
+    if config.control != "none":
+        root = paths.control_root(config.results_path, config.control)
+        random_network.make_network(model_dir(config), root, config.seed, task, config,
+                                    config.random_init_std)
+        tasks.write_record(root, task)
+        config.results_path, config.model_path = root, None
+    if config.objective != "ce":
+        config.results_path, config.model_path = objective_root(config, task), None
+    run_sweep(config, cli.settings_from(config, das.DasConfig), task)
 
 
 def resolve_cells(args, subject: Subject) -> list[tuple[str, int, int]]:
