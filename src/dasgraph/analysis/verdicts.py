@@ -147,7 +147,7 @@ def separation(best: pd.DataFrame, task, disagreement: pd.DataFrame,
         chance = [m for m in part.index if part.loc[m, "verdict"] in (AT_CHANCE, AT_CONTROL)]
         pairs: dict[str, list[tuple[str, str]]] = {}
         for a, b in itertools.combinations(part.index, 2):
-            reason = _why_not_apart(a, b, part, task, disagreement, same, holds)
+            reason = _why_not_apart(a, b, part, task, same, holds)
             if reason:
                 pairs.setdefault(reason, []).append((a, b))
         reasons = [f"{', '.join(group)} ({reason})" for reason, linked in pairs.items()
@@ -175,15 +175,13 @@ def _groups(pairs: list[tuple[str, str]], order: list[str]) -> list[list[str]]:
     return out
 
 
-def _why_not_apart(a, b, part, task, disagreement, same, holds) -> str:
+def _why_not_apart(a, b, part, task, same, holds) -> str:
     if frozenset((a, b)) in same:
         return "identical counterfactuals"
     if a not in holds or b not in holds:
         return ""             # one holds and the other does not, or both are at chance
     if floors_mod.complementary(task.table(a), task.table(b)):
         return ""             # one computation (XY and Z): holding together is expected
-    share = disagreement.loc[a, b] if a in disagreement.index and b in disagreement.index \
-        else float("nan")
     if min(part.loc[a, "iia"], part.loc[b, "iia"]) >= floors_mod.ALIGNED:
         return "both align, though their counterfactuals differ"
     if part.loc[a, "ci_low"] <= part.loc[b, "ci_high"] and \

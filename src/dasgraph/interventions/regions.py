@@ -34,7 +34,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from dasgraph import cli
 from dasgraph.interventions import das

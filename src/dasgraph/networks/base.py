@@ -67,13 +67,6 @@ class Site:
         return {} if self.is_default else {"site": self.describe()}
 
 
-def site_from_args(args) -> Site:
-    """The --component / --positions flags (absent flags: the thesis's default site)."""
-    component = getattr(args, "component", None) or RESIDUAL
-    positions = getattr(args, "positions", None)
-    return Site(component, tuple(positions) if positions else None)
-
-
 def to_carrier(site_states: torch.Tensor, positions: tuple[int, ...],
                context: torch.Tensor | None = None) -> torch.Tensor:
     """(N, S, d) states at a site -> (N, T, d) carrier: the chosen positions first, then the

@@ -35,11 +35,6 @@ CONTROLS = ("none", "random_init", "random_init_own")
 LABELS = {"none": "task", "random_init": "task", "random_init_own": "network"}
 
 
-def labels_of(args) -> str:
-    """'task' or 'network': what the cells of this run (``args.control``) are trained against."""
-    return LABELS[getattr(args, "control", "none")]
-
-
 # The random weights' standard deviation (transformers' ``initializer_range``). At the
 # architecture's own 0.02 the default's random copy is near-constant (one class for 86-97 % of
 # the inputs, depending on the draw), so both controls say little: its task-label floors are
@@ -76,13 +71,15 @@ def own_tables(predictions: np.ndarray, task: tasks.Task, names=None) -> dict[st
     return {n: behaviour_table(n, predictions, task) for n in (names or task.models)}
 
 
-def make_network(model_path: str, root: Path, seed: int, task: tasks.Task, args=None,
-                 init_std: float = INIT_STD) -> Path:
+def make_network(model_path: str, root: Path, seed: int, task: tasks.Task,
+                 init_std: float = INIT_STD, control: str = "random_init",
+                 overwrite: bool = False, run: dict | None = None) -> Path:
     """A randomly initialised copy of the network at ``model_path`` (same config, head and
     tokenizer; weights drawn with standard deviation ``init_std``), saved as ``root``/gpt2
     unless one made with the same settings is there already; returns that folder. A sequence
     classifier stays a classifier and a causal language model stays one, read through the
-    same answer tokens."""
+    same answer tokens. ``run`` is the command's run record (runtime.run_record), saved with
+    the network."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
@@ -99,7 +96,7 @@ def make_network(model_path: str, root: Path, seed: int, task: tasks.Task, args=
     settings = {"init_seed": net_seed, "init_std": init_std, "head": kind,
                 "architecture": {**shape, "num_labels": config.num_labels
                                  if kind == loading.CLASSIFIER else None}}
-    if finished(out / paths.DONE, settings, getattr(args, "overwrite", False),
+    if finished(out / paths.DONE, settings, overwrite,
                 what="the random network"):
         return out
     config.initializer_range = init_std
@@ -113,9 +110,9 @@ def make_network(model_path: str, root: Path, seed: int, task: tasks.Task, args=
         predictions = load_subject(str(tmp), task=task).predictions.cpu().numpy()
         accuracy = float((predictions == task.labels).mean())
         atomic_write_json(tmp / paths.METRICS, {
-            "control": getattr(args, "control", "random_init"), "architecture_of": str(model_path),
+            "control": control, "architecture_of": str(model_path),
             "head": kind, "init_seed": net_seed, "init_std": init_std,
             "all_inputs_accuracy": accuracy})
-        atomic_write_json(tmp / paths.RUN, run_record(args, seed=net_seed))
+        atomic_write_json(tmp / paths.RUN, {**(run or run_record(None)), "seed": net_seed})
     log.info("random network (%s, accuracy %.3f on all inputs) -> %s", kind, accuracy, out)
     return out

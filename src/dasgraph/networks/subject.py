@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
-from dasgraph import paths, readers, tasks
+from dasgraph import readers, tasks
 from dasgraph.networks import gpt2
-from dasgraph.networks.base import Site, site_from_args
+from dasgraph.networks.base import Site
 from dasgraph.networks.lean import LeanGPT2
 from dasgraph.runtime import UsageError
 
@@ -45,22 +45,6 @@ class Subject:
     def site_dim(self) -> int:
         """Size of the intervened vector (pyvene's embed_dim): positions x width."""
         return self.n_positions * self.width
-
-
-def model_dir(args) -> str:
-    """--model_path, or the stage-1 folder under --results_path (which must then exist)."""
-    if args.model_path:
-        return str(args.model_path)
-    folder = paths.gpt2_dir(args.results_path)
-    if not folder.is_dir():
-        raise UsageError(f"no trained model at {folder}; run train_gpt2.py first "
-                         "(or pass --model_path)")
-    return str(folder)
-
-
-def task_of(args) -> tasks.Task:
-    """The task of a run: --task, or the one the results tree records (train_gpt2.py)."""
-    return tasks.for_results(args.results_path, getattr(args, "task", None))
 
 
 def load_subject(model_path: str, device: str = "cpu", task: tasks.Task | None = None,
@@ -103,9 +87,3 @@ def _network_subject(model, tokenizer, model_path, device, site, backend, task) 
         with torch.inference_mode():
             predictions = network.logits_from(0, states[0]).argmax(-1)
     return Subject(model, network, ids, states, predictions, task, site)
-
-
-def subject_from_args(args, device: str, task: tasks.Task | None = None) -> Subject:
-    """load_subject with the task, model, site and backend flags of a stage."""
-    return load_subject(model_dir(args), device, task or task_of(args), site_from_args(args),
-                        getattr(args, "backend", "auto"))

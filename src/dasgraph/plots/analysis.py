@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from dasgraph.analysis.trees import CLASS_NAMES
-from dasgraph.plots.iia import model_colour
 
 
 def clipped_error(mean, spread, low: float = 0.0, high: float = 1.0) -> np.ndarray:

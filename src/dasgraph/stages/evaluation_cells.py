@@ -28,7 +28,8 @@ from dasgraph.runtime import (atomic_write_json, atomic_write_text, changed_sett
                               write_done)
 from dasgraph.stages import network_record
 from dasgraph.stages.jobs import executor, manifest
-from dasgraph.networks.subject import Subject, model_dir, subject_from_args, task_of
+from dasgraph.networks.subject import Subject
+from dasgraph.stages.network_flags import model_dir, subject_from_args, task_of, labels_of
 from dasgraph.stages import health
 from dasgraph.stages.jobs.das_cells import label_tables
 from dasgraph.stages.jobs.manifest import Cell
@@ -147,7 +148,7 @@ def common_settings(args, subject: Subject) -> dict:
             "random_draws": args.random_draws,
             "n_random_pairs": args.n_random_pairs if args.random_draws else 0,
             "task": subject.task.name, "network": manifest.network_digest(subject.model),
-            "labels": random_network.labels_of(args),
+            "labels": labels_of(args),
             **subject.site.settings()}
 
 
@@ -358,7 +359,7 @@ def run(config) -> None:
     predictions = None if config.control == "none" else \
         random_network.predictions_of(model_dir(config), task)
     tables = random_network.own_tables(predictions, task) \
-        if random_network.labels_of(config) == "network" else None
+        if labels_of(config) == "network" else None
     for written in write_floors(config.results_path, task, config, tables, predictions):
         log.info("wrote %s", written)
     for line in health.trivial_warnings(config.results_path, task):

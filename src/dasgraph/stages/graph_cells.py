@@ -20,7 +20,8 @@ from dasgraph.interventions import das
 from dasgraph.networks.base import Site
 from dasgraph.runtime import finished, resolve_device, run_record
 from dasgraph.stages.jobs import executor, manifest
-from dasgraph.networks.subject import Subject, model_dir, subject_from_args, task_of
+from dasgraph.networks.subject import Subject
+from dasgraph.stages.network_flags import model_dir, subject_from_args, task_of
 from dasgraph.stages.jobs.manifest import Cell
 from dasgraph.stages.sweep import das_cell_weights, load_cell, load_trained_selection
 

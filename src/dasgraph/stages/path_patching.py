@@ -7,7 +7,7 @@ import pandas as pd
 from dasgraph import cli, paths
 from dasgraph.interventions.patching import (PatchConfig, check_config, parse_heads, patch_heads,
                                              receiver_name)
-from dasgraph.networks.subject import task_of
+from dasgraph.stages.network_flags import task_of
 from dasgraph.plots import circuits as plots_circuits
 from dasgraph.runtime import UsageError, resolve_device
 from dasgraph.stages import tracing

@@ -18,10 +18,11 @@ from dasgraph.causal import floors
 from dasgraph.interventions import das, regions
 from dasgraph.networks import random_init as random_network
 from dasgraph.runtime import (UsageError, derive_seed, file_sha256, finished, is_done, read_json,
-                              resolve_device, settings_hash, torch_threads)
+                              resolve_device, run_record, settings_hash, torch_threads)
 from dasgraph.stages import network_record
 from dasgraph.stages.jobs import das_cells, executor, manifest
-from dasgraph.networks.subject import Subject, model_dir, subject_from_args, task_of
+from dasgraph.networks.subject import Subject
+from dasgraph.stages.network_flags import model_dir, subject_from_args, task_of, labels_of
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,9 @@ def run(config) -> None:
                   task.select(config.causal_model_type, config.causal_models), task)
     if config.control != "none":
         root = paths.control_root(config.results_path, config.control)
-        random_network.make_network(model_dir(config), root, config.seed, task, config,
-                                    config.random_init_std)
+        random_network.make_network(model_dir(config), root, config.seed, task,
+                                    config.random_init_std, config.control, config.overwrite,
+                                    run_record(config))
         tasks.write_record(root, task)
         config.results_path, config.model_path = root, None
     if config.objective != "ce":
@@ -107,7 +109,7 @@ def cell_settings(args, cfg: das.DasConfig, subject: Subject) -> dict:
     seed, the training recipe, the network's weights and where the labels come from."""
     settings = {"stage": das_cells.STAGE, "seed": args.seed, **das.config_dict(cfg),
                 "task": subject.task.name, "network": manifest.network_digest(subject.model),
-                "labels": random_network.labels_of(args), **subject.site.settings(),
+                "labels": labels_of(args), **subject.site.settings(),
                 # a region-aware objective's settings (nothing for the thesis's DAS, whose keys
                 # stay as they were)
                 **cli.settings_from(args, regions.ObjectiveConfig).settings()}

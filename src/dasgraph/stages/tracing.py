@@ -11,7 +11,8 @@ import pandas as pd
 from dasgraph import cli, paths, plots, readers, runtime, tasks
 from dasgraph.interventions.tracing import TraceConfig, check_config, trace, traced_nodes
 from dasgraph.networks.lean import LeanGPT2
-from dasgraph.networks.subject import Subject, load_subject, model_dir, task_of
+from dasgraph.networks.subject import Subject, load_subject
+from dasgraph.stages.network_flags import model_dir, task_of
 from dasgraph.plots import circuits as plots_circuits
 from dasgraph.runtime import UsageError, atomic_path, resolve_device, sidecar_run_json, write_done
 

@@ -18,7 +18,8 @@ import torch
 from dasgraph import cli, paths, tasks
 from dasgraph.interventions import cohort, das, regions
 from dasgraph.networks import random_init as random_network
-from dasgraph.networks.subject import Subject, subject_from_args
+from dasgraph.networks.subject import Subject
+from dasgraph.stages.network_flags import subject_from_args, labels_of
 from dasgraph.runtime import (atomic_directory, atomic_write_json, configure_determinism,
                               UsageError, resolve_device, run_record)
 from dasgraph.quiet import quiet_libraries
@@ -135,7 +136,7 @@ def _table(task: tasks.Task, cm: str, device: str) -> torch.Tensor:
 def label_tables(args, subject: Subject, names, device: str) -> dict[str, torch.Tensor]:
     """Counterfactual classes per causal model: the task's (the usual case), or with
     ``--control random_init_own`` the network's own behaviour (networks.random_init)."""
-    if random_network.labels_of(args) == "network":
+    if labels_of(args) == "network":
         tables = random_network.own_tables(subject.predictions.cpu().numpy(), subject.task, names)
         return {n: torch.as_tensor(t, device=device) for n, t in tables.items()}
     return {n: _table(subject.task, n, device) for n in names}
