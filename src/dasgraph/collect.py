@@ -15,7 +15,7 @@ import pandas as pd
 
 from dasgraph.analysis import graphs
 from dasgraph.causal import floors
-from dasgraph import paths, readers, runtime
+from dasgraph import cli, paths, readers, runtime, tasks
 from dasgraph import reference as published
 from dasgraph.causal.models import order_models
 
@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MLP_EXPERIMENTS = readers.MLP_SCRIPTS
+
+
+def tree_task(config) -> tasks.Task:
+    """The task of the finished results tree a reader writes into (make_report.py,
+    visualizations.py): ``--task`` or the tree's record (a task file is used only when named),
+    after checking that the tree can be written."""
+    cli.writable_dir(config.results_path)
+    return tasks.for_results(config.results_path, config.task)
 
 
 def missing(what: Path | str, stage: str) -> None:

@@ -7,7 +7,7 @@ or a missing stage is named in the report instead).
 """
 from __future__ import annotations
 
-from dasgraph import cli, report, runtime, tasks
+from dasgraph import cli, collect, report, runtime
 
 
 def parse_args(argv=None):
@@ -18,9 +18,7 @@ def parse_args(argv=None):
 
 
 def _run(args) -> None:
-    cli.writable_dir(args.results_path)
-    task = tasks.for_results(args.results_path, args.task)   # a task file is used only when named
-    report.write(args.results_path, args, task)
+    report.write(args.results_path, args, collect.tree_task(args))
 
 
 def main(argv=None) -> int:

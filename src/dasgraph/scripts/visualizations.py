@@ -12,7 +12,7 @@ trees, combination, training, attention_weights, one_view, mlp, all.
 """
 from __future__ import annotations
 
-from dasgraph import cli, runtime, tasks
+from dasgraph import cli, collect, runtime
 from dasgraph.plots import visualize
 
 
@@ -27,10 +27,8 @@ def parse_args(argv=None):
 
 
 def _run(args) -> None:
-    cli.writable_dir(args.results_path)
-    task = tasks.for_results(args.results_path, args.task)   # a task file is used only when named
     visualize.run(args.experiment, args.results_path, pdf=args.pdf, overwrite=args.overwrite,
-                  task=task)
+                  task=collect.tree_task(args))
 
 
 def main(argv=None) -> int:
