@@ -14,7 +14,10 @@ from dasgraph import paths
 from dasgraph.analysis import seeds as seed_stats
 from dasgraph.report import section_mlp
 from dasgraph.report.markdown import Page
-from test_mlp import HIERARCHICAL, PATTERN, TINY, WRONG_GRAPH
+from dasgraph.scripts import pattern_matching_das as PATTERN
+from dasgraph.scripts import reproduce_das_experiment as HIERARCHICAL
+from dasgraph.scripts import wrong_causal_graph_ablation_study as WRONG_GRAPH
+from test_mlp import TINY
 
 SEED = 3                     # TINY's --seed
 HIERARCHICAL_TINY = [*TINY, "--baseline_sample", "60"]
