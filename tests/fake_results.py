@@ -2,7 +2,7 @@
 
 Used by tests/test_visualizations.py and tests/test_report.py. The numbers are made up; the
 files are written by the stages' own writers (evaluation_cells.write_iia_csv and write_floors,
-graphs.write_graph, the clique, tree and combination stages' write_record, write_tree and
+graph_files.write_graph, the clique, tree and combination stages' write_record, write_tree and
 write_tables,
 mlp pipeline.write_outputs), so a writer changing its format shows up in the report and plot
 tests. Only the model folder and the DAS cells' metrics are written in their schema by hand:
@@ -24,7 +24,7 @@ import pandas as pd
 from dasgraph.analysis import cliques, combine, graphs, trees
 from dasgraph import paths
 from dasgraph.mlp import pipeline as mlp_pipeline
-from dasgraph.stages import cliques as clique_stage, combination, evaluation_cells
+from dasgraph.stages import cliques as clique_stage, combination, evaluation_cells, graph_files
 from dasgraph.stages import trees as tree_stage
 from dasgraph.tasks import arithmetic as task
 from dasgraph import tasks
@@ -134,7 +134,7 @@ def write_graphs(root: Path) -> dict[str, np.ndarray]:
     made = {}
     for cm, layer, k in GRAPH_CELLS:
         graph = planted_graph(cm)
-        graphs.write_graph(root, cm, layer, k, graph,
+        graph_files.write_graph(root, cm, layer, k, graph,
                            {"directed_iia": float(graph.mean()), "run": RUN}, SETTINGS, ARITH)
         made[cm] = graph
     return made

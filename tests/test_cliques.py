@@ -13,8 +13,9 @@ from networkx.algorithms import approximation
 from networkx.algorithms.approximation import ramsey
 
 import analyse_graphs
-from dasgraph.analysis import cliques, graphs
+from dasgraph.analysis import cliques
 from dasgraph import paths, tasks
+from dasgraph.stages import graph_files
 from dasgraph.tasks import arithmetic as task
 
 from conftest import load_file
@@ -182,7 +183,7 @@ def save_graph(root, cm="XY", layer=3, k=16, seed=0, clique_size=30):
     graph = (upper + upper.T).astype(np.float32)
     graph[np.ix_(members, members)] = 1.0
     np.fill_diagonal(graph, 0.0)
-    graphs.write_graph(root, cm, layer, k, graph, {}, {}, tasks.get("arithmetic"))  # finished
+    graph_files.write_graph(root, cm, layer, k, graph, {}, {}, tasks.get("arithmetic"))  # finished
     return graph, members.tolist()
 
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from dasgraph import tasks
-from dasgraph.analysis import combine, graphs
+from dasgraph.analysis import combine
+from dasgraph.stages import graph_files
 from dasgraph import paths
 from dasgraph.scripts import combine_causal_models
 
@@ -229,7 +230,7 @@ def test_strength_table_has_the_published_shape():
 # --- combine_causal_models.py end to end --------------------------------------------------------
 def _save_graphs(root: Path, layer=3, k=8):
     for cm, g in (("XY", A), ("Z", B)):
-        graphs.write_graph(root, cm, layer, k, g, {}, {}, tasks.get("arithmetic"))
+        graph_files.write_graph(root, cm, layer, k, g, {}, {}, tasks.get("arithmetic"))
 
 
 def test_combine_end_to_end(tmp_path):
@@ -293,15 +294,13 @@ def test_a_combination_made_with_another_growth_is_not_silently_kept(tmp_path, c
 def test_a_combination_of_graphs_made_again_is_not_silently_kept(tmp_path, capsys):
     """The combination records the digests of the graphs it read: when a graph is made again
     with other numbers (through the graph stage's writer), the old combination is refused."""
-    from dasgraph.analysis import graphs
-
     task = tasks.get("arithmetic")
     for cm, g in (("XY", A), ("Z", B)):
-        graphs.write_graph(tmp_path, cm, 3, 8, g, {}, {"made": 1}, task)
+        graph_files.write_graph(tmp_path, cm, 3, 8, g, {}, {"made": 1}, task)
     root = ["--results_path", str(tmp_path), "--model_sets", "XY,Z"]
     assert combine_causal_models.main(root) == 0
     assert combine_causal_models.main(root) == 0                      # same graphs: skipped
-    graphs.write_graph(tmp_path, "Z", 3, 8, A, {}, {"made": 2}, task)
+    graph_files.write_graph(tmp_path, "Z", 3, 8, A, {}, {"made": 2}, task)
     capsys.readouterr()
     assert combine_causal_models.main(root) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]

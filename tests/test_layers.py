@@ -147,14 +147,8 @@ def test_imports_only_point_down():
     assert not bad, "imports that point up a layer:\n" + "\n".join(bad)
 
 
-# The one cycle allowed, named here so that any other fails: the clique finders' registry
-# (cliques.FINDERS) reaches the CP-SAT finder through a function-level import, so that ortools
-# loads only when that finder runs, and the solver reuses cliques' bitset branch and bound.
-ALLOWED_CYCLES = {"dasgraph.analysis.clique_solver <-> dasgraph.analysis.cliques"}
-
-
 def test_no_import_cycles():
-    found = [c for c in cycles(package_modules()) if c not in ALLOWED_CYCLES]
+    found = cycles(package_modules())
     assert not found, "modules that import each other:\n" + "\n".join(found)
 
 

@@ -10,10 +10,11 @@ import pytest
 
 from dasgraph.causal import models as causal_models
 from dasgraph import paths
-from dasgraph.analysis import graphs, planted
+from dasgraph.analysis import planted
 from dasgraph.tasks import arithmetic as task
 from dasgraph import tasks
 from dasgraph.scripts import analyse_graphs, classification, combine_causal_models
+from dasgraph.stages import graph_files
 
 ARITH = tasks.get("arithmetic")
 
@@ -41,7 +42,7 @@ def planted_results(tmp_path_factory):
     (gpt2 / paths.METRICS).write_text(json.dumps(
         {"train_config": train_config, "planted": planted.plant_record(train_config, ARITH)}))
     for model in ARITH.non_trivial:
-        graphs.write_graph(root, model, LAYER, K, ideal_graph(SPEC, model), {}, {}, ARITH)
+        graph_files.write_graph(root, model, LAYER, K, ideal_graph(SPEC, model), {}, {}, ARITH)
     argv = ["--results_path", str(root)]
     assert analyse_graphs.main([*argv, "--causal_models", "XY,X"]) == 0
     assert classification.main([*argv, "--causal_models", "XY,X"]) == 0
@@ -78,7 +79,7 @@ def test_a_broken_answer_is_reported_as_broken(planted_results, tmp_path):
     shutil.copytree(planted_results, root)
     for model in ("XY", "X"):
         other = "X" if model == "XY" else "XY"
-        graphs.write_graph(root, model, LAYER, K, ideal_graph(SPEC, other), {}, {}, ARITH)
+        graph_files.write_graph(root, model, LAYER, K, ideal_graph(SPEC, other), {}, {}, ARITH)
     table = planted.check(root, LAYER, K).set_index(["check", "causal model"])
     assert table.loc[("pairs in its region with IIA 1", "XY"), "holds"] == False  # noqa: E712
     assert table.loc[("pairs in its region with IIA 1", "X"), "holds"] == False  # noqa: E712
@@ -123,7 +124,7 @@ def test_a_single_mechanism_has_no_region_checks_to_fail(planted_results, tmp_pa
     config = {"iit_weight": 1.0, "iit_causal_model": "XY", "iit_layer": LAYER, "iit_dims": 1}
     (paths.gpt2_dir(root) / paths.METRICS).write_text(json.dumps(
         {"train_config": config, "planted": planted.plant_record(config, ARITH)}))
-    graphs.write_graph(root, "XY", LAYER, K, ideal_graph("XY", "XY"), {}, {}, ARITH)
+    graph_files.write_graph(root, "XY", LAYER, K, ideal_graph("XY", "XY"), {}, {}, ARITH)
     table = planted.check(root, LAYER, K)
     assert table["check"].tolist() == ["pairs in its region with IIA 1",
                                        "strength alone at λ=0.95 (its region: 100%)"]

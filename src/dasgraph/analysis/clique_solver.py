@@ -16,7 +16,7 @@ The solver (the ``CPSAT`` finder of ``cliques.FINDERS``), within ``time_limit``:
    which never adds a colour) bound ω: a colour class is an independent set, so a clique holds
    at most one node of it. Easy graphs end here, proved.
 3. **Branch and bound first on small graphs** (at most BNB_MAX_NODES nodes, for BNB_SHARE of
-   the time): ``cliques.search_branch_and_bound``, which proves random-like graphs that
+   the time): ``bitsets.search_branch_and_bound``, which proves random-like graphs that
    CP-SAT's relaxation cannot.
 4. **Local search**: a tabu search (add / swap / drop) improves the incumbent.
 5. **CP-SAT.** One 0/1 variable per core node, maximise their sum; at-most-one over every
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dasgraph.analysis import cliques
+from dasgraph.analysis import bitsets
 
 DEFAULT_WORKERS = 2
 GREEDY_STARTS = 32        # greedy cliques tried for the incumbent
@@ -79,7 +79,7 @@ def greedy_classes(adj: np.ndarray, order) -> list[list[int]]:
     First-fit in an order equals building each class greedily in that order, which bitsets do
     at one big-integer operation per node."""
     order = np.asarray(order, dtype=np.int64)
-    rows = cliques._pack(adj[np.ix_(order, order)])
+    rows = bitsets.pack(adj[np.ix_(order, order)])
     classes, uncoloured = [], (1 << len(order)) - 1
     while uncoloured:
         free, members = uncoloured, 0
@@ -88,7 +88,7 @@ def greedy_classes(adj: np.ndarray, order) -> list[list[int]]:
             members |= low
             free &= ~rows[low.bit_length() - 1] & ~low
         uncoloured &= ~members
-        classes.append(order[cliques._members(members)].tolist())
+        classes.append(order[bitsets.members(members)].tolist())
     return classes
 
 
@@ -150,10 +150,10 @@ def upper_bound(adj: np.ndarray, found_size: int = 0) -> int:
 
 
 def _core(adj: np.ndarray, found_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rest, universal) index arrays of the found_size-core (``cliques._reduce``)."""
-    rest, universal = cliques._reduce(cliques._pack(adj), found_size + 1)
-    return (np.asarray(cliques._members(rest), dtype=np.int64),
-            np.asarray(cliques._members(universal), dtype=np.int64))
+    """(rest, universal) index arrays of the found_size-core (``bitsets.reduce_to_core``)."""
+    rest, universal = bitsets.reduce_to_core(bitsets.pack(adj), found_size + 1)
+    return (np.asarray(bitsets.members(rest), dtype=np.int64),
+            np.asarray(bitsets.members(universal), dtype=np.int64))
 
 
 # --- the incumbent -----------------------------------------------------------------------------
@@ -235,7 +235,7 @@ def local_search(adj: np.ndarray, start, seconds: float, seed: int = 0,
 
 
 # --- the solver --------------------------------------------------------------------------------
-def maximum_clique(adj: np.ndarray, *, time_limit: float | None = cliques.DEFAULT_TIME_LIMIT,
+def maximum_clique(adj: np.ndarray, *, time_limit: float | None = bitsets.DEFAULT_TIME_LIMIT,
                    workers: int = DEFAULT_WORKERS, hint=(), seed: int = 0) -> Certified:
     """The largest clique found in ``time_limit`` seconds (None: until proved) with CP-SAT on
     ``workers`` threads, and its upper bound. ``hint``: a clique to start from (e.g. one found
@@ -262,7 +262,7 @@ def maximum_clique(adj: np.ndarray, *, time_limit: float | None = cliques.DEFAUL
         # designs) that it cannot. Not in a thread beside CP-SAT: where the scheduler gives a
         # process one share of CPU however many threads it runs, the two only slow each other.
         deadline = None if time_limit is None else start + BNB_SHARE * time_limit
-        bnb_best, stopped = cliques.branch_and_bound_adjacency(adj, deadline)
+        bnb_best, stopped = bitsets.branch_and_bound_adjacency(adj, deadline)
         if not stopped:
             return done(bnb_best, len(bnb_best), "OPTIMAL (branch and bound)")
     # short solves (the combination's many) cannot spare a second on recolouring
@@ -361,16 +361,3 @@ def _solve(adj: np.ndarray, classes: list[list[list[int]]], hint: list[int],
     found = [i for i in range(n) if solver.boolean_value(x[i])]
     bound = math.floor(solver.best_objective_bound + 1e-6)
     return found, max(len(found), min(bound, len(classes[0]))), name
-
-
-def cpsat_finder(graph, *, time_limit: float | None = cliques.DEFAULT_TIME_LIMIT,
-                 workers: int = DEFAULT_WORKERS, **_) -> cliques.Cliques:
-    """The ``CPSAT`` finder: one largest clique, its upper bound and whether it is proved;
-    timed_out when the limit came before the proof."""
-    nodes, adj, _ = cliques._bitsets(graph)
-    best = maximum_clique(adj, time_limit=time_limit, workers=workers)
-    found = [cliques._decode(best.nodes, nodes)] if len(best.nodes) >= 2 else []
-    return cliques.Cliques(found, timed_out=not best.optimal, upper_bound=best.upper_bound,
-                           optimal=best.optimal,
-                           search={"status": best.status, "workers": int(workers),
-                                   "seconds": round(best.seconds, 3), **best.details})

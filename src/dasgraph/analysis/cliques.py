@@ -27,7 +27,8 @@ first apply exact reductions (peel to the core that can hold a clique as large a
 one; set aside nodes adjacent to all others), then search on bitsets: networkx's
 ``find_cliques`` and ``max_weight_clique`` are the same algorithms but cannot be stopped, and
 take > 20 s before their first answer on near-complete 1000-node graphs. They stop at
-``time_limit`` with the best found so far and ``timed_out=True``.
+``time_limit`` with the best found so far and ``timed_out=True``. The bitsets, the reductions
+and branch and bound are ``bitsets``, which the CP-SAT solver shares.
 """
 from __future__ import annotations
 
@@ -41,11 +42,12 @@ import networkx as nx
 import numpy as np
 
 from dasgraph import paths
+from dasgraph.analysis import bitsets, clique_solver
 from dasgraph.runtime import UsageError
 
 DEFAULT_FINDER = "RemovalHeuristic"
 DEFAULT_MIN_SIZE = 5
-DEFAULT_TIME_LIMIT = 60.0
+DEFAULT_TIME_LIMIT = bitsets.DEFAULT_TIME_LIMIT
 MAX_LISTED = 10_000      # MaxCliqueHeuristic_v2 keeps at most this many maximum cliques
 
 
@@ -82,42 +84,6 @@ def threshold_graph(iia: np.ndarray, threshold: float = 1.0) -> nx.Graph:
     graph.add_nodes_from(range(adj.shape[0]))
     graph.add_edges_from(zip(*np.nonzero(np.triu(adj, 1))))
     return graph
-
-
-# --- bitsets: bit i of a Python int = the i-th node in sorted order ---------------------------
-def _bitsets(graph: nx.Graph) -> tuple[list, np.ndarray, list[int]]:
-    """(sorted nodes, (n, n) bool adjacency, adjacency rows as Python-int bitsets)."""
-    nodes = sorted(graph)
-    index = {v: i for i, v in enumerate(nodes)}
-    ends = np.fromiter((index[v] for edge in graph.edges() for v in edge if edge[0] != edge[1]),
-                       dtype=np.int64).reshape(-1, 2)   # nx.to_numpy_array is 5x slower
-    adj = np.zeros((len(nodes), len(nodes)), dtype=bool)
-    adj[ends[:, 0], ends[:, 1]] = adj[ends[:, 1], ends[:, 0]] = True
-    return nodes, adj, _pack(adj)
-
-
-def _pack(adj: np.ndarray) -> list[int]:
-    packed = np.packbits(adj, axis=1, bitorder="little")
-    return [int.from_bytes(row.tobytes(), "little") for row in packed]
-
-
-def _complement(adj: list[int]) -> list[int]:
-    full = (1 << len(adj)) - 1
-    return [full & ~row & ~(1 << i) for i, row in enumerate(adj)]
-
-
-def _members(bits: int) -> list[int]:
-    out = []
-    while bits:
-        low = bits & -bits
-        out.append(low.bit_length() - 1)
-        bits ^= low
-    return out
-
-
-def _decode(bits_or_indices, nodes: list) -> list:
-    indices = _members(bits_or_indices) if isinstance(bits_or_indices, int) else bits_or_indices
-    return sorted(nodes[i] for i in indices)
 
 
 # --- Boppana–Halldórsson, as networkx.algorithms.approximation ---------------------------------
@@ -177,71 +143,38 @@ def _bh_clique(candidates: int, complement: list[int]) -> int:
 def removal_heuristic(graph: nx.Graph, *, min_size: int = DEFAULT_MIN_SIZE, **_) -> Cliques:
     """The thesis's default: take a Boppana–Halldórsson clique, keep it if it has >= min_size
     nodes, remove its nodes, repeat; stop at the first smaller one. Disjoint cliques."""
-    nodes, _, adj = _bitsets(graph)
-    complement, remaining = _complement(adj), (1 << len(nodes)) - 1
+    nodes, _, adj = bitsets.from_graph(graph)
+    complement, remaining = bitsets.complement(adj), (1 << len(nodes)) - 1
     min_size, found = max(min_size, 2), []
     while remaining.bit_count() >= min_size:
         clique = _bh_clique(remaining, complement)
         if clique.bit_count() < min_size:
             break
-        found.append(_decode(clique, nodes))
+        found.append(bitsets.decode(clique, nodes))
         remaining &= ~clique
     return Cliques(found)
 
 
 def max_clique_heuristic(graph: nx.Graph, **_) -> Cliques:
     """One Boppana–Halldórsson clique (networkx ``approximation.max_clique``)."""
-    nodes, _, adj = _bitsets(graph)
-    clique = _bh_clique((1 << len(nodes)) - 1, _complement(adj))
-    return Cliques([_decode(clique, nodes)] if clique.bit_count() >= 2 else [])
-
-
-def _greedy_clique(adj: list[int]) -> list[int]:
-    """Visit nodes by descending degree (ties: lower index first); take a node if it is
-    adjacent to every node taken so far."""
-    clique, common = [], -1          # common: nodes adjacent to the whole clique (-1: all)
-    for i in sorted(range(len(adj)), key=lambda i: -adj[i].bit_count()):
-        if common >> i & 1:
-            clique.append(i)
-            common &= adj[i]
-    return clique
+    nodes, _, adj = bitsets.from_graph(graph)
+    clique = _bh_clique((1 << len(nodes)) - 1, bitsets.complement(adj))
+    return Cliques([bitsets.decode(clique, nodes)] if clique.bit_count() >= 2 else [])
 
 
 def degree_heuristic(graph: nx.Graph, **_) -> Cliques:
     """One clique grown greedily from nodes in descending degree order."""
-    nodes, _, adj = _bitsets(graph)
-    clique = _greedy_clique(adj)
-    return Cliques([_decode(clique, nodes)] if len(clique) >= 2 else [])
-
-
-def _reduce(adj: list[int], lower_bound: int) -> tuple[int, int]:
-    """Exact reductions before an exact search for cliques of size >= lower_bound.
-
-    Peel to the (lower_bound-1)-core (a node of such a clique has >= lower_bound-1
-    neighbours inside it), then set aside the core's universal nodes, which lie in every
-    maximal clique of the core. Returns (rest, universal) as bitsets.
-    """
-    k, alive = lower_bound - 1, (1 << len(adj)) - 1
-    degree = {i: (adj[i] & alive).bit_count() for i in range(len(adj))}
-    queue = [i for i, d in degree.items() if d < k]
-    while queue:
-        v = queue.pop()
-        if alive >> v & 1:
-            alive &= ~(1 << v)
-            for u in _members(adj[v] & alive):
-                degree[u] -= 1
-                if degree[u] == k - 1:
-                    queue.append(u)
-    universal = sum(1 << i for i in _members(alive) if (adj[i] | 1 << i) & alive == alive)
-    return alive & ~universal, universal
+    nodes, _, adj = bitsets.from_graph(graph)
+    clique = bitsets.greedy_by_degree(adj)
+    return Cliques([bitsets.decode(clique, nodes)] if len(clique) >= 2 else [])
 
 
 class _Stop(Exception):
     pass
 
 
-# The same greedy colouring as _colour_sort, kept apart on purpose: Bron–Kerbosch calls it at
-# every node of its search and needs only the count, and _colour_sort's lists of nodes and
+# The same greedy colouring as bitsets._colour_sort, kept apart on purpose: Bron–Kerbosch calls
+# it at every node of its search and needs only the count, and _colour_sort's lists of nodes and
 # colours (which branch and bound needs) made the Bron–Kerbosch finders 10-15 % slower.
 def _colour_bound(candidates: int, adj: list[int], enough: int) -> int:
     """Colours of a greedy colouring of the candidates (>= their largest clique), counted
@@ -289,8 +222,8 @@ def _bron_kerbosch(adj: list[int], candidates: int, lower_bound: int, deadline: 
             return
         if len(clique) + _colour_bound(p, adj, best_size - len(clique)) < best_size:
             return
-        pivot = max(_members(p | x), key=lambda u: (p & adj[u]).bit_count())
-        for v in _members(p & ~adj[pivot]):
+        pivot = max(bitsets.members(p | x), key=lambda u: (p & adj[u]).bit_count())
+        for v in bitsets.members(p & ~adj[pivot]):
             if len(clique) + p.bit_count() < best_size:
                 return
             clique.append(v)
@@ -314,15 +247,15 @@ def _maximum_cliques(graph: nx.Graph, time_limit: float | None,
     pruning; after an early stop it stands in if it is at least as large (it is maximal too).
     """
     deadline = None if time_limit is None else time.perf_counter() + time_limit
-    nodes, _, adj = _bitsets(graph)
-    incumbent = _greedy_clique(adj)
-    rest, universal = _reduce(adj, len(incumbent))
+    nodes, _, adj = bitsets.from_graph(graph)
+    incumbent = bitsets.greedy_by_degree(adj)
+    rest, universal = bitsets.reduce_to_core(adj, len(incumbent))
     found, stopped = _bron_kerbosch(adj, rest, len(incumbent) - universal.bit_count(),
                                     deadline, keep_all)
     if not rest:
         found = [[]]                          # the core is one clique: its universal nodes
-    found = [_decode(c + _members(universal), nodes) for c in found]
-    greedy = _decode(incumbent, nodes)
+    found = [bitsets.decode(c + bitsets.members(universal), nodes) for c in found]
+    greedy = bitsets.decode(incumbent, nodes)
     if stopped and len(greedy) > max(map(len, found), default=0):
         found = [greedy]
     elif stopped and found and len(greedy) == len(found[0]) and greedy not in found:
@@ -347,23 +280,6 @@ def max_clique_heuristic_v2(graph: nx.Graph, *, time_limit: float | None = DEFAU
     return Cliques(*_maximum_cliques(graph, time_limit, keep_all=True))
 
 
-def _colour_sort(candidates: int, adj: list[int]) -> tuple[list[int], list[int]]:
-    """Greedy sequential colouring of the candidates in bit order: (nodes, colours), colours
-    non-decreasing. A node of colour c cannot extend the clique by more than c nodes.
-    (_colour_bound is the same colouring, counting only.)"""
-    order, colours, colour, uncoloured = [], [], 0, candidates
-    while uncoloured:
-        colour += 1
-        free = uncoloured
-        while free:
-            low = free & -free
-            free &= ~adj[low.bit_length() - 1] & ~low
-            uncoloured &= ~low
-            order.append(low.bit_length() - 1)
-            colours.append(colour)
-    return order, colours
-
-
 def branch_and_bound(graph: nx.Graph, *, time_limit: float | None = DEFAULT_TIME_LIMIT,
                      **_) -> Cliques:
     """Exact maximum clique by branch and bound with greedy-colouring bounds (MCQ / BBMC
@@ -371,65 +287,23 @@ def branch_and_bound(graph: nx.Graph, *, time_limit: float | None = DEFAULT_TIME
     colour first, prune when |clique| + colour <= best. At time_limit, the best clique so far
     with timed_out=True. networkx's max_weight_clique cannot be stopped, hence this one."""
     deadline = None if time_limit is None else time.perf_counter() + time_limit
-    nodes, dense, _ = _bitsets(graph)
-    found, timed_out = branch_and_bound_adjacency(dense, deadline)
-    best = _decode(found, nodes)
+    nodes, dense, _ = bitsets.from_graph(graph)
+    found, timed_out = bitsets.branch_and_bound_adjacency(dense, deadline)
+    best = bitsets.decode(found, nodes)
     return Cliques([best] if len(best) >= 2 else [], timed_out)
 
 
-def branch_and_bound_adjacency(dense: np.ndarray, deadline: float | None
-                               ) -> tuple[list[int], bool]:
-    """``branch_and_bound`` on an (n, n) bool adjacency: the greedy clique, the exact
-    reductions, then the search until ``deadline`` (perf_counter). Returns (the best clique's
-    indices, stopped early)."""
-    full_adj = _pack(dense)
-    incumbent = _greedy_clique(full_adj)
-    rest, universal = _reduce(full_adj, len(incumbent))
-    keep = _members(rest)
-    position = {v: i for i, v in enumerate(keep)}
-    found, timed_out = search_branch_and_bound(
-        dense[np.ix_(keep, keep)], [position[i] for i in incumbent if rest >> i & 1], deadline)
-    return [keep[i] for i in found] + _members(universal), timed_out
-
-
-def search_branch_and_bound(dense: np.ndarray, best: list[int], deadline: float | None,
-                            stop: Callable[[], bool] | None = None,
-                            floor: int = 0) -> tuple[list[int], bool]:
-    """The branch and bound of ``branch_and_bound`` on an (n, n) bool adjacency, for a clique
-    larger than ``best`` (indices) and than ``floor`` nodes (a clique known elsewhere): (the
-    best clique found, stopped early), stopping at ``deadline`` (perf_counter) or when
-    ``stop()`` says so. Searches with bit order = descending degree."""
-    keep = sorted(range(len(dense)), key=lambda i: (-int(dense[i].sum()), i))
-    adj = _pack(dense[np.ix_(keep, keep)])
-    position = {v: i for i, v in enumerate(keep)}
-    best = [position[i] for i in best]
-    everyone = (1 << len(keep)) - 1
-    stack = [([], everyone, *_colour_sort(everyone, adj))]
-    timed_out = False
-    while stack:
-        clique, candidates, order, colours = stack[-1]
-        if not order or len(clique) + colours[-1] <= max(len(best), floor):
-            stack.pop()
-            continue
-        v, _ = order.pop(), colours.pop()
-        grown, inside = clique + [v], candidates & adj[v]
-        stack[-1] = (clique, candidates & ~(1 << v), order, colours)
-        if len(grown) > len(best):
-            best = grown
-        if inside:
-            stack.append((grown, inside, *_colour_sort(inside, adj)))
-        if (deadline is not None and time.perf_counter() > deadline) or (stop and stop()):
-            timed_out = True
-            break
-    return [keep[i] for i in best], timed_out
-
-
-def cpsat(graph: nx.Graph, **options) -> Cliques:
-    """One largest clique by OR-Tools CP-SAT, with the solver's upper bound
-    (``clique_solver``; ortools is imported only here)."""
-    from dasgraph.analysis import clique_solver
-
-    return clique_solver.cpsat_finder(graph, **options)
+def cpsat(graph: nx.Graph, *, time_limit: float | None = DEFAULT_TIME_LIMIT,
+          workers: int = clique_solver.DEFAULT_WORKERS, **_) -> Cliques:
+    """One largest clique by OR-Tools CP-SAT (``clique_solver``), its upper bound and whether
+    it is proved; timed_out when the limit came before the proof."""
+    nodes, adj, _ = bitsets.from_graph(graph)
+    best = clique_solver.maximum_clique(adj, time_limit=time_limit, workers=workers)
+    found = [bitsets.decode(best.nodes, nodes)] if len(best.nodes) >= 2 else []
+    return Cliques(found, timed_out=not best.optimal, upper_bound=best.upper_bound,
+                   optimal=best.optimal,
+                   search={"status": best.status, "workers": int(workers),
+                           "seconds": round(best.seconds, 3), **best.details})
 
 
 Finder = Callable[..., Cliques]
@@ -465,9 +339,7 @@ def certify(name: str, graph: nx.Graph, found: Cliques) -> Cliques:
     """Check every clique pair by pair and give the largest one its interval: an exact
     finder that ended before its limit proved it (bound = its size); otherwise the finder's
     own bound (CPSAT's solver bound) or a greedy-colouring bound on the graph's core."""
-    from dasgraph.analysis import clique_solver
-
-    nodes, adj, _ = _bitsets(graph)
+    nodes, adj, _ = bitsets.from_graph(graph)
     index = {v: i for i, v in enumerate(nodes)}
     for clique in found:
         clique_solver.verify(adj, [index[v] for v in clique])

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from dasgraph import paths, readers, tasks
-from dasgraph.runtime import UsageError, atomic_save_npy, atomic_write_json, write_done
+from dasgraph.runtime import UsageError
 
 
 def load_graph(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> np.ndarray:
@@ -110,25 +110,17 @@ def statistics(graph: np.ndarray) -> dict:
             "fraction_pairs_iia_0": float((values == 0).mean())}
 
 
-def export(graph: np.ndarray, path: Path, fmt: str, task: tasks.Task,
-           threshold: float = 1.0) -> None:
-    """GraphML or node-link JSON of the thresholded graph (nodes carry the task's inputs)."""
-    import json
-
+def thresholded(graph: np.ndarray, task: tasks.Task, threshold: float = 1.0):
+    """networkx graph of the pairs with IIA >= ``threshold`` (each edge carries its ``iia``);
+    every node, isolated ones too, carries its input's variables (what --export writes)."""
     import networkx as nx
-
-    from dasgraph.runtime import atomic_path
 
     g = nx.Graph()
     for node, row in enumerate(task.inputs):
         g.add_node(int(node), **{v: int(x) for v, x in zip(task.variables, row)})
     rows, cols = np.nonzero(np.triu(graph >= threshold, k=1))
     g.add_edges_from((int(i), int(j), {"iia": float(graph[i, j])}) for i, j in zip(rows, cols))
-    with atomic_path(path) as tmp:
-        if fmt == "graphml":
-            nx.write_graphml(g, tmp)
-        else:
-            tmp.write_text(json.dumps(nx.node_link_data(g, edges="edges")))
+    return g
 
 
 ENTRY = "mean correctness of (i base, j source) and (j base, i source)"
@@ -137,26 +129,3 @@ ENTRY = "mean correctness of (i base, j source) and (j base, i source)"
 def node_order(task: tasks.Task) -> str:
     return (f"node id = row of task {task.name}'s inputs (itertools.product over "
             f"{', '.join(task.variables)})")
-
-
-def write_graph(root: Path, causal_model: str, layer: int, low_rank_dimension: int,
-                graph: np.ndarray, record: dict, settings: dict, task: tasks.Task,
-                export_formats: tuple[str, ...] = ()) -> dict:
-    """Stage 5's writer (disentangle_causal_models.py and import_graphs.py): the .npy, its
-    .json (shape, node order, statistics, then ``record``), any exports, and last the
-    completion marker with ``settings`` (a graph missing its .json, or with a truncated .npy,
-    is redone). Returns the statistics."""
-    cell = (causal_model, layer, low_rank_dimension)
-    target, meta_path = paths.graph_npy(root, *cell), paths.graph_meta(root, *cell)
-    stats = statistics(graph)
-    atomic_save_npy(target, graph)
-    atomic_write_json(meta_path, {"causal_model": causal_model, "layer": layer,
-                                  "low_rank_dimension": low_rank_dimension,
-                                  "shape": list(graph.shape), "task": task.name,
-                                  "node_order": node_order(task),
-                                  "entry": ENTRY, **stats, **record})
-    exports = [paths.graph_export(root, *cell, fmt) for fmt in export_formats]
-    for fmt, path in zip(export_formats, exports):
-        export(graph, path, fmt, task)
-    write_done(paths.done_marker(target), [target, meta_path, *exports], settings=settings)
-    return stats

@@ -19,6 +19,7 @@ from dasgraph.analysis import graphs
 from dasgraph.interventions import das
 from dasgraph.networks.base import Site
 from dasgraph.runtime import finished, resolve_device, run_record
+from dasgraph.stages.graph_files import write_graph
 from dasgraph.stages.jobs import executor, manifest
 from dasgraph.networks.subject import Subject
 from dasgraph.stages.network_flags import model_dir, subject_from_args, task_of
@@ -47,7 +48,7 @@ def draw_graph(args, subject: Subject, device: str, cell: Cell) -> dict:
     correct = graphs.correctness_matrix(subject.lean, subject.states[layer], layer, R, table)
     seconds = time.perf_counter() - start
     graph = graphs.graph_from_correctness(correct.numpy())
-    stats = graphs.write_graph(args.results_path, cm, layer, k, graph, {
+    stats = write_graph(args.results_path, cm, layer, k, graph, {
         "directed_iia": float(correct.float().mean()), "seconds": round(seconds, 2),
         "run": run_record(args, device=device)}, cell.settings, subject.task,
         args.export or ())

@@ -2,7 +2,7 @@
 
 Reading and checking the thesis's files is ``analysis.thesis_graphs``; this module writes each
 graph as results/graphs/{cm}/layer_{L}_k_{k}.npy with the .json stages 6-8 read (through stage
-5's writer, ``analysis.graphs.write_graph``), skipping graphs imported from the same source.
+5's writer, ``graph_files.write_graph``), skipping graphs imported from the same source.
 """
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from dasgraph import cli, paths, tasks
-from dasgraph.analysis import graphs, thesis_graphs
+from dasgraph.analysis import thesis_graphs
 from dasgraph.runtime import finished, run_record
+from dasgraph.stages.graph_files import write_graph
 from dasgraph.tasks import arithmetic
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,10 @@ def import_graphs(found: list[thesis_graphs.ThesisGraph], root: Path, config,
         settings = {"source_sha256": g.sha256, "label": g.label}
         if finished(paths.done_marker(target), settings, overwrite, "an imported graph"):
             continue
-        stats = graphs.write_graph(root, g.causal_model, g.layer, g.low_rank_dimension,
-                                   thesis_graphs.our_graph(g),
-                                   {"imported_from": thesis_graphs.provenance(g),
-                                    "run": run_record(config)}, settings, arithmetic.TASK)
+        stats = write_graph(root, g.causal_model, g.layer, g.low_rank_dimension,
+                            thesis_graphs.our_graph(g),
+                            {"imported_from": thesis_graphs.provenance(g),
+                             "run": run_record(config)}, settings, arithmetic.TASK)
         log.info("%s (thesis layer %d) -> %s: pairs with IIA 1 %.3f, mean pair IIA %.3f",
                  g.source, g.thesis_layer, target, stats["fraction_pairs_iia_1"],
                  stats["mean_pair_iia"])
