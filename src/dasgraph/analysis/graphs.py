@@ -12,15 +12,17 @@ from dasgraph import paths, readers, tasks
 from dasgraph.runtime import UsageError
 
 
-def load_graph(root: Path, causal_model: str, layer: int, low_rank_dimension: int) -> np.ndarray:
-    """The saved (N, N) float32 graph of the results tree's task; UsageError naming the stage
-    to run if absent/bad."""
+def load_graph(root: Path, causal_model: str, layer: int, low_rank_dimension: int,
+               task: tasks.Task | None = None) -> np.ndarray:
+    """The saved (N, N) float32 graph of the results tree's task (``task``, else the one the
+    tree records); UsageError naming the stage to run if absent/bad."""
     path = paths.graph_npy(root, causal_model, layer, low_rank_dimension)
     if not path.exists():
         raise UsageError(f"no IIA graph at {path}; run disentangle_causal_models.py first "
                          f"(--causal_models {causal_model} --layers {layer} "
                          f"--low_rank_dimensions {low_rank_dimension})")
-    return readers.read_graph_npy(path, tasks.for_results(root).n_inputs,
+    n_inputs = (task or tasks.for_results(root)).n_inputs
+    return readers.read_graph_npy(path, n_inputs,
                                   place=(causal_model, layer, low_rank_dimension))
 
 

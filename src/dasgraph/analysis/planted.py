@@ -142,7 +142,8 @@ def check(root: Path, layer: int | None = None, low_rank_dimension: int | None =
     k with graphs there; ``task`` to the one ``root`` records. None when the network records
     no plant.
     """
-    plant = read_plant(root, tasks.for_results(root) if task is None else task)
+    task = tasks.for_results(root) if task is None else task
+    plant = read_plant(root, task)
     if plant is None:
         return None
     layer = plant.layer if layer is None else layer
@@ -162,7 +163,7 @@ def check(root: Path, layer: int | None = None, low_rank_dimension: int | None =
     for model, mask in regions.items():
         npy = paths.graph_npy(root, model, layer, k)
         if npy.exists():
-            graph = graphs.load_graph(root, model, layer, k)
+            graph = graphs.load_graph(root, model, layer, k, task)
             share = share_of_pairs_at_one(graph, mask)
             row("pairs in its region with IIA 1", model, share, f">= {MIN_GRAPH_SHARE}",
                 share >= MIN_GRAPH_SHARE)

@@ -140,7 +140,7 @@ def graph_figures(root: Path, task: Task) -> Figures:
         stats, pub, f"published: GPT-2 small, layer {published.PUBLISHED_GRAPH_LAYER} "
                     f"(our L = {published.PUBLISHED_GRAPH_LAYER + 1}), k = {published.PUBLISHED_K}")
     for cm, layer, k in found:
-        graph = graphs.load_graph(root, cm, layer, k)
+        graph = graphs.load_graph(root, cm, layer, k, task)
         s = graphs.statistics(graph)
         label = task.models[cm].label if cm in task.models else cm
         yield paths.graph_png(cm, layer, k), plots_graphs.graph_figure(

@@ -57,12 +57,13 @@ def run(config) -> None:
         paths.done_marker(paths.cliques_json(root, finder, *c)), settings[c],
         config.overwrite, "a clique file")]
     for cell in todo:            # every graph read is checked before any clique search
-        graphs.load_graph(root, *cell)
+        graphs.load_graph(root, *cell, task)
     with logging_redirect_tqdm():
         for cm, layer, k in progress_bar(todo, desc=f"cliques ({finder})", unit="graph"):
-            found, stats = cliques.analyse_graph(graphs.load_graph(root, cm, layer, k), finder,
-                                                 config.threshold, config.min_clique_size,
-                                                 config.time_limit, config.workers)
+            graph = graphs.load_graph(root, cm, layer, k, task)
+            found, stats = cliques.analyse_graph(graph, finder, config.threshold,
+                                                 config.min_clique_size, config.time_limit,
+                                                 config.workers)
             out = write_record(root, cliques.record(
                 finder, cm, layer, k, config.threshold, config.min_clique_size, found, stats,
                 runtime.run_record(config), task), settings[cm, layer, k])

@@ -86,8 +86,9 @@ def run_graph_cell(root: Path, cell: combine.GraphCell, model_sets: Sequence[tup
                 "min_cell_size": combine.MIN_CELL_SIZE, "graphs_sha256": _recorded_digests(files)}
     if finished(paths.done_marker(out), settings, overwrite, "a combination"):
         return None
-    loaded = {m: graphs.load_graph(root, m, cell.layer, cell.low_rank_dimension) for m in needed}
-    trivial = (graphs.load_graph(root, task.trivial, cell.layer, cell.low_rank_dimension)
+    loaded = {m: graphs.load_graph(root, m, cell.layer, cell.low_rank_dimension, task)
+              for m in needed}
+    trivial = (graphs.load_graph(root, task.trivial, cell.layer, cell.low_rank_dimension, task)
                if task.trivial in files else None)
     combiner = combine.Combiner(loaded, trivial, growth=growth, trivial=task.trivial)
     table, assignment = combine.combination_tables(combiner, sets, lambdas, rules, cell.layer,
@@ -117,7 +118,8 @@ def run_best_found(root: Path, cell: combine.GraphCell, model_sets: Sequence[tup
                 "cpsat_cliques_sha256": _recorded_digests(known_files)}
     if finished(paths.done_marker(out), settings, overwrite, "a best-found combination"):
         return None
-    loaded = {m: graphs.load_graph(root, m, cell.layer, cell.low_rank_dimension) for m in needed}
+    loaded = {m: graphs.load_graph(root, m, cell.layer, cell.low_rank_dimension, task)
+              for m in needed}
     combiner = combine_best.BestFoundCombiner(loaded, time_limit=time_limit, workers=workers,
                                               trivial=task.trivial, known=known)
     table = combine_best.best_found_table(combiner, sets, lambdas, rules, cell.layer,
