@@ -209,3 +209,21 @@ def test_short_prompts_run_eager_attention_and_leave_the_model_as_loaded(archite
     assert seen == ["eager"] and model.config._attn_implementation == loaded
     err, _ = _compare(model, network, ids, 1)    # pyvene, on the model as loaded, agrees
     assert err < 1e-5
+
+
+@pytest.mark.parametrize("architecture", tiny.ARCHITECTURES)
+@pytest.mark.parametrize("head", tiny.HEADS)
+def test_a_saved_model_passes_the_weight_check_and_a_foreign_weight_does_not(
+        tmp_path, architecture, head):
+    """Every architecture and head saved by save_pretrained loads (a GPT-NeoX causal LM saves
+    its head under an older name, ``embed_out``, that transformers renames when loading); a
+    file with a weight the model has not is still refused before anything is loaded."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tiny.save(tmp_path / "model", architecture, head)
+    loading.check_weights(str(folder), loading.model_kind(str(folder)))
+    weights = folder / "model.safetensors"
+    tensors = load_file(weights)
+    save_file({**tensors, "foreign.weight": torch.zeros(2)}, weights, metadata={"format": "pt"})
+    with pytest.raises(UsageError, match="holds weight 'foreign.weight', which the model has not"):
+        loading.check_weights(str(folder), loading.model_kind(str(folder)))

@@ -66,6 +66,7 @@ def check_weights(model_path: str, kind: str) -> None:
         model = loader.from_config(gpt2._from_pretrained(AutoConfig, str(model_path)))
     tied = set(getattr(model, "_tied_weights_keys", None) or [])
     expected = set(model.state_dict())
+    saved = _as_loaded(saved, model, expected)
     missing = sorted(expected - saved - tied)
     unexpected = sorted(saved - expected)
     if missing or unexpected:
@@ -74,6 +75,26 @@ def check_weights(model_path: str, kind: str) -> None:
         raise UsageError(f"--model_path {model_path}: model.safetensors {what} "
                          f"({len(missing)} missing, {len(unexpected)} unexpected); it was not "
                          "saved from this model: save it again with save_pretrained")
+
+
+def _as_loaded(saved: set[str], model, expected: set[str]) -> set[str]:
+    """The saved weight names as transformers renames them when it loads ``model``'s class:
+    some classes keep older names in their files (a GPT-NeoX causal LM saves its head as
+    ``embed_out``, which loads as ``lm_head``). The renaming is transformers' own; a version
+    without it leaves the names as saved."""
+    try:
+        from transformers.conversion_mapping import get_model_conversion_mapping
+        from transformers.core_model_loading import WeightConverter, rename_source_key
+    except ImportError:
+        return saved
+    transforms = get_model_conversion_mapping(model)
+    if not transforms:
+        return saved
+    converters = [t for t in transforms if isinstance(t, WeightConverter)]
+    renamings = [t for t in transforms if not isinstance(t, WeightConverter)]
+    meta = dict.fromkeys(expected, True)
+    return {rename_source_key(name, renamings, converters, model.base_model_prefix, meta)[0]
+            for name in saved}
 
 
 def load_language_model(model_path: str):
