@@ -92,3 +92,20 @@ def test_the_default_variables_on_the_boolean_task_are_refused_in_one_line(tmp_p
     assert trace_causal_effects.main(["--results_path", str(root), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --variables Z: unknown; valid: OP1, OP2, X, B, OP3, Y"]
+
+
+@pytest.mark.parametrize("script", [trace_causal_effects, path_patching],
+                         ids=["tracing", "patching"])
+@pytest.mark.parametrize("task, needle", [
+    ("missing.py", "--task {tmp}/missing.py: no such file"),
+    ("algebra", "unknown --task 'algebra'"),
+    ("boolean", "holds results of task arithmetic"),
+], ids=["no-such-file", "unknown-name", "another-task"])
+def test_a_bad_task_flag_is_one_line_and_exit_2(tmp_path, capsys, script, task, needle):
+    root = tmp_path / "results"
+    tasks.write_record(root, tasks.get("arithmetic"))
+    flag = str(tmp_path / task) if task.endswith(".py") else task
+    assert script.main(["--results_path", str(root), "--task", flag, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle.format(tmp=tmp_path) in err[0], err
+    assert not (root / "tracing").exists() and not (root / "path_patching").exists()
