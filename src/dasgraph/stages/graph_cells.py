@@ -12,15 +12,13 @@ import logging
 import time
 from pathlib import Path
 
-import torch
-
 from dasgraph import cli, paths, readers
 from dasgraph.analysis import graphs
 from dasgraph.interventions import das
 from dasgraph.networks.base import Site
 from dasgraph.runtime import finished, resolve_device, run_record
 from dasgraph.stages.graph_files import write_graph
-from dasgraph.stages.jobs import executor, manifest
+from dasgraph.stages.jobs import das_cells, executor, manifest
 from dasgraph.networks.subject import Subject
 from dasgraph.stages.network_flags import model_dir, subject_from_args, task_of
 from dasgraph.stages.jobs.manifest import Cell
@@ -43,7 +41,7 @@ def draw_graph(args, subject: Subject, device: str, cell: Cell) -> dict:
     target = paths.graph_npy(args.results_path, cm, layer, k)
     intervention = load_cell(subject, paths.das_cell_dir(args.results_path, cm, layer, k), layer)
     R = das.rotation(intervention).detach().to(device)
-    table = torch.tensor(subject.task.table(cm), device=device)   # a copy: the task's is read-only
+    table = das_cells.task_table(subject.task, cm, device)
     start = time.perf_counter()
     correct = graphs.correctness_matrix(subject.lean, subject.states[layer], layer, R, table)
     seconds = time.perf_counter() - start

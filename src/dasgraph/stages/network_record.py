@@ -7,12 +7,11 @@ readout, and its accuracy on the task's inputs (the ceiling of every IIA).
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from dasgraph import paths, readers
-from dasgraph.runtime import atomic_write_json
+from dasgraph.runtime import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ def write(root, subject, model_path: str) -> None:
     path = paths.network_json(root)
     if path.is_file():
         try:
-            if json.loads(path.read_text()) == record:
+            if read_json(path) == record:
                 return
         except ValueError:
             pass                     # damaged: written again below

@@ -30,7 +30,7 @@ def run(config) -> None:
     files = trees.find_clique_files(root, finder, task.models, models, config.layers,
                                     config.low_rank_dimensions)
     cli.writable_dir(root)
-    cli.writable_dir(paths.tree_file(root, "XY", 0, 0, "json").parent, "the tree folder")
+    cli.writable_dir(paths.trees_dir(root), "the tree folder")
     cli.writable_dir(paths.plots_dir(root), "the plots folder (tree drawings)")
     for clique_file in files:     # every input checked before any tree is fitted
         trees.read_clique_file(clique_file.path, task.n_inputs)

@@ -128,8 +128,9 @@ def save_cell(args, cfg, subject, device, cell: Cell, intervention, history, res
 
 
 @functools.lru_cache(maxsize=None)
-def _table(task: tasks.Task, cm: str, device: str) -> torch.Tensor:
-    """One counterfactual table per causal model and process, shared by its cells."""
+def task_table(task: tasks.Task, cm: str, device: str) -> torch.Tensor:
+    """One counterfactual table per causal model and process, shared by its cells (and by
+    stage 5's graphs, which only read it)."""
     return torch.tensor(task.table(cm), device=device)   # a copy: the task's table is read-only
 
 
@@ -139,7 +140,7 @@ def label_tables(args, subject: Subject, names, device: str) -> dict[str, torch.
     if labels_of(args) == "network":
         tables = random_network.own_tables(subject.predictions.cpu().numpy(), subject.task, names)
         return {n: torch.as_tensor(t, device=device) for n, t in tables.items()}
-    return {n: _table(subject.task, n, device) for n in names}
+    return {n: task_table(subject.task, n, device) for n in names}
 
 
 def train_and_save(args, cfg, subject, device, cells: list[Cell], progress=False) -> list[dict]:
