@@ -45,8 +45,7 @@ def load_iia(root: Path) -> pd.DataFrame | None:
     if not path.exists():
         missing(path, "evaluate_das.py")
         return None
-    table = readers.read_csv_table(path, readers.EVALUATE, readers.IIA_COLUMNS,
-                                   numeric=["layer", "low_rank_dimension", "iia", "n_examples"])
+    table = readers.read_iia_csv(path)
     if table.empty:
         missing(f"rows in {path}", "evaluate_das.py")
         return None
@@ -105,9 +104,7 @@ def load_floors(root: Path) -> pd.DataFrame | None:
     if not path.exists():
         missing(path, "evaluate_das.py")
         return None
-    return readers.read_csv_table(path, readers.EVALUATE, ["causal_model", "unchanged",
-                                                            "copy_source"],
-                                  numeric=["unchanged", "copy_source"])
+    return readers.read_floors_csv(path)
 
 
 def load_disagreement(root: Path) -> pd.DataFrame | None:

@@ -177,6 +177,18 @@ def read_csv_table(path: Path, stage: str, columns: Iterable[str],
     return table
 
 
+def read_iia_csv(path: Path):
+    """iia.csv (evaluate_das.py): every evaluated cell's rows."""
+    return read_csv_table(path, EVALUATE, IIA_COLUMNS,
+                          numeric=["layer", "low_rank_dimension", "iia", "n_examples"])
+
+
+def read_floors_csv(path: Path):
+    """floors.csv (evaluate_das.py): each causal model's chance floors."""
+    return read_csv_table(path, EVALUATE, ["causal_model", "unchanged", "copy_source"],
+                          numeric=["unchanged", "copy_source"])
+
+
 SHARE, COUNT = (0.0, 1.0), (0, float("inf"))
 # What each number of the project's tables can be, by column name: an IIA of 7.9, a count of
 # -3 or 1e400 is a damaged or hand-made table, never a result (empty cells are checked above).

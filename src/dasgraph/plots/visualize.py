@@ -42,9 +42,9 @@ def show_causal_models(root: Path, task: Task) -> Figures:
 
 def control_k(root: Path, task: Task) -> int | None:
     """The full-replacement k (the whole state of every position: positions x width), drawn
-    as the control it is; None when the network's width is not known."""
-    width = collect.model_shape(root).get("n_embd")
-    return width * len(task.position_names()) if width else None
+    as the control it is, the same k the report and the verdicts take for it (health.full_k);
+    None when the network's width is not known."""
+    return health.full_k(root, task)
 
 
 def sanity_check(root: Path, task: Task) -> Figures:

@@ -288,11 +288,6 @@ def assemble(root, cells: list[Cell]) -> pd.DataFrame | None:
     return pd.DataFrame(rows, columns=IIA_COLUMNS + RANDOM_COLUMNS + SEED_COLUMNS)
 
 
-def read_iia_csv(path: Path) -> pd.DataFrame:
-    return readers.read_csv_table(path, readers.EVALUATE, readers.IIA_COLUMNS,
-                                  numeric=["layer", "low_rank_dimension", "iia", "n_examples"])
-
-
 def write_iia_csv(args, table: pd.DataFrame) -> Path | None:
     """Merge into results/iia.csv (rows of re-evaluated cells replace their old rows). None when
     it holds these rows already: it is then left alone, with its date."""
@@ -301,7 +296,7 @@ def write_iia_csv(args, table: pd.DataFrame) -> Path | None:
         return None
     key = ["causal_model", "layer", "low_rank_dimension", "test_causal_model"]
     if path.exists():
-        old = read_iia_csv(path)
+        old = readers.read_iia_csv(path)
         table = pd.concat([old, table]).drop_duplicates(subset=key, keep="last")
     table = table.sort_values(key).reset_index(drop=True)
     for column in ("random_draws", "random_n_examples", "n_seeds"):   # counts, not 5.0000, beside NaN rows

@@ -21,14 +21,15 @@ def accuracy(root) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def full_k(root) -> int | None:
-    """The full-replacement k (positions x width), the sweep's control, when known."""
+def full_k(root, task) -> int | None:
+    """The full-replacement k (positions x width), the sweep's control, when known: from the
+    record of the network the cells ran on, else stage 1's width and the task's positions."""
     record = network_record.read(root)
     if record is not None and record.get("width") and record.get("positions"):
         return int(record["width"]) * int(record["positions"])
     config = readers.read_optional_json(paths.gpt2_dir(root) / "config.json", readers.TRAIN)
     width = (config or {}).get("n_embd")
-    return 6 * width if isinstance(width, int) else None
+    return width * task.seq_len if isinstance(width, int) else None
 
 
 def own_rows(root) -> pd.DataFrame | None:
@@ -36,30 +37,31 @@ def own_rows(root) -> pd.DataFrame | None:
     path = paths.iia_csv(root)
     if not path.is_file():
         return None
-    iia = readers.read_csv_table(path, readers.EVALUATE, readers.IIA_COLUMNS,
-                                 numeric=["layer", "low_rank_dimension", "iia", "n_examples"])
+    iia = readers.read_iia_csv(path)
     return iia[iia["causal_model"] == iia["test_causal_model"]].reset_index(drop=True)
 
 
 def floor_table(root) -> pd.DataFrame | None:
     path = paths.floors_csv(root)
-    return readers.read_csv_table(path, readers.EVALUATE, ["causal_model", "unchanged",
-                                                           "copy_source"],
-                                  numeric=["unchanged", "copy_source"]) \
-        if path.is_file() else None
+    return readers.read_floors_csv(path) if path.is_file() else None
 
 
-def cell_verdicts(root, task, own: pd.DataFrame | None = None) -> pd.DataFrame | None:
-    """Every own-model IIA row with its floor, control, interval and verdict."""
+def cell_verdicts(root, task, own: pd.DataFrame | None = None,
+                  network_accuracy: float | None = None) -> pd.DataFrame | None:
+    """Every own-model IIA row with its floor, control, interval and verdict (against
+    ``network_accuracy`` when the caller has read it already)."""
     own = own_rows(root) if own is None else own
     if own is None or own.empty:
         return None
-    return verdicts.with_verdicts(own, floor_table(root), task.trivial, accuracy(root),
-                                  full_k(root))
+    if network_accuracy is None:
+        network_accuracy = accuracy(root)
+    return verdicts.with_verdicts(own, floor_table(root), task.trivial, network_accuracy,
+                                  full_k(root, task))
 
 
 def trivial_warnings(root, task) -> list[str]:
     """The trivial model's cells that fall short of the network's accuracy (one line each)."""
-    table = cell_verdicts(root, task)
+    network_accuracy = accuracy(root)
+    table = cell_verdicts(root, task, network_accuracy=network_accuracy)
     return [] if table is None else verdicts.trivial_shortfalls(table, task.trivial,
-                                                                accuracy(root))
+                                                                network_accuracy)
