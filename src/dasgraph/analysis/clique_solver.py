@@ -300,9 +300,11 @@ def maximum_clique(adj: np.ndarray, *, time_limit: float | None = bitsets.DEFAUL
                 min(colour_bound, len(universal) + bound), status)
 
 
-def _colour_bound(adj: np.ndarray, incumbent: list[int], rounds: int, seed: int) -> int:
-    """ω <= max(|incumbent|, universal nodes + colours of the rest of the incumbent's core)."""
-    rest, universal = _core(adj, len(incumbent))
+def _colour_bound(adj: np.ndarray, incumbent: list[int], rounds: int, seed: int,
+                  core: tuple[np.ndarray, np.ndarray] | None = None) -> int:
+    """ω <= max(|incumbent|, universal nodes + colours of the rest of the incumbent's core)
+    (``core``: the incumbent's core, when the caller has it already)."""
+    rest, universal = _core(adj, len(incumbent)) if core is None else core
     if not rest.size:
         return max(len(incumbent), len(universal), min(len(adj), 1))
     classes = colourings(adj[np.ix_(rest, rest)], rounds=rounds, seed=seed,
@@ -314,9 +316,9 @@ def _quick_proof(adj: np.ndarray, hint, start: float) -> Certified | None:
     """One greedy clique and one greedy colouring of its core: on easy graphs they meet, and
     the full search's preparation (many starts and colourings) is not needed."""
     incumbent = greedy_clique(adj, starts=1, seed_nodes=list(hint))
-    if _colour_bound(adj, incumbent, rounds=0, seed=0) > len(incumbent):
-        return None
     rest, universal = _core(adj, len(incumbent))
+    if _colour_bound(adj, incumbent, rounds=0, seed=0, core=(rest, universal)) > len(incumbent):
+        return None
     nodes = universal.tolist() if not rest.size and len(universal) > len(incumbent) else incumbent
     verify(adj, nodes)
     return Certified(sorted(nodes), max(len(nodes), min(len(adj), 1)), True, "COLOURING",
