@@ -1,4 +1,4 @@
-"""Stage 6: cliques in the IIA graphs (THESIS.md §4).
+"""Stage 6: cliques in the IIA graphs.
 
 The thesis's script name, kept as a thin entry point: the code is
 ``dasgraph.scripts.analyse_graphs`` (also installed as the console script ``analyse_graphs``);

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dasgraph import tasks
+from conftest import THESIS_PT, needs_thesis_pt
+from dasgraph import reference, tasks
 from dasgraph.analysis import combine
 from dasgraph.stages import graph_files
 from dasgraph import paths
@@ -132,10 +133,7 @@ def test_thesis_growth_skips_what_a_prefix_stops_at():
     assert prefix.cells == []
 
 
-THESIS_GRAPHS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "thesis_graphs"
-
-
-@pytest.mark.skipif(not THESIS_GRAPHS.is_dir(), reason="../shared/reference/thesis_graphs absent")
+@needs_thesis_pt
 def test_thesis_growth_reproduces_figure_2_on_the_thesis_graphs():
     import torch
 
@@ -143,11 +141,11 @@ def test_thesis_growth_reproduces_figure_2_on_the_thesis_graphs():
               "X+(Y)+Z": "Y", "X+Y+(Z)": "Z"}
     gs = {}
     for label, cm in labels.items():
-        g = torch.load(THESIS_GRAPHS / f"{label}_graph_256_7.pt", map_location="cpu",
+        g = torch.load(THESIS_PT / f"{label}_graph_256_7.pt", map_location="cpu",
                        weights_only=True).numpy().copy()
         np.fill_diagonal(g, 0)
         gs[cm] = g
-    published = pd.read_csv(THESIS_GRAPHS.parent / "published_strength_layer7_k256.csv")
+    published = reference.strength()
     combiner = combine.Combiner(gs)
     diffs = []
     for _, row in published.iterrows():

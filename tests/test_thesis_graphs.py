@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,9 +14,9 @@ import torch
 import combine_causal_models
 import import_graphs
 from dasgraph.analysis import combine, graphs, thesis_graphs
+from conftest import THESIS_PT, needs_thesis_pt
 from dasgraph import paths
 
-THESIS_GRAPHS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "thesis_graphs"
 N = 1000
 
 
@@ -54,10 +53,10 @@ def test_import_skips_finished_graphs_and_redoes_damaged_ones(tmp_path, capsys):
     assert graphs.load_graph(tmp_path, "X", 8, 256).shape == (N, N)
 
 
-@pytest.mark.skipif(not THESIS_GRAPHS.is_dir(), reason="../shared/reference/thesis_graphs absent")
+@needs_thesis_pt
 def test_packaged_copy_equals_the_published_pt_files_exactly():
     packaged = {g.label: g for g in thesis_graphs.read_packaged()}
-    files = sorted(THESIS_GRAPHS.glob("*.pt"))
+    files = sorted(THESIS_PT.glob("*.pt"))
     assert len(files) == len(packaged) == 7
     for path in files:
         tensor = torch.load(path, map_location="cpu", weights_only=True)
@@ -81,9 +80,9 @@ def test_combination_on_the_imported_graphs_reproduces_figure_2(imported):
     assert any("(the same graphs)" in label for label in labels), labels
 
 
-@pytest.mark.skipif(not THESIS_GRAPHS.is_dir(), reason="../shared/reference/thesis_graphs absent")
+@needs_thesis_pt
 def test_import_from_the_thesis_folder_gives_the_packaged_graphs(tmp_path, imported):
-    assert import_graphs.main(["--thesis_graphs", str(THESIS_GRAPHS),
+    assert import_graphs.main(["--thesis_graphs", str(THESIS_PT),
                                "--results_path", str(tmp_path)]) == 0
     for cm, layer, k in graphs.find_graphs(imported):
         assert np.array_equal(graphs.load_graph(tmp_path, cm, layer, k),

@@ -12,7 +12,7 @@ reported. ``find`` certifies what a finder returns (``certify``): every clique i
 the largest gets an upper bound on the graph's largest clique and ``optimal`` (proved or not).
 The seventh finder, ``CPSAT``, is OR-Tools CP-SAT with its own bound (``clique_solver``).
 
-Speed (THESIS §8.5: the original heuristics took > 15 min per graph). networkx's
+Speed (the thesis reports its original heuristics took over 15 minutes per graph). networkx's
 ``approximation.max_clique`` takes ~40 s for *one* clique on a 1000-node graph of density 0.7
 (it copies a subgraph at every recursion step) and ``RemovalHeuristic`` needs dozens, so the
 Boppana–Halldórsson finders run networkx's algorithm — ``clique_removal`` on the complement,
