@@ -50,6 +50,23 @@ def _seeded():
 
 
 @pytest.fixture(scope="session")
+def default_network(tmp_path_factory):
+    """The embedded default network, trained once per session by train_gpt2.main (the slow
+    tests' known answer: X+Y planted at layer 2). Never written into: use copy_results."""
+    import train_gpt2
+
+    root = tmp_path_factory.mktemp("default_network")
+    assert train_gpt2.main(["--results_path", str(root), "--device", "cpu"]) == 0
+    return root
+
+
+def copy_results(source: Path, target: Path) -> Path:
+    """A results folder of its own, holding a copy of ``source`` (its network and records)."""
+    shutil.copytree(source, target)
+    return target
+
+
+@pytest.fixture(scope="session")
 def tiny_results(tmp_path_factory):
     """A results folder holding a tiny (under-trained) GPT-2 trained through train_gpt2.main."""
     import train_gpt2

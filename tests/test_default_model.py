@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-import train_gpt2
+from conftest import copy_results
 from dasgraph.causal import models as causal_models
 from dasgraph.interventions import das
 from dasgraph import paths
@@ -17,10 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def default_model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("default")
-    assert train_gpt2.main(["--results_path", str(root), "--device", "cpu"]) == 0
-    return root
+def default_model(tmp_path_factory, default_network):
+    return copy_results(default_network, tmp_path_factory.mktemp("default") / "results")
 
 
 def test_default_model_reaches_the_accuracy_targets(default_model):

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import train_gpt2
+from conftest import copy_results
 from dasgraph import paths, tasks
 from dasgraph.causal import models as causal_models
 from dasgraph.interventions import das, regions
@@ -32,8 +33,9 @@ def train(root, *flags):
 
 
 @pytest.fixture(scope="module")
-def default(tmp_path_factory):
-    return train(tmp_path_factory.mktemp("default"))
+def default(tmp_path_factory, default_network):
+    root = copy_results(default_network, tmp_path_factory.mktemp("default") / "results")
+    return root, load_subject(str(paths.gpt2_dir(root)))
 
 
 @pytest.fixture(scope="module")
